@@ -1,0 +1,200 @@
+//! The tpm-byok files (BRIEF §4): CBOR maps with text keys, versioned.
+//! TPM structures are kept as their TPM wire bytes, as tpm2-tools writes them.
+
+use crate::error::FormatError;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use std::collections::BTreeMap;
+
+pub const VERSION: u64 = 1;
+pub const EVIDENCE_TYPE: &str = "tpm-byok/evidence";
+pub const TRANSFER_TYPE: &str = "tpm-byok/transfer";
+pub const RECEIPT_TYPE: &str = "tpm-byok/receipt";
+
+/// A signed TPM attestation: TPMS_ATTEST bytes and the TPMT_SIGNATURE over them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Signed {
+    pub attest: ByteBuf,
+    pub signature: ByteBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TpmInfo {
+    /// TPM_PT_MANUFACTURER as four ASCII characters (e.g. "IBM").
+    pub manufacturer: String,
+    /// TPM_PT_VENDOR_STRING_1..4.
+    pub vendor: String,
+    /// TPM_PT_FIRMWARE_VERSION_1 << 32 | _2.
+    pub firmware: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EkEvidence {
+    /// TPM2B_PUBLIC.
+    pub public: ByteBuf,
+    /// DER X.509 EK certificate from NV.
+    pub certificate: ByteBuf,
+    /// Further certificates (DER) found on the TPM, if any.
+    pub chain: Vec<ByteBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PublicOnly {
+    /// TPM2B_PUBLIC.
+    pub public: ByteBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KekEvidence {
+    /// TPM2B_PUBLIC.
+    pub public: ByteBuf,
+    /// TPM2_Certify of the KEK by the AK, qualifyingData = nonce.
+    pub certify: Signed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QuoteEvidence {
+    pub attest: ByteBuf,
+    pub signature: ByteBuf,
+    /// Bank name ("sha256") → PCR index → value.
+    pub pcrs: BTreeMap<String, BTreeMap<u32, ByteBuf>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Evidence {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u64,
+    pub world: String,
+    pub nonce: ByteBuf,
+    pub tpm: TpmInfo,
+    pub ek: EkEvidence,
+    pub ak: PublicOnly,
+    pub kek: KekEvidence,
+    pub quote: QuoteEvidence,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CredentialBlob {
+    /// TPM2B_ID_OBJECT.
+    pub id_object: ByteBuf,
+    /// TPM2B_ENCRYPTED_SECRET.
+    pub encrypted_secret: ByteBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ObjectBlob {
+    /// TPM2B_PUBLIC of the key, written by the verifier.
+    pub public: ByteBuf,
+    /// TPM2B_PRIVATE duplication blob.
+    pub duplicate: ByteBuf,
+    /// TPM2B_ENCRYPTED_SECRET outer-wrapper seed.
+    pub seed: ByteBuf,
+    /// Inner wrapper algorithm: "aes128cfb".
+    pub inner: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub alg: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TransferPackage {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u64,
+    pub world: String,
+    pub kek_name: ByteBuf,
+    pub ak_name: ByteBuf,
+    pub credential: CredentialBlob,
+    pub object: ObjectBlob,
+    pub key: KeyInfo,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Receipt {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u64,
+    pub world: String,
+    pub nonce: ByteBuf,
+    pub ak: PublicOnly,
+    pub key: PublicOnly,
+    pub certify: Signed,
+}
+
+/// A versioned CBOR document of the project.
+pub trait Document: Serialize + DeserializeOwned {
+    const TYPE: &'static str;
+
+    fn to_cbor(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Serialising our own plain structs into a Vec cannot fail.
+        if let Err(e) = ciborium::into_writer(self, &mut out) {
+            unreachable!("CBOR encoding of {} failed: {e}", Self::TYPE);
+        }
+        out
+    }
+
+    /// Decode, refusing other document types and unknown versions before
+    /// looking at any other field.
+    fn from_cbor(bytes: &[u8]) -> Result<Self, FormatError> {
+        let value: ciborium::Value = ciborium::from_reader(bytes).map_err(|e| FormatError::Cbor(e.to_string()))?;
+        let map = value
+            .as_map()
+            .ok_or_else(|| FormatError::Cbor("top level is not a map".into()))?;
+        let field = |k: &str| map.iter().find(|(key, _)| key.as_text() == Some(k)).map(|(_, v)| v);
+        let kind = field("type")
+            .and_then(|v| v.as_text())
+            .ok_or_else(|| FormatError::Cbor("missing text field \"type\"".into()))?;
+        if kind != Self::TYPE {
+            return Err(FormatError::WrongType {
+                expected: Self::TYPE,
+                found: kind.to_string(),
+            });
+        }
+        let version = field("version")
+            .and_then(|v| v.as_integer())
+            .and_then(|i| u64::try_from(i).ok())
+            .ok_or_else(|| FormatError::Cbor("missing unsigned field \"version\"".into()))?;
+        if version != VERSION {
+            return Err(FormatError::UnsupportedVersion {
+                kind: Self::TYPE,
+                found: version,
+                supported: VERSION,
+            });
+        }
+        let mut reread = std::io::Cursor::new(bytes);
+        let doc: Self = ciborium::from_reader(&mut reread).map_err(|e| FormatError::Cbor(e.to_string()))?;
+        if (reread.position() as usize) != bytes.len() {
+            return Err(FormatError::Cbor("trailing bytes after the CBOR document".into()));
+        }
+        Ok(doc)
+    }
+}
+
+impl Document for Evidence {
+    const TYPE: &'static str = EVIDENCE_TYPE;
+}
+impl Document for TransferPackage {
+    const TYPE: &'static str = TRANSFER_TYPE;
+}
+impl Document for Receipt {
+    const TYPE: &'static str = RECEIPT_TYPE;
+}
+
+/// The type field of any of our documents, for `inspect`.
+pub fn document_type(bytes: &[u8]) -> Option<String> {
+    let value: ciborium::Value = ciborium::from_reader(bytes).ok()?;
+    value
+        .as_map()?
+        .iter()
+        .find(|(k, _)| k.as_text() == Some("type"))
+        .and_then(|(_, v)| v.as_text().map(str::to_string))
+}

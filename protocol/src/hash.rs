@@ -1,0 +1,107 @@
+//! TPM hash algorithms (TPMI_ALG_HASH) and the digests computed with them.
+
+use crate::tpm::alg;
+use sha2::Digest as _;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HashAlg {
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl HashAlg {
+    pub fn from_tpm(id: u16) -> Option<HashAlg> {
+        match id {
+            alg::SHA1 => Some(HashAlg::Sha1),
+            alg::SHA256 => Some(HashAlg::Sha256),
+            alg::SHA384 => Some(HashAlg::Sha384),
+            alg::SHA512 => Some(HashAlg::Sha512),
+            _ => None,
+        }
+    }
+
+    pub fn tpm_id(self) -> u16 {
+        match self {
+            HashAlg::Sha1 => alg::SHA1,
+            HashAlg::Sha256 => alg::SHA256,
+            HashAlg::Sha384 => alg::SHA384,
+            HashAlg::Sha512 => alg::SHA512,
+        }
+    }
+
+    pub fn size(self) -> usize {
+        match self {
+            HashAlg::Sha1 => 20,
+            HashAlg::Sha256 => 32,
+            HashAlg::Sha384 => 48,
+            HashAlg::Sha512 => 64,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HashAlg::Sha1 => "sha1",
+            HashAlg::Sha256 => "sha256",
+            HashAlg::Sha384 => "sha384",
+            HashAlg::Sha512 => "sha512",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<HashAlg> {
+        match s {
+            "sha1" => Some(HashAlg::Sha1),
+            "sha256" => Some(HashAlg::Sha256),
+            "sha384" => Some(HashAlg::Sha384),
+            "sha512" => Some(HashAlg::Sha512),
+            _ => None,
+        }
+    }
+
+    /// Hash the concatenation of `parts`.
+    pub fn digest(self, parts: &[&[u8]]) -> Vec<u8> {
+        fn run<D: sha2::Digest>(parts: &[&[u8]]) -> Vec<u8> {
+            let mut h = D::new();
+            for p in parts {
+                h.update(p);
+            }
+            h.finalize().to_vec()
+        }
+        match self {
+            HashAlg::Sha1 => run::<sha1::Sha1>(parts),
+            HashAlg::Sha256 => run::<sha2::Sha256>(parts),
+            HashAlg::Sha384 => run::<sha2::Sha384>(parts),
+            HashAlg::Sha512 => run::<sha2::Sha512>(parts),
+        }
+    }
+
+    /// HMAC over the concatenation of `parts`.
+    pub fn hmac(self, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+        use hmac::{Hmac, Mac};
+        macro_rules! run {
+            ($d:ty) => {{
+                // HMAC accepts keys of any length; new_from_slice cannot fail.
+                let mut m = match <Hmac<$d> as Mac>::new_from_slice(key) {
+                    Ok(m) => m,
+                    Err(_) => unreachable!("HMAC takes any key length"),
+                };
+                for p in parts {
+                    m.update(p);
+                }
+                m.finalize().into_bytes().to_vec()
+            }};
+        }
+        match self {
+            HashAlg::Sha1 => run!(sha1::Sha1),
+            HashAlg::Sha256 => run!(sha2::Sha256),
+            HashAlg::Sha384 => run!(sha2::Sha384),
+            HashAlg::Sha512 => run!(sha2::Sha512),
+        }
+    }
+}
+
+/// SHA-256 of one buffer (used for nonces and world bindings).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    sha2::Sha256::digest(data).into()
+}

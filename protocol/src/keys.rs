@@ -1,0 +1,308 @@
+//! Target keys: reading PEM/DER key files, generating keys, and turning a key
+//! into the TPM public and sensitive areas that a transfer package carries.
+
+use crate::error::KeyError;
+use crate::public::{PublicId, PublicParams, Scheme, SymDef, TpmtPublic};
+use crate::signature::sec1_point;
+use crate::tpm::{alg, attr, curve};
+use crate::wire::Writer;
+use pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+use zeroize::Zeroizing;
+
+/// Key algorithms that can be generated, wrapped and imported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlg {
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+    P256,
+    P384,
+}
+
+impl KeyAlg {
+    pub const ALL: [KeyAlg; 5] = [KeyAlg::Rsa2048, KeyAlg::Rsa3072, KeyAlg::Rsa4096, KeyAlg::P256, KeyAlg::P384];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyAlg::Rsa2048 => "rsa2048",
+            KeyAlg::Rsa3072 => "rsa3072",
+            KeyAlg::Rsa4096 => "rsa4096",
+            KeyAlg::P256 => "p256",
+            KeyAlg::P384 => "p384",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<KeyAlg> {
+        KeyAlg::ALL.into_iter().find(|a| a.name() == s)
+    }
+}
+
+/// A private key to be wrapped. The RSA and EC key types zeroize on drop.
+pub enum TargetKey {
+    Rsa(rsa::RsaPrivateKey),
+    P256(p256::SecretKey),
+    P384(p384::SecretKey),
+}
+
+/// The attributes every transferred key gets: usable with its (empty) auth
+/// value for sign and decrypt, no dictionary-attack lockout for that empty
+/// auth; fixedTPM/fixedParent clear because TPM2_Import requires it; and
+/// adminWithPolicy clear with an empty authPolicy, so the DUP role (which
+/// always needs a policy session) can never be satisfied: TPM2_Duplicate
+/// refuses the key forever.
+pub const IMPORTED_KEY_ATTRIBUTES: u32 = attr::USER_WITH_AUTH | attr::SIGN | attr::DECRYPT | attr::NO_DA;
+
+impl TargetKey {
+    /// Read a private key from PEM or DER: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub fn from_bytes(bytes: &[u8]) -> Result<TargetKey, KeyError> {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            if text.contains("-----BEGIN") {
+                return Self::from_pem(text);
+            }
+        }
+        Self::from_der(bytes)
+    }
+
+    fn from_pem(text: &str) -> Result<TargetKey, KeyError> {
+        use pkcs1::DecodeRsaPrivateKey;
+        let text = text.trim_start();
+        if text.starts_with("-----BEGIN PRIVATE KEY-----") {
+            if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_pem(text) {
+                return TargetKey::rsa(k);
+            }
+            if let Ok(k) = p256::SecretKey::from_pkcs8_pem(text) {
+                return Ok(TargetKey::P256(k));
+            }
+            if let Ok(k) = p384::SecretKey::from_pkcs8_pem(text) {
+                return Ok(TargetKey::P384(k));
+            }
+            return Err(KeyError::Unsupported(
+                "PKCS#8 key is not RSA, P-256 or P-384 (or is malformed)".into(),
+            ));
+        }
+        if text.starts_with("-----BEGIN RSA PRIVATE KEY-----") {
+            return rsa::RsaPrivateKey::from_pkcs1_pem(text)
+                .map_err(|e| KeyError::Unrecognised(format!("PKCS#1: {e}")))
+                .and_then(TargetKey::rsa);
+        }
+        if text.starts_with("-----BEGIN EC PRIVATE KEY-----") {
+            if let Ok(k) = p256::SecretKey::from_sec1_pem(text) {
+                return Ok(TargetKey::P256(k));
+            }
+            if let Ok(k) = p384::SecretKey::from_sec1_pem(text) {
+                return Ok(TargetKey::P384(k));
+            }
+            return Err(KeyError::Unsupported(
+                "SEC1 key is not on P-256 or P-384 (or is malformed)".into(),
+            ));
+        }
+        if text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+            return Err(KeyError::Unsupported(
+                "encrypted PKCS#8 is not read; decrypt it with `openssl pkcs8` on the offline workstation".into(),
+            ));
+        }
+        Err(KeyError::Unrecognised("PEM block is not a private key".into()))
+    }
+
+    fn from_der(der: &[u8]) -> Result<TargetKey, KeyError> {
+        use pkcs1::DecodeRsaPrivateKey;
+        if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_der(der) {
+            return TargetKey::rsa(k);
+        }
+        if let Ok(k) = p256::SecretKey::from_pkcs8_der(der) {
+            return Ok(TargetKey::P256(k));
+        }
+        if let Ok(k) = p384::SecretKey::from_pkcs8_der(der) {
+            return Ok(TargetKey::P384(k));
+        }
+        if let Ok(k) = rsa::RsaPrivateKey::from_pkcs1_der(der) {
+            return TargetKey::rsa(k);
+        }
+        if let Ok(k) = p256::SecretKey::from_sec1_der(der) {
+            return Ok(TargetKey::P256(k));
+        }
+        if let Ok(k) = p384::SecretKey::from_sec1_der(der) {
+            return Ok(TargetKey::P384(k));
+        }
+        Err(KeyError::Unrecognised("DER is not a supported private key".into()))
+    }
+
+    fn rsa(k: rsa::RsaPrivateKey) -> Result<TargetKey, KeyError> {
+        let bits = k.size() * 8;
+        if !matches!(bits, 2048 | 3072 | 4096) {
+            return Err(KeyError::Unsupported(format!("RSA-{bits}: only 2048, 3072 and 4096 bits are imported")));
+        }
+        if k.e() != &rsa::BigUint::from(65537u32) {
+            return Err(KeyError::Unsupported("RSA public exponent other than 65537".into()));
+        }
+        if k.primes().len() != 2 {
+            return Err(KeyError::Unsupported("multi-prime RSA".into()));
+        }
+        k.validate().map_err(|e| KeyError::Unsupported(format!("invalid RSA key: {e}")))?;
+        Ok(TargetKey::Rsa(k))
+    }
+
+    pub fn generate(alg: KeyAlg) -> Result<TargetKey, KeyError> {
+        let mut rng = rand::rngs::OsRng;
+        let bits = match alg {
+            KeyAlg::Rsa2048 => 2048,
+            KeyAlg::Rsa3072 => 3072,
+            KeyAlg::Rsa4096 => 4096,
+            KeyAlg::P256 => return Ok(TargetKey::P256(p256::SecretKey::random(&mut rng))),
+            KeyAlg::P384 => return Ok(TargetKey::P384(p384::SecretKey::random(&mut rng))),
+        };
+        rsa::RsaPrivateKey::new(&mut rng, bits)
+            .map(TargetKey::Rsa)
+            .map_err(|e| KeyError::Unsupported(e.to_string()))
+    }
+
+    pub fn alg(&self) -> KeyAlg {
+        match self {
+            TargetKey::Rsa(k) => match k.size() {
+                256 => KeyAlg::Rsa2048,
+                384 => KeyAlg::Rsa3072,
+                _ => KeyAlg::Rsa4096,
+            },
+            TargetKey::P256(_) => KeyAlg::P256,
+            TargetKey::P384(_) => KeyAlg::P384,
+        }
+    }
+
+    /// PKCS#8 PEM of the private key (for `keygen`).
+    pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, KeyError> {
+        let r = match self {
+            TargetKey::Rsa(k) => k.to_pkcs8_pem(pkcs8::LineEnding::LF),
+            TargetKey::P256(k) => k.to_pkcs8_pem(pkcs8::LineEnding::LF),
+            TargetKey::P384(k) => k.to_pkcs8_pem(pkcs8::LineEnding::LF),
+        };
+        r.map(|s| Zeroizing::new(s.to_string())).map_err(|e| KeyError::Unsupported(e.to_string()))
+    }
+
+    /// The TPMT_PUBLIC the key is imported with (see [`IMPORTED_KEY_ATTRIBUTES`]).
+    pub fn tpm_public(&self) -> TpmtPublic {
+        let (params, unique, object_type) = match self {
+            TargetKey::Rsa(k) => (
+                PublicParams::Rsa {
+                    symmetric: SymDef::NULL,
+                    scheme: Scheme::NULL,
+                    key_bits: (k.size() * 8) as u16,
+                    exponent: 0,
+                },
+                PublicId::Rsa(k.n().to_bytes_be()),
+                alg::RSA,
+            ),
+            TargetKey::P256(k) => {
+                let p = k.public_key();
+                let point = p256::EncodedPoint::from(p);
+                ecc_parts(curve::NIST_P256, point.as_bytes())
+            }
+            TargetKey::P384(k) => {
+                let p = k.public_key();
+                let point = p384::EncodedPoint::from(p);
+                ecc_parts(curve::NIST_P384, point.as_bytes())
+            }
+        };
+        TpmtPublic::build(object_type, alg::SHA256, IMPORTED_KEY_ATTRIBUTES, Vec::new(), params, unique)
+    }
+
+    /// The marshalled TPMT_SENSITIVE: type, empty authValue, empty seedValue
+    /// (unused for asymmetric keys), and the private part the TPM needs (one RSA
+    /// prime, padded to half the modulus; or the EC scalar, padded to the field size).
+    pub fn tpm_sensitive(&self) -> Zeroizing<Vec<u8>> {
+        let (sensitive_type, secret): (u16, Zeroizing<Vec<u8>>) = match self {
+            TargetKey::Rsa(k) => {
+                let half = k.size() / 2;
+                let p = Zeroizing::new(k.primes()[0].to_bytes_be());
+                let mut padded = Zeroizing::new(vec![0u8; half.saturating_sub(p.len())]);
+                padded.extend_from_slice(&p);
+                (alg::RSA, padded)
+            }
+            TargetKey::P256(k) => (alg::ECC, Zeroizing::new(k.to_bytes().to_vec())),
+            TargetKey::P384(k) => (alg::ECC, Zeroizing::new(k.to_bytes().to_vec())),
+        };
+        let mut w = Writer::new();
+        w.u16(sensitive_type).tpm2b(&[]).tpm2b(&[]).tpm2b(&secret);
+        Zeroizing::new(w.into_vec())
+    }
+
+    /// SubjectPublicKeyInfo PEM of the public key.
+    pub fn public_key_pem(&self) -> Result<String, KeyError> {
+        public_key_pem(&self.tpm_public())
+    }
+}
+
+fn ecc_parts(curve_id: u16, sec1: &[u8]) -> (PublicParams, PublicId, u16) {
+    let len = (sec1.len() - 1) / 2;
+    (
+        PublicParams::Ecc {
+            symmetric: SymDef::NULL,
+            scheme: Scheme::NULL,
+            curve: curve_id,
+            kdf: Scheme::NULL,
+        },
+        PublicId::Ecc {
+            x: sec1[1..1 + len].to_vec(),
+            y: sec1[1 + len..].to_vec(),
+        },
+        alg::ECC,
+    )
+}
+
+/// SubjectPublicKeyInfo DER of the key in a TPM public area (RSA, P-256, P-384).
+pub fn public_key_der(public: &TpmtPublic) -> Result<Vec<u8>, KeyError> {
+    let err = |e: &dyn std::fmt::Display| KeyError::Unsupported(e.to_string());
+    match (&public.params, &public.unique) {
+        (PublicParams::Rsa { exponent, .. }, PublicId::Rsa(n)) => {
+            let pk = crate::signature::rsa_public(n, *exponent).map_err(|e| err(&e))?;
+            Ok(pk.to_public_key_der().map_err(|e| err(&e))?.into_vec())
+        }
+        (PublicParams::Ecc { curve: c, .. }, PublicId::Ecc { x, y }) => {
+            let point = sec1_point(*c, x, y).ok_or_else(|| KeyError::Unsupported(public.describe_key()))?;
+            let der = match *c {
+                curve::NIST_P256 => p256::PublicKey::from_sec1_bytes(&point)
+                    .map_err(|e| err(&e))?
+                    .to_public_key_der(),
+                _ => p384::PublicKey::from_sec1_bytes(&point)
+                    .map_err(|e| err(&e))?
+                    .to_public_key_der(),
+            };
+            Ok(der.map_err(|e| err(&e))?.into_vec())
+        }
+        _ => Err(KeyError::Unsupported(format!("{} has no SubjectPublicKeyInfo form", public.describe_key()))),
+    }
+}
+
+/// SubjectPublicKeyInfo PEM of the key in a TPM public area.
+pub fn public_key_pem(public: &TpmtPublic) -> Result<String, KeyError> {
+    let der = public_key_der(public)?;
+    let doc = spki::Document::try_from(der).map_err(|e| KeyError::Unsupported(e.to_string()))?;
+    doc.to_pem("PUBLIC KEY", pkcs8::LineEnding::LF)
+        .map_err(|e| KeyError::Unsupported(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p256_pem_roundtrip_and_public_area() {
+        let k = TargetKey::generate(KeyAlg::P256).unwrap();
+        let pem = k.to_pkcs8_pem().unwrap();
+        let k2 = TargetKey::from_bytes(pem.as_bytes()).unwrap();
+        assert_eq!(k.tpm_public(), k2.tpm_public());
+        let p = k.tpm_public();
+        assert!(!p.has(attr::FIXED_TPM));
+        assert!(!p.has(attr::ADMIN_WITH_POLICY));
+        assert!(p.auth_policy.is_empty());
+        let sens = k.tpm_sensitive();
+        // type + 2 empty TPM2Bs + TPM2B(32-byte scalar)
+        assert_eq!(sens.len(), 2 + 2 + 2 + 2 + 32);
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        assert!(TargetKey::from_bytes(b"not a key").is_err());
+        assert!(TargetKey::from_bytes(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+    }
+}

@@ -1,0 +1,26 @@
+//! tpm-byok shared library: the file formats, strict parsing of TPM wire
+//! structures, object names, KDFa, and the software side of TPM crypto
+//! (MakeCredential and duplication blobs). Pure Rust: no TPM library.
+#![forbid(unsafe_code)]
+
+pub mod attest;
+pub mod credential;
+pub mod duplicate;
+pub mod error;
+pub mod formats;
+pub mod hash;
+pub mod kdf;
+pub mod keys;
+pub mod public;
+pub mod signature;
+pub mod tpm;
+pub mod wire;
+pub mod world;
+
+pub use attest::TpmsAttest;
+pub use hash::HashAlg;
+pub use public::TpmtPublic;
+pub use signature::TpmtSignature;
+
+/// Software version, for the `agent` field and `generator` strings.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

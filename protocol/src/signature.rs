@@ -1,0 +1,171 @@
+//! TPMT_SIGNATURE parsing and verification of TPM signatures with a TPM public area.
+
+use crate::error::WireError;
+use crate::hash::HashAlg;
+use crate::public::{PublicId, PublicParams, TpmtPublic};
+use crate::tpm::{alg, curve};
+use crate::wire::Reader;
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TpmtSignature {
+    RsaSsa { hash: u16, sig: Vec<u8> },
+    RsaPss { hash: u16, sig: Vec<u8> },
+    Ecdsa { hash: u16, r: Vec<u8>, s: Vec<u8> },
+}
+
+impl TpmtSignature {
+    pub fn parse(bytes: &[u8]) -> Result<TpmtSignature, WireError> {
+        let mut r = Reader::new("TPMT_SIGNATURE", bytes);
+        let sig_alg = r.u16("sigAlg")?;
+        let out = match sig_alg {
+            alg::RSASSA | alg::RSAPSS => {
+                let hash = r.u16("signature.hash")?;
+                let sig = r.tpm2b("signature.sig", 512)?.to_vec();
+                if sig_alg == alg::RSASSA {
+                    TpmtSignature::RsaSsa { hash, sig }
+                } else {
+                    TpmtSignature::RsaPss { hash, sig }
+                }
+            }
+            alg::ECDSA => {
+                let hash = r.u16("signature.hash")?;
+                let rr = r.tpm2b("signature.signatureR", 66)?.to_vec();
+                let s = r.tpm2b("signature.signatureS", 66)?.to_vec();
+                TpmtSignature::Ecdsa { hash, r: rr, s }
+            }
+            other => return Err(r.bad("sigAlg", other.into())),
+        };
+        r.finish()?;
+        Ok(out)
+    }
+
+    pub fn hash_id(&self) -> u16 {
+        match self {
+            TpmtSignature::RsaSsa { hash, .. }
+            | TpmtSignature::RsaPss { hash, .. }
+            | TpmtSignature::Ecdsa { hash, .. } => *hash,
+        }
+    }
+
+    pub fn scheme_name(&self) -> &'static str {
+        match self {
+            TpmtSignature::RsaSsa { .. } => "RSASSA-PKCS1-v1_5",
+            TpmtSignature::RsaPss { .. } => "RSASSA-PSS",
+            TpmtSignature::Ecdsa { .. } => "ECDSA",
+        }
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SignatureError {
+    #[error("signature hash {0:#06x} is not a supported hash")]
+    UnknownHash(u16),
+    #[error("{scheme} signature does not fit a {key} key")]
+    SchemeKeyMismatch { scheme: &'static str, key: String },
+    #[error("the signing key's public area is unusable: {0}")]
+    BadKey(String),
+    #[error("signature does not verify")]
+    Invalid,
+}
+
+/// Verify `sig` over `message` with the public key in `key`. Returns the
+/// hash algorithm the signature used (the caller decides whether it is allowed).
+pub fn verify(key: &TpmtPublic, message: &[u8], sig: &TpmtSignature) -> Result<HashAlg, SignatureError> {
+    let hash = HashAlg::from_tpm(sig.hash_id()).ok_or(SignatureError::UnknownHash(sig.hash_id()))?;
+    let digest = hash.digest(&[message]);
+    match (sig, &key.params, &key.unique) {
+        (TpmtSignature::RsaSsa { sig, .. }, PublicParams::Rsa { exponent, .. }, PublicId::Rsa(n)) => {
+            let pk = rsa_public(n, *exponent)?;
+            let scheme = match hash {
+                HashAlg::Sha1 => rsa::Pkcs1v15Sign::new::<sha1::Sha1>(),
+                HashAlg::Sha256 => rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+                HashAlg::Sha384 => rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
+                HashAlg::Sha512 => rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
+            };
+            pk.verify(scheme, &digest, sig).map_err(|_| SignatureError::Invalid)?;
+        }
+        (TpmtSignature::RsaPss { sig, .. }, PublicParams::Rsa { exponent, .. }, PublicId::Rsa(n)) => {
+            let pk = rsa_public(n, *exponent)?;
+            // TPMs sign PSS with a salt as long as the digest.
+            let salt = hash.size();
+            let scheme = match hash {
+                HashAlg::Sha1 => rsa::Pss::new_with_salt::<sha1::Sha1>(salt),
+                HashAlg::Sha256 => rsa::Pss::new_with_salt::<sha2::Sha256>(salt),
+                HashAlg::Sha384 => rsa::Pss::new_with_salt::<sha2::Sha384>(salt),
+                HashAlg::Sha512 => rsa::Pss::new_with_salt::<sha2::Sha512>(salt),
+            };
+            pk.verify(scheme, &digest, sig).map_err(|_| SignatureError::Invalid)?;
+        }
+        (TpmtSignature::Ecdsa { r, s, .. }, PublicParams::Ecc { curve: c, .. }, PublicId::Ecc { x, y }) => {
+            verify_ecdsa(*c, x, y, r, s, &digest)?;
+        }
+        _ => {
+            return Err(SignatureError::SchemeKeyMismatch {
+                scheme: sig.scheme_name(),
+                key: key.describe_key(),
+            })
+        }
+    }
+    Ok(hash)
+}
+
+pub fn rsa_public(n: &[u8], exponent: u32) -> Result<rsa::RsaPublicKey, SignatureError> {
+    let e = if exponent == 0 { 65537 } else { exponent };
+    rsa::RsaPublicKey::new(
+        rsa::BigUint::from_bytes_be(n),
+        rsa::BigUint::from(e),
+    )
+    .map_err(|e| SignatureError::BadKey(e.to_string()))
+}
+
+fn pad(v: &[u8], len: usize) -> Option<Vec<u8>> {
+    if v.len() > len {
+        return None;
+    }
+    let mut out = vec![0u8; len - v.len()];
+    out.extend_from_slice(v);
+    Some(out)
+}
+
+/// SEC1 uncompressed point from TPM coordinates, padded to the field size.
+pub fn sec1_point(curve_id: u16, x: &[u8], y: &[u8]) -> Option<Vec<u8>> {
+    let len = match curve_id {
+        curve::NIST_P256 => 32,
+        curve::NIST_P384 => 48,
+        _ => return None,
+    };
+    let mut out = vec![0x04];
+    out.extend(pad(x, len)?);
+    out.extend(pad(y, len)?);
+    Some(out)
+}
+
+fn verify_ecdsa(curve_id: u16, x: &[u8], y: &[u8], r: &[u8], s: &[u8], digest: &[u8]) -> Result<(), SignatureError> {
+    use ecdsa::signature::hazmat::PrehashVerifier;
+    let point = sec1_point(curve_id, x, y).ok_or_else(|| SignatureError::BadKey(format!("curve {curve_id:#06x}")))?;
+    let bad = |e: ecdsa::Error| SignatureError::BadKey(e.to_string());
+    match curve_id {
+        curve::NIST_P256 => {
+            let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(bad)?;
+            let (r, s) = (pad(r, 32).ok_or(SignatureError::Invalid)?, pad(s, 32).ok_or(SignatureError::Invalid)?);
+            let sig = p256::ecdsa::Signature::from_scalars(
+                *p256::FieldBytes::from_slice(&r),
+                *p256::FieldBytes::from_slice(&s),
+            )
+            .map_err(|_| SignatureError::Invalid)?;
+            vk.verify_prehash(digest, &sig).map_err(|_| SignatureError::Invalid)
+        }
+        curve::NIST_P384 => {
+            let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(bad)?;
+            let (r, s) = (pad(r, 48).ok_or(SignatureError::Invalid)?, pad(s, 48).ok_or(SignatureError::Invalid)?);
+            let sig = p384::ecdsa::Signature::from_scalars(
+                *p384::FieldBytes::from_slice(&r),
+                *p384::FieldBytes::from_slice(&s),
+            )
+            .map_err(|_| SignatureError::Invalid)?;
+            vk.verify_prehash(digest, &sig).map_err(|_| SignatureError::Invalid)
+        }
+        _ => Err(SignatureError::BadKey(format!("curve {curve_id:#06x}"))),
+    }
+}

@@ -1,0 +1,29 @@
+//! Binding a world to its KEK.
+//!
+//! The KEK's authPolicy holds `SHA-256("tpm-byok/world\0" || world)`. The
+//! authPolicy is part of the public area, so the world id is covered by the
+//! KEK's Name and therefore by the TPM-signed TPM2_Certify: the verifier can
+//! check which world a KEK belongs to from signed bytes alone, and every world
+//! gets a distinct primary key (the template differs). The digest is not the
+//! result of any policy-command chain (reaching it would need a SHA-256
+//! preimage), so no policy session can ever satisfy it; the KEK is used through
+//! its (empty) auth value, with userWithAuth set and adminWithPolicy clear.
+
+use crate::hash::sha256;
+
+pub const WORLD_POLICY_LABEL: &[u8] = b"tpm-byok/world\0";
+
+pub fn world_policy(world: &str) -> [u8; 32] {
+    let mut data = WORLD_POLICY_LABEL.to_vec();
+    data.extend_from_slice(world.as_bytes());
+    sha256(&data)
+}
+
+/// World ids and key names: 1–64 of `[A-Za-z0-9._-]`, not starting with a dot,
+/// so they are safe as file names on every platform.
+pub fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('.')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}

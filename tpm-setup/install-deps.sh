@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install the system packages tpm-byok needs, only when something is missing.
+# Runs `apt-get update` at most once. Safe to call repeatedly (CI calls it every run).
+set -euo pipefail
+
+need=()
+command -v swtpm        >/dev/null 2>&1 || need+=(swtpm)
+command -v swtpm_setup  >/dev/null 2>&1 || need+=(swtpm-tools)
+command -v certtool     >/dev/null 2>&1 || need+=(gnutls-bin)
+command -v tpm2_createek >/dev/null 2>&1 || need+=(tpm2-tools)
+command -v openssl      >/dev/null 2>&1 || need+=(openssl)
+command -v pkg-config   >/dev/null 2>&1 || need+=(pkg-config)
+pkg-config --exists tss2-esys 2>/dev/null || need+=(libtss2-dev)
+command -v cc           >/dev/null 2>&1 || need+=(gcc)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "tpm-setup: need root (or sudo) to install: ${need[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+echo "tpm-setup: installing ${need[*]}" >&2
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
