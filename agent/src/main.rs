@@ -1,1 +1,151 @@
-fn main() {}
+//! byok-agent: the TPM host side of tpm-byok.
+#![forbid(unsafe_code)]
+
+mod commands;
+mod error;
+mod state;
+mod tpm;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "byok-agent", version, about = "tpm-byok agent: keys in TPM custody (runs on the TPM host)")]
+struct Cli {
+    /// TPM2 TCTI (else BYOK_TCTI, TPM2TOOLS_TCTI, TCTI, device:/dev/tpmrm0).
+    #[arg(long, global = true)]
+    tcti: Option<String>,
+    /// State directory (else BYOK_STATE_DIR, else a per-user default).
+    #[arg(long, global = true)]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the world's KEK and AK in the TPM (the EK is taken from the TPM).
+    Init {
+        #[arg(long)]
+        world: String,
+    },
+    /// Write TPM-signed evidence for the world's KEK.
+    Evidence {
+        #[arg(long)]
+        world: String,
+        /// The operator's nonce, hex (8-64 bytes).
+        #[arg(long)]
+        nonce: String,
+        /// sha256 PCRs to quote, comma-separated.
+        #[arg(long, default_value = "0,1,2,3,4,5,6,7")]
+        pcrs: String,
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+    },
+    /// Import a transfer package under the world's KEK.
+    Import {
+        #[arg(long)]
+        world: String,
+        #[arg(long = "in")]
+        input: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
+    /// List, show or delete keys.
+    Keys {
+        #[command(subcommand)]
+        action: Option<KeysAction>,
+    },
+    /// Write a key's public key as PEM (SubjectPublicKeyInfo).
+    Public {
+        #[arg(long)]
+        key: String,
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+    },
+    /// Sign a file with a key inside the TPM.
+    Sign {
+        #[arg(long)]
+        key: String,
+        #[arg(long = "in")]
+        input: PathBuf,
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+        /// sha256, sha384 or sha512.
+        #[arg(long, default_value = "sha256")]
+        hash: String,
+        /// RSA padding: pkcs1 or pss (EC keys always use ECDSA).
+        #[arg(long, default_value = "pkcs1")]
+        scheme: String,
+    },
+    /// Certify a key with the world's AK and write a receipt.
+    AttestKey {
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        nonce: String,
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    List,
+    Show { name: String },
+    Delete { name: String },
+}
+
+fn tcti(cli: &Option<String>) -> String {
+    cli.clone()
+        .or_else(|| std::env::var("BYOK_TCTI").ok())
+        .or_else(|| std::env::var("TPM2TOOLS_TCTI").ok())
+        .or_else(|| std::env::var("TCTI").ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "device:/dev/tpmrm0".to_string())
+}
+
+fn state_dir(cli: &Option<PathBuf>) -> PathBuf {
+    if let Some(d) = cli {
+        return d.clone();
+    }
+    if let Some(d) = std::env::var_os("BYOK_STATE_DIR").filter(|s| !s.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
+        return PathBuf::from(d).join("tpm-byok");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/state/tpm-byok")
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let ctx = commands::Ctx {
+        tcti: tcti(&cli.tcti),
+        state_dir: state_dir(&cli.state_dir),
+    };
+    let r = match cli.command {
+        Command::Init { world } => commands::init(&ctx, &world),
+        Command::Evidence { world, nonce, pcrs, out } => commands::evidence(&ctx, &world, &nonce, &pcrs, &out),
+        Command::Import { world, input, name } => commands::import(&ctx, &world, &input, &name),
+        Command::Keys { action } => match action.unwrap_or(KeysAction::List) {
+            KeysAction::List => commands::keys_list(&ctx),
+            KeysAction::Show { name } => commands::keys_show(&ctx, &name),
+            KeysAction::Delete { name } => commands::keys_delete(&ctx, &name),
+        },
+        Command::Public { key, out } => commands::public(&ctx, &key, &out),
+        Command::Sign {
+            key,
+            input,
+            out,
+            hash,
+            scheme,
+        } => commands::sign(&ctx, &key, &input, &out, &hash, &scheme),
+        Command::AttestKey { key, nonce, out } => commands::attest_key(&ctx, &key, &nonce, &out),
+    };
+    if let Err(e) = r {
+        eprintln!("byok-agent: error: {e}");
+        std::process::exit(e.exit_code());
+    }
+}

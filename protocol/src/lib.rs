@@ -13,6 +13,7 @@ pub mod kdf;
 pub mod keys;
 pub mod public;
 pub mod signature;
+pub mod templates;
 pub mod tpm;
 pub mod wire;
 pub mod world;

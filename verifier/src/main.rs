@@ -1,1 +1,348 @@
-fn main() {}
+//! byok-verifier command line.
+#![forbid(unsafe_code)]
+
+use byok_protocol::formats::{Document, Evidence, Receipt, TransferPackage};
+use byok_protocol::keys::{KeyAlg, TargetKey};
+use byok_verifier::certs::{load_certificates, TrustStore};
+use byok_verifier::error::VerifyError;
+use byok_verifier::verify::{parse_nonce, verify_evidence, Options, Verified};
+use byok_verifier::{inspect, read, receipt, wrap, write_output};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+#[derive(Parser)]
+#[command(name = "byok-verifier", version, about = "tpm-byok verifier: check TPM evidence and wrap keys offline")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Trust {
+    /// Trust anchors: a PEM/DER file or a directory of them.
+    #[arg(long)]
+    roots: PathBuf,
+    /// Extra intermediate CA certificates (file or directory).
+    #[arg(long)]
+    intermediates: Option<PathBuf>,
+    /// Accept SHA-1 signatures on attestations.
+    #[arg(long)]
+    allow_sha1: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Verify evidence files (in parallel).
+    Verify {
+        /// Evidence files or directories of them.
+        #[arg(long, num_args = 1.., required = true)]
+        evidence: Vec<PathBuf>,
+        #[arg(long)]
+        nonce: String,
+        #[command(flatten)]
+        trust: Trust,
+        #[arg(long)]
+        world: Option<String>,
+        /// One JSON line per file.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify evidence, then wrap a key into a transfer package for its KEK.
+    Wrap {
+        #[arg(long)]
+        evidence: PathBuf,
+        #[arg(long)]
+        nonce: String,
+        #[command(flatten)]
+        trust: Trust,
+        /// Private key (PEM or DER: PKCS#8, PKCS#1, SEC1).
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+        #[arg(long)]
+        world: Option<String>,
+        /// Free-text label carried in the package (unsigned, informational).
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Check a receipt from `byok-agent attest-key` against verified evidence.
+    CheckReceipt {
+        #[arg(long)]
+        receipt: PathBuf,
+        /// The receipt's nonce.
+        #[arg(long)]
+        nonce: String,
+        #[arg(long)]
+        evidence: PathBuf,
+        /// The evidence's nonce (defaults to --nonce).
+        #[arg(long)]
+        evidence_nonce: Option<String>,
+        #[command(flatten)]
+        trust: Trust,
+        /// The transfer package the key was imported from.
+        #[arg(long)]
+        transfer: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what a tpm-byok file holds (nothing is verified).
+    Inspect {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate a key offline (PKCS#8 PEM, mode 0600).
+    Keygen {
+        /// rsa2048, rsa3072, rsa4096, p256 or p384.
+        #[arg(long)]
+        alg: String,
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+    },
+}
+
+fn trust_store(t: &Trust) -> Result<TrustStore, VerifyError> {
+    Ok(TrustStore {
+        anchors: load_certificates(&t.roots)?,
+        intermediates: match &t.intermediates {
+            Some(p) => load_certificates(p)?,
+            None => Vec::new(),
+        },
+    })
+}
+
+fn options(nonce: &str, world: Option<String>, t: &Trust) -> Result<Options, VerifyError> {
+    Ok(Options {
+        nonce: parse_nonce(nonce)?,
+        world,
+        allow_sha1: t.allow_sha1,
+        now: SystemTime::now(),
+    })
+}
+
+fn load_evidence(path: &Path) -> Result<Evidence, VerifyError> {
+    Evidence::from_cbor(&read(path)?).map_err(|source| VerifyError::Format { what: "evidence", source })
+}
+
+fn verify_file(path: &Path, store: &TrustStore, opts: &Options) -> Result<Verified, VerifyError> {
+    verify_evidence(&load_evidence(path)?, store, opts)
+}
+
+fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, VerifyError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(byok_verifier::error::io(p))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file())
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn verified_json(path: &Path, v: &Verified) -> serde_json::Value {
+    json!({
+        "file": path.display().to_string(),
+        "ok": true,
+        "world": v.world,
+        "ek_chain": v.ek_chain,
+        "ak_name": hex::encode(&v.ak_name),
+        "kek_name": hex::encode(&v.kek_name),
+        "kek": v.kek_public.describe_key(),
+        "tpm": {"manufacturer": v.tpm_manufacturer, "vendor": v.tpm_vendor, "firmware": format!("{:#018x}", v.firmware_version)},
+        "reset_count": v.quote_clock.reset_count,
+        "restart_count": v.quote_clock.restart_count,
+        "clock": v.quote_clock.clock,
+        "pcrs": v.pcrs.iter().map(|(i, d)| (format!("sha256:{i}"), json!(hex::encode(d)))).collect::<serde_json::Map<_, _>>(),
+        "ak_ek_binding": v.ak_binding,
+    })
+}
+
+fn print_verified(path: &Path, v: &Verified) {
+    println!("OK {}: world {:?}", path.display(), v.world);
+    println!("  EK chain:   {}", v.ek_chain.join(" -> "));
+    println!("  TPM:        {} {} firmware {:#018x}", v.tpm_manufacturer, v.tpm_vendor, v.firmware_version);
+    println!("  KEK:        {} name {}", v.kek_public.describe_key(), hex::encode(&v.kek_name));
+    println!("  AK:         {} name {}", v.ak_public.describe_key(), hex::encode(&v.ak_name));
+    println!(
+        "  clock:      {} ms, resetCount {}, restartCount {}",
+        v.quote_clock.clock, v.quote_clock.reset_count, v.quote_clock.restart_count
+    );
+    println!("  PCRs:       sha256:{}", v.pcrs.keys().map(|k| k.to_string()).collect::<Vec<_>>().join(","));
+    println!("  AK-EK link: {}", v.ak_binding);
+}
+
+fn cmd_verify(evidence: &[PathBuf], nonce: &str, trust: &Trust, world: Option<String>, as_json: bool) -> Result<(), VerifyError> {
+    let store = trust_store(trust)?;
+    let opts = options(nonce, world, trust)?;
+    let files = expand(evidence)?;
+    // Files are independent: verify them on all cores.
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(files.len().max(1));
+    let mut results: Vec<Option<Result<Verified, VerifyError>>> = (0..files.len()).map(|_| None).collect();
+    std::thread::scope(|s| {
+        for (chunk_files, chunk_results) in files.chunks(files.len().div_ceil(threads).max(1)).zip(results.chunks_mut(files.len().div_ceil(threads).max(1))) {
+            let store = &store;
+            let opts = &opts;
+            s.spawn(move || {
+                for (f, r) in chunk_files.iter().zip(chunk_results.iter_mut()) {
+                    *r = Some(verify_file(f, store, opts));
+                }
+            });
+        }
+    });
+    let mut first_err = None;
+    for (f, r) in files.iter().zip(results) {
+        match r {
+            Some(Ok(v)) => {
+                if as_json {
+                    println!("{}", verified_json(f, &v));
+                } else {
+                    print_verified(f, &v);
+                }
+            }
+            Some(Err(e)) => {
+                if as_json {
+                    println!("{}", json!({"file": f.display().to_string(), "ok": false, "error": e.to_string()}));
+                } else {
+                    println!("FAIL {}: {e}", f.display());
+                }
+                first_err.get_or_insert(e);
+            }
+            None => {}
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn run(cli: Cli) -> Result<(), VerifyError> {
+    match cli.command {
+        Command::Verify {
+            evidence,
+            nonce,
+            trust,
+            world,
+            json,
+        } => cmd_verify(&evidence, &nonce, &trust, world, json),
+        Command::Wrap {
+            evidence,
+            nonce,
+            trust,
+            key,
+            out,
+            world,
+            label,
+        } => {
+            let store = trust_store(&trust)?;
+            let opts = options(&nonce, world, &trust)?;
+            let verified = verify_file(&evidence, &store, &opts)?;
+            let key_bytes = zeroize::Zeroizing::new(read(&key)?);
+            let target = TargetKey::from_bytes(&key_bytes)?;
+            let package = wrap::wrap(&verified, &target, label)?;
+            write_output(&out, &package.to_cbor(), 0o644)?;
+            println!(
+                "wrapped {} key for world {:?} (KEK {}) into {}",
+                target.alg().name(),
+                verified.world,
+                hex::encode(&verified.kek_name),
+                out.display()
+            );
+            Ok(())
+        }
+        Command::CheckReceipt {
+            receipt: receipt_path,
+            nonce,
+            evidence,
+            evidence_nonce,
+            trust,
+            transfer,
+            json,
+        } => {
+            let store = trust_store(&trust)?;
+            let opts = options(evidence_nonce.as_deref().unwrap_or(&nonce), None, &trust)?;
+            let verified = verify_file(&evidence, &store, &opts)?;
+            let r = Receipt::from_cbor(&read(&receipt_path)?).map_err(|source| VerifyError::Format { what: "receipt", source })?;
+            let t = match &transfer {
+                Some(p) => Some(
+                    TransferPackage::from_cbor(&read(p)?).map_err(|source| VerifyError::Format {
+                        what: "transfer package",
+                        source,
+                    })?,
+                ),
+                None => None,
+            };
+            let report = receipt::check_receipt(&r, &verified, &parse_nonce(&nonce)?, trust.allow_sha1, t.as_ref())?;
+            if json {
+                println!(
+                    "{}",
+                    json!({
+                        "ok": true, "world": report.world, "key_name": hex::encode(&report.key_name), "key": report.key,
+                        "attributes": report.attributes, "origin": report.origin, "duplicable": report.duplicable,
+                        "matches_transfer": report.matches_transfer, "kek_name": hex::encode(&verified.kek_name),
+                    })
+                );
+            } else {
+                println!("OK receipt {}: {} key {} lives under the KEK of world {:?}", receipt_path.display(), report.key, hex::encode(&report.key_name), report.world);
+                println!("  origin:      {}", report.origin);
+                println!("  attributes:  {}", report.attributes.join("|"));
+                println!("  duplicable:  {}", if report.duplicable { "yes" } else { "no (empty authPolicy: TPM2_Duplicate can never be authorised)" });
+                if report.matches_transfer == Some(true) {
+                    println!("  transfer:    the certified key is exactly the wrapped one");
+                }
+            }
+            Ok(())
+        }
+        Command::Inspect { file, json } => {
+            let bytes = read(&file)?;
+            let v = inspect::describe(&bytes).map_err(|e| VerifyError::Format {
+                what: "file",
+                source: byok_protocol::error::FormatError::Cbor(e),
+            })?;
+            if json {
+                println!("{v}");
+            } else {
+                let mut s = String::new();
+                inspect::to_text(&v, 0, &mut s);
+                print!("{s}");
+            }
+            Ok(())
+        }
+        Command::Keygen { alg, out } => {
+            let alg = KeyAlg::from_name(&alg).ok_or_else(|| {
+                VerifyError::Key(byok_protocol::error::KeyError::Unsupported(format!(
+                    "--alg {alg:?}; use rsa2048, rsa3072, rsa4096, p256 or p384"
+                )))
+            })?;
+            if out.exists() {
+                return Err(VerifyError::Io {
+                    path: out.display().to_string(),
+                    source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "exists; not overwriting a key"),
+                });
+            }
+            let key = TargetKey::generate(alg)?;
+            let pem = key.to_pkcs8_pem()?;
+            write_output(&out, pem.as_bytes(), 0o600)?;
+            println!("generated {} key in {}", alg.name(), out.display());
+            Ok(())
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("byok-verifier: error: {e}");
+        std::process::exit(e.exit_code());
+    }
+}

@@ -1,0 +1,430 @@
+//! The agent's commands: what each reads, which TPM operations it runs (see
+//! `tpm.rs`) and what it writes.
+
+use crate::error::{io, AgentError, Result};
+use crate::state::{write_atomic, KeyState, StateDir, WorldState};
+use crate::tpm::{Hashing, Tpm, TpmHashScheme, TpmSignature, TpmSignatureScheme};
+use byok_protocol::formats::{
+    Document, EkEvidence, Evidence, KekEvidence, PublicOnly, QuoteEvidence, Receipt, Signed, TpmInfo, TransferPackage,
+};
+use byok_protocol::public::TpmtPublic;
+use byok_protocol::templates::kek_template;
+use byok_protocol::world::valid_id;
+use serde_bytes::ByteBuf;
+use sha2::Digest as _;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tss_esapi::handles::KeyHandle;
+
+pub struct Ctx {
+    pub tcti: String,
+    pub state_dir: PathBuf,
+}
+
+fn check_id(what: &'static str, v: &str) -> Result<()> {
+    if valid_id(v) {
+        Ok(())
+    } else {
+        Err(AgentError::InvalidId {
+            what,
+            value: v.to_string(),
+        })
+    }
+}
+
+fn parse_nonce(hex_nonce: &str) -> Result<Vec<u8>> {
+    let n = hex::decode(hex_nonce.trim()).map_err(|e| AgentError::InvalidArgument {
+        what: "--nonce",
+        detail: format!("not hex: {e}"),
+    })?;
+    if !(8..=64).contains(&n.len()) {
+        return Err(AgentError::InvalidArgument {
+            what: "--nonce",
+            detail: format!("{} bytes; use 8 to 64 bytes (16 to 128 hex digits)", n.len()),
+        });
+    }
+    Ok(n)
+}
+
+fn parse_public(bytes: &[u8], what: &str) -> Result<TpmtPublic> {
+    TpmtPublic::parse_tpm2b(bytes).map_err(|e| AgentError::CorruptState {
+        path: what.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(io(path))
+}
+
+/// The world's KEK, checked against the public area recorded at init.
+fn world_kek(tpm: &mut Tpm, w: &WorldState) -> Result<KeyHandle> {
+    match tpm.kek(w.kek_handle)? {
+        Some((k, public)) if public == w.kek_public.as_ref() => Ok(k),
+        _ => Err(AgentError::KekChanged {
+            world: w.world.clone(),
+            handle: w.kek_handle,
+        }),
+    }
+}
+
+pub fn init(ctx: &Ctx, world: &str) -> Result<()> {
+    check_id("world", world)?;
+    let state = StateDir::open(&ctx.state_dir)?;
+    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let template = kek_template(world);
+
+    if state.has_world(world) {
+        // Re-running init reloads the world: if the persistent KEK is gone
+        // (evicted), the same template under the same owner seed re-creates
+        // the same key, which is checked against the recorded public area.
+        let w = state.world(world)?;
+        if tpm.kek(w.kek_handle)?.is_none() {
+            let (_, public) = tpm.create_kek(&template, Some(w.kek_handle))?;
+            if public != w.kek_public.as_ref() {
+                return Err(AgentError::KekChanged {
+                    world: world.to_string(),
+                    handle: w.kek_handle,
+                });
+            }
+            println!("world {world}: KEK re-created at {:#010x}", w.kek_handle);
+        } else {
+            world_kek(&mut tpm, &w)?;
+            println!("world {world}: already initialised, KEK at {:#010x}", w.kek_handle);
+        }
+        return Ok(());
+    }
+
+    let (ek, _) = tpm.ek()?;
+    let (ak_public, ak_private) = tpm.create_ak(ek)?;
+    let (kek_handle, kek_public) = tpm.create_kek(&template, None)?;
+    let w = WorldState {
+        world: world.to_string(),
+        kek_handle,
+        kek_public: ByteBuf::from(kek_public),
+        ek_handle: crate::tpm::EK_RSA_HANDLE,
+        ak_public: ByteBuf::from(ak_public),
+        ak_private: ByteBuf::from(ak_private),
+    };
+    state.put_world(&w)?;
+    let kek = parse_public(&w.kek_public, "KEK public")?;
+    let ak = parse_public(&w.ak_public, "AK public")?;
+    println!("world {world}: initialised");
+    println!("  KEK  {:#010x}  {}  name {}", kek_handle, kek.describe_key(), hex::encode(kek.name()));
+    println!("  AK   {}  name {}", ak.describe_key(), hex::encode(ak.name()));
+    Ok(())
+}
+
+fn parse_pcrs(s: &str) -> Result<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let i: u32 = part.parse().map_err(|_| AgentError::InvalidArgument {
+            what: "--pcrs",
+            detail: format!("{part:?} is not a PCR index"),
+        })?;
+        if i > 23 {
+            return Err(AgentError::InvalidArgument {
+                what: "--pcrs",
+                detail: format!("PCR {i} does not exist (0-23)"),
+            });
+        }
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out.sort();
+    if out.is_empty() {
+        return Err(AgentError::InvalidArgument {
+            what: "--pcrs",
+            detail: "select at least one PCR".into(),
+        });
+    }
+    Ok(out)
+}
+
+pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> Result<()> {
+    check_id("world", world)?;
+    let nonce = parse_nonce(nonce)?;
+    let pcrs = parse_pcrs(pcrs)?;
+    let state = StateDir::open(&ctx.state_dir)?;
+    let w = state.world(world)?;
+    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let kek = world_kek(&mut tpm, &w)?;
+    let (ek, ek_public) = tpm.ek()?;
+    let ek_certificate = tpm.ek_certificate()?;
+    let identity = tpm.identity()?;
+
+    let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;
+    let attested = (|| {
+        let certify = tpm.certify(kek.into(), ak, &nonce)?;
+        let quote = tpm.quote(ak, &nonce, &pcrs)?;
+        Ok::<_, AgentError>((certify, quote))
+    })();
+    tpm.flush(ak);
+    let (certify, (quote, values)) = attested?;
+
+    let mut bank = BTreeMap::new();
+    for (i, v) in values {
+        bank.insert(i, ByteBuf::from(v));
+    }
+    let mut banks = BTreeMap::new();
+    banks.insert("sha256".to_string(), bank);
+    let ev = Evidence {
+        kind: byok_protocol::formats::EVIDENCE_TYPE.into(),
+        version: byok_protocol::formats::VERSION,
+        world: world.to_string(),
+        nonce: ByteBuf::from(nonce),
+        tpm: TpmInfo {
+            manufacturer: identity.manufacturer,
+            vendor: identity.vendor,
+            firmware: identity.firmware,
+        },
+        ek: EkEvidence {
+            public: ByteBuf::from(ek_public),
+            certificate: ByteBuf::from(ek_certificate),
+            chain: Vec::new(),
+        },
+        ak: PublicOnly {
+            public: w.ak_public.clone(),
+        },
+        kek: KekEvidence {
+            public: w.kek_public.clone(),
+            certify: Signed {
+                attest: ByteBuf::from(certify.attest),
+                signature: ByteBuf::from(certify.signature),
+            },
+        },
+        quote: QuoteEvidence {
+            attest: ByteBuf::from(quote.attest),
+            signature: ByteBuf::from(quote.signature),
+            pcrs: banks,
+        },
+        agent: Some(format!("byok-agent {}", byok_protocol::VERSION)),
+    };
+    write_atomic(out, &ev.to_cbor())?;
+    println!("evidence for world {world} written to {}", out.display());
+    Ok(())
+}
+
+pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
+    check_id("world", world)?;
+    check_id("key name", name)?;
+    let pkg = TransferPackage::from_cbor(&read_file(input)?).map_err(|e| AgentError::BadPackage(e.to_string()))?;
+    let state = StateDir::open(&ctx.state_dir)?;
+    if state.has_key(name) {
+        return Err(AgentError::KeyExists(name.to_string()));
+    }
+    if pkg.world != world {
+        return Err(AgentError::PackageWorldMismatch {
+            package: pkg.world,
+            world: world.to_string(),
+        });
+    }
+    let w = state.world(world)?;
+    let kek_name = parse_public(&w.kek_public, "KEK public")?.name();
+    if pkg.kek_name.as_ref() != kek_name.as_slice() {
+        return Err(AgentError::PackageKekMismatch {
+            world: world.to_string(),
+            package: hex::encode(&pkg.kek_name),
+            ours: hex::encode(kek_name),
+        });
+    }
+    let ak_name = parse_public(&w.ak_public, "AK public")?.name();
+    if pkg.ak_name.as_ref() != ak_name.as_slice() {
+        return Err(AgentError::PackageAkMismatch {
+            world: world.to_string(),
+            package: hex::encode(&pkg.ak_name),
+            ours: hex::encode(ak_name),
+        });
+    }
+    if pkg.object.inner != "aes128cfb" {
+        return Err(AgentError::BadPackage(format!("inner wrapper {:?} is not supported", pkg.object.inner)));
+    }
+    let object = TpmtPublic::parse_tpm2b(&pkg.object.public).map_err(|e| AgentError::BadPackage(format!("object public: {e}")))?;
+
+    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let kek = world_kek(&mut tpm, &w)?;
+    let (ek, _) = tpm.ek()?;
+    let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;
+    let inner_key = tpm.activate_credential(ak, ek, &pkg.credential.id_object, &pkg.credential.encrypted_secret);
+    tpm.flush(ak);
+    let inner_key = inner_key?;
+    let private = tpm.import(kek, &inner_key, &pkg.object.public, &pkg.object.duplicate, &pkg.object.seed)?;
+    drop(inner_key);
+    // Prove the imported blob loads before recording it.
+    let loaded = tpm.load(kek, &pkg.object.public, &private)?;
+    tpm.flush(loaded);
+
+    let key = KeyState {
+        name: name.to_string(),
+        world: world.to_string(),
+        alg: pkg.key.alg.clone(),
+        origin: "imported".into(),
+        public: pkg.object.public.clone(),
+        private: ByteBuf::from(private),
+        label: pkg.key.label.clone(),
+    };
+    state.put_key(&key)?;
+    println!(
+        "imported {} key {name:?} into world {world} (name {})",
+        object.describe_key(),
+        hex::encode(object.name())
+    );
+    Ok(())
+}
+
+pub fn keys_list(ctx: &Ctx) -> Result<()> {
+    let state = StateDir::open(&ctx.state_dir)?;
+    for k in state.keys()? {
+        println!("{}\t{}\t{}\t{}", k.name, k.world, k.alg, k.origin);
+    }
+    Ok(())
+}
+
+pub fn keys_show(ctx: &Ctx, name: &str) -> Result<()> {
+    check_id("key name", name)?;
+    let state = StateDir::open(&ctx.state_dir)?;
+    let k = state.key(name)?;
+    let p = parse_public(&k.public, "key public")?;
+    println!("name:       {}", k.name);
+    println!("world:      {}", k.world);
+    println!("algorithm:  {} ({})", k.alg, p.describe_key());
+    println!("origin:     {}", k.origin);
+    println!("tpm name:   {}", hex::encode(p.name()));
+    println!("attributes: {}", byok_protocol::tpm::attr::names(p.attributes).join("|"));
+    if let Some(l) = &k.label {
+        println!("label:      {l}");
+    }
+    Ok(())
+}
+
+pub fn keys_delete(ctx: &Ctx, name: &str) -> Result<()> {
+    check_id("key name", name)?;
+    let state = StateDir::open(&ctx.state_dir)?;
+    state.delete_key(name)?;
+    println!("deleted key {name:?} (its TPM-encrypted blob is gone; the key cannot be loaded again)");
+    Ok(())
+}
+
+pub fn public(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
+    check_id("key name", name)?;
+    let state = StateDir::open(&ctx.state_dir)?;
+    let k = state.key(name)?;
+    let p = parse_public(&k.public, "key public")?;
+    let pem = byok_protocol::keys::public_key_pem(&p).map_err(|e| AgentError::Protocol(e.to_string()))?;
+    std::fs::write(out, pem).map_err(io(out))?;
+    Ok(())
+}
+
+pub fn sign(ctx: &Ctx, name: &str, input: &Path, out: &Path, hash: &str, scheme: &str) -> Result<()> {
+    check_id("key name", name)?;
+    let (hashing, digest) = match hash {
+        "sha256" => (Hashing::Sha256, sha2::Sha256::digest(read_file(input)?).to_vec()),
+        "sha384" => (Hashing::Sha384, sha2::Sha384::digest(read_file(input)?).to_vec()),
+        "sha512" => (Hashing::Sha512, sha2::Sha512::digest(read_file(input)?).to_vec()),
+        other => {
+            return Err(AgentError::InvalidArgument {
+                what: "--hash",
+                detail: format!("{other:?}; use sha256, sha384 or sha512"),
+            })
+        }
+    };
+    let state = StateDir::open(&ctx.state_dir)?;
+    let k = state.key(name)?;
+    let w = state.world(&k.world)?;
+    let p = parse_public(&k.public, "key public")?;
+    let hs = TpmHashScheme::new(hashing);
+    let tpm_scheme = match (p.object_type, scheme) {
+        (byok_protocol::tpm::alg::RSA, "pkcs1") => TpmSignatureScheme::RsaSsa { hash_scheme: hs },
+        (byok_protocol::tpm::alg::RSA, "pss") => TpmSignatureScheme::RsaPss { hash_scheme: hs },
+        (byok_protocol::tpm::alg::ECC, _) => TpmSignatureScheme::EcDsa { hash_scheme: hs },
+        (_, other) => {
+            return Err(AgentError::InvalidArgument {
+                what: "--scheme",
+                detail: format!("{other:?}; use pkcs1 or pss"),
+            })
+        }
+    };
+    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let kek = world_kek(&mut tpm, &w)?;
+    let key = tpm.load(kek, &k.public, &k.private)?;
+    let sig = tpm.sign(key, &digest, tpm_scheme);
+    tpm.flush(key);
+    let bytes = match sig? {
+        TpmSignature::RsaSsa(s) | TpmSignature::RsaPss(s) => s.signature().value().to_vec(),
+        TpmSignature::EcDsa(s) => ecdsa_der(&p, s.signature_r().value(), s.signature_s().value())?,
+        _ => return Err(AgentError::TpmUnexpected("signature type")),
+    };
+    std::fs::write(out, bytes).map_err(io(out))?;
+    Ok(())
+}
+
+/// DER ECDSA-Sig-Value from the TPM's (r, s), as OpenSSL expects.
+fn ecdsa_der(p: &TpmtPublic, r: &[u8], s: &[u8]) -> Result<Vec<u8>> {
+    let bad = || AgentError::TpmUnexpected("ECDSA signature");
+    let pad = |v: &[u8], n: usize| -> Result<Vec<u8>> {
+        if v.len() > n {
+            return Err(bad());
+        }
+        let mut o = vec![0u8; n - v.len()];
+        o.extend_from_slice(v);
+        Ok(o)
+    };
+    match &p.params {
+        byok_protocol::public::PublicParams::Ecc { curve, .. } if *curve == byok_protocol::tpm::curve::NIST_P256 => {
+            let (r, s) = (pad(r, 32)?, pad(s, 32)?);
+            let sig = p256::ecdsa::Signature::from_scalars(*p256::FieldBytes::from_slice(&r), *p256::FieldBytes::from_slice(&s))
+                .map_err(|_| bad())?;
+            Ok(sig.to_der().as_bytes().to_vec())
+        }
+        byok_protocol::public::PublicParams::Ecc { curve, .. } if *curve == byok_protocol::tpm::curve::NIST_P384 => {
+            let (r, s) = (pad(r, 48)?, pad(s, 48)?);
+            let sig = p384::ecdsa::Signature::from_scalars(*p384::FieldBytes::from_slice(&r), *p384::FieldBytes::from_slice(&s))
+                .map_err(|_| bad())?;
+            Ok(sig.to_der().as_bytes().to_vec())
+        }
+        _ => Err(bad()),
+    }
+}
+
+pub fn attest_key(ctx: &Ctx, name: &str, nonce: &str, out: &Path) -> Result<()> {
+    check_id("key name", name)?;
+    let nonce = parse_nonce(nonce)?;
+    let state = StateDir::open(&ctx.state_dir)?;
+    let k = state.key(name)?;
+    let w = state.world(&k.world)?;
+    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let kek = world_kek(&mut tpm, &w)?;
+    let (ek, _) = tpm.ek()?;
+    let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;
+    let key = match tpm.load(kek, &k.public, &k.private) {
+        Ok(key) => key,
+        Err(e) => {
+            tpm.flush(ak);
+            return Err(e);
+        }
+    };
+    let certify = tpm.certify(key.into(), ak, &nonce);
+    tpm.flush(key);
+    tpm.flush(ak);
+    let certify = certify?;
+    let receipt = Receipt {
+        kind: byok_protocol::formats::RECEIPT_TYPE.into(),
+        version: byok_protocol::formats::VERSION,
+        world: k.world.clone(),
+        nonce: ByteBuf::from(nonce),
+        ak: PublicOnly {
+            public: w.ak_public.clone(),
+        },
+        key: PublicOnly {
+            public: k.public.clone(),
+        },
+        certify: Signed {
+            attest: ByteBuf::from(certify.attest),
+            signature: ByteBuf::from(certify.signature),
+        },
+    };
+    write_atomic(out, &receipt.to_cbor())?;
+    println!("receipt for key {name:?} written to {}", out.display());
+    Ok(())
+}

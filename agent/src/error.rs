@@ -1,0 +1,103 @@
+//! Agent errors: each names what failed; `exit_code` gives the process status.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum AgentError {
+    #[error("TPM command {op} failed: {source}")]
+    Tpm {
+        op: &'static str,
+        #[source]
+        source: tss_esapi::Error,
+    },
+    #[error("cannot open the TPM through TCTI {tcti:?}: {source} (set --tcti, BYOK_TCTI or TPM2TOOLS_TCTI)")]
+    TpmOpen {
+        tcti: String,
+        #[source]
+        source: tss_esapi::Error,
+    },
+    #[error("TPM returned an unexpected value for {0}")]
+    TpmUnexpected(&'static str),
+    #[error("no EK certificate in TPM NV index {index:#010x}: {detail}")]
+    NoEkCertificate { index: u32, detail: String },
+    #[error("world {0:?} is not initialised on this host (run `byok-agent init --world {0}`)")]
+    UnknownWorld(String),
+    #[error("the KEK of world {world:?} at handle {handle:#010x} is not the one recorded in the state (name differs): the TPM was cleared or the handle was reused")]
+    KekChanged { world: String, handle: u32 },
+    #[error("no free persistent handle for a KEK in 0x81000100..0x810001ff")]
+    NoFreeHandle,
+    #[error("no key named {0:?} (see `byok-agent keys list`)")]
+    UnknownKey(String),
+    #[error("a key named {0:?} already exists; choose another --name or delete it first")]
+    KeyExists(String),
+    #[error("invalid {what} {value:?}: use 1-64 characters of A-Z a-z 0-9 . _ - (not starting with a dot)")]
+    InvalidId { what: &'static str, value: String },
+    #[error("invalid {what}: {detail}")]
+    InvalidArgument { what: &'static str, detail: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state file {path} is corrupt: {detail}")]
+    CorruptState { path: String, detail: String },
+    #[error("transfer package is unreadable: {0}")]
+    BadPackage(String),
+    #[error("transfer package is for world {package:?}, not {world:?}")]
+    PackageWorldMismatch { package: String, world: String },
+    #[error("transfer package was wrapped for KEK {package}, but world {world:?} has KEK {ours}: it was made from evidence of another TPM or an earlier KEK")]
+    PackageKekMismatch {
+        world: String,
+        package: String,
+        ours: String,
+    },
+    #[error("transfer package names AK {package}, but world {world:?} has AK {ours}: it was made from evidence of another TPM or world")]
+    PackageAkMismatch {
+        world: String,
+        package: String,
+        ours: String,
+    },
+    #[error("the TPM refused the credential (TPM2_ActivateCredential): the package was not made for this TPM's EK and AK, or it was altered: {source}")]
+    ActivationRefused {
+        #[source]
+        source: tss_esapi::Error,
+    },
+    #[error("the TPM refused the key (TPM2_Import under the world's KEK): the package was not made for this KEK, or it was altered: {source}")]
+    ImportRefused {
+        #[source]
+        source: tss_esapi::Error,
+    },
+    #[error("{0}")]
+    Protocol(String),
+}
+
+impl AgentError {
+    /// Distinct exit codes: 2 usage, 3 TPM, 4 state/IO, 5 bad input,
+    /// 6 unknown world/key, 7 package for another world/KEK/TPM, 8 TPM refused the package.
+    pub fn exit_code(&self) -> i32 {
+        use AgentError::*;
+        match self {
+            InvalidId { .. } | InvalidArgument { .. } => 2,
+            Tpm { .. } | TpmOpen { .. } | TpmUnexpected(_) | NoEkCertificate { .. } | NoFreeHandle | KekChanged { .. } => 3,
+            Io { .. } | CorruptState { .. } => 4,
+            BadPackage(_) | Protocol(_) => 5,
+            UnknownWorld(_) | UnknownKey(_) | KeyExists(_) => 6,
+            PackageWorldMismatch { .. } | PackageKekMismatch { .. } | PackageAkMismatch { .. } => 7,
+            ActivationRefused { .. } | ImportRefused { .. } => 8,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, AgentError>;
+
+pub fn tpm(op: &'static str) -> impl FnOnce(tss_esapi::Error) -> AgentError {
+    move |source| AgentError::Tpm { op, source }
+}
+
+pub fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError + '_ {
+    move |source| AgentError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}

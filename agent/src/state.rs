@@ -1,0 +1,180 @@
+//! The agent's state directory: one file per world and per key, each written
+//! atomically (temp file, fsync, rename, fsync of the directory) with mode 0600,
+//! under an exclusive lock so that two agents never interleave.
+//!
+//! Layout: `D/.lock`, `D/worlds/<world>.cbor`, `D/keys/<name>.cbor`.
+//! Only public areas and TPM-encrypted private blobs are stored: nothing in
+//! the state can be used without the TPM that wrapped it.
+
+use crate::error::{io, AgentError, Result};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorldState {
+    pub world: String,
+    /// Persistent handle of the world's KEK (an owner-hierarchy primary).
+    pub kek_handle: u32,
+    /// TPM2B_PUBLIC of the KEK.
+    pub kek_public: ByteBuf,
+    /// Persistent handle of the EK the AK was created under.
+    pub ek_handle: u32,
+    /// TPM2B_PUBLIC and TPM2B_PRIVATE of the AK (a child of the EK).
+    pub ak_public: ByteBuf,
+    pub ak_private: ByteBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyState {
+    pub name: String,
+    pub world: String,
+    pub alg: String,
+    /// "imported".
+    pub origin: String,
+    /// TPM2B_PUBLIC.
+    pub public: ByteBuf,
+    /// TPM2B_PRIVATE, encrypted by the TPM under the world's KEK.
+    pub private: ByteBuf,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+pub struct StateDir {
+    root: PathBuf,
+    _lock: File,
+}
+
+impl StateDir {
+    /// Open (creating if needed) and lock the state directory for the whole command.
+    pub fn open(root: &Path) -> Result<StateDir> {
+        for d in [root.to_path_buf(), root.join("worlds"), root.join("keys")] {
+            fs::create_dir_all(&d).map_err(io(&d))?;
+            fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).map_err(io(&d))?;
+        }
+        let lock_path = root.join(".lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        lock.lock().map_err(io(&lock_path))?;
+        Ok(StateDir {
+            root: root.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    fn world_path(&self, world: &str) -> PathBuf {
+        self.root.join("worlds").join(format!("{world}.cbor"))
+    }
+
+    fn key_path(&self, name: &str) -> PathBuf {
+        self.root.join("keys").join(format!("{name}.cbor"))
+    }
+
+    pub fn world(&self, world: &str) -> Result<WorldState> {
+        read(&self.world_path(world))?.ok_or_else(|| AgentError::UnknownWorld(world.to_string()))
+    }
+
+    pub fn has_world(&self, world: &str) -> bool {
+        self.world_path(world).exists()
+    }
+
+    pub fn put_world(&self, w: &WorldState) -> Result<()> {
+        write_atomic(&self.world_path(&w.world), &cbor(w))
+    }
+
+    pub fn key(&self, name: &str) -> Result<KeyState> {
+        read(&self.key_path(name))?.ok_or_else(|| AgentError::UnknownKey(name.to_string()))
+    }
+
+    pub fn has_key(&self, name: &str) -> bool {
+        self.key_path(name).exists()
+    }
+
+    pub fn keys(&self) -> Result<Vec<KeyState>> {
+        list(&self.root.join("keys"))
+    }
+
+    pub fn put_key(&self, k: &KeyState) -> Result<()> {
+        write_atomic(&self.key_path(&k.name), &cbor(k))
+    }
+
+    pub fn delete_key(&self, name: &str) -> Result<()> {
+        let p = self.key_path(name);
+        if !p.exists() {
+            return Err(AgentError::UnknownKey(name.to_string()));
+        }
+        fs::remove_file(&p).map_err(io(&p))?;
+        sync_dir(p.parent().unwrap_or(&self.root))
+    }
+}
+
+fn cbor<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Err(e) = ciborium::into_writer(v, &mut out) {
+        unreachable!("CBOR encoding of state failed: {e}");
+    }
+    out
+}
+
+fn read<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(path)(e)),
+    };
+    ciborium::from_reader(&bytes[..])
+        .map(Some)
+        .map_err(|e| AgentError::CorruptState {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })
+}
+
+fn list<T: DeserializeOwned>(dir: &Path) -> Result<Vec<T>> {
+    let mut names: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "cbor"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .filter_map(|p| read(p).transpose())
+        .collect()
+}
+
+/// Write `data` to `path` atomically: a 0600 temp file in the same
+/// directory, fsync, rename over the target, fsync the directory.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file_name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        f.write_all(data).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        fs::rename(&tmp, path).map_err(io(path))?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}

@@ -1,0 +1,497 @@
+//! Every TPM command the agent sends lives here. The agent works on a TPM with
+//! three transient slots and no resource manager (swtpm): leftovers are flushed
+//! at start, and every object or session it loads is flushed before returning.
+
+use crate::error::{tpm, AgentError, Result};
+use byok_protocol::public::TpmtPublic;
+use byok_protocol::wire::{tpm2b, unwrap_tpm2b};
+use std::str::FromStr;
+use tss_esapi::abstraction::{ak, ek, nv};
+use tss_esapi::attributes::SessionAttributesBuilder;
+use tss_esapi::constants::{CapabilityType, PropertyTag, SessionType};
+use tss_esapi::handles::{
+    AuthHandle, KeyHandle, NvIndexTpmHandle, ObjectHandle, PersistentTpmHandle, SessionHandle, TpmHandle,
+};
+use tss_esapi::interface_types::algorithm::{AsymmetricAlgorithm, HashingAlgorithm, SignatureSchemeAlgorithm};
+use tss_esapi::interface_types::dynamic_handles::Persistent;
+use tss_esapi::interface_types::resource_handles::{Hierarchy, NvAuth, Provision};
+use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
+use tss_esapi::structures::{
+    CapabilityData, Data, Digest, EncryptedSecret, HashcheckTicket, IdObject, PcrSelectionListBuilder,
+    PcrSlot, Private, Public, Signature, SignatureScheme, SymmetricDefinition, SymmetricDefinitionObject,
+};
+use tss_esapi::tcti_ldr::TctiNameConf;
+use tss_esapi::traits::{Marshall, UnMarshall};
+use tss_esapi::Context;
+use zeroize::Zeroizing;
+
+pub const EK_RSA_HANDLE: u32 = 0x8101_0001;
+const KEK_HANDLE_FIRST: u32 = 0x8100_0100;
+const KEK_HANDLE_LAST: u32 = 0x8100_01ff;
+const TPM_RC_RETRY: u32 = 0x922;
+
+pub struct Tpm {
+    ctx: Context,
+}
+
+/// A signed attestation as TPM wire bytes.
+pub struct SignedAttest {
+    /// TPMS_ATTEST.
+    pub attest: Vec<u8>,
+    /// TPMT_SIGNATURE.
+    pub signature: Vec<u8>,
+}
+
+pub struct TpmIdentity {
+    pub manufacturer: String,
+    pub vendor: String,
+    pub firmware: u64,
+}
+
+/// Bytes of a TPM-returned Public as TPM2B_PUBLIC.
+fn public_tpm2b(p: &Public) -> Result<Vec<u8>> {
+    let tpmt = p.marshall().map_err(tpm("marshal TPMT_PUBLIC"))?;
+    Ok(tpm2b(&tpmt))
+}
+
+fn public_from_tpm2b(bytes: &[u8]) -> Result<Public> {
+    let inner = unwrap_tpm2b("TPM2B_PUBLIC", bytes).map_err(|e| AgentError::Protocol(e.to_string()))?;
+    Public::unmarshall(inner).map_err(tpm("unmarshal TPMT_PUBLIC"))
+}
+
+fn private_from_tpm2b(bytes: &[u8]) -> Result<Private> {
+    let inner = unwrap_tpm2b("TPM2B_PRIVATE", bytes).map_err(|e| AgentError::Protocol(e.to_string()))?;
+    Private::try_from(inner.to_vec()).map_err(tpm("TPM2B_PRIVATE"))
+}
+
+fn is_retry(e: &tss_esapi::Error) -> bool {
+    match e {
+        // TPM_RC_RETRY is a format-zero warning (0x922).
+        tss_esapi::Error::Tss2Error(tss_esapi::constants::response_code::Tss2ResponseCode::FormatZero(rc)) => {
+            rc.0 & 0xfff == TPM_RC_RETRY
+        }
+        _ => false,
+    }
+}
+
+impl Tpm {
+    pub fn open(tcti: &str) -> Result<Tpm> {
+        let conf = TctiNameConf::from_str(tcti).map_err(|source| AgentError::TpmOpen {
+            tcti: tcti.to_string(),
+            source,
+        })?;
+        let ctx = Context::new(conf).map_err(|source| AgentError::TpmOpen {
+            tcti: tcti.to_string(),
+            source,
+        })?;
+        let mut t = Tpm { ctx };
+        t.flush_leftovers()?;
+        Ok(t)
+    }
+
+    /// Flush transient objects and sessions left by an earlier process that
+    /// died (swtpm has no resource manager to do it).
+    fn flush_leftovers(&mut self) -> Result<()> {
+        for first in [0x8000_0000u32, 0x0200_0000, 0x0300_0000] {
+            let (data, _) = self
+                .ctx
+                .get_capability(CapabilityType::Handles, first, 32)
+                .map_err(tpm("TPM2_GetCapability(handles)"))?;
+            let CapabilityData::Handles(list) = data else { continue };
+            for h in list.into_inner() {
+                if let Ok(obj) = self.ctx.execute_without_session(|c| c.tr_from_tpm_public(h)) {
+                    let _ = self.ctx.flush_context(obj);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn persistent(&mut self, handle: u32) -> Result<Option<KeyHandle>> {
+        let h = PersistentTpmHandle::new(handle).map_err(tpm("persistent handle"))?;
+        match self.ctx.execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::Persistent(h))) {
+            Ok(obj) => Ok(Some(KeyHandle::from(obj))),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn read_public(&mut self, key: KeyHandle) -> Result<(Public, Vec<u8>)> {
+        let (public, name, _) = self
+            .ctx
+            .execute_without_session(|c| c.read_public(key))
+            .map_err(tpm("TPM2_ReadPublic"))?;
+        Ok((public, name.value().to_vec()))
+    }
+
+    /// The RSA EK: the persistent one at 0x81010001 (where swtpm_setup and
+    /// provisioning tools leave it), else created from the TCG default template
+    /// and made persistent there, so it matches the EK certificate in NV.
+    pub fn ek(&mut self) -> Result<(KeyHandle, Vec<u8>)> {
+        let key = match self.persistent(EK_RSA_HANDLE)? {
+            Some(k) => k,
+            None => {
+                let created = ek::create_ek_object(&mut self.ctx, AsymmetricAlgorithm::Rsa, None)
+                    .map_err(tpm("TPM2_CreatePrimary(EK)"))?;
+                let persistent = PersistentTpmHandle::new(EK_RSA_HANDLE).map_err(tpm("persistent handle"))?;
+                let r = self.ctx.execute_with_session(Some(AuthSession::Password), |c| {
+                    c.evict_control(Provision::Owner, created.into(), Persistent::Persistent(persistent))
+                });
+                let _ = self.ctx.flush_context(created.into());
+                KeyHandle::from(r.map_err(tpm("TPM2_EvictControl(EK)"))?)
+            }
+        };
+        let (public, _) = self.read_public(key)?;
+        Ok((key, public_tpm2b(&public)?))
+    }
+
+    /// The EK certificate (DER) from its TCG NV index.
+    pub fn ek_certificate(&mut self) -> Result<Vec<u8>> {
+        let index = byok_protocol::tpm::nv::EK_CERT_RSA2048;
+        let nv_index = NvIndexTpmHandle::new(index).map_err(tpm("NV index handle"))?;
+        let r = (|| {
+            let obj = self
+                .ctx
+                .execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::NvIndex(nv_index)))?;
+            let auth = NvAuth::NvIndex(obj.into());
+            let data = self
+                .ctx
+                .execute_with_session(Some(AuthSession::Password), |c| nv::read_full(c, auth, nv_index));
+            let mut obj = obj;
+            let _ = self.ctx.tr_close(&mut obj);
+            data
+        })();
+        let mut cert = r.map_err(|e| AgentError::NoEkCertificate {
+            index,
+            detail: e.to_string(),
+        })?;
+        // NV indices are often larger than the certificate: cut to the DER length.
+        if let Some(len) = der_length(&cert) {
+            cert.truncate(len);
+        }
+        Ok(cert)
+    }
+
+    pub fn identity(&mut self) -> Result<TpmIdentity> {
+        let mut prop = |t: PropertyTag| -> Result<u32> {
+            Ok(self
+                .ctx
+                .get_tpm_property(t)
+                .map_err(tpm("TPM2_GetCapability(properties)"))?
+                .unwrap_or(0))
+        };
+        let text = |v: u32| -> String {
+            v.to_be_bytes()
+                .iter()
+                .filter(|b| b.is_ascii_graphic() || **b == b' ')
+                .map(|b| *b as char)
+                .collect::<String>()
+        };
+        let manufacturer = text(prop(PropertyTag::Manufacturer)?).trim().to_string();
+        let mut vendor = String::new();
+        for t in [
+            PropertyTag::VendorString1,
+            PropertyTag::VendorString2,
+            PropertyTag::VendorString3,
+            PropertyTag::VendorString4,
+        ] {
+            vendor.push_str(&text(prop(t)?));
+        }
+        let firmware = (u64::from(prop(PropertyTag::FirmwareVersion1)?) << 32) | u64::from(prop(PropertyTag::FirmwareVersion2)?);
+        Ok(TpmIdentity {
+            manufacturer,
+            vendor: vendor.trim().to_string(),
+            firmware,
+        })
+    }
+
+    /// Create an AK under the EK (as tpm2_createak and Keylime do): RSA-2048,
+    /// RSASSA-SHA256, fixedTPM|fixedParent|sensitiveDataOrigin|restricted|sign.
+    /// Returns (TPM2B_PUBLIC, TPM2B_PRIVATE).
+    pub fn create_ak(&mut self, ek: KeyHandle) -> Result<(Vec<u8>, Vec<u8>)> {
+        let r = ak::create_ak(
+            &mut self.ctx,
+            ek,
+            HashingAlgorithm::Sha256,
+            SignatureSchemeAlgorithm::RsaSsa,
+            None,
+            None,
+        )
+        .map_err(tpm("TPM2_Create(AK)"))?;
+        Ok((public_tpm2b(&r.out_public)?, tpm2b(r.out_private.value())))
+    }
+
+    /// Load the AK under the EK (a PolicySecret(endorsement) session for the EK).
+    pub fn load_ak(&mut self, ek: KeyHandle, public: &[u8], private: &[u8]) -> Result<KeyHandle> {
+        let public = public_from_tpm2b(public)?;
+        let private = private_from_tpm2b(private)?;
+        ak::load_ak(&mut self.ctx, ek, None, private, public).map_err(tpm("TPM2_Load(AK)"))
+    }
+
+    /// The world's KEK at `handle`, or None if nothing is there.
+    pub fn kek(&mut self, handle: u32) -> Result<Option<(KeyHandle, Vec<u8>)>> {
+        match self.persistent(handle)? {
+            Some(k) => {
+                let (public, _) = self.read_public(k)?;
+                Ok(Some((k, public_tpm2b(&public)?)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Create the world's KEK (an owner-hierarchy primary from `template`) and
+    /// make it persistent at `handle`, or at the first free KEK handle when None.
+    /// Returns (handle, TPM2B_PUBLIC).
+    pub fn create_kek(&mut self, template: &TpmtPublic, handle: Option<u32>) -> Result<(u32, Vec<u8>)> {
+        let handle = match handle {
+            Some(h) => h,
+            None => self.free_kek_handle()?,
+        };
+        let public = Public::unmarshall(template.as_bytes()).map_err(tpm("KEK template"))?;
+        let created = self
+            .ctx
+            .execute_with_session(Some(AuthSession::Password), |c| {
+                c.create_primary(Hierarchy::Owner, public, None, None, None, None)
+            })
+            .map_err(tpm("TPM2_CreatePrimary(KEK)"))?;
+        let key = created.key_handle;
+        let persistent = PersistentTpmHandle::new(handle).map_err(tpm("persistent handle"))?;
+        let r = self.ctx.execute_with_session(Some(AuthSession::Password), |c| {
+            c.evict_control(Provision::Owner, key.into(), Persistent::Persistent(persistent))
+        });
+        let _ = self.ctx.flush_context(key.into());
+        r.map_err(tpm("TPM2_EvictControl(KEK)"))?;
+        Ok((handle, public_tpm2b(&created.out_public)?))
+    }
+
+    fn free_kek_handle(&mut self) -> Result<u32> {
+        let (data, _) = self
+            .ctx
+            .get_capability(CapabilityType::Handles, KEK_HANDLE_FIRST, 256)
+            .map_err(tpm("TPM2_GetCapability(handles)"))?;
+        let used: Vec<u32> = match data {
+            CapabilityData::Handles(list) => list.into_inner().into_iter().map(u32::from).collect(),
+            _ => Vec::new(),
+        };
+        (KEK_HANDLE_FIRST..=KEK_HANDLE_LAST)
+            .find(|h| !used.contains(h))
+            .ok_or(AgentError::NoFreeHandle)
+    }
+
+    /// TPM2_Certify of `object` by `signer`, qualifyingData = nonce.
+    /// swtpm may answer the first Certify with TPM_RC_RETRY: retried.
+    pub fn certify(&mut self, object: ObjectHandle, signer: KeyHandle, nonce: &[u8]) -> Result<SignedAttest> {
+        let data = Data::try_from(nonce.to_vec()).map_err(tpm("qualifying data"))?;
+        let mut tries = 0;
+        loop {
+            let r = self.ctx.execute_with_sessions(
+                (Some(AuthSession::Password), Some(AuthSession::Password), None),
+                |c| c.certify(object, signer, data.clone(), SignatureScheme::Null),
+            );
+            match r {
+                Err(e) if is_retry(&e) && tries < 5 => tries += 1,
+                Err(e) => return Err(tpm("TPM2_Certify")(e)),
+                Ok((attest, sig)) => return signed(attest, sig),
+            }
+        }
+    }
+
+    /// TPM2_Quote of sha256 PCRs `pcrs` by `signer`; returns the quote and the PCR values.
+    pub fn quote(&mut self, signer: KeyHandle, nonce: &[u8], pcrs: &[u32]) -> Result<(SignedAttest, Vec<(u32, Vec<u8>)>)> {
+        let slots: Vec<PcrSlot> = pcrs
+            .iter()
+            .map(|i| PcrSlot::try_from(1u32 << i).map_err(tpm("PCR slot")))
+            .collect::<Result<_>>()?;
+        let selection = PcrSelectionListBuilder::new()
+            .with_selection(HashingAlgorithm::Sha256, &slots)
+            .build()
+            .map_err(tpm("PCR selection"))?;
+        let data = Data::try_from(nonce.to_vec()).map_err(tpm("qualifying data"))?;
+        let (attest, sig) = self
+            .ctx
+            .execute_with_session(Some(AuthSession::Password), |c| {
+                c.quote(signer, data, SignatureScheme::Null, selection.clone())
+            })
+            .map_err(tpm("TPM2_Quote"))?;
+        let quote = signed(attest, sig)?;
+        // PCR_Read returns at most 8 digests per call.
+        let mut values = Vec::new();
+        for chunk in pcrs.chunks(8) {
+            let slots: Vec<PcrSlot> = chunk
+                .iter()
+                .map(|i| PcrSlot::try_from(1u32 << i).map_err(tpm("PCR slot")))
+                .collect::<Result<_>>()?;
+            let sel = PcrSelectionListBuilder::new()
+                .with_selection(HashingAlgorithm::Sha256, &slots)
+                .build()
+                .map_err(tpm("PCR selection"))?;
+            let (_, read_sel, digests) = self
+                .ctx
+                .execute_without_session(|c| c.pcr_read(sel))
+                .map_err(tpm("TPM2_PCR_Read"))?;
+            let got: Vec<u32> = read_sel
+                .get_selections()
+                .iter()
+                .flat_map(|s| s.selected().into_iter().map(|slot| u32::from(slot).trailing_zeros()))
+                .collect();
+            if got.len() != digests.value().len() || got != chunk {
+                return Err(AgentError::TpmUnexpected("PCR_Read selection"));
+            }
+            for (i, d) in got.into_iter().zip(digests.value()) {
+                values.push((i, d.value().to_vec()));
+            }
+        }
+        Ok((quote, values))
+    }
+
+    /// TPM2_ActivateCredential with the AK as the credentialed object and the
+    /// EK as the decryption key (a PolicySecret(endorsement) session).
+    pub fn activate_credential(
+        &mut self,
+        ak: KeyHandle,
+        ek: KeyHandle,
+        id_object: &[u8],
+        encrypted_secret: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let bad = |e: byok_protocol::error::WireError| AgentError::BadPackage(e.to_string());
+        let id = IdObject::try_from(unwrap_tpm2b("TPM2B_ID_OBJECT", id_object).map_err(bad)?.to_vec())
+            .map_err(|e| AgentError::BadPackage(format!("credential id_object: {e}")))?;
+        let secret = EncryptedSecret::try_from(
+            unwrap_tpm2b("TPM2B_ENCRYPTED_SECRET", encrypted_secret)
+                .map_err(bad)?
+                .to_vec(),
+        )
+        .map_err(|e| AgentError::BadPackage(format!("credential encrypted_secret: {e}")))?;
+
+        let session = self.ek_policy_session()?;
+        let r = self.ctx.execute_with_sessions((Some(AuthSession::Password), Some(session), None), |c| {
+            c.activate_credential(ak, ek, id, secret)
+        });
+        let _ = self.ctx.flush_context(SessionHandle::from(session).into());
+        let digest: Digest = r.map_err(|source| AgentError::ActivationRefused { source })?;
+        Ok(Zeroizing::new(digest.value().to_vec()))
+    }
+
+    /// A policy session satisfying the EK's policy: PolicySecret(TPM_RH_ENDORSEMENT).
+    fn ek_policy_session(&mut self) -> Result<AuthSession> {
+        let session = self
+            .ctx
+            .start_auth_session(
+                None,
+                None,
+                None,
+                SessionType::Policy,
+                SymmetricDefinition::AES_128_CFB,
+                HashingAlgorithm::Sha256,
+            )
+            .map_err(tpm("TPM2_StartAuthSession"))?
+            .ok_or(AgentError::TpmUnexpected("policy session"))?;
+        let (attrs, mask) = SessionAttributesBuilder::new().build();
+        let r = (|| {
+            self.ctx.tr_sess_set_attributes(session, attrs, mask)?;
+            let policy = PolicySession::try_from(session)?;
+            self.ctx.execute_with_session(Some(AuthSession::Password), |c| {
+                c.policy_secret(
+                    policy,
+                    AuthHandle::Endorsement,
+                    Default::default(),
+                    Default::default(),
+                    Default::default(),
+                    None,
+                )
+            })
+        })();
+        if let Err(e) = r {
+            let _ = self.ctx.flush_context(SessionHandle::from(session).into());
+            return Err(tpm("TPM2_PolicySecret(endorsement)")(e));
+        }
+        Ok(session)
+    }
+
+    /// TPM2_Import under `parent` with an AES-128-CFB inner wrapper keyed by
+    /// `inner_key`; returns the new TPM2B_PRIVATE (encrypted by the TPM).
+    pub fn import(
+        &mut self,
+        parent: KeyHandle,
+        inner_key: &[u8],
+        public: &[u8],
+        duplicate: &[u8],
+        seed: &[u8],
+    ) -> Result<Vec<u8>> {
+        let bad = |e: byok_protocol::error::WireError| AgentError::BadPackage(e.to_string());
+        let public = public_from_tpm2b(public).map_err(|e| AgentError::BadPackage(format!("object public: {e}")))?;
+        let duplicate = Private::try_from(unwrap_tpm2b("TPM2B_PRIVATE", duplicate).map_err(bad)?.to_vec())
+            .map_err(|e| AgentError::BadPackage(format!("object duplicate: {e}")))?;
+        let seed = EncryptedSecret::try_from(unwrap_tpm2b("TPM2B_ENCRYPTED_SECRET", seed).map_err(bad)?.to_vec())
+            .map_err(|e| AgentError::BadPackage(format!("object seed: {e}")))?;
+        let key = Data::try_from(inner_key.to_vec()).map_err(|e| AgentError::BadPackage(format!("credential value: {e}")))?;
+        let private = self
+            .ctx
+            .execute_with_session(Some(AuthSession::Password), |c| {
+                c.import(
+                    parent.into(),
+                    Some(key),
+                    public,
+                    duplicate,
+                    seed,
+                    SymmetricDefinitionObject::AES_128_CFB,
+                )
+            })
+            .map_err(|source| AgentError::ImportRefused { source })?;
+        Ok(tpm2b(private.value()))
+    }
+
+    /// Load a key (TPM2B_PUBLIC, TPM2B_PRIVATE) under `parent`.
+    pub fn load(&mut self, parent: KeyHandle, public: &[u8], private: &[u8]) -> Result<KeyHandle> {
+        let public = public_from_tpm2b(public)?;
+        let private = private_from_tpm2b(private)?;
+        self.ctx
+            .execute_with_session(Some(AuthSession::Password), |c| c.load(parent, private, public))
+            .map_err(tpm("TPM2_Load"))
+    }
+
+    /// TPM2_Sign of an externally computed digest (allowed for unrestricted keys
+    /// with a NULL hashcheck ticket).
+    pub fn sign(&mut self, key: KeyHandle, digest: &[u8], scheme: SignatureScheme) -> Result<Signature> {
+        let digest = Digest::try_from(digest.to_vec()).map_err(tpm("digest"))?;
+        let ticket = HashcheckTicket::try_from(tss_esapi::tss2_esys::TPMT_TK_HASHCHECK {
+            tag: tss_esapi::constants::tss::TPM2_ST_HASHCHECK,
+            hierarchy: tss_esapi::constants::tss::TPM2_RH_NULL,
+            digest: Default::default(),
+        })
+        .map_err(tpm("hashcheck ticket"))?;
+        self.ctx
+            .execute_with_session(Some(AuthSession::Password), |c| c.sign(key, digest, scheme, ticket))
+            .map_err(tpm("TPM2_Sign"))
+    }
+
+    pub fn flush(&mut self, key: KeyHandle) {
+        let _ = self.ctx.flush_context(key.into());
+    }
+}
+
+fn signed(attest: tss_esapi::structures::Attest, sig: Signature) -> Result<SignedAttest> {
+    Ok(SignedAttest {
+        attest: attest.marshall().map_err(tpm("marshal TPMS_ATTEST"))?,
+        signature: sig.marshall().map_err(tpm("marshal TPMT_SIGNATURE"))?,
+    })
+}
+
+/// The length of the DER element at the start of `b` (header + content).
+fn der_length(b: &[u8]) -> Option<usize> {
+    if b.len() < 2 || b[0] != 0x30 {
+        return None;
+    }
+    let first = b[1] as usize;
+    if first < 0x80 {
+        return Some(2 + first);
+    }
+    let n = first & 0x7f;
+    if n == 0 || n > 3 || b.len() < 2 + n {
+        return None;
+    }
+    let len = b[2..2 + n].iter().fold(0usize, |a, x| (a << 8) | *x as usize);
+    Some(2 + n + len).filter(|&t| t <= b.len())
+}
+
+pub use tss_esapi::interface_types::algorithm::HashingAlgorithm as Hashing;
+pub use tss_esapi::structures::{HashScheme as TpmHashScheme, Signature as TpmSignature, SignatureScheme as TpmSignatureScheme};

@@ -1,0 +1,35 @@
+//! Public-area templates of the objects the agent creates, kept here so the
+//! agent that creates them and the verifier that checks them share one definition.
+
+use crate::public::{PublicId, PublicParams, Scheme, SymDef, TpmtPublic};
+use crate::tpm::{alg, attr};
+use crate::world::world_policy;
+
+/// Attributes of a world's KEK: a restricted decryption (storage) key
+/// generated in and bound to this TPM.
+pub const KEK_ATTRIBUTES: u32 = attr::FIXED_TPM
+    | attr::FIXED_PARENT
+    | attr::SENSITIVE_DATA_ORIGIN
+    | attr::USER_WITH_AUTH
+    | attr::NO_DA
+    | attr::RESTRICTED
+    | attr::DECRYPT;
+
+/// The template for world `world`'s KEK: an RSA-2048 storage primary in the
+/// owner hierarchy, AES-128-CFB as its symmetric algorithm (required for a
+/// storage parent), with the world binding in authPolicy (see [`crate::world`]).
+pub fn kek_template(world: &str) -> TpmtPublic {
+    TpmtPublic::build(
+        alg::RSA,
+        alg::SHA256,
+        KEK_ATTRIBUTES,
+        world_policy(world).to_vec(),
+        PublicParams::Rsa {
+            symmetric: SymDef::AES_128_CFB,
+            scheme: Scheme::NULL,
+            key_bits: 2048,
+            exponent: 0,
+        },
+        PublicId::Rsa(Vec::new()),
+    )
+}

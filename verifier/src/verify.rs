@@ -1,0 +1,397 @@
+//! `verify`: every check on an evidence file, in one place. Each check names
+//! its failure (see `error.rs`); nothing unsigned is trusted except as noted.
+
+use crate::certs::{parse_certificates, subject, verify_path, TrustStore};
+use crate::error::VerifyError;
+use byok_protocol::attest::{Attested, ClockInfo, TpmsAttest, MAGIC_FIELD, TYPE_FIELD};
+use byok_protocol::error::WireError;
+use byok_protocol::formats::{Evidence, Signed};
+use byok_protocol::hash::HashAlg;
+use byok_protocol::public::{primary_qualified_name, qualified_name, PublicId, PublicParams, TpmtPublic};
+use byok_protocol::signature::{self, TpmtSignature};
+use byok_protocol::tpm::{alg, attr, curve, rh, st};
+use byok_protocol::world::world_policy;
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+use subtle::ConstantTimeEq;
+use x509_cert::Certificate;
+
+/// What the operator asks for.
+#[derive(Clone)]
+pub struct Options {
+    pub nonce: Vec<u8>,
+    pub world: Option<String>,
+    pub allow_sha1: bool,
+    pub now: SystemTime,
+}
+
+/// How the AK is tied to the EK.
+pub const AK_BINDING_AT_IMPORT: &str =
+    "not proven by evidence alone: enforced by the TPM at import (the key is released only to the TPM holding this EK and an object with this AK's name)";
+
+/// The facts an evidence file establishes once verified.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub world: String,
+    pub ek_public: TpmtPublic,
+    pub ak_public: TpmtPublic,
+    pub ak_name: Vec<u8>,
+    pub ak_qualified_name: Vec<u8>,
+    pub kek_public: TpmtPublic,
+    pub kek_name: Vec<u8>,
+    pub ek_chain: Vec<String>,
+    pub certify_clock: ClockInfo,
+    pub quote_clock: ClockInfo,
+    pub firmware_version: u64,
+    pub pcrs: BTreeMap<u32, Vec<u8>>,
+    pub tpm_manufacturer: String,
+    pub tpm_vendor: String,
+    pub ak_binding: &'static str,
+}
+
+pub fn parse_nonce(hex_nonce: &str) -> Result<Vec<u8>, VerifyError> {
+    let n = hex::decode(hex_nonce.trim()).map_err(|e| VerifyError::BadNonce(format!("not hex: {e}")))?;
+    if !(8..=64).contains(&n.len()) {
+        return Err(VerifyError::BadNonce(format!("{} bytes; use 8 to 64", n.len())));
+    }
+    Ok(n)
+}
+
+fn malformed(field: &'static str) -> impl FnOnce(WireError) -> VerifyError {
+    move |source| VerifyError::Malformed { field, source }
+}
+
+/// Parse a TPMS_ATTEST, naming magic and type failures.
+fn parse_attest(what: &'static str, bytes: &[u8], expected_type: u16) -> Result<TpmsAttest, VerifyError> {
+    let expected = if expected_type == st::ATTEST_CERTIFY {
+        "TPM_ST_ATTEST_CERTIFY"
+    } else {
+        "TPM_ST_ATTEST_QUOTE"
+    };
+    let a = TpmsAttest::parse(bytes).map_err(|e| match e {
+        WireError::BadValue { field, value, .. } if field == MAGIC_FIELD => VerifyError::AttestMagic { what, found: value },
+        WireError::BadValue { field, value, .. } if field == TYPE_FIELD => VerifyError::AttestType {
+            what,
+            found: value,
+            expected,
+        },
+        other => VerifyError::Malformed { field: what, source: other },
+    })?;
+    if a.attest_type != expected_type {
+        return Err(VerifyError::AttestType {
+            what,
+            found: a.attest_type.into(),
+            expected,
+        });
+    }
+    Ok(a)
+}
+
+/// Check a signed attestation: signature by the AK with an allowed hash,
+/// extraData equal to the nonce (constant time), signer = the AK.
+pub fn check_signed_attest(
+    what: &'static str,
+    signed: &Signed,
+    expected_type: u16,
+    ak: &TpmtPublic,
+    ak_qualified_name: &[u8],
+    nonce: &[u8],
+    allow_sha1: bool,
+) -> Result<(TpmsAttest, HashAlg), VerifyError> {
+    let attest = parse_attest(what, &signed.attest, expected_type)?;
+    let sig = TpmtSignature::parse(&signed.signature).map_err(malformed(what))?;
+    let hash = signature::verify(ak, &signed.attest, &sig).map_err(|e| match e {
+        signature::SignatureError::Invalid => VerifyError::SignatureInvalid { what },
+        other => VerifyError::SignatureUnusable {
+            what,
+            detail: other.to_string(),
+        },
+    })?;
+    if hash == HashAlg::Sha1 && !allow_sha1 {
+        return Err(VerifyError::SignatureHashNotAllowed { what, hash: "SHA-1" });
+    }
+    if !bool::from(attest.extra_data.ct_eq(nonce)) {
+        return Err(VerifyError::NonceMismatch { what });
+    }
+    if attest.qualified_signer != ak_qualified_name {
+        return Err(VerifyError::QualifiedSignerMismatch { what });
+    }
+    Ok((attest, hash))
+}
+
+/// The EK public area must be the key the EK certificate certifies.
+fn check_ek_matches_certificate(ek: &TpmtPublic, cert: &Certificate) -> Result<(), VerifyError> {
+    use der::Encode;
+    let spki = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| VerifyError::EkCertificateUnparseable(e.to_string()))?;
+    let ours = byok_protocol::keys::public_key_der(ek).map_err(|_| VerifyError::EkPublicMismatch)?;
+    // Compare keys, not encodings: decode both SPKIs to key values.
+    let same = match (&ek.params, &ek.unique) {
+        (PublicParams::Rsa { .. }, PublicId::Rsa(_)) => {
+            use rsa::traits::PublicKeyParts;
+            use spki::DecodePublicKey;
+            match (rsa::RsaPublicKey::from_public_key_der(&spki), rsa::RsaPublicKey::from_public_key_der(&ours)) {
+                (Ok(a), Ok(b)) => a.n() == b.n() && a.e() == b.e(),
+                _ => false,
+            }
+        }
+        (PublicParams::Ecc { curve: c, .. }, PublicId::Ecc { .. }) => {
+            use spki::DecodePublicKey;
+            match *c {
+                curve::NIST_P256 => matches!(
+                    (p256::PublicKey::from_public_key_der(&spki), p256::PublicKey::from_public_key_der(&ours)),
+                    (Ok(a), Ok(b)) if a == b
+                ),
+                curve::NIST_P384 => matches!(
+                    (p384::PublicKey::from_public_key_der(&spki), p384::PublicKey::from_public_key_der(&ours)),
+                    (Ok(a), Ok(b)) if a == b
+                ),
+                _ => false,
+            }
+        }
+        _ => false,
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(VerifyError::EkPublicMismatch)
+    }
+}
+
+fn missing(p: &TpmtPublic, required: &[(u32, &'static str)], forbidden: &[(u32, &'static str)]) -> Vec<String> {
+    let mut out: Vec<String> = required
+        .iter()
+        .filter(|(a, _)| !p.has(*a))
+        .map(|(_, n)| format!("lacks {n}"))
+        .collect();
+    out.extend(forbidden.iter().filter(|(a, _)| p.has(*a)).map(|(_, n)| format!("has {n}")));
+    out
+}
+
+fn check_ak(ak: &TpmtPublic) -> Result<(), VerifyError> {
+    let problems = missing(
+        ak,
+        &[
+            (attr::FIXED_TPM, "fixedTPM"),
+            (attr::FIXED_PARENT, "fixedParent"),
+            (attr::SENSITIVE_DATA_ORIGIN, "sensitiveDataOrigin"),
+            (attr::RESTRICTED, "restricted"),
+            (attr::SIGN, "sign"),
+        ],
+        &[(attr::DECRYPT, "decrypt")],
+    );
+    if !problems.is_empty() {
+        return Err(VerifyError::AkAttributes(problems.join(", ")));
+    }
+    let ok = match &ak.params {
+        PublicParams::Rsa { key_bits, .. } => *key_bits >= 2048,
+        PublicParams::Ecc { curve: c, .. } => matches!(*c, curve::NIST_P256 | curve::NIST_P384),
+        _ => false,
+    };
+    if !ok || ak.name_hash() == HashAlg::Sha1 {
+        return Err(VerifyError::AkKeyUnsupported(ak.describe_key()));
+    }
+    Ok(())
+}
+
+fn check_ek(ek: &TpmtPublic) -> Result<(), VerifyError> {
+    let problems = missing(
+        ek,
+        &[
+            (attr::FIXED_TPM, "fixedTPM"),
+            (attr::FIXED_PARENT, "fixedParent"),
+            (attr::SENSITIVE_DATA_ORIGIN, "sensitiveDataOrigin"),
+            (attr::RESTRICTED, "restricted"),
+            (attr::DECRYPT, "decrypt"),
+        ],
+        &[(attr::SIGN, "sign")],
+    );
+    if !problems.is_empty() {
+        return Err(VerifyError::EkAttributes(problems.join(", ")));
+    }
+    Ok(())
+}
+
+/// KEK: generated in this TPM (fixedTPM, sensitiveDataOrigin), bound to its
+/// parent (fixedParent), a storage key (restricted|decrypt, not sign).
+pub fn check_kek(kek: &TpmtPublic) -> Result<(), VerifyError> {
+    if !kek.has(attr::FIXED_TPM) {
+        return Err(VerifyError::KekNotFixedTpm);
+    }
+    if !kek.has(attr::FIXED_PARENT) {
+        return Err(VerifyError::KekNotFixedParent);
+    }
+    if !kek.has(attr::SENSITIVE_DATA_ORIGIN) {
+        return Err(VerifyError::KekNotSensitiveDataOrigin);
+    }
+    let problems = missing(
+        kek,
+        &[(attr::RESTRICTED, "restricted"), (attr::DECRYPT, "decrypt")],
+        &[(attr::SIGN, "sign")],
+    );
+    if !problems.is_empty() {
+        return Err(VerifyError::KekNotStorageKey(problems.join(", ")));
+    }
+    let ok = match &kek.params {
+        PublicParams::Rsa { key_bits, symmetric, .. } => *key_bits >= 2048 && symmetric.algorithm == alg::AES,
+        _ => false,
+    };
+    if !ok || kek.name_hash() == HashAlg::Sha1 {
+        return Err(VerifyError::KekKeyUnsupported(kek.describe_key()));
+    }
+    Ok(())
+}
+
+fn selection_text(pcrs: &[u32]) -> String {
+    pcrs.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// Quote: PCR selection equals the evidence's list; digest recomputes with the
+/// quote's signing hash over the values in selection order.
+fn check_pcrs(attest: &TpmsAttest, sig_hash: HashAlg, ev: &Evidence) -> Result<BTreeMap<u32, Vec<u8>>, VerifyError> {
+    let Attested::Quote { selection, pcr_digest } = &attest.attested else {
+        return Err(VerifyError::AttestType {
+            what: "quote",
+            found: attest.attest_type.into(),
+            expected: "TPM_ST_ATTEST_QUOTE",
+        });
+    };
+    let quoted: Vec<(u16, &Vec<u32>)> = selection.iter().filter(|s| !s.pcrs.is_empty()).map(|s| (s.hash, &s.pcrs)).collect();
+    if quoted.is_empty() {
+        return Err(VerifyError::PcrSelectionEmpty);
+    }
+    let listed: Vec<(String, Vec<u32>)> = ev
+        .quote
+        .pcrs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(b, v)| (b.clone(), v.keys().copied().collect()))
+        .collect();
+    let describe_q = quoted
+        .iter()
+        .map(|(h, p)| format!("{}:{}", HashAlg::from_tpm(*h).map(|h| h.name()).unwrap_or("?"), selection_text(p)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let describe_l = listed.iter().map(|(b, p)| format!("{b}:{}", selection_text(p))).collect::<Vec<_>>().join(" ");
+    let mismatch = || VerifyError::PcrSelectionMismatch {
+        quoted: describe_q.clone(),
+        listed: describe_l.clone(),
+    };
+    // This build checks the sha256 bank only.
+    if quoted.len() != 1 || listed.len() != 1 || quoted[0].0 != alg::SHA256 || listed[0].0 != "sha256" || *quoted[0].1 != listed[0].1 {
+        return Err(mismatch());
+    }
+    let bank = &ev.quote.pcrs["sha256"];
+    let mut values = BTreeMap::new();
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for i in quoted[0].1.iter() {
+        let v = &bank[i];
+        if v.len() != 32 {
+            return Err(VerifyError::PcrValueLength {
+                bank: "sha256".into(),
+                index: *i,
+                len: v.len(),
+            });
+        }
+        parts.push(v);
+        values.insert(*i, v.to_vec());
+    }
+    if sig_hash.digest(&parts) != *pcr_digest {
+        return Err(VerifyError::PcrDigestMismatch);
+    }
+    Ok(values)
+}
+
+/// Verify one evidence file against the operator's nonce, roots and world.
+pub fn verify_evidence(ev: &Evidence, store: &TrustStore, opts: &Options) -> Result<Verified, VerifyError> {
+    if let Some(w) = &opts.world {
+        if &ev.world != w {
+            return Err(VerifyError::WorldMismatch {
+                expected: w.clone(),
+                found: ev.world.clone(),
+            });
+        }
+    }
+    if !bool::from(ev.nonce.as_slice().ct_eq(&opts.nonce)) {
+        return Err(VerifyError::EvidenceNonceMismatch);
+    }
+
+    // EK: certificate chain to a root, and the EK public is the certified key.
+    let ek_cert = parse_certificates(&ev.ek.certificate)
+        .map_err(VerifyError::EkCertificateUnparseable)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| VerifyError::EkCertificateUnparseable("empty".into()))?;
+    let mut extra = Vec::new();
+    for c in &ev.ek.chain {
+        extra.extend(parse_certificates(c).map_err(VerifyError::EkCertificateUnparseable)?);
+    }
+    let ek_chain = verify_path(&ek_cert, &extra, store, opts.now)?;
+    let ek_public = TpmtPublic::parse_tpm2b(&ev.ek.public).map_err(malformed("EK public"))?;
+    check_ek_matches_certificate(&ek_public, &ek_cert)?;
+    check_ek(&ek_public)?;
+
+    // AK: restricted signing key, bound to the TPM; its qualified name under the EK.
+    let ak_public = TpmtPublic::parse_tpm2b(&ev.ak.public).map_err(malformed("AK public"))?;
+    check_ak(&ak_public)?;
+    let ak_name = ak_public.name();
+    let ek_qn = primary_qualified_name(rh::ENDORSEMENT, &ek_public.name()).ok_or(VerifyError::EkPublicMismatch)?;
+    let ak_qn = qualified_name(&ek_qn, &ak_name).ok_or(VerifyError::QualifiedSignerMismatch { what: "AK" })?;
+
+    // KEK: certified by the AK with the nonce; name, hierarchy, attributes, world.
+    let (certify, _) = check_signed_attest("KEK certify", &ev.kek.certify, st::ATTEST_CERTIFY, &ak_public, &ak_qn, &opts.nonce, opts.allow_sha1)?;
+    let kek_public = TpmtPublic::parse_tpm2b(&ev.kek.public).map_err(malformed("KEK public"))?;
+    let kek_name = kek_public.name();
+    let Attested::Certify { name, qualified_name: kek_qn } = &certify.attested else {
+        return Err(VerifyError::CertifiedNameMismatch);
+    };
+    if name != &kek_name {
+        return Err(VerifyError::CertifiedNameMismatch);
+    }
+    let owner_qn = primary_qualified_name(rh::OWNER, &kek_name).ok_or(VerifyError::CertifiedNameMismatch)?;
+    if kek_qn != &owner_qn {
+        let null_qn = primary_qualified_name(rh::NULL, &kek_name);
+        let detail = if Some(kek_qn) == null_qn.as_ref() {
+            "it is a primary of the NULL hierarchy, which a TPM reset destroys".to_string()
+        } else {
+            "it is not a primary of the owner hierarchy".to_string()
+        };
+        return Err(VerifyError::KekHierarchy(detail));
+    }
+    check_kek(&kek_public)?;
+    if kek_public.auth_policy != world_policy(&ev.world) {
+        return Err(VerifyError::KekWorldMismatch { world: ev.world.clone() });
+    }
+
+    // Quote: same AK, same nonce, PCRs consistent.
+    let (quote, quote_hash) = check_signed_attest("quote", &Signed {
+        attest: ev.quote.attest.clone(),
+        signature: ev.quote.signature.clone(),
+    }, st::ATTEST_QUOTE, &ak_public, &ak_qn, &opts.nonce, opts.allow_sha1)?;
+    let pcrs = check_pcrs(&quote, quote_hash, ev)?;
+
+    Ok(Verified {
+        world: ev.world.clone(),
+        ek_public,
+        ak_public,
+        ak_name,
+        ak_qualified_name: ak_qn,
+        kek_public,
+        kek_name,
+        ek_chain,
+        certify_clock: certify.clock_info,
+        quote_clock: quote.clock_info,
+        firmware_version: quote.firmware_version,
+        pcrs,
+        tpm_manufacturer: ev.tpm.manufacturer.clone(),
+        tpm_vendor: ev.tpm.vendor.clone(),
+        ak_binding: AK_BINDING_AT_IMPORT,
+    })
+}
+
+pub fn ek_subject(ev: &Evidence) -> Option<String> {
+    parse_certificates(&ev.ek.certificate).ok()?.first().map(subject)
+}

@@ -1,0 +1,48 @@
+//! `wrap`: build a transfer package for a verified KEK (BRIEF §3 step 4).
+
+use crate::error::VerifyError;
+use crate::verify::Verified;
+use byok_protocol::credential::make_credential;
+use byok_protocol::duplicate::duplicate;
+use byok_protocol::formats::{CredentialBlob, KeyInfo, ObjectBlob, TransferPackage, TRANSFER_TYPE, VERSION};
+use byok_protocol::keys::TargetKey;
+use rand::RngCore;
+use serde_bytes::ByteBuf;
+use zeroize::Zeroizing;
+
+/// Wrap `key` so that only the TPM of `verified` can import it under the KEK:
+/// - the key's public area is written here (non-duplicable, see `IMPORTED_KEY_ATTRIBUTES`);
+/// - its sensitive area gets an inner AES-128-CFB wrapper keyed by a fresh
+///   random K, then the outer duplication wrapper for the KEK (seed RSA-OAEP
+///   "DUPLICATE" to the KEK);
+/// - K travels as a credential for the EK bound to the AK's name (MakeCredential,
+///   "IDENTITY"), so only the TPM holding both that EK and that AK recovers K.
+pub fn wrap(verified: &Verified, key: &TargetKey, label: Option<String>) -> Result<TransferPackage, VerifyError> {
+    let public = key.tpm_public();
+    let sensitive = key.tpm_sensitive();
+    let mut inner_key = Zeroizing::new([0u8; 16]);
+    rand::rngs::OsRng.fill_bytes(&mut inner_key[..]);
+    let blob = duplicate(&verified.kek_public, &public, &sensitive, Some(&inner_key))?;
+    let credential = make_credential(&verified.ek_public, &verified.ak_name, &inner_key[..])?;
+    Ok(TransferPackage {
+        kind: TRANSFER_TYPE.into(),
+        version: VERSION,
+        world: verified.world.clone(),
+        kek_name: ByteBuf::from(verified.kek_name.clone()),
+        ak_name: ByteBuf::from(verified.ak_name.clone()),
+        credential: CredentialBlob {
+            id_object: ByteBuf::from(credential.id_object),
+            encrypted_secret: ByteBuf::from(credential.encrypted_secret),
+        },
+        object: ObjectBlob {
+            public: ByteBuf::from(public.to_tpm2b()),
+            duplicate: ByteBuf::from(blob.duplicate),
+            seed: ByteBuf::from(blob.seed),
+            inner: "aes128cfb".into(),
+        },
+        key: KeyInfo {
+            alg: key.alg().name().into(),
+            label,
+        },
+    })
+}
