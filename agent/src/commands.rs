@@ -243,6 +243,9 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
     let object = TpmtPublic::parse_tpm2b(&pkg.object.public).map_err(|e| AgentError::BadPackage(format!("object public: {e}")))?;
 
     let mut tpm = Tpm::open(&ctx.tcti)?;
+    if !tpm.supports(&pkg.object.public)? {
+        return Err(AgentError::UnsupportedByTpm(object.describe_key()));
+    }
     let kek = world_kek(&mut tpm, &w)?;
     let (ek, _) = tpm.ek()?;
     let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;

@@ -68,13 +68,16 @@ pub enum AgentError {
         #[source]
         source: tss_esapi::Error,
     },
+    #[error("this TPM does not support {0} keys (TPM2_TestParms refused them); wrap a key type it supports")]
+    UnsupportedByTpm(String),
     #[error("{0}")]
     Protocol(String),
 }
 
 impl AgentError {
     /// Distinct exit codes: 2 usage, 3 TPM, 4 state/IO, 5 bad input,
-    /// 6 unknown world/key, 7 package for another world/KEK/TPM, 8 TPM refused the package.
+    /// 6 unknown world/key, 7 package for another world/KEK/TPM, 8 TPM refused the package,
+    /// 9 key type unsupported by this TPM.
     pub fn exit_code(&self) -> i32 {
         use AgentError::*;
         match self {
@@ -85,6 +88,7 @@ impl AgentError {
             UnknownWorld(_) | UnknownKey(_) | KeyExists(_) => 6,
             PackageWorldMismatch { .. } | PackageKekMismatch { .. } | PackageAkMismatch { .. } => 7,
             ActivationRefused { .. } | ImportRefused { .. } => 8,
+            UnsupportedByTpm(_) => 9,
         }
     }
 }

@@ -154,7 +154,10 @@ fn list<T: DeserializeOwned>(dir: &Path) -> Result<Vec<T>> {
 /// Write `data` to `path` atomically: a 0600 temp file in the same
 /// directory, fsync, rename over the target, fsync the directory.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     let file_name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
     let result = (|| {

@@ -440,6 +440,18 @@ impl Tpm {
         Ok(tpm2b(private.value()))
     }
 
+    /// TPM2_TestParms: does this TPM support the key's algorithm and size?
+    /// (swtpm with libtpms 0.9, as in Debian 12, has no RSA-4096.)
+    pub fn supports(&mut self, public: &[u8]) -> Result<bool> {
+        let parameters = match public_from_tpm2b(public)? {
+            Public::Rsa { parameters, .. } => tss_esapi::structures::PublicParameters::Rsa(parameters),
+            Public::Ecc { parameters, .. } => tss_esapi::structures::PublicParameters::Ecc(parameters),
+            Public::KeyedHash { parameters, .. } => tss_esapi::structures::PublicParameters::KeyedHash(parameters),
+            Public::SymCipher { parameters, .. } => tss_esapi::structures::PublicParameters::SymCipher(parameters),
+        };
+        Ok(self.ctx.execute_without_session(|c| c.test_parms(parameters)).is_ok())
+    }
+
     /// Load a key (TPM2B_PUBLIC, TPM2B_PRIVATE) under `parent`.
     pub fn load(&mut self, parent: KeyHandle, public: &[u8], private: &[u8]) -> Result<KeyHandle> {
         let public = public_from_tpm2b(public)?;

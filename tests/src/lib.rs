@@ -1,1 +1,231 @@
+//! Test harness: provisioned swtpm states (one per test run, copied for
+//! each test), swtpm processes on free ports, and the binaries under test.
+#![forbid(unsafe_code)]
 
+use assert_cmd::Command;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// A provisioned TPM state with EK certificates from its own local CA.
+pub struct Provisioned {
+    _dir: TempDir,
+    pub state: PathBuf,
+    pub ca_bundle: PathBuf,
+}
+
+fn provision(tag: &str) -> Provisioned {
+    let dir = tempfile::Builder::new().prefix(&format!("byok-prov-{tag}-")).tempdir().expect("tempdir");
+    let out = std::process::Command::new("bash")
+        .arg(workspace_root().join("tpm-setup/provision.sh"))
+        .arg(dir.path())
+        .output()
+        .expect("run tpm-setup/provision.sh (is swtpm installed? run tpm-setup/install-deps.sh)");
+    assert!(
+        out.status.success(),
+        "provisioning swtpm failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Provisioned {
+        state: dir.path().join("state"),
+        ca_bundle: dir.path().join("ca-bundle.pem"),
+        _dir: dir,
+    }
+}
+
+/// The TPM most tests use ("manufacturer A").
+pub fn tpm_a() -> &'static Provisioned {
+    static P: OnceLock<Provisioned> = OnceLock::new();
+    P.get_or_init(|| provision("a"))
+}
+
+/// A second TPM with its own EK and its own CA ("another TPM").
+pub fn tpm_b() -> &'static Provisioned {
+    static P: OnceLock<Provisioned> = OnceLock::new();
+    P.get_or_init(|| provision("b"))
+}
+
+/// A running swtpm on a copy of a provisioned state.
+pub struct Swtpm {
+    child: Option<Child>,
+    pub dir: TempDir,
+    pub port: u16,
+}
+
+fn free_port_pair() -> u16 {
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let p = l.local_addr().expect("addr").port();
+        drop(l);
+        if p < 65000 && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read state dir") {
+        let e = e.expect("entry");
+        if e.file_type().expect("type").is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).expect("copy state");
+        }
+    }
+}
+
+impl Swtpm {
+    pub fn start(p: &Provisioned) -> Swtpm {
+        let dir = tempfile::Builder::new().prefix("byok-swtpm-").tempdir().expect("tempdir");
+        copy_dir(&p.state, &dir.path().join("state"));
+        let mut s = Swtpm { child: None, dir, port: 0 };
+        s.launch();
+        s
+    }
+
+    fn launch(&mut self) {
+        for _ in 0..20 {
+            let port = free_port_pair();
+            let mut child = std::process::Command::new("swtpm")
+                .arg("socket")
+                .arg("--tpm2")
+                .arg("--tpmstate")
+                .arg(format!("dir={}", self.dir.path().join("state").display()))
+                .arg("--server")
+                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+                .arg("--ctrl")
+                .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+                .arg("--flags")
+                .arg("not-need-init,startup-clear")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start swtpm (install it with tpm-setup/install-deps.sh)");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port taken between probe and bind: try another
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    self.child = Some(child);
+                    self.port = port;
+                    return;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("could not start swtpm");
+    }
+
+    pub fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+
+    /// Stop and start swtpm on the same state (a TPM restart: TPM2_Startup(CLEAR)).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A TPM host: a swtpm and an agent state directory.
+pub struct Host {
+    pub tpm: Swtpm,
+    pub state: TempDir,
+    pub ca_bundle: PathBuf,
+}
+
+impl Host {
+    pub fn new(p: &Provisioned) -> Host {
+        Host {
+            tpm: Swtpm::start(p),
+            state: tempfile::Builder::new().prefix("byok-agent-state-").tempdir().expect("tempdir"),
+            ca_bundle: p.ca_bundle.clone(),
+        }
+    }
+
+    /// `byok-agent --tcti … --state-dir …`.
+    pub fn agent(&self) -> Command {
+        let mut c = Command::cargo_bin("byok-agent").expect("byok-agent binary");
+        c.arg("--tcti")
+            .arg(self.tpm.tcti())
+            .arg("--state-dir")
+            .arg(self.state.path())
+            .env("TSS2_LOG", "all+none")
+            .env_remove("BYOK_TCTI")
+            .env_remove("BYOK_STATE_DIR");
+        c
+    }
+
+    /// A tpm2-tools command against this host's swtpm.
+    pub fn tpm2(&self, tool: &str) -> Command {
+        let mut c = Command::new(tool);
+        c.env("TPM2TOOLS_TCTI", self.tpm.tcti()).env("TSS2_LOG", "all+none");
+        c
+    }
+
+    /// Key files the agent stores (to check that failures leave nothing behind).
+    pub fn stored_keys(&self) -> Vec<String> {
+        let dir = self.state.path().join("keys");
+        let mut v: Vec<String> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string())).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    pub fn init(&self, world: &str) {
+        self.agent().args(["init", "--world", world]).assert().success();
+    }
+
+    /// Write evidence for `world` with `nonce` into `dir`.
+    pub fn evidence(&self, world: &str, nonce: &str, out: &Path) {
+        self.agent()
+            .args(["evidence", "--world", world, "--nonce", nonce, "-o"])
+            .arg(out)
+            .assert()
+            .success();
+    }
+}
+
+pub fn verifier() -> Command {
+    Command::cargo_bin("byok-verifier").expect("byok-verifier binary")
+}
+
+pub fn openssl() -> Command {
+    Command::new("openssl")
+}
+
+/// A fresh random nonce as hex (16 bytes from the OS).
+pub fn nonce() -> String {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .expect("read /dev/urandom");
+    hex::encode(b)
+}

@@ -214,12 +214,17 @@ pub fn verify_path(
                 current = n;
             }
             None => {
-                if let Some(e @ VerifyError::CertificateSignatureInvalid { .. }) = last_err {
+                if let Some(e @ VerifyError::CertificateAlgorithmUnsupported { .. }) = last_err {
                     return Err(e);
                 }
                 return Err(VerifyError::EkChainUntrusted {
                     subject: subject(leaf),
                     issuer: issuer(&current),
+                    reason: if last_err.is_some() {
+                        "a configured root has the issuer's name, but the signature does not verify with its key"
+                    } else {
+                        "no configured root or intermediate has the issuer's name"
+                    },
                 });
             }
         }
@@ -227,5 +232,6 @@ pub fn verify_path(
     Err(VerifyError::EkChainUntrusted {
         subject: subject(leaf),
         issuer: issuer(&current),
+        reason: "the path is longer than 8 certificates",
     })
 }

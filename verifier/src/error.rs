@@ -38,8 +38,12 @@ pub enum VerifyError {
     Roots { path: String, detail: String },
     #[error("EK certificate cannot be parsed: {0}")]
     EkCertificateUnparseable(String),
-    #[error("EK certificate chain is not trusted: no path from {subject:?} (issuer {issuer:?}) to a configured root")]
-    EkChainUntrusted { subject: String, issuer: String },
+    #[error("EK certificate chain is not trusted: no path from {subject:?} (issuer {issuer:?}) to a configured root: {reason}")]
+    EkChainUntrusted {
+        subject: String,
+        issuer: String,
+        reason: &'static str,
+    },
     #[error("certificate {subject:?} has an invalid signature from {issuer:?}")]
     CertificateSignatureInvalid { subject: String, issuer: String },
     #[error("certificate {subject:?} uses signature algorithm {oid}, which is not accepted")]
@@ -112,6 +116,8 @@ pub enum VerifyError {
     BadNonce(String),
 
     // --- receipts
+    #[error("receipt is for world {receipt:?}, not {evidence:?} of the evidence")]
+    ReceiptWorldMismatch { receipt: String, evidence: String },
     #[error("receipt's AK is not the AK of the verified evidence")]
     ReceiptAkMismatch,
     #[error("receipt's key does not live under the attested KEK (qualified name differs)")]

@@ -28,9 +28,9 @@ pub fn check_receipt(
     transfer: Option<&TransferPackage>,
 ) -> Result<ReceiptReport, VerifyError> {
     if receipt.world != verified.world {
-        return Err(VerifyError::WorldMismatch {
-            expected: verified.world.clone(),
-            found: receipt.world.clone(),
+        return Err(VerifyError::ReceiptWorldMismatch {
+            receipt: receipt.world.clone(),
+            evidence: verified.world.clone(),
         });
     }
     let ak = TpmtPublic::parse_tpm2b(&receipt.ak.public).map_err(|source| VerifyError::Malformed {
