@@ -127,6 +127,20 @@ pub fn check_signature(cert: &Certificate, issuer_cert: &Certificate) -> Result<
         .subject_public_key_info
         .to_der()
         .map_err(|e| VerifyError::EkCertificateUnparseable(e.to_string()))?;
+    // RFC 5280 4.1.1.2: the outer algorithm, which the signature does not
+    // cover, must equal the signed one.
+    if cert.signature_algorithm != cert.tbs_certificate.signature {
+        return Err(VerifyError::EkCertificateUnparseable(format!(
+            "certificate {:?}: signatureAlgorithm differs from tbsCertificate.signature",
+            subject(cert)
+        )));
+    }
+    if cert.signature.unused_bits() != 0 {
+        return Err(VerifyError::EkCertificateUnparseable(format!(
+            "certificate {:?}: signature BIT STRING has unused bits",
+            subject(cert)
+        )));
+    }
     let oid = cert.signature_algorithm.oid;
     let invalid = || VerifyError::CertificateSignatureInvalid {
         subject: subject(cert),
