@@ -5,7 +5,8 @@ use crate::error::{io, AgentError, Result};
 use crate::state::{write_atomic, KeyState, StateDir, WorldState};
 use crate::tpm::{Hashing, Tpm, TpmHashScheme, TpmSignature, TpmSignatureScheme};
 use byok_protocol::formats::{
-    Document, EkEvidence, Evidence, KekEvidence, PublicOnly, QuoteEvidence, Receipt, Signed, TpmInfo, TransferPackage,
+    Document, EkEvidence, Evidence, KekEvidence, PublicOnly, QuoteEvidence, Receipt, Signed,
+    TpmInfo, TransferPackage,
 };
 use byok_protocol::public::TpmtPublic;
 use byok_protocol::templates::kek_template;
@@ -40,7 +41,10 @@ fn parse_nonce(hex_nonce: &str) -> Result<Vec<u8>> {
     if !(8..=64).contains(&n.len()) {
         return Err(AgentError::InvalidArgument {
             what: "--nonce",
-            detail: format!("{} bytes; use 8 to 64 bytes (16 to 128 hex digits)", n.len()),
+            detail: format!(
+                "{} bytes; use 8 to 64 bytes (16 to 128 hex digits)",
+                n.len()
+            ),
         });
     }
     Ok(n)
@@ -90,7 +94,10 @@ pub fn init(ctx: &Ctx, world: &str) -> Result<()> {
             println!("world {world}: KEK re-created at {:#010x}", w.kek_handle);
         } else {
             world_kek(&mut tpm, &w)?;
-            println!("world {world}: already initialised, KEK at {:#010x}", w.kek_handle);
+            println!(
+                "world {world}: already initialised, KEK at {:#010x}",
+                w.kek_handle
+            );
         }
         return Ok(());
     }
@@ -110,8 +117,17 @@ pub fn init(ctx: &Ctx, world: &str) -> Result<()> {
     let kek = parse_public(&w.kek_public, "KEK public")?;
     let ak = parse_public(&w.ak_public, "AK public")?;
     println!("world {world}: initialised");
-    println!("  KEK  {:#010x}  {}  name {}", kek_handle, kek.describe_key(), hex::encode(kek.name()));
-    println!("  AK   {}  name {}", ak.describe_key(), hex::encode(ak.name()));
+    println!(
+        "  KEK  {:#010x}  {}  name {}",
+        kek_handle,
+        kek.describe_key(),
+        hex::encode(kek.name())
+    );
+    println!(
+        "  AK   {}  name {}",
+        ak.describe_key(),
+        hex::encode(ak.name())
+    );
     Ok(())
 }
 
@@ -209,7 +225,8 @@ pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> 
 pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
     check_id("world", world)?;
     check_id("key name", name)?;
-    let pkg = TransferPackage::from_cbor(&read_file(input)?).map_err(|e| AgentError::BadPackage(e.to_string()))?;
+    let pkg = TransferPackage::from_cbor(&read_file(input)?)
+        .map_err(|e| AgentError::BadPackage(e.to_string()))?;
     let state = StateDir::open(&ctx.state_dir)?;
     if state.has_key(name) {
         return Err(AgentError::KeyExists(name.to_string()));
@@ -238,9 +255,13 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
         });
     }
     if pkg.object.inner != "aes128cfb" {
-        return Err(AgentError::BadPackage(format!("inner wrapper {:?} is not supported", pkg.object.inner)));
+        return Err(AgentError::BadPackage(format!(
+            "inner wrapper {:?} is not supported",
+            pkg.object.inner
+        )));
     }
-    let object = TpmtPublic::parse_tpm2b(&pkg.object.public).map_err(|e| AgentError::BadPackage(format!("object public: {e}")))?;
+    let object = TpmtPublic::parse_tpm2b(&pkg.object.public)
+        .map_err(|e| AgentError::BadPackage(format!("object public: {e}")))?;
 
     let mut tpm = Tpm::open(&ctx.tcti)?;
     if !tpm.supports(&pkg.object.public)? {
@@ -249,10 +270,21 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
     let kek = world_kek(&mut tpm, &w)?;
     let (ek, _) = tpm.ek()?;
     let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;
-    let inner_key = tpm.activate_credential(ak, ek, &pkg.credential.id_object, &pkg.credential.encrypted_secret);
+    let inner_key = tpm.activate_credential(
+        ak,
+        ek,
+        &pkg.credential.id_object,
+        &pkg.credential.encrypted_secret,
+    );
     tpm.flush(ak);
     let inner_key = inner_key?;
-    let private = tpm.import(kek, &inner_key, &pkg.object.public, &pkg.object.duplicate, &pkg.object.seed)?;
+    let private = tpm.import(
+        kek,
+        &inner_key,
+        &pkg.object.public,
+        &pkg.object.duplicate,
+        &pkg.object.seed,
+    )?;
     drop(inner_key);
     // Prove the imported blob loads before recording it.
     let loaded = tpm.load(kek, &pkg.object.public, &private)?;
@@ -294,7 +326,10 @@ pub fn keys_show(ctx: &Ctx, name: &str) -> Result<()> {
     println!("algorithm:  {} ({})", k.alg, p.describe_key());
     println!("origin:     {}", k.origin);
     println!("tpm name:   {}", hex::encode(p.name()));
-    println!("attributes: {}", byok_protocol::tpm::attr::names(p.attributes).join("|"));
+    println!(
+        "attributes: {}",
+        byok_protocol::tpm::attr::names(p.attributes).join("|")
+    );
     if let Some(l) = &k.label {
         println!("label:      {l}");
     }
@@ -305,7 +340,9 @@ pub fn keys_delete(ctx: &Ctx, name: &str) -> Result<()> {
     check_id("key name", name)?;
     let state = StateDir::open(&ctx.state_dir)?;
     state.delete_key(name)?;
-    println!("deleted key {name:?} (its TPM-encrypted blob is gone; the key cannot be loaded again)");
+    println!(
+        "deleted key {name:?} (its TPM-encrypted blob is gone; the key cannot be loaded again)"
+    );
     Ok(())
 }
 
@@ -314,17 +351,34 @@ pub fn public(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
     let state = StateDir::open(&ctx.state_dir)?;
     let k = state.key(name)?;
     let p = parse_public(&k.public, "key public")?;
-    let pem = byok_protocol::keys::public_key_pem(&p).map_err(|e| AgentError::Protocol(e.to_string()))?;
+    let pem =
+        byok_protocol::keys::public_key_pem(&p).map_err(|e| AgentError::Protocol(e.to_string()))?;
     std::fs::write(out, pem).map_err(io(out))?;
     Ok(())
 }
 
-pub fn sign(ctx: &Ctx, name: &str, input: &Path, out: &Path, hash: &str, scheme: &str) -> Result<()> {
+pub fn sign(
+    ctx: &Ctx,
+    name: &str,
+    input: &Path,
+    out: &Path,
+    hash: &str,
+    scheme: &str,
+) -> Result<()> {
     check_id("key name", name)?;
     let (hashing, digest) = match hash {
-        "sha256" => (Hashing::Sha256, sha2::Sha256::digest(read_file(input)?).to_vec()),
-        "sha384" => (Hashing::Sha384, sha2::Sha384::digest(read_file(input)?).to_vec()),
-        "sha512" => (Hashing::Sha512, sha2::Sha512::digest(read_file(input)?).to_vec()),
+        "sha256" => (
+            Hashing::Sha256,
+            sha2::Sha256::digest(read_file(input)?).to_vec(),
+        ),
+        "sha384" => (
+            Hashing::Sha384,
+            sha2::Sha384::digest(read_file(input)?).to_vec(),
+        ),
+        "sha512" => (
+            Hashing::Sha512,
+            sha2::Sha512::digest(read_file(input)?).to_vec(),
+        ),
         other => {
             return Err(AgentError::InvalidArgument {
                 what: "--hash",
@@ -374,16 +428,26 @@ fn ecdsa_der(p: &TpmtPublic, r: &[u8], s: &[u8]) -> Result<Vec<u8>> {
         Ok(o)
     };
     match &p.params {
-        byok_protocol::public::PublicParams::Ecc { curve, .. } if *curve == byok_protocol::tpm::curve::NIST_P256 => {
+        byok_protocol::public::PublicParams::Ecc { curve, .. }
+            if *curve == byok_protocol::tpm::curve::NIST_P256 =>
+        {
             let (r, s) = (pad(r, 32)?, pad(s, 32)?);
-            let sig = p256::ecdsa::Signature::from_scalars(*p256::FieldBytes::from_slice(&r), *p256::FieldBytes::from_slice(&s))
-                .map_err(|_| bad())?;
+            let sig = p256::ecdsa::Signature::from_scalars(
+                *p256::FieldBytes::from_slice(&r),
+                *p256::FieldBytes::from_slice(&s),
+            )
+            .map_err(|_| bad())?;
             Ok(sig.to_der().as_bytes().to_vec())
         }
-        byok_protocol::public::PublicParams::Ecc { curve, .. } if *curve == byok_protocol::tpm::curve::NIST_P384 => {
+        byok_protocol::public::PublicParams::Ecc { curve, .. }
+            if *curve == byok_protocol::tpm::curve::NIST_P384 =>
+        {
             let (r, s) = (pad(r, 48)?, pad(s, 48)?);
-            let sig = p384::ecdsa::Signature::from_scalars(*p384::FieldBytes::from_slice(&r), *p384::FieldBytes::from_slice(&s))
-                .map_err(|_| bad())?;
+            let sig = p384::ecdsa::Signature::from_scalars(
+                *p384::FieldBytes::from_slice(&r),
+                *p384::FieldBytes::from_slice(&s),
+            )
+            .map_err(|_| bad())?;
             Ok(sig.to_der().as_bytes().to_vec())
         }
         _ => Err(bad()),

@@ -82,7 +82,12 @@ impl AgentError {
         use AgentError::*;
         match self {
             InvalidId { .. } | InvalidArgument { .. } => 2,
-            Tpm { .. } | TpmOpen { .. } | TpmUnexpected(_) | NoEkCertificate { .. } | NoFreeHandle | KekChanged { .. } => 3,
+            Tpm { .. }
+            | TpmOpen { .. }
+            | TpmUnexpected(_)
+            | NoEkCertificate { .. }
+            | NoFreeHandle
+            | KekChanged { .. } => 3,
             Io { .. } | CorruptState { .. } => 4,
             BadPackage(_) | Protocol(_) => 5,
             UnknownWorld(_) | UnknownKey(_) | KeyExists(_) => 6,

@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "byok-agent", version, about = "tpm-byok agent: keys in TPM custody (runs on the TPM host)")]
+#[command(
+    name = "byok-agent",
+    version,
+    about = "tpm-byok agent: keys in TPM custody (runs on the TPM host)"
+)]
 struct Cli {
     /// TPM2 TCTI (else BYOK_TCTI, TPM2TOOLS_TCTI, TCTI, device:/dev/tpmrm0).
     #[arg(long, global = true)]
@@ -115,7 +119,9 @@ fn state_dir(cli: &Option<PathBuf>) -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
         return PathBuf::from(d).join("tpm-byok");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/state/tpm-byok")
 }
 
@@ -127,7 +133,12 @@ fn main() {
     };
     let r = match cli.command {
         Command::Init { world } => commands::init(&ctx, &world),
-        Command::Evidence { world, nonce, pcrs, out } => commands::evidence(&ctx, &world, &nonce, &pcrs, &out),
+        Command::Evidence {
+            world,
+            nonce,
+            pcrs,
+            out,
+        } => commands::evidence(&ctx, &world, &nonce, &pcrs, &out),
         Command::Import { world, input, name } => commands::import(&ctx, &world, &input, &name),
         Command::Keys { action } => match action.unwrap_or(KeysAction::List) {
             KeysAction::List => commands::keys_list(&ctx),

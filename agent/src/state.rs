@@ -145,10 +145,7 @@ fn list<T: DeserializeOwned>(dir: &Path) -> Result<Vec<T>> {
         .filter(|p| p.extension().is_some_and(|x| x == "cbor"))
         .collect();
     names.sort();
-    names
-        .iter()
-        .filter_map(|p| read(p).transpose())
-        .collect()
+    names.iter().filter_map(|p| read(p).transpose()).collect()
 }
 
 /// Write `data` to `path` atomically: a 0600 temp file in the same
@@ -158,7 +155,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let file_name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
     let result = (|| {
         let mut f = OpenOptions::new()

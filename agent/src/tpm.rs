@@ -10,15 +10,19 @@ use tss_esapi::abstraction::{ak, ek, nv};
 use tss_esapi::attributes::SessionAttributesBuilder;
 use tss_esapi::constants::{CapabilityType, PropertyTag, SessionType};
 use tss_esapi::handles::{
-    AuthHandle, KeyHandle, NvIndexTpmHandle, ObjectHandle, PersistentTpmHandle, SessionHandle, TpmHandle,
+    AuthHandle, KeyHandle, NvIndexTpmHandle, ObjectHandle, PersistentTpmHandle, SessionHandle,
+    TpmHandle,
 };
-use tss_esapi::interface_types::algorithm::{AsymmetricAlgorithm, HashingAlgorithm, SignatureSchemeAlgorithm};
+use tss_esapi::interface_types::algorithm::{
+    AsymmetricAlgorithm, HashingAlgorithm, SignatureSchemeAlgorithm,
+};
 use tss_esapi::interface_types::dynamic_handles::Persistent;
 use tss_esapi::interface_types::resource_handles::{Hierarchy, NvAuth, Provision};
 use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{
-    CapabilityData, Data, Digest, EncryptedSecret, HashcheckTicket, IdObject, PcrSelectionListBuilder,
-    PcrSlot, Private, Public, Signature, SignatureScheme, SymmetricDefinition, SymmetricDefinitionObject,
+    CapabilityData, Data, Digest, EncryptedSecret, HashcheckTicket, IdObject,
+    PcrSelectionListBuilder, PcrSlot, Private, Public, Signature, SignatureScheme,
+    SymmetricDefinition, SymmetricDefinitionObject,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::{Marshall, UnMarshall};
@@ -42,6 +46,9 @@ pub struct SignedAttest {
     pub signature: Vec<u8>,
 }
 
+/// (PCR index, value) in selection order.
+pub type PcrValues = Vec<(u32, Vec<u8>)>;
+
 pub struct TpmIdentity {
     pub manufacturer: String,
     pub vendor: String,
@@ -55,21 +62,23 @@ fn public_tpm2b(p: &Public) -> Result<Vec<u8>> {
 }
 
 fn public_from_tpm2b(bytes: &[u8]) -> Result<Public> {
-    let inner = unwrap_tpm2b("TPM2B_PUBLIC", bytes).map_err(|e| AgentError::Protocol(e.to_string()))?;
+    let inner =
+        unwrap_tpm2b("TPM2B_PUBLIC", bytes).map_err(|e| AgentError::Protocol(e.to_string()))?;
     Public::unmarshall(inner).map_err(tpm("unmarshal TPMT_PUBLIC"))
 }
 
 fn private_from_tpm2b(bytes: &[u8]) -> Result<Private> {
-    let inner = unwrap_tpm2b("TPM2B_PRIVATE", bytes).map_err(|e| AgentError::Protocol(e.to_string()))?;
+    let inner =
+        unwrap_tpm2b("TPM2B_PRIVATE", bytes).map_err(|e| AgentError::Protocol(e.to_string()))?;
     Private::try_from(inner.to_vec()).map_err(tpm("TPM2B_PRIVATE"))
 }
 
 fn is_retry(e: &tss_esapi::Error) -> bool {
     match e {
         // TPM_RC_RETRY is a format-zero warning (0x922).
-        tss_esapi::Error::Tss2Error(tss_esapi::constants::response_code::Tss2ResponseCode::FormatZero(rc)) => {
-            rc.0 & 0xfff == TPM_RC_RETRY
-        }
+        tss_esapi::Error::Tss2Error(
+            tss_esapi::constants::response_code::Tss2ResponseCode::FormatZero(rc),
+        ) => rc.0 & 0xfff == TPM_RC_RETRY,
         _ => false,
     }
 }
@@ -97,9 +106,14 @@ impl Tpm {
                 .ctx
                 .get_capability(CapabilityType::Handles, first, 32)
                 .map_err(tpm("TPM2_GetCapability(handles)"))?;
-            let CapabilityData::Handles(list) = data else { continue };
+            let CapabilityData::Handles(list) = data else {
+                continue;
+            };
             for h in list.into_inner() {
-                if let Ok(obj) = self.ctx.execute_without_session(|c| c.tr_from_tpm_public(h)) {
+                if let Ok(obj) = self
+                    .ctx
+                    .execute_without_session(|c| c.tr_from_tpm_public(h))
+                {
                     let _ = self.ctx.flush_context(obj);
                 }
             }
@@ -109,7 +123,10 @@ impl Tpm {
 
     fn persistent(&mut self, handle: u32) -> Result<Option<KeyHandle>> {
         let h = PersistentTpmHandle::new(handle).map_err(tpm("persistent handle"))?;
-        match self.ctx.execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::Persistent(h))) {
+        match self
+            .ctx
+            .execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::Persistent(h)))
+        {
             Ok(obj) => Ok(Some(KeyHandle::from(obj))),
             Err(_) => Ok(None),
         }
@@ -132,10 +149,17 @@ impl Tpm {
             None => {
                 let created = ek::create_ek_object(&mut self.ctx, AsymmetricAlgorithm::Rsa, None)
                     .map_err(tpm("TPM2_CreatePrimary(EK)"))?;
-                let persistent = PersistentTpmHandle::new(EK_RSA_HANDLE).map_err(tpm("persistent handle"))?;
-                let r = self.ctx.execute_with_session(Some(AuthSession::Password), |c| {
-                    c.evict_control(Provision::Owner, created.into(), Persistent::Persistent(persistent))
-                });
+                let persistent =
+                    PersistentTpmHandle::new(EK_RSA_HANDLE).map_err(tpm("persistent handle"))?;
+                let r = self
+                    .ctx
+                    .execute_with_session(Some(AuthSession::Password), |c| {
+                        c.evict_control(
+                            Provision::Owner,
+                            created.into(),
+                            Persistent::Persistent(persistent),
+                        )
+                    });
                 let _ = self.ctx.flush_context(created.into());
                 KeyHandle::from(r.map_err(tpm("TPM2_EvictControl(EK)"))?)
             }
@@ -155,7 +179,9 @@ impl Tpm {
             let auth = NvAuth::NvIndex(obj.into());
             let data = self
                 .ctx
-                .execute_with_session(Some(AuthSession::Password), |c| nv::read_full(c, auth, nv_index));
+                .execute_with_session(Some(AuthSession::Password), |c| {
+                    nv::read_full(c, auth, nv_index)
+                });
             let mut obj = obj;
             let _ = self.ctx.tr_close(&mut obj);
             data
@@ -196,7 +222,8 @@ impl Tpm {
         ] {
             vendor.push_str(&text(prop(t)?));
         }
-        let firmware = (u64::from(prop(PropertyTag::FirmwareVersion1)?) << 32) | u64::from(prop(PropertyTag::FirmwareVersion2)?);
+        let firmware = (u64::from(prop(PropertyTag::FirmwareVersion1)?) << 32)
+            | u64::from(prop(PropertyTag::FirmwareVersion2)?);
         Ok(TpmIdentity {
             manufacturer,
             vendor: vendor.trim().to_string(),
@@ -241,7 +268,11 @@ impl Tpm {
     /// Create the world's KEK (an owner-hierarchy primary from `template`) and
     /// make it persistent at `handle`, or at the first free KEK handle when None.
     /// Returns (handle, TPM2B_PUBLIC).
-    pub fn create_kek(&mut self, template: &TpmtPublic, handle: Option<u32>) -> Result<(u32, Vec<u8>)> {
+    pub fn create_kek(
+        &mut self,
+        template: &TpmtPublic,
+        handle: Option<u32>,
+    ) -> Result<(u32, Vec<u8>)> {
         let handle = match handle {
             Some(h) => h,
             None => self.free_kek_handle()?,
@@ -255,9 +286,15 @@ impl Tpm {
             .map_err(tpm("TPM2_CreatePrimary(KEK)"))?;
         let key = created.key_handle;
         let persistent = PersistentTpmHandle::new(handle).map_err(tpm("persistent handle"))?;
-        let r = self.ctx.execute_with_session(Some(AuthSession::Password), |c| {
-            c.evict_control(Provision::Owner, key.into(), Persistent::Persistent(persistent))
-        });
+        let r = self
+            .ctx
+            .execute_with_session(Some(AuthSession::Password), |c| {
+                c.evict_control(
+                    Provision::Owner,
+                    key.into(),
+                    Persistent::Persistent(persistent),
+                )
+            });
         let _ = self.ctx.flush_context(key.into());
         r.map_err(tpm("TPM2_EvictControl(KEK)"))?;
         Ok((handle, public_tpm2b(&created.out_public)?))
@@ -279,12 +316,21 @@ impl Tpm {
 
     /// TPM2_Certify of `object` by `signer`, qualifyingData = nonce.
     /// swtpm may answer the first Certify with TPM_RC_RETRY: retried.
-    pub fn certify(&mut self, object: ObjectHandle, signer: KeyHandle, nonce: &[u8]) -> Result<SignedAttest> {
+    pub fn certify(
+        &mut self,
+        object: ObjectHandle,
+        signer: KeyHandle,
+        nonce: &[u8],
+    ) -> Result<SignedAttest> {
         let data = Data::try_from(nonce.to_vec()).map_err(tpm("qualifying data"))?;
         let mut tries = 0;
         loop {
             let r = self.ctx.execute_with_sessions(
-                (Some(AuthSession::Password), Some(AuthSession::Password), None),
+                (
+                    Some(AuthSession::Password),
+                    Some(AuthSession::Password),
+                    None,
+                ),
                 |c| c.certify(object, signer, data.clone(), SignatureScheme::Null),
             );
             match r {
@@ -296,7 +342,12 @@ impl Tpm {
     }
 
     /// TPM2_Quote of sha256 PCRs `pcrs` by `signer`; returns the quote and the PCR values.
-    pub fn quote(&mut self, signer: KeyHandle, nonce: &[u8], pcrs: &[u32]) -> Result<(SignedAttest, Vec<(u32, Vec<u8>)>)> {
+    pub fn quote(
+        &mut self,
+        signer: KeyHandle,
+        nonce: &[u8],
+        pcrs: &[u32],
+    ) -> Result<(SignedAttest, PcrValues)> {
         let slots: Vec<PcrSlot> = pcrs
             .iter()
             .map(|i| PcrSlot::try_from(1u32 << i).map_err(tpm("PCR slot")))
@@ -331,7 +382,11 @@ impl Tpm {
             let got: Vec<u32> = read_sel
                 .get_selections()
                 .iter()
-                .flat_map(|s| s.selected().into_iter().map(|slot| u32::from(slot).trailing_zeros()))
+                .flat_map(|s| {
+                    s.selected()
+                        .into_iter()
+                        .map(|slot| u32::from(slot).trailing_zeros())
+                })
                 .collect();
             if got.len() != digests.value().len() || got != chunk {
                 return Err(AgentError::TpmUnexpected("PCR_Read selection"));
@@ -353,8 +408,12 @@ impl Tpm {
         encrypted_secret: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
         let bad = |e: byok_protocol::error::WireError| AgentError::BadPackage(e.to_string());
-        let id = IdObject::try_from(unwrap_tpm2b("TPM2B_ID_OBJECT", id_object).map_err(bad)?.to_vec())
-            .map_err(|e| AgentError::BadPackage(format!("credential id_object: {e}")))?;
+        let id = IdObject::try_from(
+            unwrap_tpm2b("TPM2B_ID_OBJECT", id_object)
+                .map_err(bad)?
+                .to_vec(),
+        )
+        .map_err(|e| AgentError::BadPackage(format!("credential id_object: {e}")))?;
         let secret = EncryptedSecret::try_from(
             unwrap_tpm2b("TPM2B_ENCRYPTED_SECRET", encrypted_secret)
                 .map_err(bad)?
@@ -363,9 +422,11 @@ impl Tpm {
         .map_err(|e| AgentError::BadPackage(format!("credential encrypted_secret: {e}")))?;
 
         let session = self.ek_policy_session()?;
-        let r = self.ctx.execute_with_sessions((Some(AuthSession::Password), Some(session), None), |c| {
-            c.activate_credential(ak, ek, id, secret)
-        });
+        let r = self
+            .ctx
+            .execute_with_sessions((Some(AuthSession::Password), Some(session), None), |c| {
+                c.activate_credential(ak, ek, id, secret)
+            });
         let _ = self.ctx.flush_context(SessionHandle::from(session).into());
         let digest: Digest = r.map_err(|source| AgentError::ActivationRefused { source })?;
         Ok(Zeroizing::new(digest.value().to_vec()))
@@ -389,16 +450,17 @@ impl Tpm {
         let r = (|| {
             self.ctx.tr_sess_set_attributes(session, attrs, mask)?;
             let policy = PolicySession::try_from(session)?;
-            self.ctx.execute_with_session(Some(AuthSession::Password), |c| {
-                c.policy_secret(
-                    policy,
-                    AuthHandle::Endorsement,
-                    Default::default(),
-                    Default::default(),
-                    Default::default(),
-                    None,
-                )
-            })
+            self.ctx
+                .execute_with_session(Some(AuthSession::Password), |c| {
+                    c.policy_secret(
+                        policy,
+                        AuthHandle::Endorsement,
+                        Default::default(),
+                        Default::default(),
+                        Default::default(),
+                        None,
+                    )
+                })
         })();
         if let Err(e) = r {
             let _ = self.ctx.flush_context(SessionHandle::from(session).into());
@@ -418,12 +480,22 @@ impl Tpm {
         seed: &[u8],
     ) -> Result<Vec<u8>> {
         let bad = |e: byok_protocol::error::WireError| AgentError::BadPackage(e.to_string());
-        let public = public_from_tpm2b(public).map_err(|e| AgentError::BadPackage(format!("object public: {e}")))?;
-        let duplicate = Private::try_from(unwrap_tpm2b("TPM2B_PRIVATE", duplicate).map_err(bad)?.to_vec())
-            .map_err(|e| AgentError::BadPackage(format!("object duplicate: {e}")))?;
-        let seed = EncryptedSecret::try_from(unwrap_tpm2b("TPM2B_ENCRYPTED_SECRET", seed).map_err(bad)?.to_vec())
-            .map_err(|e| AgentError::BadPackage(format!("object seed: {e}")))?;
-        let key = Data::try_from(inner_key.to_vec()).map_err(|e| AgentError::BadPackage(format!("credential value: {e}")))?;
+        let public = public_from_tpm2b(public)
+            .map_err(|e| AgentError::BadPackage(format!("object public: {e}")))?;
+        let duplicate = Private::try_from(
+            unwrap_tpm2b("TPM2B_PRIVATE", duplicate)
+                .map_err(bad)?
+                .to_vec(),
+        )
+        .map_err(|e| AgentError::BadPackage(format!("object duplicate: {e}")))?;
+        let seed = EncryptedSecret::try_from(
+            unwrap_tpm2b("TPM2B_ENCRYPTED_SECRET", seed)
+                .map_err(bad)?
+                .to_vec(),
+        )
+        .map_err(|e| AgentError::BadPackage(format!("object seed: {e}")))?;
+        let key = Data::try_from(inner_key.to_vec())
+            .map_err(|e| AgentError::BadPackage(format!("credential value: {e}")))?;
         let private = self
             .ctx
             .execute_with_session(Some(AuthSession::Password), |c| {
@@ -444,12 +516,23 @@ impl Tpm {
     /// (swtpm with libtpms 0.9, as in Debian 12, has no RSA-4096.)
     pub fn supports(&mut self, public: &[u8]) -> Result<bool> {
         let parameters = match public_from_tpm2b(public)? {
-            Public::Rsa { parameters, .. } => tss_esapi::structures::PublicParameters::Rsa(parameters),
-            Public::Ecc { parameters, .. } => tss_esapi::structures::PublicParameters::Ecc(parameters),
-            Public::KeyedHash { parameters, .. } => tss_esapi::structures::PublicParameters::KeyedHash(parameters),
-            Public::SymCipher { parameters, .. } => tss_esapi::structures::PublicParameters::SymCipher(parameters),
+            Public::Rsa { parameters, .. } => {
+                tss_esapi::structures::PublicParameters::Rsa(parameters)
+            }
+            Public::Ecc { parameters, .. } => {
+                tss_esapi::structures::PublicParameters::Ecc(parameters)
+            }
+            Public::KeyedHash { parameters, .. } => {
+                tss_esapi::structures::PublicParameters::KeyedHash(parameters)
+            }
+            Public::SymCipher { parameters, .. } => {
+                tss_esapi::structures::PublicParameters::SymCipher(parameters)
+            }
         };
-        Ok(self.ctx.execute_without_session(|c| c.test_parms(parameters)).is_ok())
+        Ok(self
+            .ctx
+            .execute_without_session(|c| c.test_parms(parameters))
+            .is_ok())
     }
 
     /// Load a key (TPM2B_PUBLIC, TPM2B_PRIVATE) under `parent`.
@@ -457,13 +540,20 @@ impl Tpm {
         let public = public_from_tpm2b(public)?;
         let private = private_from_tpm2b(private)?;
         self.ctx
-            .execute_with_session(Some(AuthSession::Password), |c| c.load(parent, private, public))
+            .execute_with_session(Some(AuthSession::Password), |c| {
+                c.load(parent, private, public)
+            })
             .map_err(tpm("TPM2_Load"))
     }
 
     /// TPM2_Sign of an externally computed digest (allowed for unrestricted keys
     /// with a NULL hashcheck ticket).
-    pub fn sign(&mut self, key: KeyHandle, digest: &[u8], scheme: SignatureScheme) -> Result<Signature> {
+    pub fn sign(
+        &mut self,
+        key: KeyHandle,
+        digest: &[u8],
+        scheme: SignatureScheme,
+    ) -> Result<Signature> {
         let digest = Digest::try_from(digest.to_vec()).map_err(tpm("digest"))?;
         let ticket = HashcheckTicket::try_from(tss_esapi::tss2_esys::TPMT_TK_HASHCHECK {
             tag: tss_esapi::constants::tss::TPM2_ST_HASHCHECK,
@@ -472,7 +562,9 @@ impl Tpm {
         })
         .map_err(tpm("hashcheck ticket"))?;
         self.ctx
-            .execute_with_session(Some(AuthSession::Password), |c| c.sign(key, digest, scheme, ticket))
+            .execute_with_session(Some(AuthSession::Password), |c| {
+                c.sign(key, digest, scheme, ticket)
+            })
             .map_err(tpm("TPM2_Sign"))
     }
 
@@ -501,9 +593,13 @@ fn der_length(b: &[u8]) -> Option<usize> {
     if n == 0 || n > 3 || b.len() < 2 + n {
         return None;
     }
-    let len = b[2..2 + n].iter().fold(0usize, |a, x| (a << 8) | *x as usize);
+    let len = b[2..2 + n]
+        .iter()
+        .fold(0usize, |a, x| (a << 8) | *x as usize);
     Some(2 + n + len).filter(|&t| t <= b.len())
 }
 
 pub use tss_esapi::interface_types::algorithm::HashingAlgorithm as Hashing;
-pub use tss_esapi::structures::{HashScheme as TpmHashScheme, Signature as TpmSignature, SignatureScheme as TpmSignatureScheme};
+pub use tss_esapi::structures::{
+    HashScheme as TpmHashScheme, Signature as TpmSignature, SignatureScheme as TpmSignatureScheme,
+};

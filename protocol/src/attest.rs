@@ -103,7 +103,9 @@ impl TpmsAttest {
         let attested = match attest_type {
             st::ATTEST_CERTIFY => Attested::Certify {
                 name: r.tpm2b("attested.certify.name", MAX_NAME)?.to_vec(),
-                qualified_name: r.tpm2b("attested.certify.qualifiedName", MAX_NAME)?.to_vec(),
+                qualified_name: r
+                    .tpm2b("attested.certify.qualifiedName", MAX_NAME)?
+                    .to_vec(),
             },
             st::ATTEST_QUOTE => Attested::Quote {
                 selection: read_selection(&mut r)?,

@@ -145,11 +145,16 @@ pub trait Document: Serialize + DeserializeOwned {
     /// Decode, refusing other document types and unknown versions before
     /// looking at any other field.
     fn from_cbor(bytes: &[u8]) -> Result<Self, FormatError> {
-        let value: ciborium::Value = ciborium::from_reader(bytes).map_err(|e| FormatError::Cbor(e.to_string()))?;
+        let value: ciborium::Value =
+            ciborium::from_reader(bytes).map_err(|e| FormatError::Cbor(e.to_string()))?;
         let map = value
             .as_map()
             .ok_or_else(|| FormatError::Cbor("top level is not a map".into()))?;
-        let field = |k: &str| map.iter().find(|(key, _)| key.as_text() == Some(k)).map(|(_, v)| v);
+        let field = |k: &str| {
+            map.iter()
+                .find(|(key, _)| key.as_text() == Some(k))
+                .map(|(_, v)| v)
+        };
         let kind = field("type")
             .and_then(|v| v.as_text())
             .ok_or_else(|| FormatError::Cbor("missing text field \"type\"".into()))?;
@@ -171,9 +176,12 @@ pub trait Document: Serialize + DeserializeOwned {
             });
         }
         let mut reread = std::io::Cursor::new(bytes);
-        let doc: Self = ciborium::from_reader(&mut reread).map_err(|e| FormatError::Cbor(e.to_string()))?;
+        let doc: Self =
+            ciborium::from_reader(&mut reread).map_err(|e| FormatError::Cbor(e.to_string()))?;
         if (reread.position() as usize) != bytes.len() {
-            return Err(FormatError::Cbor("trailing bytes after the CBOR document".into()));
+            return Err(FormatError::Cbor(
+                "trailing bytes after the CBOR document".into(),
+            ));
         }
         Ok(doc)
     }

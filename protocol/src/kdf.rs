@@ -46,13 +46,22 @@ pub fn aes_cfb_encrypt(key: &[u8], data: &mut [u8]) -> Result<(), CryptoError> {
     let iv = [0u8; 16];
     match key.len() {
         16 => cfb_mode::Encryptor::<aes::Aes128>::new_from_slices(key, &iv)
-            .map_err(|_| CryptoError::UnsupportedAlgorithm { what: "AES key", alg: 16 })?
+            .map_err(|_| CryptoError::UnsupportedAlgorithm {
+                what: "AES key",
+                alg: 16,
+            })?
             .encrypt(data),
         24 => cfb_mode::Encryptor::<aes::Aes192>::new_from_slices(key, &iv)
-            .map_err(|_| CryptoError::UnsupportedAlgorithm { what: "AES key", alg: 24 })?
+            .map_err(|_| CryptoError::UnsupportedAlgorithm {
+                what: "AES key",
+                alg: 24,
+            })?
             .encrypt(data),
         32 => cfb_mode::Encryptor::<aes::Aes256>::new_from_slices(key, &iv)
-            .map_err(|_| CryptoError::UnsupportedAlgorithm { what: "AES key", alg: 32 })?
+            .map_err(|_| CryptoError::UnsupportedAlgorithm {
+                what: "AES key",
+                alg: 32,
+            })?
             .encrypt(data),
         n => {
             return Err(CryptoError::UnsupportedAlgorithm {
@@ -68,11 +77,20 @@ pub fn aes_cfb_encrypt(key: &[u8], data: &mut [u8]) -> Result<(), CryptoError> {
 pub fn aes_cfb_decrypt(key: &[u8], data: &mut [u8]) -> Result<(), CryptoError> {
     use cfb_mode::cipher::{AsyncStreamCipher, KeyIvInit};
     let iv = [0u8; 16];
-    let bad = |_| CryptoError::UnsupportedAlgorithm { what: "AES key length", alg: key.len() as u16 };
+    let bad = |_| CryptoError::UnsupportedAlgorithm {
+        what: "AES key length",
+        alg: key.len() as u16,
+    };
     match key.len() {
-        16 => cfb_mode::Decryptor::<aes::Aes128>::new_from_slices(key, &iv).map_err(bad)?.decrypt(data),
-        24 => cfb_mode::Decryptor::<aes::Aes192>::new_from_slices(key, &iv).map_err(bad)?.decrypt(data),
-        32 => cfb_mode::Decryptor::<aes::Aes256>::new_from_slices(key, &iv).map_err(bad)?.decrypt(data),
+        16 => cfb_mode::Decryptor::<aes::Aes128>::new_from_slices(key, &iv)
+            .map_err(bad)?
+            .decrypt(data),
+        24 => cfb_mode::Decryptor::<aes::Aes192>::new_from_slices(key, &iv)
+            .map_err(bad)?
+            .decrypt(data),
+        32 => cfb_mode::Decryptor::<aes::Aes256>::new_from_slices(key, &iv)
+            .map_err(bad)?
+            .decrypt(data),
         n => {
             return Err(CryptoError::UnsupportedAlgorithm {
                 what: "AES key length",
@@ -130,11 +148,12 @@ mod tests {
     #[test]
     fn kdfa_first_block_is_the_hmac_of_the_counter_block() {
         // Independent construction of block 1 from the spec's definition.
-        let expect = HashAlg::Sha256.hmac(
-            b"k",
-            &[b"\x00\x00\x00\x01STORAGE\x00ctx\x00\x00\x00\x80"],
+        let expect =
+            HashAlg::Sha256.hmac(b"k", &[b"\x00\x00\x00\x01STORAGE\x00ctx\x00\x00\x00\x80"]);
+        assert_eq!(
+            &kdfa(HashAlg::Sha256, b"k", "STORAGE", b"ctx", b"", 128)[..],
+            &expect[..16]
         );
-        assert_eq!(&kdfa(HashAlg::Sha256, b"k", "STORAGE", b"ctx", b"", 128)[..], &expect[..16]);
     }
 
     #[test]

@@ -21,7 +21,13 @@ pub enum KeyAlg {
 }
 
 impl KeyAlg {
-    pub const ALL: [KeyAlg; 5] = [KeyAlg::Rsa2048, KeyAlg::Rsa3072, KeyAlg::Rsa4096, KeyAlg::P256, KeyAlg::P384];
+    pub const ALL: [KeyAlg; 5] = [
+        KeyAlg::Rsa2048,
+        KeyAlg::Rsa3072,
+        KeyAlg::Rsa4096,
+        KeyAlg::P256,
+        KeyAlg::P384,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -40,7 +46,7 @@ impl KeyAlg {
 
 /// A private key to be wrapped. The RSA and EC key types zeroize on drop.
 pub enum TargetKey {
-    Rsa(rsa::RsaPrivateKey),
+    Rsa(Box<rsa::RsaPrivateKey>),
     P256(p256::SecretKey),
     P384(p384::SecretKey),
 }
@@ -51,7 +57,8 @@ pub enum TargetKey {
 /// adminWithPolicy clear with an empty authPolicy, so the DUP role (which
 /// always needs a policy session) can never be satisfied: TPM2_Duplicate
 /// refuses the key forever.
-pub const IMPORTED_KEY_ATTRIBUTES: u32 = attr::USER_WITH_AUTH | attr::SIGN | attr::DECRYPT | attr::NO_DA;
+pub const IMPORTED_KEY_ATTRIBUTES: u32 =
+    attr::USER_WITH_AUTH | attr::SIGN | attr::DECRYPT | attr::NO_DA;
 
 impl TargetKey {
     /// Read a private key from PEM or DER: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
@@ -102,7 +109,9 @@ impl TargetKey {
                 "encrypted PKCS#8 is not read; decrypt it with `openssl pkcs8` on the offline workstation".into(),
             ));
         }
-        Err(KeyError::Unrecognised("PEM block is not a private key".into()))
+        Err(KeyError::Unrecognised(
+            "PEM block is not a private key".into(),
+        ))
     }
 
     fn from_der(der: &[u8]) -> Result<TargetKey, KeyError> {
@@ -125,22 +134,29 @@ impl TargetKey {
         if let Ok(k) = p384::SecretKey::from_sec1_der(der) {
             return Ok(TargetKey::P384(k));
         }
-        Err(KeyError::Unrecognised("DER is not a supported private key".into()))
+        Err(KeyError::Unrecognised(
+            "DER is not a supported private key".into(),
+        ))
     }
 
     fn rsa(k: rsa::RsaPrivateKey) -> Result<TargetKey, KeyError> {
         let bits = k.size() * 8;
         if !matches!(bits, 2048 | 3072 | 4096) {
-            return Err(KeyError::Unsupported(format!("RSA-{bits}: only 2048, 3072 and 4096 bits are imported")));
+            return Err(KeyError::Unsupported(format!(
+                "RSA-{bits}: only 2048, 3072 and 4096 bits are imported"
+            )));
         }
         if k.e() != &rsa::BigUint::from(65537u32) {
-            return Err(KeyError::Unsupported("RSA public exponent other than 65537".into()));
+            return Err(KeyError::Unsupported(
+                "RSA public exponent other than 65537".into(),
+            ));
         }
         if k.primes().len() != 2 {
             return Err(KeyError::Unsupported("multi-prime RSA".into()));
         }
-        k.validate().map_err(|e| KeyError::Unsupported(format!("invalid RSA key: {e}")))?;
-        Ok(TargetKey::Rsa(k))
+        k.validate()
+            .map_err(|e| KeyError::Unsupported(format!("invalid RSA key: {e}")))?;
+        Ok(TargetKey::Rsa(Box::new(k)))
     }
 
     pub fn generate(alg: KeyAlg) -> Result<TargetKey, KeyError> {
@@ -153,7 +169,7 @@ impl TargetKey {
             KeyAlg::P384 => return Ok(TargetKey::P384(p384::SecretKey::random(&mut rng))),
         };
         rsa::RsaPrivateKey::new(&mut rng, bits)
-            .map(TargetKey::Rsa)
+            .map(|k| TargetKey::Rsa(Box::new(k)))
             .map_err(|e| KeyError::Unsupported(e.to_string()))
     }
 
@@ -176,7 +192,8 @@ impl TargetKey {
             TargetKey::P256(k) => k.to_pkcs8_pem(pkcs8::LineEnding::LF),
             TargetKey::P384(k) => k.to_pkcs8_pem(pkcs8::LineEnding::LF),
         };
-        r.map(|s| Zeroizing::new(s.to_string())).map_err(|e| KeyError::Unsupported(e.to_string()))
+        r.map(|s| Zeroizing::new(s.to_string()))
+            .map_err(|e| KeyError::Unsupported(e.to_string()))
     }
 
     /// The TPMT_PUBLIC the key is imported with (see [`IMPORTED_KEY_ATTRIBUTES`]).
@@ -203,7 +220,14 @@ impl TargetKey {
                 ecc_parts(curve::NIST_P384, point.as_bytes())
             }
         };
-        TpmtPublic::build(object_type, alg::SHA256, IMPORTED_KEY_ATTRIBUTES, Vec::new(), params, unique)
+        TpmtPublic::build(
+            object_type,
+            alg::SHA256,
+            IMPORTED_KEY_ATTRIBUTES,
+            Vec::new(),
+            params,
+            unique,
+        )
     }
 
     /// The marshalled TPMT_SENSITIVE: type, empty authValue, empty seedValue
@@ -258,7 +282,8 @@ pub fn public_key_der(public: &TpmtPublic) -> Result<Vec<u8>, KeyError> {
             Ok(pk.to_public_key_der().map_err(|e| err(&e))?.into_vec())
         }
         (PublicParams::Ecc { curve: c, .. }, PublicId::Ecc { x, y }) => {
-            let point = sec1_point(*c, x, y).ok_or_else(|| KeyError::Unsupported(public.describe_key()))?;
+            let point =
+                sec1_point(*c, x, y).ok_or_else(|| KeyError::Unsupported(public.describe_key()))?;
             let der = match *c {
                 curve::NIST_P256 => p256::PublicKey::from_sec1_bytes(&point)
                     .map_err(|e| err(&e))?
@@ -269,7 +294,10 @@ pub fn public_key_der(public: &TpmtPublic) -> Result<Vec<u8>, KeyError> {
             };
             Ok(der.map_err(|e| err(&e))?.into_vec())
         }
-        _ => Err(KeyError::Unsupported(format!("{} has no SubjectPublicKeyInfo form", public.describe_key()))),
+        _ => Err(KeyError::Unsupported(format!(
+            "{} has no SubjectPublicKeyInfo form",
+            public.describe_key()
+        ))),
     }
 }
 
@@ -303,6 +331,9 @@ mod tests {
     #[test]
     fn garbage_is_refused() {
         assert!(TargetKey::from_bytes(b"not a key").is_err());
-        assert!(TargetKey::from_bytes(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+        assert!(TargetKey::from_bytes(
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+        )
+        .is_err());
     }
 }

@@ -130,11 +130,7 @@ fn read_hash_id(r: &mut Reader, field: &'static str) -> Result<u16, WireError> {
 
 /// TPMT_RSA_SCHEME / TPMT_ECC_SCHEME / TPMT_KDF_SCHEME: a selector, then the
 /// details the selector calls for.
-fn read_scheme(
-    r: &mut Reader,
-    field: &'static str,
-    allowed: &[u16],
-) -> Result<Scheme, WireError> {
+fn read_scheme(r: &mut Reader, field: &'static str, allowed: &[u16]) -> Result<Scheme, WireError> {
     let scheme = r.u16(field)?;
     if !allowed.contains(&scheme) {
         return Err(r.bad(field, scheme.into()));
@@ -237,7 +233,10 @@ impl TpmtPublic {
                 let symmetric = read_sym_def(&mut r)?;
                 let scheme = read_scheme(&mut r, "parameters.scheme", ECC_SCHEMES)?;
                 let curve_id = r.u16("parameters.curveID")?;
-                if !matches!(curve_id, curve::NIST_P256 | curve::NIST_P384 | curve::NIST_P521) {
+                if !matches!(
+                    curve_id,
+                    curve::NIST_P256 | curve::NIST_P384 | curve::NIST_P521
+                ) {
                     return Err(r.bad("parameters.curveID", curve_id.into()));
                 }
                 let kdf = read_scheme(&mut r, "parameters.kdf", KDF_SCHEMES)?;
@@ -457,7 +456,10 @@ mod tests {
             Err(WireError::TrailingBytes { .. })
         ));
         for cut in 0..p.as_bytes().len() {
-            assert!(TpmtPublic::parse(&p.as_bytes()[..cut]).is_err(), "cut {cut}");
+            assert!(
+                TpmtPublic::parse(&p.as_bytes()[..cut]).is_err(),
+                "cut {cut}"
+            );
         }
     }
 

@@ -71,11 +71,20 @@ pub enum SignatureError {
 
 /// Verify `sig` over `message` with the public key in `key`. Returns the
 /// hash algorithm the signature used (the caller decides whether it is allowed).
-pub fn verify(key: &TpmtPublic, message: &[u8], sig: &TpmtSignature) -> Result<HashAlg, SignatureError> {
-    let hash = HashAlg::from_tpm(sig.hash_id()).ok_or(SignatureError::UnknownHash(sig.hash_id()))?;
+pub fn verify(
+    key: &TpmtPublic,
+    message: &[u8],
+    sig: &TpmtSignature,
+) -> Result<HashAlg, SignatureError> {
+    let hash =
+        HashAlg::from_tpm(sig.hash_id()).ok_or(SignatureError::UnknownHash(sig.hash_id()))?;
     let digest = hash.digest(&[message]);
     match (sig, &key.params, &key.unique) {
-        (TpmtSignature::RsaSsa { sig, .. }, PublicParams::Rsa { exponent, .. }, PublicId::Rsa(n)) => {
+        (
+            TpmtSignature::RsaSsa { sig, .. },
+            PublicParams::Rsa { exponent, .. },
+            PublicId::Rsa(n),
+        ) => {
             let pk = rsa_public(n, *exponent)?;
             let scheme = match hash {
                 HashAlg::Sha1 => rsa::Pkcs1v15Sign::new::<sha1::Sha1>(),
@@ -83,9 +92,14 @@ pub fn verify(key: &TpmtPublic, message: &[u8], sig: &TpmtSignature) -> Result<H
                 HashAlg::Sha384 => rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
                 HashAlg::Sha512 => rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
             };
-            pk.verify(scheme, &digest, sig).map_err(|_| SignatureError::Invalid)?;
+            pk.verify(scheme, &digest, sig)
+                .map_err(|_| SignatureError::Invalid)?;
         }
-        (TpmtSignature::RsaPss { sig, .. }, PublicParams::Rsa { exponent, .. }, PublicId::Rsa(n)) => {
+        (
+            TpmtSignature::RsaPss { sig, .. },
+            PublicParams::Rsa { exponent, .. },
+            PublicId::Rsa(n),
+        ) => {
             let pk = rsa_public(n, *exponent)?;
             // TPMs sign PSS with a salt as long as the digest.
             let salt = hash.size();
@@ -95,9 +109,14 @@ pub fn verify(key: &TpmtPublic, message: &[u8], sig: &TpmtSignature) -> Result<H
                 HashAlg::Sha384 => rsa::Pss::new_with_salt::<sha2::Sha384>(salt),
                 HashAlg::Sha512 => rsa::Pss::new_with_salt::<sha2::Sha512>(salt),
             };
-            pk.verify(scheme, &digest, sig).map_err(|_| SignatureError::Invalid)?;
+            pk.verify(scheme, &digest, sig)
+                .map_err(|_| SignatureError::Invalid)?;
         }
-        (TpmtSignature::Ecdsa { r, s, .. }, PublicParams::Ecc { curve: c, .. }, PublicId::Ecc { x, y }) => {
+        (
+            TpmtSignature::Ecdsa { r, s, .. },
+            PublicParams::Ecc { curve: c, .. },
+            PublicId::Ecc { x, y },
+        ) => {
             verify_ecdsa(*c, x, y, r, s, &digest)?;
         }
         _ => {
@@ -112,11 +131,8 @@ pub fn verify(key: &TpmtPublic, message: &[u8], sig: &TpmtSignature) -> Result<H
 
 pub fn rsa_public(n: &[u8], exponent: u32) -> Result<rsa::RsaPublicKey, SignatureError> {
     let e = if exponent == 0 { 65537 } else { exponent };
-    rsa::RsaPublicKey::new(
-        rsa::BigUint::from_bytes_be(n),
-        rsa::BigUint::from(e),
-    )
-    .map_err(|e| SignatureError::BadKey(e.to_string()))
+    rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(n), rsa::BigUint::from(e))
+        .map_err(|e| SignatureError::BadKey(e.to_string()))
 }
 
 fn pad(v: &[u8], len: usize) -> Option<Vec<u8>> {
@@ -141,30 +157,46 @@ pub fn sec1_point(curve_id: u16, x: &[u8], y: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn verify_ecdsa(curve_id: u16, x: &[u8], y: &[u8], r: &[u8], s: &[u8], digest: &[u8]) -> Result<(), SignatureError> {
+fn verify_ecdsa(
+    curve_id: u16,
+    x: &[u8],
+    y: &[u8],
+    r: &[u8],
+    s: &[u8],
+    digest: &[u8],
+) -> Result<(), SignatureError> {
     use ecdsa::signature::hazmat::PrehashVerifier;
-    let point = sec1_point(curve_id, x, y).ok_or_else(|| SignatureError::BadKey(format!("curve {curve_id:#06x}")))?;
+    let point = sec1_point(curve_id, x, y)
+        .ok_or_else(|| SignatureError::BadKey(format!("curve {curve_id:#06x}")))?;
     let bad = |e: ecdsa::Error| SignatureError::BadKey(e.to_string());
     match curve_id {
         curve::NIST_P256 => {
             let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(bad)?;
-            let (r, s) = (pad(r, 32).ok_or(SignatureError::Invalid)?, pad(s, 32).ok_or(SignatureError::Invalid)?);
+            let (r, s) = (
+                pad(r, 32).ok_or(SignatureError::Invalid)?,
+                pad(s, 32).ok_or(SignatureError::Invalid)?,
+            );
             let sig = p256::ecdsa::Signature::from_scalars(
                 *p256::FieldBytes::from_slice(&r),
                 *p256::FieldBytes::from_slice(&s),
             )
             .map_err(|_| SignatureError::Invalid)?;
-            vk.verify_prehash(digest, &sig).map_err(|_| SignatureError::Invalid)
+            vk.verify_prehash(digest, &sig)
+                .map_err(|_| SignatureError::Invalid)
         }
         curve::NIST_P384 => {
             let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(bad)?;
-            let (r, s) = (pad(r, 48).ok_or(SignatureError::Invalid)?, pad(s, 48).ok_or(SignatureError::Invalid)?);
+            let (r, s) = (
+                pad(r, 48).ok_or(SignatureError::Invalid)?,
+                pad(s, 48).ok_or(SignatureError::Invalid)?,
+            );
             let sig = p384::ecdsa::Signature::from_scalars(
                 *p384::FieldBytes::from_slice(&r),
                 *p384::FieldBytes::from_slice(&s),
             )
             .map_err(|_| SignatureError::Invalid)?;
-            vk.verify_prehash(digest, &sig).map_err(|_| SignatureError::Invalid)
+            vk.verify_prehash(digest, &sig)
+                .map_err(|_| SignatureError::Invalid)
         }
         _ => Err(SignatureError::BadKey(format!("curve {curve_id:#06x}"))),
     }

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// A provisioned TPM state with EK certificates from its own local CA.
@@ -22,7 +25,10 @@ pub struct Provisioned {
 }
 
 fn provision(tag: &str) -> Provisioned {
-    let dir = tempfile::Builder::new().prefix(&format!("byok-prov-{tag}-")).tempdir().expect("tempdir");
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("byok-prov-{tag}-"))
+        .tempdir()
+        .expect("tempdir");
     let out = std::process::Command::new("bash")
         .arg(workspace_root().join("tpm-setup/provision.sh"))
         .arg(dir.path())
@@ -82,9 +88,16 @@ fn copy_dir(from: &Path, to: &Path) {
 
 impl Swtpm {
     pub fn start(p: &Provisioned) -> Swtpm {
-        let dir = tempfile::Builder::new().prefix("byok-swtpm-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("byok-swtpm-")
+            .tempdir()
+            .expect("tempdir");
         copy_dir(&p.state, &dir.path().join("state"));
-        let mut s = Swtpm { child: None, dir, port: 0 };
+        let mut s = Swtpm {
+            child: None,
+            dir,
+            port: 0,
+        };
         s.launch();
         s
     }
@@ -163,7 +176,10 @@ impl Host {
     pub fn new(p: &Provisioned) -> Host {
         Host {
             tpm: Swtpm::start(p),
-            state: tempfile::Builder::new().prefix("byok-agent-state-").tempdir().expect("tempdir"),
+            state: tempfile::Builder::new()
+                .prefix("byok-agent-state-")
+                .tempdir()
+                .expect("tempdir"),
             ca_bundle: p.ca_bundle.clone(),
         }
     }
@@ -184,7 +200,8 @@ impl Host {
     /// A tpm2-tools command against this host's swtpm.
     pub fn tpm2(&self, tool: &str) -> Command {
         let mut c = Command::new(tool);
-        c.env("TPM2TOOLS_TCTI", self.tpm.tcti()).env("TSS2_LOG", "all+none");
+        c.env("TPM2TOOLS_TCTI", self.tpm.tcti())
+            .env("TSS2_LOG", "all+none");
         c
     }
 
@@ -192,14 +209,20 @@ impl Host {
     pub fn stored_keys(&self) -> Vec<String> {
         let dir = self.state.path().join("keys");
         let mut v: Vec<String> = std::fs::read_dir(&dir)
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string())).collect())
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
     }
 
     pub fn init(&self, world: &str) {
-        self.agent().args(["init", "--world", world]).assert().success();
+        self.agent()
+            .args(["init", "--world", world])
+            .assert()
+            .success();
     }
 
     /// Write evidence for `world` with `nonce` into `dir`.

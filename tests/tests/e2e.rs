@@ -59,7 +59,11 @@ fn relabel(t: &TransferPackage, ev: &Evidence) -> TransferPackage {
 
 /// Ask the TPM through tpm2-tools (independently of the agent).
 fn tpm_supports(host: &Host, alg: &str) -> bool {
-    host.tpm2("tpm2_testparms").arg(alg).output().map(|o| o.status.success()).unwrap_or(false)
+    host.tpm2("tpm2_testparms")
+        .arg(alg)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 fn openssl_ok(args: &[&str]) {
@@ -67,8 +71,17 @@ fn openssl_ok(args: &[&str]) {
 }
 
 fn public_pem_of(key: &Path, work: &Path) -> PathBuf {
-    let out = work.join(format!("{}.pub.pem", key.file_name().unwrap().to_string_lossy()));
-    openssl().args(["pkey", "-pubout", "-in"]).arg(key).arg("-out").arg(&out).assert().success();
+    let out = work.join(format!(
+        "{}.pub.pem",
+        key.file_name().unwrap().to_string_lossy()
+    ));
+    openssl()
+        .args(["pkey", "-pubout", "-in"])
+        .arg(key)
+        .arg("-out")
+        .arg(&out)
+        .assert()
+        .success();
     out
 }
 
@@ -77,18 +90,73 @@ fn make_keys(work: &Path) -> Vec<(&'static str, PathBuf)> {
     let p = |n: &str| work.join(n);
     let s = |p: &PathBuf| p.to_str().unwrap().to_string();
     // RSA-2048: OpenSSL, PKCS#8 PEM.
-    openssl_ok(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", &s(&p("rsa2048.pem"))]);
+    openssl_ok(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        &s(&p("rsa2048.pem")),
+    ]);
     // RSA-3072: our keygen, PKCS#8 PEM.
-    verifier().args(["keygen", "--alg", "rsa3072", "-o"]).arg(p("rsa3072.pem")).assert().success();
+    verifier()
+        .args(["keygen", "--alg", "rsa3072", "-o"])
+        .arg(p("rsa3072.pem"))
+        .assert()
+        .success();
     // RSA-4096: OpenSSL, PKCS#1 DER.
-    openssl_ok(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:4096", "-out", &s(&p("rsa4096.pem"))]);
-    openssl_ok(&["rsa", "-in", &s(&p("rsa4096.pem")), "-traditional", "-outform", "DER", "-out", &s(&p("rsa4096.der"))]);
+    openssl_ok(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:4096",
+        "-out",
+        &s(&p("rsa4096.pem")),
+    ]);
+    openssl_ok(&[
+        "rsa",
+        "-in",
+        &s(&p("rsa4096.pem")),
+        "-traditional",
+        "-outform",
+        "DER",
+        "-out",
+        &s(&p("rsa4096.der")),
+    ]);
     // P-256: OpenSSL, SEC1 PEM.
-    openssl_ok(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", &s(&p("p256-pkcs8.pem"))]);
-    openssl_ok(&["ec", "-in", &s(&p("p256-pkcs8.pem")), "-out", &s(&p("p256.pem"))]);
+    openssl_ok(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        &s(&p("p256-pkcs8.pem")),
+    ]);
+    openssl_ok(&[
+        "ec",
+        "-in",
+        &s(&p("p256-pkcs8.pem")),
+        "-out",
+        &s(&p("p256.pem")),
+    ]);
     // P-384: our keygen, then SEC1 DER and PKCS#8 DER through OpenSSL.
-    verifier().args(["keygen", "--alg", "p384", "-o"]).arg(p("p384.pem")).assert().success();
-    openssl_ok(&["ec", "-in", &s(&p("p384.pem")), "-outform", "DER", "-out", &s(&p("p384.der"))]);
+    verifier()
+        .args(["keygen", "--alg", "p384", "-o"])
+        .arg(p("p384.pem"))
+        .assert()
+        .success();
+    openssl_ok(&[
+        "ec",
+        "-in",
+        &s(&p("p384.pem")),
+        "-outform",
+        "DER",
+        "-out",
+        &s(&p("p384.der")),
+    ]);
     vec![
         ("rsa2048", p("rsa2048.pem")),
         ("rsa3072", p("rsa3072.pem")),
@@ -104,7 +172,15 @@ fn every_key_type_transfers_and_signs_verifiably() {
     let work = TempDir::new().unwrap();
     let w = world(&host, "eu-west", work.path());
     verifier()
-        .args(["verify", "--nonce", &w.nonce, "--world", "eu-west", "--json", "--evidence"])
+        .args([
+            "verify",
+            "--nonce",
+            &w.nonce,
+            "--world",
+            "eu-west",
+            "--json",
+            "--evidence",
+        ])
         .arg(&w.evidence)
         .arg("--roots")
         .arg(&host.ca_bundle)
@@ -129,7 +205,9 @@ fn every_key_type_transfers_and_signs_verifiably() {
                 .code(9)
                 .stderr(contains("this TPM does not support RSA-4096 keys"));
             assert!(!host.stored_keys().contains(&format!("{name}.cbor")));
-            eprintln!("note: this swtpm has no RSA-4096; its import was checked to be refused cleanly");
+            eprintln!(
+                "note: this swtpm has no RSA-4096; its import was checked to be refused cleanly"
+            );
             continue;
         }
         host.agent()
@@ -141,7 +219,11 @@ fn every_key_type_transfers_and_signs_verifiably() {
         // The public key the TPM holds is the original one.
         let original_pub = public_pem_of(&key, work.path());
         let tpm_pub = work.path().join(format!("{alg}.tpm.pub.pem"));
-        host.agent().args(["public", "--key", &name, "-o"]).arg(&tpm_pub).assert().success();
+        host.agent()
+            .args(["public", "--key", &name, "-o"])
+            .arg(&tpm_pub)
+            .assert()
+            .success();
         assert_eq!(
             std::fs::read_to_string(&original_pub).unwrap().trim(),
             std::fs::read_to_string(&tpm_pub).unwrap().trim(),
@@ -150,7 +232,13 @@ fn every_key_type_transfers_and_signs_verifiably() {
 
         // A signature made inside the TPM verifies with the original public key (OpenSSL).
         let sig = work.path().join(format!("{alg}.sig"));
-        host.agent().args(["sign", "--key", &name, "--in"]).arg(&msg).arg("-o").arg(&sig).assert().success();
+        host.agent()
+            .args(["sign", "--key", &name, "--in"])
+            .arg(&msg)
+            .arg("-o")
+            .arg(&sig)
+            .assert()
+            .success();
         openssl()
             .args(["dgst", "-sha256", "-verify"])
             .arg(&original_pub)
@@ -163,14 +251,24 @@ fn every_key_type_transfers_and_signs_verifiably() {
         if alg.starts_with("rsa") {
             let pss = work.path().join(format!("{alg}.pss.sig"));
             host.agent()
-                .args(["sign", "--key", &name, "--scheme", "pss", "--hash", "sha384", "--in"])
+                .args([
+                    "sign", "--key", &name, "--scheme", "pss", "--hash", "sha384", "--in",
+                ])
                 .arg(&msg)
                 .arg("-o")
                 .arg(&pss)
                 .assert()
                 .success();
             openssl()
-                .args(["dgst", "-sha384", "-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:auto", "-verify"])
+                .args([
+                    "dgst",
+                    "-sha384",
+                    "-sigopt",
+                    "rsa_padding_mode:pss",
+                    "-sigopt",
+                    "rsa_pss_saltlen:auto",
+                    "-verify",
+                ])
                 .arg(&original_pub)
                 .arg("-signature")
                 .arg(&pss)
@@ -180,7 +278,11 @@ fn every_key_type_transfers_and_signs_verifiably() {
                 .stdout(contains("Verified OK"));
         }
     }
-    host.agent().args(["keys", "list"]).assert().success().stdout(contains("k-p384\teu-west\tp384\timported"));
+    host.agent()
+        .args(["keys", "list"])
+        .assert()
+        .success()
+        .stdout(contains("k-p384\teu-west\tp384\timported"));
     // State files are private.
     use std::os::unix::fs::PermissionsExt;
     for f in std::fs::read_dir(host.state.path().join("keys")).unwrap() {
@@ -196,7 +298,11 @@ fn package_for_one_world_fails_in_another_world_of_the_same_tpm() {
     let eu = world(&host, "eu", work.path());
     let us = world(&host, "us", work.path());
     let key = work.path().join("k.pem");
-    verifier().args(["keygen", "--alg", "p256", "-o"]).arg(&key).assert().success();
+    verifier()
+        .args(["keygen", "--alg", "p256", "-o"])
+        .arg(&key)
+        .assert()
+        .success();
     let pkg = work.path().join("eu.transfer");
     wrap(&host, &eu, &key, &pkg).success();
 
@@ -212,7 +318,10 @@ fn package_for_one_world_fails_in_another_world_of_the_same_tpm() {
     // Relabelled to pass the agent's checks, the TPM itself refuses it:
     // the credential is bound to eu's AK and the blob to eu's KEK.
     let forged = work.path().join("relabelled.transfer");
-    write_package(&forged, &relabel(&read_package(&pkg), &evidence_of(&us.evidence)));
+    write_package(
+        &forged,
+        &relabel(&read_package(&pkg), &evidence_of(&us.evidence)),
+    );
     host.agent()
         .args(["import", "--world", "us", "--name", "k", "--in"])
         .arg(&forged)
@@ -222,7 +331,11 @@ fn package_for_one_world_fails_in_another_world_of_the_same_tpm() {
     assert!(host.stored_keys().is_empty());
 
     // The genuine world still takes it.
-    host.agent().args(["import", "--world", "eu", "--name", "k", "--in"]).arg(&pkg).assert().success();
+    host.agent()
+        .args(["import", "--world", "eu", "--name", "k", "--in"])
+        .arg(&pkg)
+        .assert()
+        .success();
     assert_eq!(host.stored_keys(), vec!["k.cbor".to_string()]);
 }
 
@@ -234,7 +347,11 @@ fn package_for_one_tpm_fails_on_another_tpm() {
     let wa = world(&a, "eu", work.path());
     let wb = world(&b, "eu", work.path());
     let key = work.path().join("k.pem");
-    verifier().args(["keygen", "--alg", "rsa2048", "-o"]).arg(&key).assert().success();
+    verifier()
+        .args(["keygen", "--alg", "rsa2048", "-o"])
+        .arg(&key)
+        .assert()
+        .success();
     let pkg = work.path().join("a.transfer");
     wrap(&a, &wa, &key, &pkg).success();
 
@@ -245,7 +362,10 @@ fn package_for_one_tpm_fails_on_another_tpm() {
         .code(7)
         .stderr(contains("was wrapped for KEK"));
     let forged = work.path().join("relabelled.transfer");
-    write_package(&forged, &relabel(&read_package(&pkg), &evidence_of(&wb.evidence)));
+    write_package(
+        &forged,
+        &relabel(&read_package(&pkg), &evidence_of(&wb.evidence)),
+    );
     b.agent()
         .args(["import", "--world", "eu", "--name", "k", "--in"])
         .arg(&forged)
@@ -271,7 +391,11 @@ fn tampered_packages_are_refused_and_leave_nothing() {
     let work = TempDir::new().unwrap();
     let w = world(&host, "eu", work.path());
     let key = work.path().join("k.pem");
-    verifier().args(["keygen", "--alg", "p256", "-o"]).arg(&key).assert().success();
+    verifier()
+        .args(["keygen", "--alg", "p256", "-o"])
+        .arg(&key)
+        .assert()
+        .success();
     let pkg_path = work.path().join("k.transfer");
     wrap(&host, &w, &key, &pkg_path).success();
     let pkg = read_package(&pkg_path);
@@ -279,7 +403,11 @@ fn tampered_packages_are_refused_and_leave_nothing() {
     type Field = fn(&mut TransferPackage) -> &mut ByteBuf;
     let fields: [(&str, Field, usize); 5] = [
         ("credential.id_object", |t| &mut t.credential.id_object, 1),
-        ("credential.encrypted_secret", |t| &mut t.credential.encrypted_secret, 5),
+        (
+            "credential.encrypted_secret",
+            |t| &mut t.credential.encrypted_secret,
+            5,
+        ),
         ("object.public", |t| &mut t.object.public, 1),
         ("object.duplicate", |t| &mut t.object.duplicate, 1),
         ("object.seed", |t| &mut t.object.seed, 5),
@@ -309,7 +437,10 @@ fn tampered_packages_are_refused_and_leave_nothing() {
             );
             tried += 1;
         }
-        assert!(host.stored_keys().is_empty(), "{field}: something was stored");
+        assert!(
+            host.stored_keys().is_empty(),
+            "{field}: something was stored"
+        );
     }
     assert!(tried > 300);
 
@@ -331,7 +462,11 @@ fn tampered_packages_are_refused_and_leave_nothing() {
     assert!(host.stored_keys().is_empty());
 
     // The untouched package still imports: the refusals came from the tampering.
-    host.agent().args(["import", "--world", "eu", "--name", "k", "--in"]).arg(&pkg_path).assert().success();
+    host.agent()
+        .args(["import", "--world", "eu", "--name", "k", "--in"])
+        .arg(&pkg_path)
+        .assert()
+        .success();
 }
 
 #[test]
@@ -340,7 +475,11 @@ fn wrong_nonce_or_world_is_refused_before_anything_is_written() {
     let work = TempDir::new().unwrap();
     let w = world(&host, "eu", work.path());
     let key = work.path().join("k.pem");
-    verifier().args(["keygen", "--alg", "p256", "-o"]).arg(&key).assert().success();
+    verifier()
+        .args(["keygen", "--alg", "p256", "-o"])
+        .arg(&key)
+        .assert()
+        .success();
     let out = work.path().join("k.transfer");
 
     // Another nonce than the one the evidence was made for.
@@ -348,7 +487,9 @@ fn wrong_nonce_or_world_is_refused_before_anything_is_written() {
         nonce: nonce(),
         evidence: w.evidence.clone(),
     };
-    wrap(&host, &other, &key, &out).code(10).stderr(contains("nonce"));
+    wrap(&host, &other, &key, &out)
+        .code(10)
+        .stderr(contains("nonce"));
     assert!(!out.exists());
 
     // The unsigned nonce field rewritten to the operator's: the signed
@@ -364,7 +505,9 @@ fn wrong_nonce_or_world_is_refused_before_anything_is_written() {
         .arg(&host.ca_bundle)
         .assert()
         .code(10)
-        .stdout(contains("KEK certify: qualifyingData/extraData is not the operator's nonce"));
+        .stdout(contains(
+            "KEK certify: qualifyingData/extraData is not the operator's nonce",
+        ));
 
     // Wrong world asked for; and the unsigned world field rewritten: the
     // KEK's signed world binding gives it away.
@@ -402,11 +545,22 @@ fn receipts_prove_the_key_lives_under_the_attested_kek() {
     let mut pkgs = Vec::new();
     for (i, alg) in ["p256", "rsa2048"].iter().enumerate() {
         let key = work.path().join(format!("k{i}.pem"));
-        verifier().args(["keygen", "--alg", alg, "-o"]).arg(&key).assert().success();
+        verifier()
+            .args(["keygen", "--alg", alg, "-o"])
+            .arg(&key)
+            .assert()
+            .success();
         let pkg = work.path().join(format!("k{i}.transfer"));
         wrap(&host, &w, &key, &pkg).success();
         host.agent()
-            .args(["import", "--world", "eu", "--name", &format!("k{i}"), "--in"])
+            .args([
+                "import",
+                "--world",
+                "eu",
+                "--name",
+                &format!("k{i}"),
+                "--in",
+            ])
             .arg(&pkg)
             .assert()
             .success();
@@ -414,17 +568,29 @@ fn receipts_prove_the_key_lives_under_the_attested_kek() {
     }
     let rn = nonce();
     let receipt = work.path().join("k0.receipt");
-    host.agent().args(["attest-key", "--key", "k0", "--nonce", &rn, "-o"]).arg(&receipt).assert().success();
+    host.agent()
+        .args(["attest-key", "--key", "k0", "--nonce", &rn, "-o"])
+        .arg(&receipt)
+        .assert()
+        .success();
     let check = |receipt: &Path, n: &str, transfer: &Path| {
         let mut c = verifier();
-        c.args(["check-receipt", "--json", "--nonce", n, "--evidence-nonce", &w.nonce, "--receipt"])
-            .arg(receipt)
-            .arg("--evidence")
-            .arg(&w.evidence)
-            .arg("--roots")
-            .arg(&host.ca_bundle)
-            .arg("--transfer")
-            .arg(transfer);
+        c.args([
+            "check-receipt",
+            "--json",
+            "--nonce",
+            n,
+            "--evidence-nonce",
+            &w.nonce,
+            "--receipt",
+        ])
+        .arg(receipt)
+        .arg("--evidence")
+        .arg(&w.evidence)
+        .arg("--roots")
+        .arg(&host.ca_bundle)
+        .arg("--transfer")
+        .arg(transfer);
         c.assert()
     };
     check(&receipt, &rn, &pkgs[0])
@@ -435,18 +601,31 @@ fn receipts_prove_the_key_lives_under_the_attested_kek() {
 
     // A receipt for another key does not match the package.
     let other = work.path().join("k1.receipt");
-    host.agent().args(["attest-key", "--key", "k1", "--nonce", &rn, "-o"]).arg(&other).assert().success();
-    check(&other, &rn, &pkgs[0])
-        .code(10)
-        .stderr(contains("receipt certifies a key other than the one in the transfer package"));
+    host.agent()
+        .args(["attest-key", "--key", "k1", "--nonce", &rn, "-o"])
+        .arg(&other)
+        .assert()
+        .success();
+    check(&other, &rn, &pkgs[0]).code(10).stderr(contains(
+        "receipt certifies a key other than the one in the transfer package",
+    ));
     // A replayed receipt (another nonce).
-    check(&receipt, &nonce(), &pkgs[0]).code(10).stderr(contains("key certify: qualifyingData"));
+    check(&receipt, &nonce(), &pkgs[0])
+        .code(10)
+        .stderr(contains("key certify: qualifyingData"));
     // A receipt checked against another world's evidence; and relabelled to
     // that world, the AK (another world's) gives it away.
     let us = world(&host, "us", work.path());
     let against_us = |receipt: &Path| {
         verifier()
-            .args(["check-receipt", "--nonce", &rn, "--evidence-nonce", &us.nonce, "--receipt"])
+            .args([
+                "check-receipt",
+                "--nonce",
+                &rn,
+                "--evidence-nonce",
+                &us.nonce,
+                "--receipt",
+            ])
             .arg(receipt)
             .arg("--evidence")
             .arg(&us.evidence)
@@ -454,12 +633,16 @@ fn receipts_prove_the_key_lives_under_the_attested_kek() {
             .arg(&host.ca_bundle)
             .assert()
     };
-    against_us(&receipt).code(10).stderr(contains("receipt is for world \"eu\", not \"us\""));
+    against_us(&receipt)
+        .code(10)
+        .stderr(contains("receipt is for world \"eu\", not \"us\""));
     let mut r = Receipt::from_cbor(&std::fs::read(&receipt).unwrap()).unwrap();
     r.world = "us".into();
     let relabelled = work.path().join("relabelled.receipt");
     std::fs::write(&relabelled, r.to_cbor()).unwrap();
-    against_us(&relabelled).code(10).stderr(contains("receipt's AK is not the AK of the verified evidence"));
+    against_us(&relabelled).code(10).stderr(contains(
+        "receipt's AK is not the AK of the verified evidence",
+    ));
 }
 
 #[test]
@@ -470,7 +653,11 @@ fn agent_survives_tpm_restart_and_concurrent_use() {
     let keys: Vec<PathBuf> = (0..2)
         .map(|i| {
             let key = work.path().join(format!("k{i}.pem"));
-            verifier().args(["keygen", "--alg", "p256", "-o"]).arg(&key).assert().success();
+            verifier()
+                .args(["keygen", "--alg", "p256", "-o"])
+                .arg(&key)
+                .assert()
+                .success();
             let pkg = work.path().join(format!("k{i}.transfer"));
             wrap(&host, &w, &key, &pkg).success();
             pkg
@@ -482,20 +669,36 @@ fn agent_survives_tpm_restart_and_concurrent_use() {
             let host = &host;
             s.spawn(move || {
                 host.agent()
-                    .args(["import", "--world", "eu", "--name", &format!("k{i}"), "--in"])
+                    .args([
+                        "import",
+                        "--world",
+                        "eu",
+                        "--name",
+                        &format!("k{i}"),
+                        "--in",
+                    ])
                     .arg(pkg)
                     .assert()
                     .success();
             });
         }
     });
-    assert_eq!(host.stored_keys(), vec!["k0.cbor".to_string(), "k1.cbor".to_string()]);
+    assert_eq!(
+        host.stored_keys(),
+        vec!["k0.cbor".to_string(), "k1.cbor".to_string()]
+    );
 
     // TPM restart: persistent KEK and stored blobs work without re-init.
     host.tpm.restart();
     let msg = work.path().join("m");
     std::fs::write(&msg, b"after restart").unwrap();
-    host.agent().args(["sign", "--key", "k1", "--in"]).arg(&msg).arg("-o").arg(work.path().join("sig")).assert().success();
+    host.agent()
+        .args(["sign", "--key", "k1", "--in"])
+        .arg(&msg)
+        .arg("-o")
+        .arg(work.path().join("sig"))
+        .assert()
+        .success();
     let n = nonce();
     host.evidence("eu", &n, &work.path().join("again.evidence"));
     verifier()

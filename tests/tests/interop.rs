@@ -12,14 +12,25 @@ use tempfile::TempDir;
 fn random<const N: usize>() -> [u8; N] {
     use std::io::Read;
     let mut b = [0u8; N];
-    std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut b).unwrap();
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut b)
+        .unwrap();
     b
 }
 
 fn run(host: &Host, tool: &str, args: &[&str], work: &Path) {
-    host.tpm2(tool).args(args).current_dir(work).assert().success();
+    host.tpm2(tool)
+        .args(args)
+        .current_dir(work)
+        .assert()
+        .success();
     // swtpm has three transient slots and no resource manager.
-    host.tpm2("tpm2_flushcontext").arg("-t").current_dir(work).assert().success();
+    host.tpm2("tpm2_flushcontext")
+        .arg("-t")
+        .current_dir(work)
+        .assert()
+        .success();
 }
 
 #[test]
@@ -27,8 +38,33 @@ fn our_make_credential_activates_with_tpm2_activatecredential() {
     let host = Host::new(tpm_a());
     let work = TempDir::new().unwrap();
     let w = work.path();
-    run(&host, "tpm2_createak", &["-C", "0x81010001", "-c", "ak.ctx", "-G", "rsa", "-g", "sha256", "-s", "rsassa", "-u", "ak.pub", "-n", "ak.name"], w);
-    run(&host, "tpm2_readpublic", &["-c", "0x81010001", "-o", "ek.pub"], w);
+    run(
+        &host,
+        "tpm2_createak",
+        &[
+            "-C",
+            "0x81010001",
+            "-c",
+            "ak.ctx",
+            "-G",
+            "rsa",
+            "-g",
+            "sha256",
+            "-s",
+            "rsassa",
+            "-u",
+            "ak.pub",
+            "-n",
+            "ak.name",
+        ],
+        w,
+    );
+    run(
+        &host,
+        "tpm2_readpublic",
+        &["-c", "0x81010001", "-o", "ek.pub"],
+        w,
+    );
     let ek = TpmtPublic::parse_tpm2b(&std::fs::read(w.join("ek.pub")).unwrap()).unwrap();
     let ak_name = std::fs::read(w.join("ak.name")).unwrap();
     // The AK name tpm2-tools reports is the one we compute from its public area.
@@ -39,15 +75,42 @@ fn our_make_credential_activates_with_tpm2_activatecredential() {
         let secret = &random::<32>()[..len];
         let cred = make_credential(&ek, &ak_name, secret).unwrap();
         std::fs::write(w.join("cred.bin"), cred.to_tpm2_tools_file()).unwrap();
-        host.tpm2("tpm2_startauthsession").args(["--policy-session", "-S", "session.ctx"]).current_dir(w).assert().success();
-        host.tpm2("tpm2_policysecret").args(["-S", "session.ctx", "-c", "e"]).current_dir(w).assert().success();
-        host.tpm2("tpm2_activatecredential")
-            .args(["-c", "ak.ctx", "-C", "0x81010001", "-i", "cred.bin", "-o", "secret.out", "-P", "session:session.ctx"])
+        host.tpm2("tpm2_startauthsession")
+            .args(["--policy-session", "-S", "session.ctx"])
             .current_dir(w)
             .assert()
             .success();
-        host.tpm2("tpm2_flushcontext").arg("session.ctx").current_dir(w).assert().success();
-        host.tpm2("tpm2_flushcontext").arg("-t").current_dir(w).assert().success();
+        host.tpm2("tpm2_policysecret")
+            .args(["-S", "session.ctx", "-c", "e"])
+            .current_dir(w)
+            .assert()
+            .success();
+        host.tpm2("tpm2_activatecredential")
+            .args([
+                "-c",
+                "ak.ctx",
+                "-C",
+                "0x81010001",
+                "-i",
+                "cred.bin",
+                "-o",
+                "secret.out",
+                "-P",
+                "session:session.ctx",
+            ])
+            .current_dir(w)
+            .assert()
+            .success();
+        host.tpm2("tpm2_flushcontext")
+            .arg("session.ctx")
+            .current_dir(w)
+            .assert()
+            .success();
+        host.tpm2("tpm2_flushcontext")
+            .arg("-t")
+            .current_dir(w)
+            .assert()
+            .success();
         assert_eq!(std::fs::read(w.join("secret.out")).unwrap(), secret);
     }
 
@@ -57,10 +120,29 @@ fn our_make_credential_activates_with_tpm2_activatecredential() {
     other[last] ^= 1;
     let cred = make_credential(&ek, &other, b"0123456789abcdef").unwrap();
     std::fs::write(w.join("cred.bin"), cred.to_tpm2_tools_file()).unwrap();
-    host.tpm2("tpm2_startauthsession").args(["--policy-session", "-S", "session.ctx"]).current_dir(w).assert().success();
-    host.tpm2("tpm2_policysecret").args(["-S", "session.ctx", "-c", "e"]).current_dir(w).assert().success();
+    host.tpm2("tpm2_startauthsession")
+        .args(["--policy-session", "-S", "session.ctx"])
+        .current_dir(w)
+        .assert()
+        .success();
+    host.tpm2("tpm2_policysecret")
+        .args(["-S", "session.ctx", "-c", "e"])
+        .current_dir(w)
+        .assert()
+        .success();
     host.tpm2("tpm2_activatecredential")
-        .args(["-c", "ak.ctx", "-C", "0x81010001", "-i", "cred.bin", "-o", "secret.out", "-P", "session:session.ctx"])
+        .args([
+            "-c",
+            "ak.ctx",
+            "-C",
+            "0x81010001",
+            "-i",
+            "cred.bin",
+            "-o",
+            "secret.out",
+            "-P",
+            "session:session.ctx",
+        ])
         .current_dir(w)
         .assert()
         .failure();
@@ -71,12 +153,36 @@ fn our_duplication_blob_imports_with_tpm2_import() {
     let host = Host::new(tpm_a());
     let work = TempDir::new().unwrap();
     let w = work.path();
-    run(&host, "tpm2_createprimary", &["-C", "o", "-g", "sha256", "-G", "rsa2048:aes128cfb", "-c", "parent.ctx"], w);
-    run(&host, "tpm2_readpublic", &["-c", "parent.ctx", "-o", "parent.pub"], w);
+    run(
+        &host,
+        "tpm2_createprimary",
+        &[
+            "-C",
+            "o",
+            "-g",
+            "sha256",
+            "-G",
+            "rsa2048:aes128cfb",
+            "-c",
+            "parent.ctx",
+        ],
+        w,
+    );
+    run(
+        &host,
+        "tpm2_readpublic",
+        &["-c", "parent.ctx", "-o", "parent.pub"],
+        w,
+    );
     let parent = TpmtPublic::parse_tpm2b(&std::fs::read(w.join("parent.pub")).unwrap()).unwrap();
     std::fs::write(w.join("msg"), b"imported by tpm2_import").unwrap();
 
-    for (alg, scheme) in [(KeyAlg::Rsa2048, "rsassa"), (KeyAlg::P256, "ecdsa"), (KeyAlg::P384, "ecdsa"), (KeyAlg::Rsa3072, "rsassa")] {
+    for (alg, scheme) in [
+        (KeyAlg::Rsa2048, "rsassa"),
+        (KeyAlg::P256, "ecdsa"),
+        (KeyAlg::P384, "ecdsa"),
+        (KeyAlg::Rsa3072, "rsassa"),
+    ] {
         let key = TargetKey::generate(alg).unwrap();
         let public = key.tpm_public();
         let inner = random::<16>();
@@ -86,11 +192,58 @@ fn our_duplication_blob_imports_with_tpm2_import() {
         std::fs::write(w.join("key.seed"), &blob.seed).unwrap();
         std::fs::write(w.join("inner.key"), inner).unwrap();
         std::fs::write(w.join("key.pub.pem"), key.public_key_pem().unwrap()).unwrap();
-        run(&host, "tpm2_import", &["-C", "parent.ctx", "-u", "key.pub", "-i", "key.dpriv", "-s", "key.seed", "-k", "inner.key", "-r", "key.priv"], w);
-        run(&host, "tpm2_load", &["-C", "parent.ctx", "-u", "key.pub", "-r", "key.priv", "-c", "key.ctx"], w);
-        run(&host, "tpm2_sign", &["-c", "key.ctx", "-g", "sha256", "-s", scheme, "-f", "plain", "-o", "sig", "msg"], w);
+        run(
+            &host,
+            "tpm2_import",
+            &[
+                "-C",
+                "parent.ctx",
+                "-u",
+                "key.pub",
+                "-i",
+                "key.dpriv",
+                "-s",
+                "key.seed",
+                "-k",
+                "inner.key",
+                "-r",
+                "key.priv",
+            ],
+            w,
+        );
+        run(
+            &host,
+            "tpm2_load",
+            &[
+                "-C",
+                "parent.ctx",
+                "-u",
+                "key.pub",
+                "-r",
+                "key.priv",
+                "-c",
+                "key.ctx",
+            ],
+            w,
+        );
+        run(
+            &host,
+            "tpm2_sign",
+            &[
+                "-c", "key.ctx", "-g", "sha256", "-s", scheme, "-f", "plain", "-o", "sig", "msg",
+            ],
+            w,
+        );
         openssl()
-            .args(["dgst", "-sha256", "-verify", "key.pub.pem", "-signature", "sig", "msg"])
+            .args([
+                "dgst",
+                "-sha256",
+                "-verify",
+                "key.pub.pem",
+                "-signature",
+                "sig",
+                "msg",
+            ])
             .current_dir(w)
             .assert()
             .success();
@@ -98,11 +251,28 @@ fn our_duplication_blob_imports_with_tpm2_import() {
         // The inner wrapper is enforced: the wrong inner key is refused.
         std::fs::write(w.join("inner.key"), random::<16>()).unwrap();
         host.tpm2("tpm2_import")
-            .args(["-C", "parent.ctx", "-u", "key.pub", "-i", "key.dpriv", "-s", "key.seed", "-k", "inner.key", "-r", "bad.priv"])
+            .args([
+                "-C",
+                "parent.ctx",
+                "-u",
+                "key.pub",
+                "-i",
+                "key.dpriv",
+                "-s",
+                "key.seed",
+                "-k",
+                "inner.key",
+                "-r",
+                "bad.priv",
+            ])
             .current_dir(w)
             .assert()
             .failure();
-        host.tpm2("tpm2_flushcontext").arg("-t").current_dir(w).assert().success();
+        host.tpm2("tpm2_flushcontext")
+            .arg("-t")
+            .current_dir(w)
+            .assert()
+            .success();
         eprintln!("{}: imported with tpm2_import and signed", alg.name());
     }
 }

@@ -19,7 +19,9 @@ struct Case {
 fn case(host: &Host, world: &str, work: &TempDir) -> Case {
     host.init(world);
     let n = nonce();
-    let path = work.path().join(format!("{world}-{}.evidence", host.tpm.port));
+    let path = work
+        .path()
+        .join(format!("{world}-{}.evidence", host.tpm.port));
     host.evidence(world, &n, &path);
     Case {
         ev: Evidence::from_cbor(&std::fs::read(&path).unwrap()).unwrap(),
@@ -64,7 +66,10 @@ fn every_flipped_byte_of_a_tpm_signed_field_is_refused() {
             for bit in [0x01u8, 0x80] {
                 let mut ev = c.ev.clone();
                 get(&mut ev)[i] ^= bit;
-                assert!(check(&c, &ev).is_err(), "{name}[{i}] ^ {bit:#x} was accepted");
+                assert!(
+                    check(&c, &ev).is_err(),
+                    "{name}[{i}] ^ {bit:#x} was accepted"
+                );
                 count += 1;
             }
         }
@@ -77,16 +82,31 @@ fn every_flipped_byte_of_a_tpm_signed_field_is_refused() {
         assert!(check(&c, &ev).is_err(), "{name} extended was accepted");
     }
     // Every PCR value.
-    for i in c.ev.quote.pcrs["sha256"].keys().copied().collect::<Vec<_>>() {
+    for i in c.ev.quote.pcrs["sha256"]
+        .keys()
+        .copied()
+        .collect::<Vec<_>>()
+    {
         let mut ev = c.ev.clone();
-        ev.quote.pcrs.get_mut("sha256").unwrap().get_mut(&i).unwrap()[0] ^= 1;
-        assert!(matches!(check(&c, &ev), Err(VerifyError::PcrDigestMismatch)), "PCR {i}");
+        ev.quote
+            .pcrs
+            .get_mut("sha256")
+            .unwrap()
+            .get_mut(&i)
+            .unwrap()[0] ^= 1;
+        assert!(
+            matches!(check(&c, &ev), Err(VerifyError::PcrDigestMismatch)),
+            "PCR {i}"
+        );
     }
     // Every byte of the EK certificate.
     for i in 0..c.ev.ek.certificate.len() {
         let mut ev = c.ev.clone();
         ev.ek.certificate[i] ^= 0x01;
-        assert!(check(&c, &ev).is_err(), "EK certificate byte {i} was accepted");
+        assert!(
+            check(&c, &ev).is_err(),
+            "EK certificate byte {i} was accepted"
+        );
     }
     assert!(count > 2000);
 }
@@ -103,21 +123,39 @@ fn forged_evidence_fails_with_the_named_check() {
     // Attestation magic and type.
     let mut ev = c.ev.clone();
     ev.kek.certify.attest[0] ^= 0xff;
-    assert!(matches!(check(&c, &ev), Err(VerifyError::AttestMagic { what: "KEK certify", .. })));
+    assert!(matches!(
+        check(&c, &ev),
+        Err(VerifyError::AttestMagic {
+            what: "KEK certify",
+            ..
+        })
+    ));
     let mut ev = c.ev.clone();
     ev.kek.certify = byok_protocol::formats::Signed {
         attest: c.ev.quote.attest.clone(),
         signature: c.ev.quote.signature.clone(),
     };
-    assert!(matches!(check(&c, &ev), Err(VerifyError::AttestType { what: "KEK certify", .. })));
+    assert!(matches!(
+        check(&c, &ev),
+        Err(VerifyError::AttestType {
+            what: "KEK certify",
+            ..
+        })
+    ));
 
     // A KEK public area that is not the certified object (the AK's, the other world's KEK).
     let mut ev = c.ev.clone();
     ev.kek.public = c.ev.ak.public.clone();
-    assert!(matches!(check(&c, &ev), Err(VerifyError::CertifiedNameMismatch)));
+    assert!(matches!(
+        check(&c, &ev),
+        Err(VerifyError::CertifiedNameMismatch)
+    ));
     let mut ev = c.ev.clone();
     ev.kek.public = other_world.ev.kek.public.clone();
-    assert!(matches!(check(&c, &ev), Err(VerifyError::CertifiedNameMismatch)));
+    assert!(matches!(
+        check(&c, &ev),
+        Err(VerifyError::CertifiedNameMismatch)
+    ));
 
     // Certify and quote made for another nonce (from evidence with another nonce).
     let mut ev = other_world.ev.clone();
@@ -126,7 +164,15 @@ fn forged_evidence_fails_with_the_named_check() {
     let mut opts = c.opts.clone();
     opts.world = None;
     let r = verify_evidence(&ev, &c.store, &opts).map(|_| ());
-    assert!(matches!(r, Err(VerifyError::NonceMismatch { what: "KEK certify" })), "{r:?}");
+    assert!(
+        matches!(
+            r,
+            Err(VerifyError::NonceMismatch {
+                what: "KEK certify"
+            })
+        ),
+        "{r:?}"
+    );
     let n2 = nonce();
     let again = work.path().join("again.evidence");
     a.evidence("eu", &n2, &again);
@@ -135,12 +181,20 @@ fn forged_evidence_fails_with_the_named_check() {
     ev.quote.attest = again.quote.attest.clone();
     ev.quote.signature = again.quote.signature.clone();
     let r = check(&c, &ev);
-    assert!(matches!(r, Err(VerifyError::NonceMismatch { what: "quote" })), "{r:?}");
+    assert!(
+        matches!(r, Err(VerifyError::NonceMismatch { what: "quote" })),
+        "{r:?}"
+    );
 
     // Attestations signed by another AK (the other world's), the AK swapped in too.
     let mut ev = c.ev.clone();
     ev.ak.public = other_world.ev.ak.public.clone();
-    assert!(matches!(check(&c, &ev), Err(VerifyError::SignatureInvalid { what: "KEK certify" })));
+    assert!(matches!(
+        check(&c, &ev),
+        Err(VerifyError::SignatureInvalid {
+            what: "KEK certify"
+        })
+    ));
 
     // The EK public of another TPM beside this TPM's certificate.
     let mut ev = c.ev.clone();
@@ -150,40 +204,87 @@ fn forged_evidence_fails_with_the_named_check() {
     // chains to that EK.
     let mut ev = c.ev.clone();
     ev.ek = other_tpm.ev.ek.clone();
-    let mut c2 = Case { ev: ev.clone(), opts: c.opts.clone(), store: other_tpm.store.clone() };
+    let mut c2 = Case {
+        ev: ev.clone(),
+        opts: c.opts.clone(),
+        store: other_tpm.store.clone(),
+    };
     c2.store.anchors.extend(c.store.anchors.clone());
-    assert!(matches!(check(&c2, &ev), Err(VerifyError::QualifiedSignerMismatch { what: "KEK certify" })));
+    assert!(matches!(
+        check(&c2, &ev),
+        Err(VerifyError::QualifiedSignerMismatch {
+            what: "KEK certify"
+        })
+    ));
     // Another CA's roots.
-    let foreign_roots = Case { ev: c.ev.clone(), opts: c.opts.clone(), store: other_tpm.store.clone() };
-    assert!(matches!(check(&foreign_roots, &c.ev), Err(VerifyError::EkChainUntrusted { .. })));
+    let foreign_roots = Case {
+        ev: c.ev.clone(),
+        opts: c.opts.clone(),
+        store: other_tpm.store.clone(),
+    };
+    assert!(matches!(
+        check(&foreign_roots, &c.ev),
+        Err(VerifyError::EkChainUntrusted { .. })
+    ));
 
     // PCRs: a value changed, one left out, one added, a short value.
     let mut ev = c.ev.clone();
     ev.quote.pcrs.get_mut("sha256").unwrap().remove(&7);
-    assert!(matches!(check(&c, &ev), Err(VerifyError::PcrSelectionMismatch { .. })));
+    assert!(matches!(
+        check(&c, &ev),
+        Err(VerifyError::PcrSelectionMismatch { .. })
+    ));
     let mut ev = c.ev.clone();
-    ev.quote.pcrs.get_mut("sha256").unwrap().insert(9, ByteBuf::from(vec![0u8; 32]));
-    assert!(matches!(check(&c, &ev), Err(VerifyError::PcrSelectionMismatch { .. })));
+    ev.quote
+        .pcrs
+        .get_mut("sha256")
+        .unwrap()
+        .insert(9, ByteBuf::from(vec![0u8; 32]));
+    assert!(matches!(
+        check(&c, &ev),
+        Err(VerifyError::PcrSelectionMismatch { .. })
+    ));
     let mut ev = c.ev.clone();
-    ev.quote.pcrs.get_mut("sha256").unwrap().get_mut(&0).unwrap().pop();
-    assert!(matches!(check(&c, &ev), Err(VerifyError::PcrValueLength { index: 0, .. })));
+    ev.quote
+        .pcrs
+        .get_mut("sha256")
+        .unwrap()
+        .get_mut(&0)
+        .unwrap()
+        .pop();
+    assert!(matches!(
+        check(&c, &ev),
+        Err(VerifyError::PcrValueLength { index: 0, .. })
+    ));
     let mut ev = c.ev.clone();
     let bank = ev.quote.pcrs.remove("sha256").unwrap();
     ev.quote.pcrs.insert("sha1".into(), bank);
-    assert!(matches!(check(&c, &ev), Err(VerifyError::PcrSelectionMismatch { .. })));
+    assert!(matches!(
+        check(&c, &ev),
+        Err(VerifyError::PcrSelectionMismatch { .. })
+    ));
 
     // World: asked for another; the unsigned world field rewritten.
     let mut opts = c.opts.clone();
     opts.world = Some("us".into());
-    assert!(matches!(verify_evidence(&c.ev, &c.store, &opts), Err(VerifyError::WorldMismatch { .. })));
+    assert!(matches!(
+        verify_evidence(&c.ev, &c.store, &opts),
+        Err(VerifyError::WorldMismatch { .. })
+    ));
     let mut ev = c.ev.clone();
     ev.world = "us".into();
-    assert!(matches!(verify_evidence(&ev, &c.store, &opts), Err(VerifyError::KekWorldMismatch { .. })));
+    assert!(matches!(
+        verify_evidence(&ev, &c.store, &opts),
+        Err(VerifyError::KekWorldMismatch { .. })
+    ));
 
     // Expired: verification as of a time after the certificates' validity.
     let mut opts = c.opts.clone();
     opts.now = SystemTime::UNIX_EPOCH;
-    assert!(matches!(verify_evidence(&c.ev, &c.store, &opts), Err(VerifyError::CertificateNotValidNow { .. })));
+    assert!(matches!(
+        verify_evidence(&c.ev, &c.store, &opts),
+        Err(VerifyError::CertificateNotValidNow { .. })
+    ));
 }
 
 #[test]
@@ -197,7 +298,18 @@ fn agent_quote_passes_tpm2_checkquote() {
     std::fs::write(w.join("quote.sig"), &c.ev.quote.signature).unwrap();
     let run = |msg: &str| {
         assert_cmd::Command::new("tpm2_checkquote")
-            .args(["-u", "ak.pub", "-m", msg, "-s", "quote.sig", "-g", "sha256", "-q", &hex::encode(&c.ev.nonce)])
+            .args([
+                "-u",
+                "ak.pub",
+                "-m",
+                msg,
+                "-s",
+                "quote.sig",
+                "-g",
+                "sha256",
+                "-q",
+                &hex::encode(&c.ev.nonce),
+            ])
             .current_dir(w)
             .env("TSS2_LOG", "all+none")
             .assert()

@@ -50,7 +50,9 @@ pub fn load_certificates(path: &Path) -> Result<Vec<Certificate>, VerifyError> {
     let mut out = Vec::new();
     for f in &files {
         let bytes = std::fs::read(f).map_err(|e| roots_err(format!("{}: {e}", f.display())))?;
-        out.extend(parse_certificates(&bytes).map_err(|e| roots_err(format!("{}: {e}", f.display())))?);
+        out.extend(
+            parse_certificates(&bytes).map_err(|e| roots_err(format!("{}: {e}", f.display())))?,
+        );
     }
     if out.is_empty() {
         return Err(roots_err("no certificate found".into()));
@@ -60,10 +62,14 @@ pub fn load_certificates(path: &Path) -> Result<Vec<Certificate>, VerifyError> {
 
 /// Parse PEM (one or more CERTIFICATE blocks) or a single DER certificate.
 pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Certificate>, String> {
-    if bytes.starts_with(b"-----") || std::str::from_utf8(bytes).is_ok_and(|s| s.contains("-----BEGIN CERTIFICATE-----")) {
+    if bytes.starts_with(b"-----")
+        || std::str::from_utf8(bytes).is_ok_and(|s| s.contains("-----BEGIN CERTIFICATE-----"))
+    {
         Certificate::load_pem_chain(bytes).map_err(|e| e.to_string())
     } else {
-        Certificate::from_der(bytes).map(|c| vec![c]).map_err(|e| e.to_string())
+        Certificate::from_der(bytes)
+            .map(|c| vec![c])
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -99,14 +105,21 @@ fn check_validity(c: &Certificate, now: SystemTime) -> Result<(), VerifyError> {
 /// An issuer must be a CA: basicConstraints cA = true, and keyCertSign if it has keyUsage.
 fn check_ca(c: &Certificate) -> Result<(), VerifyError> {
     let exts = c.tbs_certificate.extensions.as_deref().unwrap_or(&[]);
-    let not_ca = || VerifyError::IssuerNotCa { subject: subject(c) };
-    let bc = exts.iter().find(|e| e.extn_id == BASIC_CONSTRAINTS).ok_or_else(not_ca)?;
-    let bc = x509_cert::ext::pkix::BasicConstraints::from_der(bc.extn_value.as_bytes()).map_err(|_| not_ca())?;
+    let not_ca = || VerifyError::IssuerNotCa {
+        subject: subject(c),
+    };
+    let bc = exts
+        .iter()
+        .find(|e| e.extn_id == BASIC_CONSTRAINTS)
+        .ok_or_else(not_ca)?;
+    let bc = x509_cert::ext::pkix::BasicConstraints::from_der(bc.extn_value.as_bytes())
+        .map_err(|_| not_ca())?;
     if !bc.ca {
         return Err(not_ca());
     }
     if let Some(ku) = exts.iter().find(|e| e.extn_id == KEY_USAGE) {
-        let ku = x509_cert::ext::pkix::KeyUsage::from_der(ku.extn_value.as_bytes()).map_err(|_| not_ca())?;
+        let ku = x509_cert::ext::pkix::KeyUsage::from_der(ku.extn_value.as_bytes())
+            .map_err(|_| not_ca())?;
         if !ku.key_cert_sign() {
             return Err(not_ca());
         }
@@ -150,11 +163,20 @@ pub fn check_signature(cert: &Certificate, issuer_cert: &Certificate) -> Result<
         use spki::DecodePublicKey;
         let pk = rsa::RsaPublicKey::from_public_key_der(&spki).map_err(|_| invalid())?;
         let (scheme, digest) = if oid == RSA_SHA256 {
-            (rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), sha2::Sha256::digest(&tbs).to_vec())
+            (
+                rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+                sha2::Sha256::digest(&tbs).to_vec(),
+            )
         } else if oid == RSA_SHA384 {
-            (rsa::Pkcs1v15Sign::new::<sha2::Sha384>(), sha2::Sha384::digest(&tbs).to_vec())
+            (
+                rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
+                sha2::Sha384::digest(&tbs).to_vec(),
+            )
         } else {
-            (rsa::Pkcs1v15Sign::new::<sha2::Sha512>(), sha2::Sha512::digest(&tbs).to_vec())
+            (
+                rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
+                sha2::Sha512::digest(&tbs).to_vec(),
+            )
         };
         pk.verify(scheme, &digest, sig).is_ok()
     } else if oid == ECDSA_SHA256 || oid == ECDSA_SHA384 {
@@ -202,7 +224,11 @@ pub fn verify_path(
     for _ in 0..MAX_DEPTH {
         // A configured anchor that issued the current certificate ends the path.
         let mut last_err = None;
-        for anchor in store.anchors.iter().filter(|a| names_equal(&a.tbs_certificate.subject, &current.tbs_certificate.issuer)) {
+        for anchor in store
+            .anchors
+            .iter()
+            .filter(|a| names_equal(&a.tbs_certificate.subject, &current.tbs_certificate.issuer))
+        {
             match check_signature(&current, anchor) {
                 Ok(()) => {
                     check_validity(anchor, now)?;

@@ -73,7 +73,10 @@ pub enum VerifyError {
     #[error("{what}: signature cannot be checked: {detail}")]
     SignatureUnusable { what: &'static str, detail: String },
     #[error("{what}: signed with {hash}, which is not allowed (SHA-1 needs --allow-sha1)")]
-    SignatureHashNotAllowed { what: &'static str, hash: &'static str },
+    SignatureHashNotAllowed {
+        what: &'static str,
+        hash: &'static str,
+    },
     #[error("{what}: qualifyingData/extraData is not the operator's nonce (replayed or for another challenge)")]
     NonceMismatch { what: &'static str },
     #[error("{what}: signer's qualified name is not the AK under this EK")]
@@ -94,7 +97,9 @@ pub enum VerifyError {
     KekKeyUnsupported(String),
     #[error("KEK's qualified name does not place it in the owner hierarchy ({0})")]
     KekHierarchy(String),
-    #[error("KEK is bound to another world than {world:?} (its authPolicy is not the world binding)")]
+    #[error(
+        "KEK is bound to another world than {world:?} (its authPolicy is not the world binding)"
+    )]
     KekWorldMismatch { world: String },
 
     // --- PCRs
@@ -105,7 +110,11 @@ pub enum VerifyError {
     #[error("PCR values in the evidence do not hash to the quote's pcrDigest")]
     PcrDigestMismatch,
     #[error("PCR {bank}:{index} value has {len} bytes")]
-    PcrValueLength { bank: String, index: u32, len: usize },
+    PcrValueLength {
+        bank: String,
+        index: u32,
+        len: usize,
+    },
 
     // --- unsigned fields that must agree
     #[error("evidence is for world {found:?}, expected {expected:?}")]

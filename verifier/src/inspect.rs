@@ -23,11 +23,17 @@ fn attest_json(bytes: &[u8]) -> Value {
     match TpmsAttest::parse(bytes) {
         Ok(a) => {
             let body = match &a.attested {
-                Attested::Certify { name, qualified_name } => json!({
+                Attested::Certify {
+                    name,
+                    qualified_name,
+                } => json!({
                     "certified_name": hex::encode(name),
                     "qualified_name": hex::encode(qualified_name),
                 }),
-                Attested::Quote { selection, pcr_digest } => json!({
+                Attested::Quote {
+                    selection,
+                    pcr_digest,
+                } => json!({
                     "selection": selection.iter().map(|s| json!({"hash": format!("{:#06x}", s.hash), "pcrs": s.pcrs})).collect::<Vec<_>>(),
                     "pcr_digest": hex::encode(pcr_digest),
                 }),
@@ -57,7 +63,15 @@ pub fn describe(bytes: &[u8]) -> Result<Value, String> {
                 .quote
                 .pcrs
                 .iter()
-                .map(|(bank, v)| (bank.clone(), json!(v.iter().map(|(i, d)| (i.to_string(), json!(hex::encode(d)))).collect::<serde_json::Map<_, _>>())))
+                .map(|(bank, v)| {
+                    (
+                        bank.clone(),
+                        json!(v
+                            .iter()
+                            .map(|(i, d)| (i.to_string(), json!(hex::encode(d))))
+                            .collect::<serde_json::Map<_, _>>()),
+                    )
+                })
                 .collect();
             Ok(json!({
                 "type": ev.kind, "version": ev.version, "world": ev.world, "nonce": hex::encode(&ev.nonce),

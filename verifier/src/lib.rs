@@ -26,7 +26,10 @@ pub fn write_output(path: &Path, data: &[u8], mode: u32) -> Result<(), VerifyErr
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let r = (|| {
         let mut f = std::fs::OpenOptions::new()

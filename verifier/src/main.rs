@@ -13,7 +13,11 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 #[derive(Parser)]
-#[command(name = "byok-verifier", version, about = "tpm-byok verifier: check TPM evidence and wrap keys offline")]
+#[command(
+    name = "byok-verifier",
+    version,
+    about = "tpm-byok verifier: check TPM evidence and wrap keys offline"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -124,7 +128,10 @@ fn options(nonce: &str, world: Option<String>, t: &Trust) -> Result<Options, Ver
 }
 
 fn load_evidence(path: &Path) -> Result<Evidence, VerifyError> {
-    Evidence::from_cbor(&read(path)?).map_err(|source| VerifyError::Format { what: "evidence", source })
+    Evidence::from_cbor(&read(path)?).map_err(|source| VerifyError::Format {
+        what: "evidence",
+        source,
+    })
 }
 
 fn verify_file(path: &Path, store: &TrustStore, opts: &Options) -> Result<Verified, VerifyError> {
@@ -170,26 +177,57 @@ fn verified_json(path: &Path, v: &Verified) -> serde_json::Value {
 fn print_verified(path: &Path, v: &Verified) {
     println!("OK {}: world {:?}", path.display(), v.world);
     println!("  EK chain:   {}", v.ek_chain.join(" -> "));
-    println!("  TPM:        {} {} firmware {:#018x}", v.tpm_manufacturer, v.tpm_vendor, v.firmware_version);
-    println!("  KEK:        {} name {}", v.kek_public.describe_key(), hex::encode(&v.kek_name));
-    println!("  AK:         {} name {}", v.ak_public.describe_key(), hex::encode(&v.ak_name));
+    println!(
+        "  TPM:        {} {} firmware {:#018x}",
+        v.tpm_manufacturer, v.tpm_vendor, v.firmware_version
+    );
+    println!(
+        "  KEK:        {} name {}",
+        v.kek_public.describe_key(),
+        hex::encode(&v.kek_name)
+    );
+    println!(
+        "  AK:         {} name {}",
+        v.ak_public.describe_key(),
+        hex::encode(&v.ak_name)
+    );
     println!(
         "  clock:      {} ms, resetCount {}, restartCount {}",
         v.quote_clock.clock, v.quote_clock.reset_count, v.quote_clock.restart_count
     );
-    println!("  PCRs:       sha256:{}", v.pcrs.keys().map(|k| k.to_string()).collect::<Vec<_>>().join(","));
+    println!(
+        "  PCRs:       sha256:{}",
+        v.pcrs
+            .keys()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
     println!("  AK-EK link: {}", v.ak_binding);
 }
 
-fn cmd_verify(evidence: &[PathBuf], nonce: &str, trust: &Trust, world: Option<String>, as_json: bool) -> Result<(), VerifyError> {
+fn cmd_verify(
+    evidence: &[PathBuf],
+    nonce: &str,
+    trust: &Trust,
+    world: Option<String>,
+    as_json: bool,
+) -> Result<(), VerifyError> {
     let store = trust_store(trust)?;
     let opts = options(nonce, world, trust)?;
     let files = expand(evidence)?;
     // Files are independent: verify them on all cores.
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(files.len().max(1));
-    let mut results: Vec<Option<Result<Verified, VerifyError>>> = (0..files.len()).map(|_| None).collect();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(files.len().max(1));
+    let mut results: Vec<Option<Result<Verified, VerifyError>>> =
+        (0..files.len()).map(|_| None).collect();
     std::thread::scope(|s| {
-        for (chunk_files, chunk_results) in files.chunks(files.len().div_ceil(threads).max(1)).zip(results.chunks_mut(files.len().div_ceil(threads).max(1))) {
+        for (chunk_files, chunk_results) in files
+            .chunks(files.len().div_ceil(threads).max(1))
+            .zip(results.chunks_mut(files.len().div_ceil(threads).max(1)))
+        {
             let store = &store;
             let opts = &opts;
             s.spawn(move || {
@@ -211,7 +249,10 @@ fn cmd_verify(evidence: &[PathBuf], nonce: &str, trust: &Trust, world: Option<St
             }
             Some(Err(e)) => {
                 if as_json {
-                    println!("{}", json!({"file": f.display().to_string(), "ok": false, "error": e.to_string()}));
+                    println!(
+                        "{}",
+                        json!({"file": f.display().to_string(), "ok": false, "error": e.to_string()})
+                    );
                 } else {
                     println!("FAIL {}: {e}", f.display());
                 }
@@ -272,17 +313,28 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
             let store = trust_store(&trust)?;
             let opts = options(evidence_nonce.as_deref().unwrap_or(&nonce), None, &trust)?;
             let verified = verify_file(&evidence, &store, &opts)?;
-            let r = Receipt::from_cbor(&read(&receipt_path)?).map_err(|source| VerifyError::Format { what: "receipt", source })?;
+            let r = Receipt::from_cbor(&read(&receipt_path)?).map_err(|source| {
+                VerifyError::Format {
+                    what: "receipt",
+                    source,
+                }
+            })?;
             let t = match &transfer {
-                Some(p) => Some(
-                    TransferPackage::from_cbor(&read(p)?).map_err(|source| VerifyError::Format {
+                Some(p) => Some(TransferPackage::from_cbor(&read(p)?).map_err(|source| {
+                    VerifyError::Format {
                         what: "transfer package",
                         source,
-                    })?,
-                ),
+                    }
+                })?),
                 None => None,
             };
-            let report = receipt::check_receipt(&r, &verified, &parse_nonce(&nonce)?, trust.allow_sha1, t.as_ref())?;
+            let report = receipt::check_receipt(
+                &r,
+                &verified,
+                &parse_nonce(&nonce)?,
+                trust.allow_sha1,
+                t.as_ref(),
+            )?;
             if json {
                 println!(
                     "{}",
@@ -293,10 +345,23 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                     })
                 );
             } else {
-                println!("OK receipt {}: {} key {} lives under the KEK of world {:?}", receipt_path.display(), report.key, hex::encode(&report.key_name), report.world);
+                println!(
+                    "OK receipt {}: {} key {} lives under the KEK of world {:?}",
+                    receipt_path.display(),
+                    report.key,
+                    hex::encode(&report.key_name),
+                    report.world
+                );
                 println!("  origin:      {}", report.origin);
                 println!("  attributes:  {}", report.attributes.join("|"));
-                println!("  duplicable:  {}", if report.duplicable { "yes" } else { "no (empty authPolicy: TPM2_Duplicate can never be authorised)" });
+                println!(
+                    "  duplicable:  {}",
+                    if report.duplicable {
+                        "yes"
+                    } else {
+                        "no (empty authPolicy: TPM2_Duplicate can never be authorised)"
+                    }
+                );
                 if report.matches_transfer == Some(true) {
                     println!("  transfer:    the certified key is exactly the wrapped one");
                 }
@@ -327,7 +392,10 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
             if out.exists() {
                 return Err(VerifyError::Io {
                     path: out.display().to_string(),
-                    source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "exists; not overwriting a key"),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        "exists; not overwriting a key",
+                    ),
                 });
             }
             let key = TargetKey::generate(alg)?;

@@ -33,10 +33,11 @@ pub fn check_receipt(
             evidence: verified.world.clone(),
         });
     }
-    let ak = TpmtPublic::parse_tpm2b(&receipt.ak.public).map_err(|source| VerifyError::Malformed {
-        field: "receipt AK public",
-        source,
-    })?;
+    let ak =
+        TpmtPublic::parse_tpm2b(&receipt.ak.public).map_err(|source| VerifyError::Malformed {
+            field: "receipt AK public",
+            source,
+        })?;
     if ak != verified.ak_public {
         return Err(VerifyError::ReceiptAkMismatch);
     }
@@ -49,18 +50,24 @@ pub fn check_receipt(
         nonce,
         allow_sha1,
     )?;
-    let key = TpmtPublic::parse_tpm2b(&receipt.key.public).map_err(|source| VerifyError::Malformed {
-        field: "receipt key public",
-        source,
-    })?;
+    let key =
+        TpmtPublic::parse_tpm2b(&receipt.key.public).map_err(|source| VerifyError::Malformed {
+            field: "receipt key public",
+            source,
+        })?;
     let key_name = key.name();
-    let Attested::Certify { name, qualified_name: qn } = &attest.attested else {
+    let Attested::Certify {
+        name,
+        qualified_name: qn,
+    } = &attest.attested
+    else {
         return Err(VerifyError::CertifiedNameMismatch);
     };
     if name != &key_name {
         return Err(VerifyError::CertifiedNameMismatch);
     }
-    let kek_qn = primary_qualified_name(rh::OWNER, &verified.kek_name).ok_or(VerifyError::ReceiptKeyNotUnderKek)?;
+    let kek_qn = primary_qualified_name(rh::OWNER, &verified.kek_name)
+        .ok_or(VerifyError::ReceiptKeyNotUnderKek)?;
     if qualified_name(&kek_qn, &key_name).as_ref() != Some(qn) {
         return Err(VerifyError::ReceiptKeyNotUnderKek);
     }
@@ -83,7 +90,8 @@ pub fn check_receipt(
     };
     // Duplication needs the DUP role, which always takes a policy session:
     // impossible with an empty authPolicy, or with fixedTPM/fixedParent set.
-    let duplicable = !key.has(attr::FIXED_TPM) && !key.has(attr::FIXED_PARENT) && !key.auth_policy.is_empty();
+    let duplicable =
+        !key.has(attr::FIXED_TPM) && !key.has(attr::FIXED_PARENT) && !key.auth_policy.is_empty();
     Ok(ReceiptReport {
         world: receipt.world.clone(),
         key_name,

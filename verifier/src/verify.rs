@@ -7,7 +7,9 @@ use byok_protocol::attest::{Attested, ClockInfo, TpmsAttest, MAGIC_FIELD, TYPE_F
 use byok_protocol::error::WireError;
 use byok_protocol::formats::{Evidence, Signed};
 use byok_protocol::hash::HashAlg;
-use byok_protocol::public::{primary_qualified_name, qualified_name, PublicId, PublicParams, TpmtPublic};
+use byok_protocol::public::{
+    primary_qualified_name, qualified_name, PublicId, PublicParams, TpmtPublic,
+};
 use byok_protocol::signature::{self, TpmtSignature};
 use byok_protocol::tpm::{alg, attr, curve, rh, st};
 use byok_protocol::world::world_policy;
@@ -50,9 +52,13 @@ pub struct Verified {
 }
 
 pub fn parse_nonce(hex_nonce: &str) -> Result<Vec<u8>, VerifyError> {
-    let n = hex::decode(hex_nonce.trim()).map_err(|e| VerifyError::BadNonce(format!("not hex: {e}")))?;
+    let n = hex::decode(hex_nonce.trim())
+        .map_err(|e| VerifyError::BadNonce(format!("not hex: {e}")))?;
     if !(8..=64).contains(&n.len()) {
-        return Err(VerifyError::BadNonce(format!("{} bytes; use 8 to 64", n.len())));
+        return Err(VerifyError::BadNonce(format!(
+            "{} bytes; use 8 to 64",
+            n.len()
+        )));
     }
     Ok(n)
 }
@@ -62,20 +68,31 @@ fn malformed(field: &'static str) -> impl FnOnce(WireError) -> VerifyError {
 }
 
 /// Parse a TPMS_ATTEST, naming magic and type failures.
-fn parse_attest(what: &'static str, bytes: &[u8], expected_type: u16) -> Result<TpmsAttest, VerifyError> {
+fn parse_attest(
+    what: &'static str,
+    bytes: &[u8],
+    expected_type: u16,
+) -> Result<TpmsAttest, VerifyError> {
     let expected = if expected_type == st::ATTEST_CERTIFY {
         "TPM_ST_ATTEST_CERTIFY"
     } else {
         "TPM_ST_ATTEST_QUOTE"
     };
     let a = TpmsAttest::parse(bytes).map_err(|e| match e {
-        WireError::BadValue { field, value, .. } if field == MAGIC_FIELD => VerifyError::AttestMagic { what, found: value },
-        WireError::BadValue { field, value, .. } if field == TYPE_FIELD => VerifyError::AttestType {
-            what,
-            found: value,
-            expected,
+        WireError::BadValue { field, value, .. } if field == MAGIC_FIELD => {
+            VerifyError::AttestMagic { what, found: value }
+        }
+        WireError::BadValue { field, value, .. } if field == TYPE_FIELD => {
+            VerifyError::AttestType {
+                what,
+                found: value,
+                expected,
+            }
+        }
+        other => VerifyError::Malformed {
+            field: what,
+            source: other,
         },
-        other => VerifyError::Malformed { field: what, source: other },
     })?;
     if a.attest_type != expected_type {
         return Err(VerifyError::AttestType {
@@ -108,7 +125,10 @@ pub fn check_signed_attest(
         },
     })?;
     if hash == HashAlg::Sha1 && !allow_sha1 {
-        return Err(VerifyError::SignatureHashNotAllowed { what, hash: "SHA-1" });
+        return Err(VerifyError::SignatureHashNotAllowed {
+            what,
+            hash: "SHA-1",
+        });
     }
     if !bool::from(attest.extra_data.ct_eq(nonce)) {
         return Err(VerifyError::NonceMismatch { what });
@@ -127,13 +147,17 @@ fn check_ek_matches_certificate(ek: &TpmtPublic, cert: &Certificate) -> Result<(
         .subject_public_key_info
         .to_der()
         .map_err(|e| VerifyError::EkCertificateUnparseable(e.to_string()))?;
-    let ours = byok_protocol::keys::public_key_der(ek).map_err(|_| VerifyError::EkPublicMismatch)?;
+    let ours =
+        byok_protocol::keys::public_key_der(ek).map_err(|_| VerifyError::EkPublicMismatch)?;
     // Compare keys, not encodings: decode both SPKIs to key values.
     let same = match (&ek.params, &ek.unique) {
         (PublicParams::Rsa { .. }, PublicId::Rsa(_)) => {
             use rsa::traits::PublicKeyParts;
             use spki::DecodePublicKey;
-            match (rsa::RsaPublicKey::from_public_key_der(&spki), rsa::RsaPublicKey::from_public_key_der(&ours)) {
+            match (
+                rsa::RsaPublicKey::from_public_key_der(&spki),
+                rsa::RsaPublicKey::from_public_key_der(&ours),
+            ) {
                 (Ok(a), Ok(b)) => a.n() == b.n() && a.e() == b.e(),
                 _ => false,
             }
@@ -161,13 +185,22 @@ fn check_ek_matches_certificate(ek: &TpmtPublic, cert: &Certificate) -> Result<(
     }
 }
 
-fn missing(p: &TpmtPublic, required: &[(u32, &'static str)], forbidden: &[(u32, &'static str)]) -> Vec<String> {
+fn missing(
+    p: &TpmtPublic,
+    required: &[(u32, &'static str)],
+    forbidden: &[(u32, &'static str)],
+) -> Vec<String> {
     let mut out: Vec<String> = required
         .iter()
         .filter(|(a, _)| !p.has(*a))
         .map(|(_, n)| format!("lacks {n}"))
         .collect();
-    out.extend(forbidden.iter().filter(|(a, _)| p.has(*a)).map(|(_, n)| format!("has {n}")));
+    out.extend(
+        forbidden
+            .iter()
+            .filter(|(a, _)| p.has(*a))
+            .map(|(_, n)| format!("has {n}")),
+    );
     out
 }
 
@@ -236,7 +269,11 @@ pub fn check_kek(kek: &TpmtPublic) -> Result<(), VerifyError> {
         return Err(VerifyError::KekNotStorageKey(problems.join(", ")));
     }
     let ok = match &kek.params {
-        PublicParams::Rsa { key_bits, symmetric, .. } => *key_bits >= 2048 && symmetric.algorithm == alg::AES,
+        PublicParams::Rsa {
+            key_bits,
+            symmetric,
+            ..
+        } => *key_bits >= 2048 && symmetric.algorithm == alg::AES,
         _ => false,
     };
     if !ok || kek.name_hash() == HashAlg::Sha1 {
@@ -246,20 +283,35 @@ pub fn check_kek(kek: &TpmtPublic) -> Result<(), VerifyError> {
 }
 
 fn selection_text(pcrs: &[u32]) -> String {
-    pcrs.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
+    pcrs.iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Quote: PCR selection equals the evidence's list; digest recomputes with the
 /// quote's signing hash over the values in selection order.
-fn check_pcrs(attest: &TpmsAttest, sig_hash: HashAlg, ev: &Evidence) -> Result<BTreeMap<u32, Vec<u8>>, VerifyError> {
-    let Attested::Quote { selection, pcr_digest } = &attest.attested else {
+fn check_pcrs(
+    attest: &TpmsAttest,
+    sig_hash: HashAlg,
+    ev: &Evidence,
+) -> Result<BTreeMap<u32, Vec<u8>>, VerifyError> {
+    let Attested::Quote {
+        selection,
+        pcr_digest,
+    } = &attest.attested
+    else {
         return Err(VerifyError::AttestType {
             what: "quote",
             found: attest.attest_type.into(),
             expected: "TPM_ST_ATTEST_QUOTE",
         });
     };
-    let quoted: Vec<(u16, &Vec<u32>)> = selection.iter().filter(|s| !s.pcrs.is_empty()).map(|s| (s.hash, &s.pcrs)).collect();
+    let quoted: Vec<(u16, &Vec<u32>)> = selection
+        .iter()
+        .filter(|s| !s.pcrs.is_empty())
+        .map(|s| (s.hash, &s.pcrs))
+        .collect();
     if quoted.is_empty() {
         return Err(VerifyError::PcrSelectionEmpty);
     }
@@ -272,16 +324,31 @@ fn check_pcrs(attest: &TpmsAttest, sig_hash: HashAlg, ev: &Evidence) -> Result<B
         .collect();
     let describe_q = quoted
         .iter()
-        .map(|(h, p)| format!("{}:{}", HashAlg::from_tpm(*h).map(|h| h.name()).unwrap_or("?"), selection_text(p)))
+        .map(|(h, p)| {
+            format!(
+                "{}:{}",
+                HashAlg::from_tpm(*h).map(|h| h.name()).unwrap_or("?"),
+                selection_text(p)
+            )
+        })
         .collect::<Vec<_>>()
         .join(" ");
-    let describe_l = listed.iter().map(|(b, p)| format!("{b}:{}", selection_text(p))).collect::<Vec<_>>().join(" ");
+    let describe_l = listed
+        .iter()
+        .map(|(b, p)| format!("{b}:{}", selection_text(p)))
+        .collect::<Vec<_>>()
+        .join(" ");
     let mismatch = || VerifyError::PcrSelectionMismatch {
         quoted: describe_q.clone(),
         listed: describe_l.clone(),
     };
     // This build checks the sha256 bank only.
-    if quoted.len() != 1 || listed.len() != 1 || quoted[0].0 != alg::SHA256 || listed[0].0 != "sha256" || *quoted[0].1 != listed[0].1 {
+    if quoted.len() != 1
+        || listed.len() != 1
+        || quoted[0].0 != alg::SHA256
+        || listed[0].0 != "sha256"
+        || *quoted[0].1 != listed[0].1
+    {
         return Err(mismatch());
     }
     let bank = &ev.quote.pcrs["sha256"];
@@ -306,7 +373,11 @@ fn check_pcrs(attest: &TpmsAttest, sig_hash: HashAlg, ev: &Evidence) -> Result<B
 }
 
 /// Verify one evidence file against the operator's nonce, roots and world.
-pub fn verify_evidence(ev: &Evidence, store: &TrustStore, opts: &Options) -> Result<Verified, VerifyError> {
+pub fn verify_evidence(
+    ev: &Evidence,
+    store: &TrustStore,
+    opts: &Options,
+) -> Result<Verified, VerifyError> {
     if let Some(w) = &opts.world {
         if &ev.world != w {
             return Err(VerifyError::WorldMismatch {
@@ -338,20 +409,35 @@ pub fn verify_evidence(ev: &Evidence, store: &TrustStore, opts: &Options) -> Res
     let ak_public = TpmtPublic::parse_tpm2b(&ev.ak.public).map_err(malformed("AK public"))?;
     check_ak(&ak_public)?;
     let ak_name = ak_public.name();
-    let ek_qn = primary_qualified_name(rh::ENDORSEMENT, &ek_public.name()).ok_or(VerifyError::EkPublicMismatch)?;
-    let ak_qn = qualified_name(&ek_qn, &ak_name).ok_or(VerifyError::QualifiedSignerMismatch { what: "AK" })?;
+    let ek_qn = primary_qualified_name(rh::ENDORSEMENT, &ek_public.name())
+        .ok_or(VerifyError::EkPublicMismatch)?;
+    let ak_qn = qualified_name(&ek_qn, &ak_name)
+        .ok_or(VerifyError::QualifiedSignerMismatch { what: "AK" })?;
 
     // KEK: certified by the AK with the nonce; name, hierarchy, attributes, world.
-    let (certify, _) = check_signed_attest("KEK certify", &ev.kek.certify, st::ATTEST_CERTIFY, &ak_public, &ak_qn, &opts.nonce, opts.allow_sha1)?;
+    let (certify, _) = check_signed_attest(
+        "KEK certify",
+        &ev.kek.certify,
+        st::ATTEST_CERTIFY,
+        &ak_public,
+        &ak_qn,
+        &opts.nonce,
+        opts.allow_sha1,
+    )?;
     let kek_public = TpmtPublic::parse_tpm2b(&ev.kek.public).map_err(malformed("KEK public"))?;
     let kek_name = kek_public.name();
-    let Attested::Certify { name, qualified_name: kek_qn } = &certify.attested else {
+    let Attested::Certify {
+        name,
+        qualified_name: kek_qn,
+    } = &certify.attested
+    else {
         return Err(VerifyError::CertifiedNameMismatch);
     };
     if name != &kek_name {
         return Err(VerifyError::CertifiedNameMismatch);
     }
-    let owner_qn = primary_qualified_name(rh::OWNER, &kek_name).ok_or(VerifyError::CertifiedNameMismatch)?;
+    let owner_qn =
+        primary_qualified_name(rh::OWNER, &kek_name).ok_or(VerifyError::CertifiedNameMismatch)?;
     if kek_qn != &owner_qn {
         let null_qn = primary_qualified_name(rh::NULL, &kek_name);
         let detail = if Some(kek_qn) == null_qn.as_ref() {
@@ -363,14 +449,24 @@ pub fn verify_evidence(ev: &Evidence, store: &TrustStore, opts: &Options) -> Res
     }
     check_kek(&kek_public)?;
     if kek_public.auth_policy != world_policy(&ev.world) {
-        return Err(VerifyError::KekWorldMismatch { world: ev.world.clone() });
+        return Err(VerifyError::KekWorldMismatch {
+            world: ev.world.clone(),
+        });
     }
 
     // Quote: same AK, same nonce, PCRs consistent.
-    let (quote, quote_hash) = check_signed_attest("quote", &Signed {
-        attest: ev.quote.attest.clone(),
-        signature: ev.quote.signature.clone(),
-    }, st::ATTEST_QUOTE, &ak_public, &ak_qn, &opts.nonce, opts.allow_sha1)?;
+    let (quote, quote_hash) = check_signed_attest(
+        "quote",
+        &Signed {
+            attest: ev.quote.attest.clone(),
+            signature: ev.quote.signature.clone(),
+        },
+        st::ATTEST_QUOTE,
+        &ak_public,
+        &ak_qn,
+        &opts.nonce,
+        opts.allow_sha1,
+    )?;
     let pcrs = check_pcrs(&quote, quote_hash, ev)?;
 
     Ok(Verified {
@@ -393,5 +489,8 @@ pub fn verify_evidence(ev: &Evidence, store: &TrustStore, opts: &Options) -> Res
 }
 
 pub fn ek_subject(ev: &Evidence) -> Option<String> {
-    parse_certificates(&ev.ek.certificate).ok()?.first().map(subject)
+    parse_certificates(&ev.ek.certificate)
+        .ok()?
+        .first()
+        .map(subject)
 }

@@ -4,7 +4,9 @@ use crate::error::VerifyError;
 use crate::verify::Verified;
 use byok_protocol::credential::make_credential;
 use byok_protocol::duplicate::duplicate;
-use byok_protocol::formats::{CredentialBlob, KeyInfo, ObjectBlob, TransferPackage, TRANSFER_TYPE, VERSION};
+use byok_protocol::formats::{
+    CredentialBlob, KeyInfo, ObjectBlob, TransferPackage, TRANSFER_TYPE, VERSION,
+};
 use byok_protocol::keys::TargetKey;
 use rand::RngCore;
 use serde_bytes::ByteBuf;
@@ -17,7 +19,11 @@ use zeroize::Zeroizing;
 ///   "DUPLICATE" to the KEK);
 /// - K travels as a credential for the EK bound to the AK's name (MakeCredential,
 ///   "IDENTITY"), so only the TPM holding both that EK and that AK recovers K.
-pub fn wrap(verified: &Verified, key: &TargetKey, label: Option<String>) -> Result<TransferPackage, VerifyError> {
+pub fn wrap(
+    verified: &Verified,
+    key: &TargetKey,
+    label: Option<String>,
+) -> Result<TransferPackage, VerifyError> {
     let public = key.tpm_public();
     let sensitive = key.tpm_sensitive();
     let mut inner_key = Zeroizing::new([0u8; 16]);
