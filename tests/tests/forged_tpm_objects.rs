@@ -1,0 +1,370 @@
+//! Forged evidence built with a real TPM (swtpm through tss-esapi): keys whose
+//! attributes or hierarchy are wrong, certified or signed by genuine TPM keys.
+//! Each must fail verification with its named check. (The tests may use a TPM
+//! library; the verifier may not.)
+
+use byok_protocol::formats::{Document, Evidence, Signed};
+use byok_protocol::public::{
+    primary_qualified_name, qualified_name, PublicId, PublicParams, Scheme, SymDef, TpmtPublic,
+};
+use byok_protocol::tpm::{alg, attr, rh, st, TPM_GENERATED_VALUE};
+use byok_protocol::wire::{tpm2b, unwrap_tpm2b, Writer};
+use byok_protocol::world::world_policy;
+use byok_tests::{nonce, tpm_a, Host};
+use byok_verifier::certs::{load_certificates, TrustStore};
+use byok_verifier::error::VerifyError;
+use byok_verifier::verify::{verify_evidence, Options};
+use serde_bytes::ByteBuf;
+use std::str::FromStr;
+use std::time::SystemTime;
+use tempfile::TempDir;
+use tss_esapi::abstraction::{ak, KeyCustomization};
+use tss_esapi::attributes::ObjectAttributesBuilder;
+use tss_esapi::handles::{KeyHandle, PersistentTpmHandle, TpmHandle};
+use tss_esapi::interface_types::algorithm::{HashingAlgorithm, SignatureSchemeAlgorithm};
+use tss_esapi::interface_types::resource_handles::Hierarchy;
+use tss_esapi::interface_types::session_handles::AuthSession;
+use tss_esapi::structures::{
+    Data, Digest, HashScheme, HashcheckTicket, Private, Public, SignatureScheme,
+};
+use tss_esapi::tcti_ldr::TctiNameConf;
+use tss_esapi::traits::{Marshall, UnMarshall};
+use tss_esapi::Context;
+
+struct Setup {
+    host: Host,
+    _work: TempDir,
+    ev: Evidence,
+    opts: Options,
+    store: TrustStore,
+}
+
+fn setup() -> Setup {
+    let host = Host::new(tpm_a());
+    let work = TempDir::new().unwrap();
+    host.init("eu");
+    let n = nonce();
+    let p = work.path().join("eu.evidence");
+    host.evidence("eu", &n, &p);
+    let ev = Evidence::from_cbor(&std::fs::read(&p).unwrap()).unwrap();
+    let store = TrustStore {
+        anchors: load_certificates(&host.ca_bundle).unwrap(),
+        intermediates: Vec::new(),
+    };
+    let opts = Options {
+        nonce: hex::decode(&n).unwrap(),
+        world: Some("eu".into()),
+        allow_sha1: false,
+        now: SystemTime::now(),
+    };
+    verify_evidence(&ev, &store, &opts).expect("genuine evidence verifies");
+    Setup {
+        host,
+        _work: work,
+        ev,
+        opts,
+        store,
+    }
+}
+
+fn context(host: &Host) -> Context {
+    Context::new(TctiNameConf::from_str(&host.tpm.tcti()).unwrap()).unwrap()
+}
+
+fn ek(ctx: &mut Context) -> KeyHandle {
+    let h = PersistentTpmHandle::new(0x8101_0001).unwrap();
+    ctx.execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::Persistent(h)))
+        .unwrap()
+        .into()
+}
+
+/// The world's genuine AK, loaded from the agent's state.
+fn genuine_ak(ctx: &mut Context, host: &Host) -> KeyHandle {
+    let bytes = std::fs::read(host.state.path().join("worlds/eu.cbor")).unwrap();
+    let v: ciborium::Value = ciborium::from_reader(&bytes[..]).unwrap();
+    let field = |k: &str| -> Vec<u8> {
+        v.as_map()
+            .unwrap()
+            .iter()
+            .find(|(key, _)| key.as_text() == Some(k))
+            .unwrap()
+            .1
+            .as_bytes()
+            .unwrap()
+            .clone()
+    };
+    let public = Public::unmarshall(unwrap_tpm2b("pub", &field("ak_public")).unwrap()).unwrap();
+    let private =
+        Private::try_from(unwrap_tpm2b("priv", &field("ak_private")).unwrap().to_vec()).unwrap();
+    let ek = ek(ctx);
+    ak::load_ak(ctx, ek, None, private, public).unwrap()
+}
+
+/// An RSA-2048 storage-key template like the KEK's, with other attributes.
+fn kek_like(attributes: u32) -> TpmtPublic {
+    TpmtPublic::build(
+        alg::RSA,
+        alg::SHA256,
+        attributes,
+        world_policy("eu").to_vec(),
+        PublicParams::Rsa {
+            symmetric: SymDef::AES_128_CFB,
+            scheme: Scheme::NULL,
+            key_bits: 2048,
+            exponent: 0,
+        },
+        PublicId::Rsa(Vec::new()),
+    )
+}
+
+/// Create a primary in `hierarchy`, certify it with the genuine AK and the
+/// operator's nonce, and put it in the evidence as the KEK.
+fn with_tpm_kek(
+    s: &Setup,
+    hierarchy: Hierarchy,
+    template: &TpmtPublic,
+) -> Result<Evidence, String> {
+    let mut ctx = context(&s.host);
+    let created = ctx
+        .execute_with_session(Some(AuthSession::Password), |c| {
+            c.create_primary(
+                hierarchy,
+                Public::unmarshall(template.as_bytes()).unwrap(),
+                None,
+                None,
+                None,
+                None,
+            )
+        })
+        .map_err(|e| e.to_string())?;
+    let ak = genuine_ak(&mut ctx, &s.host);
+    let (attest, sig) = ctx
+        .execute_with_sessions(
+            (
+                Some(AuthSession::Password),
+                Some(AuthSession::Password),
+                None,
+            ),
+            |c| {
+                c.certify(
+                    created.key_handle.into(),
+                    ak,
+                    Data::try_from(s.opts.nonce.clone()).unwrap(),
+                    SignatureScheme::Null,
+                )
+            },
+        )
+        .unwrap();
+    ctx.flush_context(ak.into()).unwrap();
+    ctx.flush_context(created.key_handle.into()).unwrap();
+    let mut ev = s.ev.clone();
+    ev.kek.public = ByteBuf::from(tpm2b(&created.out_public.marshall().unwrap()));
+    ev.kek.certify = Signed {
+        attest: ByteBuf::from(attest.marshall().unwrap()),
+        signature: ByteBuf::from(sig.marshall().unwrap()),
+    };
+    Ok(ev)
+}
+
+fn verify(s: &Setup, ev: &Evidence) -> Result<(), VerifyError> {
+    verify_evidence(ev, &s.store, &s.opts).map(|_| ())
+}
+
+const STORAGE: u32 = attr::FIXED_TPM
+    | attr::FIXED_PARENT
+    | attr::SENSITIVE_DATA_ORIGIN
+    | attr::USER_WITH_AUTH
+    | attr::NO_DA
+    | attr::RESTRICTED
+    | attr::DECRYPT;
+
+#[test]
+fn a_tpm_key_certified_as_kek_with_the_genuine_template_verifies() {
+    // Control: the same construction with the real KEK attributes passes, so
+    // the failures below come from the attribute or hierarchy alone.
+    let s = setup();
+    let ev = with_tpm_kek(&s, Hierarchy::Owner, &kek_like(STORAGE)).unwrap();
+    verify(&s, &ev).unwrap();
+}
+
+#[test]
+fn kek_without_fixed_tpm_is_refused() {
+    let s = setup();
+    let ev = with_tpm_kek(
+        &s,
+        Hierarchy::Owner,
+        &kek_like(STORAGE & !attr::FIXED_TPM & !attr::FIXED_PARENT),
+    )
+    .unwrap();
+    let r = verify(&s, &ev);
+    assert!(matches!(r, Err(VerifyError::KekNotFixedTpm)), "{r:?}");
+}
+
+#[test]
+fn kek_in_the_null_hierarchy_is_refused() {
+    let s = setup();
+    let ev = with_tpm_kek(&s, Hierarchy::Null, &kek_like(STORAGE)).unwrap();
+    let r = verify(&s, &ev);
+    assert!(
+        matches!(&r, Err(VerifyError::KekHierarchy(d)) if d.contains("NULL hierarchy")),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn kek_in_the_endorsement_hierarchy_is_refused() {
+    let s = setup();
+    let ev = with_tpm_kek(&s, Hierarchy::Endorsement, &kek_like(STORAGE)).unwrap();
+    let r = verify(&s, &ev);
+    assert!(
+        matches!(&r, Err(VerifyError::KekHierarchy(d)) if d.contains("not a primary of the owner")),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn signing_key_certified_as_kek_is_refused() {
+    let s = setup();
+    let template = TpmtPublic::build(
+        alg::RSA,
+        alg::SHA256,
+        attr::FIXED_TPM
+            | attr::FIXED_PARENT
+            | attr::SENSITIVE_DATA_ORIGIN
+            | attr::USER_WITH_AUTH
+            | attr::SIGN,
+        world_policy("eu").to_vec(),
+        PublicParams::Rsa {
+            symmetric: SymDef::NULL,
+            scheme: Scheme::NULL,
+            key_bits: 2048,
+            exponent: 0,
+        },
+        PublicId::Rsa(Vec::new()),
+    );
+    let ev = with_tpm_kek(&s, Hierarchy::Owner, &template).unwrap();
+    let r = verify(&s, &ev);
+    assert!(matches!(r, Err(VerifyError::KekNotStorageKey(_))), "{r:?}");
+}
+
+#[test]
+fn kek_of_another_world_on_the_same_tpm_is_refused() {
+    let s = setup();
+    let mut t = kek_like(STORAGE);
+    t = TpmtPublic::build(
+        t.object_type,
+        t.name_alg,
+        t.attributes,
+        world_policy("us").to_vec(),
+        t.params.clone(),
+        t.unique.clone(),
+    );
+    let ev = with_tpm_kek(&s, Hierarchy::Owner, &t).unwrap();
+    let r = verify(&s, &ev);
+    assert!(
+        matches!(r, Err(VerifyError::KekWorldMismatch { .. })),
+        "{r:?}"
+    );
+}
+
+struct Unrestricted;
+impl KeyCustomization for Unrestricted {
+    fn attributes(&self, b: ObjectAttributesBuilder) -> ObjectAttributesBuilder {
+        b.with_restricted(false)
+    }
+}
+
+/// TPMS_ATTEST as a forger would write it (TPM_GENERATED_VALUE and all).
+fn forged_attest(kind: u16, signer_qn: &[u8], nonce: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u32(TPM_GENERATED_VALUE)
+        .u16(kind)
+        .tpm2b(signer_qn)
+        .tpm2b(nonce);
+    w.raw(&[0u8; 8])
+        .u32(1)
+        .u32(0)
+        .u8(1)
+        .raw(&[0u8; 8])
+        .raw(body);
+    w.into_vec()
+}
+
+#[test]
+fn unrestricted_ak_signing_forged_attestations_is_refused() {
+    let s = setup();
+    let mut ctx = context(&s.host);
+    let ek = ek(&mut ctx);
+    let created = ak::create_ak(
+        &mut ctx,
+        ek,
+        HashingAlgorithm::Sha256,
+        SignatureSchemeAlgorithm::RsaSsa,
+        None,
+        Unrestricted,
+    )
+    .unwrap();
+    let fake_ak_public = TpmtPublic::parse(&created.out_public.marshall().unwrap()).unwrap();
+    assert!(!fake_ak_public.has(attr::RESTRICTED));
+    let ak = ak::load_ak(&mut ctx, ek, None, created.out_private, created.out_public).unwrap();
+
+    // A software "KEK" with perfect attributes, and attestations claiming the
+    // TPM certified it and quoted the PCRs, signed by the unrestricted key.
+    let ek_public = TpmtPublic::parse_tpm2b(&s.ev.ek.public).unwrap();
+    let ek_qn = primary_qualified_name(rh::ENDORSEMENT, &ek_public.name()).unwrap();
+    let qn = qualified_name(&ek_qn, &fake_ak_public.name()).unwrap();
+    let genuine_kek = TpmtPublic::parse_tpm2b(&s.ev.kek.public).unwrap();
+    let mut body = Writer::new();
+    body.tpm2b(&genuine_kek.name())
+        .tpm2b(&primary_qualified_name(rh::OWNER, &genuine_kek.name()).unwrap());
+    let certify = forged_attest(st::ATTEST_CERTIFY, &qn, &s.opts.nonce, &body.into_vec());
+    let quote_body = {
+        let genuine = byok_protocol::TpmsAttest::parse(&s.ev.quote.attest).unwrap();
+        let raw = &s.ev.quote.attest[..];
+        // The genuine quote's body (selection and digest) after its header.
+        let header =
+            4 + 2 + 2 + genuine.qualified_signer.len() + 2 + genuine.extra_data.len() + 17 + 8;
+        raw[header..].to_vec()
+    };
+    let quote = forged_attest(st::ATTEST_QUOTE, &qn, &s.opts.nonce, &quote_body);
+    let mut sign = |msg: &[u8]| -> Vec<u8> {
+        use tss_esapi::structures::Signature;
+        let digest = Digest::try_from(byok_protocol::hash::sha256(msg).to_vec()).unwrap();
+        let ticket = HashcheckTicket::try_from(tss_esapi::tss2_esys::TPMT_TK_HASHCHECK {
+            tag: tss_esapi::constants::tss::TPM2_ST_HASHCHECK,
+            hierarchy: tss_esapi::constants::tss::TPM2_RH_NULL,
+            digest: Default::default(),
+        })
+        .unwrap();
+        let sig: Signature = ctx
+            .execute_with_session(Some(AuthSession::Password), |c| {
+                c.sign(
+                    ak,
+                    digest,
+                    SignatureScheme::RsaSsa {
+                        hash_scheme: HashScheme::new(HashingAlgorithm::Sha256),
+                    },
+                    ticket,
+                )
+            })
+            .unwrap();
+        sig.marshall().unwrap()
+    };
+    let certify_sig = sign(&certify);
+    let quote_sig = sign(&quote);
+    ctx.flush_context(ak.into()).unwrap();
+
+    let mut ev = s.ev.clone();
+    ev.ak.public = ByteBuf::from(tpm2b(fake_ak_public.as_bytes()));
+    ev.kek.certify = Signed {
+        attest: ByteBuf::from(certify),
+        signature: ByteBuf::from(certify_sig),
+    };
+    ev.quote.attest = ByteBuf::from(quote);
+    ev.quote.signature = ByteBuf::from(quote_sig);
+    let r = verify(&s, &ev);
+    assert!(
+        matches!(&r, Err(VerifyError::AkAttributes(d)) if d.contains("lacks restricted")),
+        "{r:?}"
+    );
+}
