@@ -353,7 +353,7 @@ pub fn public(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
     let p = parse_public(&k.public, "key public")?;
     let pem =
         byok_protocol::keys::public_key_pem(&p).map_err(|e| AgentError::Protocol(e.to_string()))?;
-    std::fs::write(out, pem).map_err(io(out))?;
+    write_atomic(out, pem.as_bytes())?;
     Ok(())
 }
 
@@ -412,7 +412,7 @@ pub fn sign(
         TpmSignature::EcDsa(s) => ecdsa_der(&p, s.signature_r().value(), s.signature_s().value())?,
         _ => return Err(AgentError::TpmUnexpected("signature type")),
     };
-    std::fs::write(out, bytes).map_err(io(out))?;
+    write_atomic(out, &bytes)?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! End-to-end tests of the whole protocol through the two binaries, each
 //! against its own swtpm.
 
+use assert_cmd::Command;
 use byok_protocol::formats::{Document, Evidence, Receipt, TransferPackage};
 use byok_protocol::public::TpmtPublic;
 use byok_tests::{nonce, openssl, tpm_a, tpm_b, verifier, Host};
@@ -708,4 +709,207 @@ fn agent_survives_tpm_restart_and_concurrent_use() {
         .arg(&host.ca_bundle)
         .assert()
         .success();
+}
+
+#[test]
+fn agent_flushes_leftovers_and_recovers_an_evicted_kek() {
+    let host = Host::new(tpm_a());
+    let work = TempDir::new().unwrap();
+    let w = world(&host, "eu", work.path());
+
+    // Another process left all three transient slots full (swtpm has no
+    // resource manager to clean up after it).
+    for i in 0..3 {
+        host.tpm2("tpm2_createprimary")
+            .args(["-C", "o", "-G", "ecc256", "-c"])
+            .arg(work.path().join(format!("leftover{i}.ctx")))
+            .assert()
+            .success();
+    }
+    host.tpm2("tpm2_getcap")
+        .arg("handles-transient")
+        .assert()
+        .success()
+        .stdout(contains("0x80000002"));
+    let n = nonce();
+    host.evidence("eu", &n, &work.path().join("after-leftovers.evidence"));
+    // ... and it leaves nothing loaded itself.
+    let left = host
+        .tpm2("tpm2_getcap")
+        .arg("handles-transient")
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&left.stdout).contains("0x8000"),
+        "agent left transient objects"
+    );
+
+    // The persistent KEK evicted behind the agent's back.
+    host.tpm2("tpm2_evictcontrol")
+        .args(["-C", "o", "-c", "0x81000100"])
+        .assert()
+        .success();
+    host.agent()
+        .args(["evidence", "--world", "eu", "--nonce", &n, "-o"])
+        .arg(work.path().join("x.evidence"))
+        .assert()
+        .code(3)
+        .stderr(contains("is not the one recorded in the state"));
+    // init re-creates the same key (same template, same owner seed) at the same handle.
+    host.agent()
+        .args(["init", "--world", "eu"])
+        .assert()
+        .success()
+        .stdout(contains("KEK re-created at 0x81000100"));
+    host.evidence("eu", &n, &work.path().join("recreated.evidence"));
+    let before = evidence_of(&w.evidence).kek.public;
+    let after = evidence_of(&work.path().join("recreated.evidence"))
+        .kek
+        .public;
+    assert_eq!(before, after);
+    verifier()
+        .args(["verify", "--nonce", &n, "--evidence"])
+        .arg(work.path().join("recreated.evidence"))
+        .arg("--roots")
+        .arg(&host.ca_bundle)
+        .assert()
+        .success();
+}
+
+#[test]
+fn bad_arguments_get_one_clear_line() {
+    let host = Host::new(tpm_a());
+    let work = TempDir::new().unwrap();
+    host.agent()
+        .args([
+            "evidence",
+            "--world",
+            "nope",
+            "--nonce",
+            "0011223344556677",
+            "-o",
+        ])
+        .arg(work.path().join("e"))
+        .assert()
+        .code(6)
+        .stderr(contains("world \"nope\" is not initialised"));
+    host.agent()
+        .args(["init", "--world", "../etc"])
+        .assert()
+        .code(2)
+        .stderr(contains("invalid world"));
+    host.agent()
+        .args(["evidence", "--world", "eu", "--nonce", "0011", "-o"])
+        .arg(work.path().join("e"))
+        .assert()
+        .code(2)
+        .stderr(contains("--nonce"));
+    host.agent()
+        .args(["sign", "--key", "missing", "--in", "/dev/null", "-o"])
+        .arg(work.path().join("s"))
+        .assert()
+        .code(6);
+    let key = work.path().join("k.pem");
+    verifier()
+        .args(["keygen", "--alg", "p256", "-o"])
+        .arg(&key)
+        .assert()
+        .success();
+    verifier()
+        .args(["keygen", "--alg", "p256", "-o"])
+        .arg(&key)
+        .assert()
+        .code(4)
+        .stderr(contains("not overwriting a key"));
+    verifier()
+        .args(["keygen", "--alg", "dsa", "-o"])
+        .arg(work.path().join("d.pem"))
+        .assert()
+        .code(3);
+    std::fs::write(work.path().join("junk"), b"\xa1\x61x\x01").unwrap();
+    verifier()
+        .args(["inspect"])
+        .arg(work.path().join("junk"))
+        .assert()
+        .code(3)
+        .stderr(contains("not a tpm-byok CBOR document"));
+    // A TCTI that goes nowhere.
+    Command::cargo_bin("byok-agent")
+        .unwrap()
+        .args(["--tcti", "swtpm:host=127.0.0.1,port=1", "--state-dir"])
+        .arg(work.path().join("st"))
+        .args(["init", "--world", "eu"])
+        .env("TSS2_LOG", "all+none")
+        .assert()
+        .code(3)
+        .stderr(contains("cannot open the TPM through TCTI"));
+    // The host check names what to fix.
+    Command::new("bash")
+        .arg(byok_tests::workspace_root().join("tpm-setup/check-host.sh"))
+        .arg("/dev/no-such-tpm")
+        .assert()
+        .failure()
+        .stdout(contains("FIX   /dev/no-such-tpm is missing"));
+}
+
+#[test]
+fn inspect_decodes_every_file_type() {
+    let host = Host::new(tpm_a());
+    let work = TempDir::new().unwrap();
+    let w = world(&host, "eu", work.path());
+    let key = work.path().join("k.pem");
+    verifier()
+        .args(["keygen", "--alg", "p384", "-o"])
+        .arg(&key)
+        .assert()
+        .success();
+    let pkg = work.path().join("k.transfer");
+    wrap(&host, &w, &key, &pkg).success();
+    host.agent()
+        .args(["import", "--world", "eu", "--name", "k", "--in"])
+        .arg(&pkg)
+        .assert()
+        .success();
+    let receipt = work.path().join("k.receipt");
+    host.agent()
+        .args(["attest-key", "--key", "k", "--nonce", &w.nonce, "-o"])
+        .arg(&receipt)
+        .assert()
+        .success();
+    for (file, expect) in [
+        (&w.evidence, "tpm-byok/evidence"),
+        (&pkg, "tpm-byok/transfer"),
+        (&receipt, "tpm-byok/receipt"),
+    ] {
+        let out = verifier()
+            .arg("inspect")
+            .arg("--json")
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["type"], expect);
+        assert_eq!(v["world"], "eu");
+        verifier()
+            .arg("inspect")
+            .arg(file)
+            .assert()
+            .success()
+            .stdout(contains(format!("type: {expect}")));
+    }
+    let v: serde_json::Value = serde_json::from_slice(
+        &verifier()
+            .args(["inspect", "--json"])
+            .arg(&pkg)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        v["key"]["public"]["attributes"],
+        serde_json::json!(["userWithAuth", "noDA", "decrypt", "sign"])
+    );
+    assert_eq!(v["key"]["public"]["auth_policy"], "");
 }
