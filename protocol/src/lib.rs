@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod attest;
+pub mod ckm;
 pub mod credential;
 pub mod duplicate;
 pub mod error;
