@@ -35,7 +35,11 @@ pub fn oaep_capacity(kek: &rsa::RsaPublicKey, hash: OaepHash) -> usize {
     kek.size().saturating_sub(2 * hash.size() + 2)
 }
 
-pub fn rsaes_oaep(kek: &rsa::RsaPublicKey, hash: OaepHash, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub fn rsaes_oaep(
+    kek: &rsa::RsaPublicKey,
+    hash: OaepHash,
+    message: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     kek.encrypt(&mut rand::rngs::OsRng, hash.padding(), message)
         .map_err(|e| CryptoError::Oaep(e.to_string()))
 }
@@ -52,7 +56,9 @@ pub fn kwp_unwrap(kek: &[u8], data: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoE
     // RFC 5649 ciphertexts are at least two semiblocks. aes-kw 0.2.1 panics
     // (integer underflow) on a single semiblock; Wycheproof's KWP vectors found it.
     if data.len() < 16 {
-        return Err(CryptoError::Oaep("AES-KWP unwrap: ciphertext shorter than 16 bytes".into()));
+        return Err(CryptoError::Oaep(
+            "AES-KWP unwrap: ciphertext shorter than 16 bytes".into(),
+        ));
     }
     let r = match kek.len() {
         16 => aes_kw::KekAes128::new(kek.into()).unwrap_with_padding_vec(data),
@@ -70,7 +76,11 @@ pub fn kwp_unwrap(kek: &[u8], data: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoE
 }
 
 /// CKM_RSA_AES_KEY_WRAP: OAEP(KEK, ephemeral AES-256 key) || KWP(key, target).
-pub fn rsa_aes_key_wrap(kek: &rsa::RsaPublicKey, hash: OaepHash, target: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub fn rsa_aes_key_wrap(
+    kek: &rsa::RsaPublicKey,
+    hash: OaepHash,
+    target: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     let mut aes = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(&mut aes[..]);
     let mut out = rsaes_oaep(kek, hash, &aes[..])?;
@@ -116,7 +126,12 @@ mod tests {
                     if t.key.len() == 32 {
                         let mut k = [0u8; 32];
                         k.copy_from_slice(&t.key);
-                        assert_eq!(kwp_wrap(&k, &t.pt).unwrap(), t.ct.to_vec(), "tc {} wrap", t.tc_id);
+                        assert_eq!(
+                            kwp_wrap(&k, &t.pt).unwrap(),
+                            t.ct.to_vec(),
+                            "tc {} wrap",
+                            t.tc_id
+                        );
                     }
                 }
                 checked += 1;

@@ -196,6 +196,41 @@ impl TargetKey {
             .map_err(|e| KeyError::Unsupported(e.to_string()))
     }
 
+    /// PKCS#8 DER of the private key.
+    pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        let r = match self {
+            TargetKey::Rsa(k) => k.to_pkcs8_der(),
+            TargetKey::P256(k) => k.to_pkcs8_der(),
+            TargetKey::P384(k) => k.to_pkcs8_der(),
+        };
+        r.map(|d| Zeroizing::new(d.as_bytes().to_vec()))
+            .map_err(|e| KeyError::Unsupported(e.to_string()))
+    }
+
+    /// The key as PKCS#8 DER: the input's own bytes when it already is PKCS#8
+    /// (PEM or DER), so a cloud receives exactly what the operator holds; else
+    /// re-encoded from PKCS#1 or SEC1.
+    pub fn pkcs8_der_of(input: &[u8]) -> Result<(TargetKey, Zeroizing<Vec<u8>>), KeyError> {
+        let key = TargetKey::from_bytes(input)?;
+        if let Ok(text) = std::str::from_utf8(input) {
+            if let Ok((label, doc)) = pkcs8::SecretDocument::from_pem(text.trim()) {
+                if label == "PRIVATE KEY" {
+                    return Ok((key, Zeroizing::new(doc.as_bytes().to_vec())));
+                }
+            }
+        }
+        if pkcs8::PrivateKeyInfo::try_from(input).is_ok() {
+            return Ok((key, Zeroizing::new(input.to_vec())));
+        }
+        let der = key.to_pkcs8_der()?;
+        Ok((key, der))
+    }
+
+    /// A short description such as "RSA-2048" or "EC P-256".
+    pub fn describe(&self) -> String {
+        self.tpm_public().describe_key()
+    }
+
     /// The TPMT_PUBLIC the key is imported with (see [`IMPORTED_KEY_ATTRIBUTES`]).
     pub fn tpm_public(&self) -> TpmtPublic {
         let (params, unique, object_type) = match self {

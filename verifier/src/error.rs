@@ -5,6 +5,8 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum VerifyError {
+    #[error("usage: {0}")]
+    Usage(String),
     // --- the file itself
     #[error("{path}: {source}")]
     Io {
@@ -137,6 +139,10 @@ pub enum VerifyError {
     TransferKekMismatch,
 
     // --- wrapping
+    #[error("{cloud} would refuse this: {reason}")]
+    CloudRefused { cloud: &'static str, reason: String },
+    #[error("cannot read --kek-public: {0}")]
+    KekPublicUnreadable(String),
     #[error("cannot wrap the key: {0}")]
     Wrap(#[from] CryptoError),
     #[error("cannot use the key: {0}")]
@@ -148,9 +154,11 @@ impl VerifyError {
     pub fn exit_code(&self) -> i32 {
         use VerifyError::*;
         match self {
+            Usage(_) => 2,
             Io { .. } | Roots { .. } => 4,
             Format { .. } | Malformed { .. } | BadNonce(_) | Key(_) => 3,
-            Wrap(_) => 5,
+            Wrap(_) | CloudRefused { .. } => 5,
+            KekPublicUnreadable(_) => 3,
             _ => 10,
         }
     }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod certs;
+pub mod cloud;
 pub mod error;
 pub mod inspect;
 pub mod receipt;

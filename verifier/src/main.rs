@@ -4,6 +4,7 @@
 use byok_protocol::formats::{Document, Evidence, Receipt, TransferPackage};
 use byok_protocol::keys::{KeyAlg, TargetKey};
 use byok_verifier::certs::{load_certificates, TrustStore};
+use byok_verifier::cloud::{self, Cloud, CloudKey, KeyType};
 use byok_verifier::error::VerifyError;
 use byok_verifier::verify::{parse_nonce, verify_evidence, Options, Verified};
 use byok_verifier::{inspect, read, receipt, wrap, write_output};
@@ -53,24 +54,47 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Verify evidence, then wrap a key into a transfer package for its KEK.
+    /// Wrap a key: for a verified TPM KEK (default), or for a cloud KMS KEK.
     Wrap {
+        /// tpm (a transfer package for verified evidence), azure, gcp or aws.
+        #[arg(long, default_value = "tpm")]
+        format: String,
+        /// Evidence to verify first (tpm format).
         #[arg(long)]
-        evidence: PathBuf,
+        evidence: Option<PathBuf>,
         #[arg(long)]
-        nonce: String,
-        #[command(flatten)]
-        trust: Trust,
-        /// Private key (PEM or DER: PKCS#8, PKCS#1, SEC1).
+        nonce: Option<String>,
         #[arg(long)]
-        key: PathBuf,
-        #[arg(short = 'o', long)]
-        out: PathBuf,
+        roots: Option<PathBuf>,
+        #[arg(long)]
+        intermediates: Option<PathBuf>,
+        #[arg(long)]
+        allow_sha1: bool,
         #[arg(long)]
         world: Option<String>,
+        /// Private key: PEM or DER (PKCS#8, PKCS#1, SEC1), or raw bytes with --key-type aes|hmac.
+        #[arg(long)]
+        key: PathBuf,
+        /// auto (PEM/DER RSA or EC), aes or hmac (raw bytes; cloud formats).
+        #[arg(long, default_value = "auto")]
+        key_type: String,
+        #[arg(short = 'o', long)]
+        out: PathBuf,
         /// Free-text label carried in the package (unsigned, informational).
         #[arg(long)]
         label: Option<String>,
+        /// Cloud KEK public key: PEM (SPKI or PKCS#1), DER or JWK.
+        #[arg(long)]
+        kek_public: Option<PathBuf>,
+        /// Azure KEK id (else the JWK's "kid").
+        #[arg(long)]
+        kid: Option<String>,
+        /// The cloud's own method name (GCP import method, AWS wrapping algorithm).
+        #[arg(long)]
+        method: Option<String>,
+        /// Write GCP/AWS output as base64 text instead of raw bytes.
+        #[arg(long)]
+        base64: bool,
     },
     /// Check a receipt from `byok-agent attest-key` against verified evidence.
     CheckReceipt {
@@ -277,26 +301,96 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
             json,
         } => cmd_verify(&evidence, &nonce, &trust, world, json),
         Command::Wrap {
+            format,
             evidence,
             nonce,
-            trust,
-            key,
-            out,
+            roots,
+            intermediates,
+            allow_sha1,
             world,
+            key,
+            key_type,
+            out,
             label,
+            kek_public,
+            kid,
+            method,
+            base64,
         } => {
-            let store = trust_store(&trust)?;
-            let opts = options(&nonce, world, &trust)?;
-            let verified = verify_file(&evidence, &store, &opts)?;
+            let usage = |what: &str| VerifyError::Usage(what.to_string());
+            let cloud = match format.as_str() {
+                "tpm" => None,
+                "azure" => Some(Cloud::Azure),
+                "gcp" => Some(Cloud::Gcp),
+                "aws" => Some(Cloud::Aws),
+                other => {
+                    return Err(usage(&format!(
+                        "--format {other:?}: use tpm, azure, gcp or aws"
+                    )))
+                }
+            };
             let key_bytes = zeroize::Zeroizing::new(read(&key)?);
-            let target = TargetKey::from_bytes(&key_bytes)?;
-            let package = wrap::wrap(&verified, &target, label)?;
-            write_output(&out, &package.to_cbor(), 0o644)?;
+            let Some(cloud) = cloud else {
+                if kek_public.is_some() || method.is_some() || kid.is_some() {
+                    return Err(usage(
+                        "--kek-public, --kid and --method are for --format azure|gcp|aws",
+                    ));
+                }
+                let (Some(evidence), Some(nonce), Some(roots)) = (evidence, nonce, roots) else {
+                    return Err(usage("--format tpm needs --evidence, --nonce and --roots"));
+                };
+                let trust = Trust {
+                    roots,
+                    intermediates,
+                    allow_sha1,
+                };
+                let store = trust_store(&trust)?;
+                let opts = options(&nonce, world, &trust)?;
+                let verified = verify_file(&evidence, &store, &opts)?;
+                let target = TargetKey::from_bytes(&key_bytes)?;
+                let package = wrap::wrap(&verified, &target, label)?;
+                write_output(&out, &package.to_cbor(), 0o644)?;
+                println!(
+                    "wrapped {} key for world {:?} (KEK {}) into {}",
+                    target.alg().name(),
+                    verified.world,
+                    hex::encode(&verified.kek_name),
+                    out.display()
+                );
+                return Ok(());
+            };
+            let Some(kek_path) = kek_public else {
+                return Err(usage(
+                    "cloud formats need --kek-public (the cloud KEK's public key)",
+                ));
+            };
+            let key_type = match key_type.as_str() {
+                "auto" => KeyType::Auto,
+                "aes" => KeyType::Aes,
+                "hmac" => KeyType::Hmac,
+                other => {
+                    return Err(usage(&format!(
+                        "--key-type {other:?}: use auto, aes or hmac"
+                    )))
+                }
+            };
+            let kek = cloud::read_kek_public(&read(&kek_path)?)?;
+            let target = CloudKey::read(&key_bytes, key_type)?;
+            let plan = cloud::plan(cloud, method.as_deref(), &target, &kek.key)?;
+            let mut blob = cloud::wrap(cloud, &plan, &kek, kid.as_deref(), &target)?;
+            if base64 && cloud != Cloud::Azure {
+                use ::base64::Engine as _;
+                blob = ::base64::engine::general_purpose::STANDARD
+                    .encode(&blob)
+                    .into_bytes();
+                blob.push(b'\n');
+            }
+            write_output(&out, &blob, 0o644)?;
             println!(
-                "wrapped {} key for world {:?} (KEK {}) into {}",
-                target.alg().name(),
-                verified.world,
-                hex::encode(&verified.kek_name),
+                "wrapped {} for {} with {} into {}",
+                target.describe(),
+                cloud.name(),
+                plan.method,
                 out.display()
             );
             Ok(())

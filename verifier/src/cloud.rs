@@ -1,0 +1,350 @@
+//! Cloud BYOK wrapping (BRIEF §7): Azure Key Vault / Managed HSM `.byok`,
+//! Google Cloud KMS import jobs, AWS KMS import. Each cloud's rules (KEK sizes,
+//! methods, key types) are checked here first, so a file the cloud would refuse
+//! is never written.
+
+use crate::error::VerifyError;
+use base64::Engine as _;
+use byok_protocol::ckm::{oaep_capacity, rsa_aes_key_wrap, rsaes_oaep, OaepHash};
+use byok_protocol::keys::TargetKey;
+use rsa::traits::PublicKeyParts;
+use zeroize::Zeroizing;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cloud {
+    Azure,
+    Gcp,
+    Aws,
+}
+
+impl Cloud {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cloud::Azure => "Azure Key Vault",
+            Cloud::Gcp => "Google Cloud KMS",
+            Cloud::Aws => "AWS KMS",
+        }
+    }
+}
+
+/// How a raw (non-PEM/DER) key file is to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    Auto,
+    Aes,
+    Hmac,
+}
+
+/// The key to send to a cloud, in the form the cloud imports.
+pub enum CloudKey {
+    /// RSA or EC private key; PKCS#8 DER.
+    Asymmetric {
+        pkcs8: Zeroizing<Vec<u8>>,
+        key: TargetKey,
+    },
+    Aes(Zeroizing<Vec<u8>>),
+    Hmac(Zeroizing<Vec<u8>>),
+}
+
+impl CloudKey {
+    pub fn read(bytes: &[u8], key_type: KeyType) -> Result<CloudKey, VerifyError> {
+        match key_type {
+            KeyType::Auto => {
+                let (key, pkcs8) = TargetKey::pkcs8_der_of(bytes)?;
+                Ok(CloudKey::Asymmetric { pkcs8, key })
+            }
+            KeyType::Aes => match bytes.len() {
+                16 | 24 | 32 => Ok(CloudKey::Aes(Zeroizing::new(bytes.to_vec()))),
+                n => Err(refused_key(format!(
+                    "an AES key file must hold 16, 24 or 32 raw bytes, this one has {n}"
+                ))),
+            },
+            KeyType::Hmac => match bytes.len() {
+                16..=128 => Ok(CloudKey::Hmac(Zeroizing::new(bytes.to_vec()))),
+                n => Err(refused_key(format!(
+                    "an HMAC key file must hold 16 to 128 raw bytes, this one has {n}"
+                ))),
+            },
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            CloudKey::Asymmetric { key, .. } => key.describe(),
+            CloudKey::Aes(k) => format!("AES-{}", k.len() * 8),
+            CloudKey::Hmac(k) => format!("HMAC key of {} bytes", k.len()),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            CloudKey::Asymmetric { pkcs8, .. } => pkcs8,
+            CloudKey::Aes(k) | CloudKey::Hmac(k) => k,
+        }
+    }
+}
+
+fn refused_key(reason: String) -> VerifyError {
+    VerifyError::Key(byok_protocol::error::KeyError::Unsupported(reason))
+}
+
+fn refused(cloud: Cloud, reason: impl Into<String>) -> VerifyError {
+    VerifyError::CloudRefused {
+        cloud: cloud.name(),
+        reason: reason.into(),
+    }
+}
+
+/// A KEK public key as given to `--kek-public`, with the `kid` if it had one.
+pub struct KekPublic {
+    pub key: rsa::RsaPublicKey,
+    pub kid: Option<String>,
+}
+
+/// Read a KEK public key: PEM (SPKI or PKCS#1), DER (SPKI or PKCS#1), or a
+/// JWK (bare, or as `az keyvault key show` prints it, under "key").
+pub fn read_kek_public(bytes: &[u8]) -> Result<KekPublic, VerifyError> {
+    use pkcs1::DecodeRsaPublicKey;
+    use spki::DecodePublicKey;
+    let bad = |why: String| VerifyError::KekPublicUnreadable(why);
+    let text = std::str::from_utf8(bytes).ok().map(str::trim);
+    if let Some(t) = text.filter(|t| t.starts_with('{')) {
+        let v: serde_json::Value =
+            serde_json::from_str(t).map_err(|e| bad(format!("JSON: {e}")))?;
+        let jwk = if v.get("kty").is_some() {
+            &v
+        } else {
+            v.get("key")
+                .ok_or_else(|| bad("JSON has no \"kty\" nor \"key\"".into()))?
+        };
+        let kty = jwk.get("kty").and_then(|k| k.as_str()).unwrap_or("");
+        if kty != "RSA" && kty != "RSA-HSM" {
+            return Err(bad(format!("JWK key type {kty:?} is not RSA")));
+        }
+        let b64 = |field: &str| -> Result<rsa::BigUint, VerifyError> {
+            let s = jwk
+                .get(field)
+                .and_then(|x| x.as_str())
+                .ok_or_else(|| bad(format!("JWK has no \"{field}\"")))?;
+            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(s.trim_end_matches('='))
+                .map_err(|e| bad(format!("JWK \"{field}\": {e}")))?;
+            Ok(rsa::BigUint::from_bytes_be(&raw))
+        };
+        let key = rsa::RsaPublicKey::new(b64("n")?, b64("e")?).map_err(|e| bad(e.to_string()))?;
+        let kid = jwk.get("kid").and_then(|k| k.as_str()).map(str::to_string);
+        return Ok(KekPublic { key, kid });
+    }
+    let key = if let Some(t) = text.filter(|t| t.starts_with("-----BEGIN")) {
+        rsa::RsaPublicKey::from_public_key_pem(t)
+            .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(t))
+            .map_err(|e| bad(format!("PEM is not an RSA public key: {e}")))?
+    } else {
+        rsa::RsaPublicKey::from_public_key_der(bytes)
+            .or_else(|_| rsa::RsaPublicKey::from_pkcs1_der(bytes))
+            .map_err(|_| bad("not PEM, DER or JWK of an RSA public key".into()))?
+    };
+    Ok(KekPublic { key, kid: None })
+}
+
+/// The wrapping a method names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wrapping {
+    /// CKM_RSA_AES_KEY_WRAP.
+    RsaAes(OaepHash),
+    /// RSAES-OAEP of the key itself (small symmetric keys only).
+    Oaep(OaepHash),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub method: &'static str,
+    pub wrapping: Wrapping,
+}
+
+const AZURE_METHODS: &[(&str, Wrapping, Option<usize>)] = &[
+    (
+        "CKM_RSA_AES_KEY_WRAP",
+        Wrapping::RsaAes(OaepHash::Sha1),
+        None,
+    ),
+    (
+        "RSA_AES_KEY_WRAP_256",
+        Wrapping::RsaAes(OaepHash::Sha256),
+        None,
+    ),
+];
+const GCP_METHODS: &[(&str, Wrapping, Option<usize>)] = &[
+    (
+        "RSA_OAEP_3072_SHA256_AES_256",
+        Wrapping::RsaAes(OaepHash::Sha256),
+        Some(3072),
+    ),
+    (
+        "RSA_OAEP_4096_SHA256_AES_256",
+        Wrapping::RsaAes(OaepHash::Sha256),
+        Some(4096),
+    ),
+    (
+        "RSA_OAEP_3072_SHA1_AES_256",
+        Wrapping::RsaAes(OaepHash::Sha1),
+        Some(3072),
+    ),
+    (
+        "RSA_OAEP_4096_SHA1_AES_256",
+        Wrapping::RsaAes(OaepHash::Sha1),
+        Some(4096),
+    ),
+    (
+        "RSA_OAEP_3072_SHA256",
+        Wrapping::Oaep(OaepHash::Sha256),
+        Some(3072),
+    ),
+    (
+        "RSA_OAEP_4096_SHA256",
+        Wrapping::Oaep(OaepHash::Sha256),
+        Some(4096),
+    ),
+];
+const AWS_METHODS: &[(&str, Wrapping, Option<usize>)] = &[
+    (
+        "RSA_AES_KEY_WRAP_SHA_256",
+        Wrapping::RsaAes(OaepHash::Sha256),
+        None,
+    ),
+    (
+        "RSA_AES_KEY_WRAP_SHA_1",
+        Wrapping::RsaAes(OaepHash::Sha1),
+        None,
+    ),
+    ("RSAES_OAEP_SHA_256", Wrapping::Oaep(OaepHash::Sha256), None),
+    ("RSAES_OAEP_SHA_1", Wrapping::Oaep(OaepHash::Sha1), None),
+];
+
+fn methods(cloud: Cloud) -> &'static [(&'static str, Wrapping, Option<usize>)] {
+    match cloud {
+        Cloud::Azure => AZURE_METHODS,
+        Cloud::Gcp => GCP_METHODS,
+        Cloud::Aws => AWS_METHODS,
+    }
+}
+
+/// Choose and check the method: the cloud's recommended one by default; the
+/// KEK size and key type the cloud accepts for it.
+pub fn plan(
+    cloud: Cloud,
+    method: Option<&str>,
+    key: &CloudKey,
+    kek: &rsa::RsaPublicKey,
+) -> Result<Plan, VerifyError> {
+    let kek_bits = kek.size() * 8;
+    let default = match (cloud, key) {
+        (Cloud::Azure, _) => "CKM_RSA_AES_KEY_WRAP",
+        (Cloud::Gcp, _) if kek_bits == 4096 => "RSA_OAEP_4096_SHA256_AES_256",
+        (Cloud::Gcp, _) => "RSA_OAEP_3072_SHA256_AES_256",
+        // AWS recommends RSAES_OAEP_SHA_256 for symmetric and HMAC key material
+        // and requires RSA_AES_KEY_WRAP for private keys.
+        (Cloud::Aws, CloudKey::Asymmetric { .. }) => "RSA_AES_KEY_WRAP_SHA_256",
+        (Cloud::Aws, _) => "RSAES_OAEP_SHA_256",
+    };
+    let name = method.unwrap_or(default);
+    let Some(&(method, wrapping, bits)) = methods(cloud).iter().find(|(m, _, _)| *m == name) else {
+        let known: Vec<&str> = methods(cloud).iter().map(|(m, _, _)| *m).collect();
+        return Err(refused(
+            cloud,
+            format!("unknown method {name:?}; use one of {}", known.join(", ")),
+        ));
+    };
+
+    // KEK sizes.
+    match (cloud, bits) {
+        (_, Some(b)) if b != kek_bits => {
+            return Err(refused(
+                cloud,
+                format!("{method} needs an RSA-{b} KEK, this one is RSA-{kek_bits}"),
+            ))
+        }
+        (Cloud::Azure | Cloud::Aws, _) if !matches!(kek_bits, 2048 | 3072 | 4096) => {
+            return Err(refused(
+                cloud,
+                format!("the KEK must be RSA 2048, 3072 or 4096, this one is RSA-{kek_bits}"),
+            ))
+        }
+        _ => {}
+    }
+
+    // Key types.
+    match (cloud, key) {
+        (Cloud::Azure, CloudKey::Hmac(_)) => {
+            return Err(refused(
+                cloud,
+                "Azure Key Vault and Managed HSM do not import HMAC keys",
+            ))
+        }
+        (Cloud::Gcp, CloudKey::Aes(k)) if k.len() == 24 => {
+            return Err(refused(
+                cloud,
+                "Cloud KMS imports AES-128 and AES-256 keys, not AES-192",
+            ))
+        }
+        (Cloud::Aws, CloudKey::Aes(k)) if k.len() != 32 => {
+            return Err(refused(cloud, "AWS KMS imports 256-bit AES keys only"))
+        }
+        (Cloud::Aws, CloudKey::Hmac(k)) if k.len() < 28 => {
+            return Err(refused(
+                cloud,
+                "AWS KMS imports HMAC keys of at least 28 bytes (HMAC_224)",
+            ))
+        }
+        (Cloud::Gcp, CloudKey::Hmac(k)) if !matches!(k.len(), 20 | 28 | 32 | 48 | 64) => {
+            return Err(refused(
+                cloud,
+                "Cloud KMS HMAC keys are 20, 28, 32, 48 or 64 bytes (HMAC_SHA1..SHA512)",
+            ))
+        }
+        _ => {}
+    }
+    if let Wrapping::Oaep(h) = wrapping {
+        if let CloudKey::Asymmetric { .. } = key {
+            return Err(refused(cloud, format!("{method} wraps small symmetric keys only; use a *_AES_* key-wrap method for {}", key.describe())));
+        }
+        let cap = oaep_capacity(kek, h);
+        if key.bytes().len() > cap {
+            return Err(refused(
+                cloud,
+                format!("{method} carries at most {cap} bytes with this KEK"),
+            ));
+        }
+    }
+    Ok(Plan { method, wrapping })
+}
+
+/// Wrap the key; returns the bytes the cloud takes.
+pub fn wrap(
+    cloud: Cloud,
+    plan: &Plan,
+    kek: &KekPublic,
+    kid: Option<&str>,
+    key: &CloudKey,
+) -> Result<Vec<u8>, VerifyError> {
+    let blob = match plan.wrapping {
+        Wrapping::RsaAes(h) => rsa_aes_key_wrap(&kek.key, h, key.bytes())?,
+        Wrapping::Oaep(h) => rsaes_oaep(&kek.key, h, key.bytes())?,
+    };
+    if cloud != Cloud::Azure {
+        return Ok(blob);
+    }
+    let kid = kid.or(kek.kid.as_deref()).ok_or_else(|| {
+        refused(
+            cloud,
+            "a .byok file names its KEK: give --kid, or a JWK with \"kid\" as --kek-public",
+        )
+    })?;
+    let doc = serde_json::json!({
+        "schema_version": "1.0.0",
+        "header": { "kid": kid, "alg": "dir", "enc": plan.method },
+        "ciphertext": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&blob),
+        "generator": format!("tpm-byok/{}; byok-verifier", byok_protocol::VERSION),
+    });
+    Ok(serde_json::to_vec_pretty(&doc).unwrap_or_default())
+}
