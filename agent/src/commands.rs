@@ -22,7 +22,7 @@ pub struct Ctx {
     pub state_dir: PathBuf,
 }
 
-fn check_id(what: &'static str, v: &str) -> Result<()> {
+pub(crate) fn check_id(what: &'static str, v: &str) -> Result<()> {
     if valid_id(v) {
         Ok(())
     } else {
@@ -50,7 +50,7 @@ fn parse_nonce(hex_nonce: &str) -> Result<Vec<u8>> {
     Ok(n)
 }
 
-fn parse_public(bytes: &[u8], what: &str) -> Result<TpmtPublic> {
+pub(crate) fn parse_public(bytes: &[u8], what: &str) -> Result<TpmtPublic> {
     TpmtPublic::parse_tpm2b(bytes).map_err(|e| AgentError::CorruptState {
         path: what.to_string(),
         detail: e.to_string(),
@@ -62,7 +62,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// The world's KEK, checked against the public area recorded at init.
-fn world_kek(tpm: &mut Tpm, w: &WorldState) -> Result<KeyHandle> {
+pub(crate) fn world_kek(tpm: &mut Tpm, w: &WorldState) -> Result<KeyHandle> {
     match tpm.kek(w.kek_handle)? {
         Some((k, public)) if public == w.kek_public.as_ref() => Ok(k),
         _ => Err(AgentError::KekChanged {
@@ -72,7 +72,14 @@ fn world_kek(tpm: &mut Tpm, w: &WorldState) -> Result<KeyHandle> {
     }
 }
 
-pub fn init(ctx: &Ctx, world: &str) -> Result<()> {
+/// The world's compat KEK, created under the KEK (TPM2_Create).
+fn create_compat(tpm: &mut Tpm, kek: KeyHandle) -> Result<(ByteBuf, ByteBuf)> {
+    let (public, private) =
+        tpm.create_child(kek, &byok_protocol::templates::compat_kek_template())?;
+    Ok((ByteBuf::from(public), ByteBuf::from(private)))
+}
+
+pub fn init(ctx: &Ctx, world: &str, compat: bool) -> Result<()> {
     check_id("world", world)?;
     let state = StateDir::open(&ctx.state_dir)?;
     let mut tpm = Tpm::open(&ctx.tcti)?;
@@ -99,12 +106,31 @@ pub fn init(ctx: &Ctx, world: &str) -> Result<()> {
                 w.kek_handle
             );
         }
+        if compat && w.compat_public.is_none() {
+            let kek = world_kek(&mut tpm, &w)?;
+            let (public, private) = create_compat(&mut tpm, kek)?;
+            let mut w = w;
+            w.compat_public = Some(public);
+            w.compat_private = Some(private);
+            state.put_world(&w)?;
+            println!("world {world}: compat KEK (RSA-3072 decryption) added");
+        }
         return Ok(());
     }
 
     let (ek, _) = tpm.ek()?;
     let (ak_public, ak_private) = tpm.create_ak(ek)?;
     let (kek_handle, kek_public) = tpm.create_kek(&template, None)?;
+    let (compat_public, compat_private) = if compat {
+        let kek = tpm
+            .kek(kek_handle)?
+            .ok_or(AgentError::TpmUnexpected("KEK just created"))?
+            .0;
+        let (p, k) = create_compat(&mut tpm, kek)?;
+        (Some(p), Some(k))
+    } else {
+        (None, None)
+    };
     let w = WorldState {
         world: world.to_string(),
         kek_handle,
@@ -112,6 +138,8 @@ pub fn init(ctx: &Ctx, world: &str) -> Result<()> {
         ek_handle: crate::tpm::EK_RSA_HANDLE,
         ak_public: ByteBuf::from(ak_public),
         ak_private: ByteBuf::from(ak_private),
+        compat_public,
+        compat_private,
     };
     state.put_world(&w)?;
     let kek = parse_public(&w.kek_public, "KEK public")?;
@@ -128,7 +156,22 @@ pub fn init(ctx: &Ctx, world: &str) -> Result<()> {
         ak.describe_key(),
         hex::encode(ak.name())
     );
+    if let Some(p) = &w.compat_public {
+        let c = parse_public(p, "compat KEK public")?;
+        println!(
+            "  compat KEK  {}  kid {}",
+            c.describe_key(),
+            byok_protocol::world::compat_kid(world, &c.name())
+        );
+    }
     Ok(())
+}
+
+fn signed(a: crate::tpm::SignedAttest) -> Signed {
+    Signed {
+        attest: ByteBuf::from(a.attest),
+        signature: ByteBuf::from(a.signature),
+    }
 }
 
 fn parse_pcrs(s: &str) -> Result<Vec<u32>> {
@@ -174,10 +217,22 @@ pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> 
     let attested = (|| {
         let certify = tpm.certify(kek.into(), ak, &nonce)?;
         let quote = tpm.quote(ak, &nonce, &pcrs)?;
-        Ok::<_, AgentError>((certify, quote))
+        let compat = match (&w.compat_public, &w.compat_private) {
+            (Some(public), Some(private)) => {
+                let key = tpm.load(kek, public, private)?;
+                let c = tpm.certify(key.into(), ak, &nonce);
+                tpm.flush(key);
+                Some(KekEvidence {
+                    public: public.clone(),
+                    certify: signed(c?),
+                })
+            }
+            _ => None,
+        };
+        Ok::<_, AgentError>((certify, quote, compat))
     })();
     tpm.flush(ak);
-    let (certify, (quote, values)) = attested?;
+    let (certify, (quote, values), compat_kek) = attested?;
 
     let mut bank = BTreeMap::new();
     for (i, v) in values {
@@ -215,6 +270,7 @@ pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> 
             signature: ByteBuf::from(quote.signature),
             pcrs: banks,
         },
+        compat_kek,
         agent: Some(format!("byok-agent {}", byok_protocol::VERSION)),
     };
     write_atomic(out, &ev.to_cbor())?;
@@ -225,8 +281,12 @@ pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> 
 pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
     check_id("world", world)?;
     check_id("key name", name)?;
-    let pkg = TransferPackage::from_cbor(&read_file(input)?)
-        .map_err(|e| AgentError::BadPackage(e.to_string()))?;
+    let bytes = read_file(input)?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        return crate::byok::import_byok(ctx, world, &bytes, name);
+    }
+    let pkg =
+        TransferPackage::from_cbor(&bytes).map_err(|e| AgentError::BadPackage(e.to_string()))?;
     let state = StateDir::open(&ctx.state_dir)?;
     if state.has_key(name) {
         return Err(AgentError::KeyExists(name.to_string()));

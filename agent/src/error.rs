@@ -68,6 +68,17 @@ pub enum AgentError {
         #[source]
         source: tss_esapi::Error,
     },
+    #[error("the TPM could not decrypt the .byok key block with the world's compat KEK (TPM2_RSA_Decrypt): it was made for another KEK, or it was altered: {source}")]
+    DecryptRefused {
+        #[source]
+        source: tss_esapi::Error,
+    },
+    #[error("world {0:?} has no compat KEK (run `byok-agent init --world {0} --compat-kek`)")]
+    NoCompatKek(String),
+    #[error(".byok file is for KEK {kid:?}, not this world's compat KEK {ours:?}")]
+    ByokKidMismatch { kid: String, ours: String },
+    #[error(".byok file is unreadable: {0}")]
+    BadByok(String),
     #[error("this TPM does not support {0} keys (TPM2_TestParms refused them); wrap a key type it supports")]
     UnsupportedByTpm(String),
     #[error("{0}")]
@@ -89,10 +100,13 @@ impl AgentError {
             | NoFreeHandle
             | KekChanged { .. } => 3,
             Io { .. } | CorruptState { .. } => 4,
-            BadPackage(_) | Protocol(_) => 5,
-            UnknownWorld(_) | UnknownKey(_) | KeyExists(_) => 6,
-            PackageWorldMismatch { .. } | PackageKekMismatch { .. } | PackageAkMismatch { .. } => 7,
-            ActivationRefused { .. } | ImportRefused { .. } => 8,
+            BadPackage(_) | Protocol(_) | BadByok(_) => 5,
+            UnknownWorld(_) | UnknownKey(_) | KeyExists(_) | NoCompatKek(_) => 6,
+            PackageWorldMismatch { .. }
+            | PackageKekMismatch { .. }
+            | PackageAkMismatch { .. }
+            | ByokKidMismatch { .. } => 7,
+            ActivationRefused { .. } | ImportRefused { .. } | DecryptRefused { .. } => 8,
             UnsupportedByTpm(_) => 9,
         }
     }

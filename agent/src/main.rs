@@ -1,6 +1,7 @@
 //! byok-agent: the TPM host side of tpm-byok.
 #![forbid(unsafe_code)]
 
+mod byok;
 mod commands;
 mod error;
 mod state;
@@ -32,6 +33,21 @@ enum Command {
     Init {
         #[arg(long)]
         world: String,
+        /// Also create an unrestricted RSA-3072 decryption KEK for Azure-style
+        /// `.byok` files (CKM_RSA_AES_KEY_WRAP; see docs/cloud.md for its weaker property).
+        #[arg(long)]
+        compat_kek: bool,
+    },
+    /// Export the world's compat KEK public key (PEM or JWK with a kid).
+    Kek {
+        #[arg(long)]
+        world: String,
+        /// pem or jwk.
+        #[arg(long, default_value = "pem")]
+        format: String,
+        /// Output file (default: standard output).
+        #[arg(short = 'o', long)]
+        out: Option<PathBuf>,
     },
     /// Write TPM-signed evidence for the world's KEK.
     Evidence {
@@ -46,7 +62,7 @@ enum Command {
         #[arg(short = 'o', long)]
         out: PathBuf,
     },
-    /// Import a transfer package under the world's KEK.
+    /// Import a transfer package (or an Azure-style .byok file for the compat KEK) under the world's KEK.
     Import {
         #[arg(long)]
         world: String,
@@ -132,7 +148,10 @@ fn main() {
         state_dir: state_dir(&cli.state_dir),
     };
     let r = match cli.command {
-        Command::Init { world } => commands::init(&ctx, &world),
+        Command::Init { world, compat_kek } => commands::init(&ctx, &world, compat_kek),
+        Command::Kek { world, format, out } => {
+            byok::export_kek(&ctx, &world, &format, out.as_deref())
+        }
         Command::Evidence {
             world,
             nonce,

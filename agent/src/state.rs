@@ -26,6 +26,12 @@ pub struct WorldState {
     /// TPM2B_PUBLIC and TPM2B_PRIVATE of the AK (a child of the EK).
     pub ak_public: ByteBuf,
     pub ak_private: ByteBuf,
+    /// The compat KEK (`init --compat-kek`): TPM2B_PUBLIC and TPM2B_PRIVATE of
+    /// an unrestricted RSA-3072 decryption key, a child of the KEK.
+    #[serde(default)]
+    pub compat_public: Option<ByteBuf>,
+    #[serde(default)]
+    pub compat_private: Option<ByteBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -512,6 +512,44 @@ impl Tpm {
         Ok(tpm2b(private.value()))
     }
 
+    /// TPM2_Create of a child of `parent` from `template`; returns
+    /// (TPM2B_PUBLIC, TPM2B_PRIVATE).
+    pub fn create_child(
+        &mut self,
+        parent: KeyHandle,
+        template: &TpmtPublic,
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let public = Public::unmarshall(template.as_bytes()).map_err(tpm("template"))?;
+        let r = self
+            .ctx
+            .execute_with_session(Some(AuthSession::Password), |c| {
+                c.create(parent, public, None, None, None, None)
+            })
+            .map_err(tpm("TPM2_Create"))?;
+        Ok((public_tpm2b(&r.out_public)?, tpm2b(r.out_private.value())))
+    }
+
+    /// TPM2_RSA_Decrypt with OAEP (MGF1 with the same hash, empty label).
+    pub fn rsa_decrypt_oaep(
+        &mut self,
+        key: KeyHandle,
+        ciphertext: &[u8],
+        hash: HashingAlgorithm,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let ct = tss_esapi::structures::PublicKeyRsa::try_from(ciphertext.to_vec())
+            .map_err(|e| AgentError::BadPackage(format!("RSA block: {e}")))?;
+        let scheme = tss_esapi::structures::RsaDecryptionScheme::Oaep(
+            tss_esapi::structures::HashScheme::new(hash),
+        );
+        let plain = self
+            .ctx
+            .execute_with_session(Some(AuthSession::Password), |c| {
+                c.rsa_decrypt(key, ct, scheme, Data::default())
+            })
+            .map_err(|source| AgentError::DecryptRefused { source })?;
+        Ok(Zeroizing::new(plain.value().to_vec()))
+    }
+
     /// TPM2_TestParms: does this TPM support the key's algorithm and size?
     /// (swtpm with libtpms 0.9, as in Debian 12, has no RSA-4096.)
     pub fn supports(&mut self, public: &[u8]) -> Result<bool> {

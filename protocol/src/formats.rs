@@ -73,6 +73,10 @@ pub struct Evidence {
     pub ak: PublicOnly,
     pub kek: KekEvidence,
     pub quote: QuoteEvidence,
+    /// The world's compat KEK (an unrestricted RSA decryption key, a child of
+    /// the KEK) with its TPM2_Certify by the AK, when the world has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compat_kek: Option<KekEvidence>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
 }

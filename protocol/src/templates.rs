@@ -33,3 +33,30 @@ pub fn kek_template(world: &str) -> TpmtPublic {
         PublicId::Rsa(Vec::new()),
     )
 }
+
+/// Attributes of a world's compat KEK: an unrestricted RSA decryption key,
+/// generated in and bound to this TPM, for tools that only speak
+/// CKM_RSA_AES_KEY_WRAP (Azure `.byok` and the like).
+pub const COMPAT_KEK_ATTRIBUTES: u32 = attr::FIXED_TPM
+    | attr::FIXED_PARENT
+    | attr::SENSITIVE_DATA_ORIGIN
+    | attr::USER_WITH_AUTH
+    | attr::NO_DA
+    | attr::DECRYPT;
+
+/// The compat KEK: RSA-3072, a child of the world's KEK, any OAEP hash at use.
+pub fn compat_kek_template() -> TpmtPublic {
+    TpmtPublic::build(
+        alg::RSA,
+        alg::SHA256,
+        COMPAT_KEK_ATTRIBUTES,
+        Vec::new(),
+        PublicParams::Rsa {
+            symmetric: SymDef::NULL,
+            scheme: Scheme::NULL,
+            key_bits: 3072,
+            exponent: 0,
+        },
+        PublicId::Rsa(Vec::new()),
+    )
+}

@@ -28,3 +28,8 @@ pub fn valid_id(s: &str) -> bool {
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
+
+/// The key id a world's compat KEK goes by in JWKs and `.byok` headers.
+pub fn compat_kid(world: &str, name: &[u8]) -> String {
+    format!("tpm-byok:{world}:{}", hex::encode(name))
+}

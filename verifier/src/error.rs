@@ -104,6 +104,16 @@ pub enum VerifyError {
     )]
     KekWorldMismatch { world: String },
 
+    // --- the compat KEK (unrestricted RSA decryption key for .byok files)
+    #[error("compat KEK: certified name is not the name of its public area")]
+    CompatKekNameMismatch,
+    #[error("compat KEK is not a child of the attested KEK (qualified name differs)")]
+    CompatKekNotUnderKek,
+    #[error("compat KEK is not an RSA decryption key generated in and bound to the TPM: {0}")]
+    CompatKekAttributes(String),
+    #[error("the evidence has no compat KEK (byok-agent init --compat-kek) to wrap a cloud-format key for")]
+    NoCompatKek,
+
     // --- PCRs
     #[error("quote selects no PCRs")]
     PcrSelectionEmpty,
@@ -150,13 +160,14 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
-    /// 3 unreadable input, 4 I/O, 10 a verification check failed.
+    /// 2 usage, 3 unreadable input, 4 I/O, 5 cannot wrap, 10 a verification check
+    /// failed (including a malformed TPM structure inside the evidence).
     pub fn exit_code(&self) -> i32 {
         use VerifyError::*;
         match self {
             Usage(_) => 2,
             Io { .. } | Roots { .. } => 4,
-            Format { .. } | Malformed { .. } | BadNonce(_) | Key(_) => 3,
+            Format { .. } | BadNonce(_) | Key(_) => 3,
             Wrap(_) | CloudRefused { .. } => 5,
             KekPublicUnreadable(_) => 3,
             _ => 10,

@@ -195,6 +195,10 @@ fn verified_json(path: &Path, v: &Verified) -> serde_json::Value {
         "clock": v.quote_clock.clock,
         "pcrs": v.pcrs.iter().map(|(i, d)| (format!("sha256:{i}"), json!(hex::encode(d)))).collect::<serde_json::Map<_, _>>(),
         "ak_ek_binding": v.ak_binding,
+        "compat_kek": v.compat_kek.as_ref().map(|c| serde_json::json!({
+            "key": c.describe_key(),
+            "kid": byok_protocol::world::compat_kid(&v.world, &c.name()),
+        })),
     })
 }
 
@@ -228,6 +232,13 @@ fn print_verified(path: &Path, v: &Verified) {
             .join(",")
     );
     println!("  AK-EK link: {}", v.ak_binding);
+    if let Some(c) = &v.compat_kek {
+        println!(
+            "  compat KEK: {} kid {} (unrestricted decryption, child of the KEK)",
+            c.describe_key(),
+            byok_protocol::world::compat_kid(&v.world, &c.name())
+        );
+    }
 }
 
 fn cmd_verify(
@@ -359,10 +370,46 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                 );
                 return Ok(());
             };
-            let Some(kek_path) = kek_public else {
-                return Err(usage(
-                    "cloud formats need --kek-public (the cloud KEK's public key)",
-                ));
+            // The cloud KEK: given as a public key, or a tpm-byok host's compat
+            // KEK taken from evidence that is verified first.
+            let kek = match (kek_public, evidence) {
+                (Some(_), Some(_)) => {
+                    return Err(usage("give --kek-public or --evidence, not both"))
+                }
+                (None, None) => return Err(usage(
+                    "cloud formats need --kek-public, or --evidence of a host with a compat KEK",
+                )),
+                (Some(path), None) => cloud::read_kek_public(&read(&path)?)?,
+                (None, Some(evidence)) => {
+                    let (Some(nonce), Some(roots)) = (nonce, roots) else {
+                        return Err(usage("--evidence needs --nonce and --roots"));
+                    };
+                    let trust = Trust {
+                        roots,
+                        intermediates,
+                        allow_sha1,
+                    };
+                    let verified = verify_file(
+                        &evidence,
+                        &trust_store(&trust)?,
+                        &options(&nonce, world, &trust)?,
+                    )?;
+                    let compat = verified
+                        .compat_kek
+                        .as_ref()
+                        .ok_or(VerifyError::NoCompatKek)?;
+                    let der = byok_protocol::keys::public_key_der(compat)?;
+                    use spki::DecodePublicKey;
+                    let key = rsa::RsaPublicKey::from_public_key_der(&der)
+                        .map_err(|e| VerifyError::KekPublicUnreadable(e.to_string()))?;
+                    cloud::KekPublic {
+                        key,
+                        kid: Some(byok_protocol::world::compat_kid(
+                            &verified.world,
+                            &compat.name(),
+                        )),
+                    }
+                }
             };
             let key_type = match key_type.as_str() {
                 "auto" => KeyType::Auto,
@@ -374,7 +421,6 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                     )))
                 }
             };
-            let kek = cloud::read_kek_public(&read(&kek_path)?)?;
             let target = CloudKey::read(&key_bytes, key_type)?;
             let plan = cloud::plan(cloud, method.as_deref(), &target, &kek.key)?;
             let mut blob = cloud::wrap(cloud, &plan, &kek, kid.as_deref(), &target)?;

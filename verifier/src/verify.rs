@@ -49,6 +49,8 @@ pub struct Verified {
     pub tpm_manufacturer: String,
     pub tpm_vendor: String,
     pub ak_binding: &'static str,
+    /// The world's compat KEK, certified and checked, when the evidence has one.
+    pub compat_kek: Option<TpmtPublic>,
 }
 
 pub fn parse_nonce(hex_nonce: &str) -> Result<Vec<u8>, VerifyError> {
@@ -282,6 +284,30 @@ pub fn check_kek(kek: &TpmtPublic) -> Result<(), VerifyError> {
     Ok(())
 }
 
+/// The compat KEK: an RSA decryption key generated in this TPM, bound to it,
+/// unrestricted (it decrypts OAEP blocks for `.byok` files), never signing.
+pub fn check_compat_kek(p: &TpmtPublic) -> Result<(), VerifyError> {
+    let mut problems = missing(
+        p,
+        &[
+            (attr::FIXED_TPM, "fixedTPM"),
+            (attr::FIXED_PARENT, "fixedParent"),
+            (attr::SENSITIVE_DATA_ORIGIN, "sensitiveDataOrigin"),
+            (attr::DECRYPT, "decrypt"),
+        ],
+        &[(attr::SIGN, "sign"), (attr::RESTRICTED, "restricted")],
+    );
+    match &p.params {
+        PublicParams::Rsa { key_bits, .. } if *key_bits >= 2048 => {}
+        _ => problems.push(format!("{} is not RSA >= 2048", p.describe_key())),
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(VerifyError::CompatKekAttributes(problems.join(", ")))
+    }
+}
+
 fn selection_text(pcrs: &[u32]) -> String {
     pcrs.iter()
         .map(|p| p.to_string())
@@ -454,6 +480,40 @@ pub fn verify_evidence(
         });
     }
 
+    // Compat KEK (optional): certified by the same AK, a child of the KEK.
+    let compat_kek = match &ev.compat_kek {
+        None => None,
+        Some(c) => {
+            let (attest, _) = check_signed_attest(
+                "compat KEK certify",
+                &c.certify,
+                st::ATTEST_CERTIFY,
+                &ak_public,
+                &ak_qn,
+                &opts.nonce,
+                opts.allow_sha1,
+            )?;
+            let public =
+                TpmtPublic::parse_tpm2b(&c.public).map_err(malformed("compat KEK public"))?;
+            let name = public.name();
+            let Attested::Certify {
+                name: certified,
+                qualified_name: qn,
+            } = &attest.attested
+            else {
+                return Err(VerifyError::CompatKekNameMismatch);
+            };
+            if certified != &name {
+                return Err(VerifyError::CompatKekNameMismatch);
+            }
+            if qualified_name(&owner_qn, &name).as_ref() != Some(qn) {
+                return Err(VerifyError::CompatKekNotUnderKek);
+            }
+            check_compat_kek(&public)?;
+            Some(public)
+        }
+    };
+
     // Quote: same AK, same nonce, PCRs consistent.
     let (quote, quote_hash) = check_signed_attest(
         "quote",
@@ -485,6 +545,7 @@ pub fn verify_evidence(
         tpm_manufacturer: ev.tpm.manufacturer.clone(),
         tpm_vendor: ev.tpm.vendor.clone(),
         ak_binding: AK_BINDING_AT_IMPORT,
+        compat_kek,
     })
 }
 
@@ -600,6 +661,33 @@ mod tests {
         assert!(
             matches!(check_ek(&rsa(ek | attr::SIGN, SymDef::AES_128_CFB, 2048)), Err(VerifyError::EkAttributes(d)) if d == "has sign")
         );
+    }
+
+    #[test]
+    fn compat_kek_attribute_checks() {
+        let compat = byok_protocol::templates::COMPAT_KEK_ATTRIBUTES;
+        assert!(check_compat_kek(&rsa(compat, SymDef::NULL, 3072)).is_ok());
+        for (a, what) in [
+            (attr::FIXED_TPM, "lacks fixedTPM"),
+            (attr::FIXED_PARENT, "lacks fixedParent"),
+            (attr::SENSITIVE_DATA_ORIGIN, "lacks sensitiveDataOrigin"),
+            (attr::DECRYPT, "lacks decrypt"),
+        ] {
+            assert!(
+                matches!(check_compat_kek(&rsa(compat & !a, SymDef::NULL, 3072)), Err(VerifyError::CompatKekAttributes(d)) if d == what),
+                "{what}"
+            );
+        }
+        assert!(
+            matches!(check_compat_kek(&rsa(compat | attr::SIGN, SymDef::NULL, 3072)), Err(VerifyError::CompatKekAttributes(d)) if d == "has sign")
+        );
+        assert!(
+            matches!(check_compat_kek(&rsa(compat | attr::RESTRICTED, SymDef::NULL, 3072)), Err(VerifyError::CompatKekAttributes(d)) if d == "has restricted")
+        );
+        assert!(matches!(
+            check_compat_kek(&rsa(compat, SymDef::NULL, 1024)),
+            Err(VerifyError::CompatKekAttributes(_))
+        ));
     }
 
     #[test]

@@ -1,0 +1,202 @@
+//! The compat path (BRIEF §7): `.byok` files (CKM_RSA_AES_KEY_WRAP) for the
+//! world's compat KEK, and its public key as PEM or JWK.
+//!
+//! Weaker than the TPM package, and documented as such: the TPM decrypts the
+//! RSA block, but the AES key and then the target key pass through this
+//! process's memory (zeroized buffers) on their way into TPM2_Import.
+
+use crate::commands::{check_id, parse_public, world_kek, Ctx};
+use crate::error::{AgentError, Result};
+use crate::state::{write_atomic, KeyState, StateDir};
+use crate::tpm::{Hashing, Tpm};
+use base64::Engine as _;
+use byok_protocol::keys::TargetKey;
+use byok_protocol::world::compat_kid;
+use rand::RngCore;
+use serde_bytes::ByteBuf;
+use std::path::Path;
+use zeroize::Zeroizing;
+
+pub fn export_kek(ctx: &Ctx, world: &str, format: &str, out: Option<&Path>) -> Result<()> {
+    check_id("world", world)?;
+    let state = StateDir::open(&ctx.state_dir)?;
+    let w = state.world(world)?;
+    let public = w
+        .compat_public
+        .as_ref()
+        .ok_or_else(|| AgentError::NoCompatKek(world.to_string()))?;
+    let p = parse_public(public, "compat KEK public")?;
+    let text = match format {
+        "pem" => byok_protocol::keys::public_key_pem(&p)
+            .map_err(|e| AgentError::Protocol(e.to_string()))?,
+        "jwk" => {
+            let (
+                byok_protocol::public::PublicParams::Rsa { exponent, .. },
+                byok_protocol::public::PublicId::Rsa(n),
+            ) = (&p.params, &p.unique)
+            else {
+                return Err(AgentError::TpmUnexpected("compat KEK type"));
+            };
+            let e: u32 = if *exponent == 0 { 65537 } else { *exponent };
+            let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+            let e_bytes: Vec<u8> = e
+                .to_be_bytes()
+                .iter()
+                .copied()
+                .skip_while(|b| *b == 0)
+                .collect();
+            let jwk = serde_json::json!({
+                "kty": "RSA",
+                "kid": compat_kid(world, &p.name()),
+                "key_ops": ["import"],
+                "n": b64(n),
+                "e": b64(&e_bytes),
+            });
+            format!("{jwk:#}\n")
+        }
+        other => {
+            return Err(AgentError::InvalidArgument {
+                what: "--format",
+                detail: format!("{other:?}; use pem or jwk"),
+            })
+        }
+    };
+    match out {
+        Some(path) => write_atomic(path, text.as_bytes()),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+/// Import a `.byok` file made for this world's compat KEK.
+pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<()> {
+    let bad = |s: &str| AgentError::BadByok(s.to_string());
+    let doc: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| AgentError::BadByok(format!("JSON: {e}")))?;
+    let header = doc.get("header").ok_or_else(|| bad("no \"header\""))?;
+    let hash = match header.get("enc").and_then(|v| v.as_str()) {
+        Some("CKM_RSA_AES_KEY_WRAP") => Hashing::Sha1,
+        Some("RSA_AES_KEY_WRAP_256") => Hashing::Sha256,
+        other => {
+            return Err(AgentError::BadByok(format!(
+                "enc {other:?} is not CKM_RSA_AES_KEY_WRAP or RSA_AES_KEY_WRAP_256"
+            )))
+        }
+    };
+    if header.get("alg").and_then(|v| v.as_str()) != Some("dir") {
+        return Err(bad("header \"alg\" is not \"dir\""));
+    }
+    let kid = header
+        .get("kid")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| bad("no header \"kid\""))?;
+    let ciphertext = doc
+        .get("ciphertext")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| bad("no \"ciphertext\""))?;
+    let blob = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(ciphertext.trim_end_matches('='))
+        .map_err(|e| AgentError::BadByok(format!("ciphertext is not base64url: {e}")))?;
+
+    let state = StateDir::open(&ctx.state_dir)?;
+    if state.has_key(name) {
+        return Err(AgentError::KeyExists(name.to_string()));
+    }
+    let w = state.world(world)?;
+    let (Some(compat_public), Some(compat_private)) = (&w.compat_public, &w.compat_private) else {
+        return Err(AgentError::NoCompatKek(world.to_string()));
+    };
+    let compat = parse_public(compat_public, "compat KEK public")?;
+    let ours = compat_kid(world, &compat.name());
+    if kid != ours {
+        return Err(AgentError::ByokKidMismatch {
+            kid: kid.to_string(),
+            ours,
+        });
+    }
+    let rsa_len = match &compat.params {
+        byok_protocol::public::PublicParams::Rsa { key_bits, .. } => *key_bits as usize / 8,
+        _ => return Err(AgentError::TpmUnexpected("compat KEK type")),
+    };
+    if blob.len() < rsa_len + 16 {
+        return Err(AgentError::BadByok(format!(
+            "ciphertext has {} bytes, less than the {rsa_len}-byte RSA block and a key wrap",
+            blob.len()
+        )));
+    }
+    let (rsa_block, wrapped) = blob.split_at(rsa_len);
+
+    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let kek = world_kek(&mut tpm, &w)?;
+    let compat_key = tpm.load(kek, compat_public, compat_private)?;
+    let aes = tpm.rsa_decrypt_oaep(compat_key, rsa_block, hash);
+    tpm.flush(compat_key);
+    let aes = aes?;
+    if aes.len() != 32 {
+        return Err(bad("the RSA block does not hold an AES-256 key"));
+    }
+    let pkcs8 = byok_protocol::ckm::kwp_unwrap(&aes, wrapped)
+        .map_err(|_| bad("the AES key wrap does not verify (altered or for another key)"))?;
+    drop(aes);
+    let target = TargetKey::from_bytes(&pkcs8).map_err(|e| match pkcs8.len() {
+        16 | 24 | 32 => AgentError::BadByok(
+            "it holds a raw AES key; the agent imports RSA and EC keys from .byok files".into(),
+        ),
+        _ => AgentError::BadByok(format!("the wrapped key: {e}")),
+    })?;
+    drop(pkcs8);
+
+    // Into the TPM as a non-duplicable object under the storage KEK: a
+    // duplication blob made here, with a one-time inner key.
+    let public = target.tpm_public();
+    if !tpm.supports(&public.to_tpm2b())? {
+        return Err(AgentError::UnsupportedByTpm(public.describe_key()));
+    }
+    let kek_public = parse_public(&w.kek_public, "KEK public")?;
+    let mut inner = Zeroizing::new([0u8; 16]);
+    rand::rngs::OsRng.fill_bytes(&mut inner[..]);
+    let blob = byok_protocol::duplicate::duplicate(
+        &kek_public,
+        &public,
+        &target.tpm_sensitive(),
+        Some(&inner),
+    )
+    .map_err(|e| AgentError::Protocol(e.to_string()))?;
+    drop(target);
+    let private = tpm.import(
+        kek,
+        &inner[..],
+        &public.to_tpm2b(),
+        &blob.duplicate,
+        &blob.seed,
+    )?;
+    let loaded = tpm.load(kek, &public.to_tpm2b(), &private)?;
+    tpm.flush(loaded);
+    let alg = match (&public.params, public.describe_key().as_str()) {
+        (_, "RSA-2048") => "rsa2048",
+        (_, "RSA-3072") => "rsa3072",
+        (_, "RSA-4096") => "rsa4096",
+        (_, "ECC NIST P-256") => "p256",
+        _ => "p384",
+    };
+    state.put_key(&KeyState {
+        name: name.to_string(),
+        world: world.to_string(),
+        alg: alg.to_string(),
+        origin: "imported (.byok)".into(),
+        public: ByteBuf::from(public.to_tpm2b()),
+        private: ByteBuf::from(private),
+        label: doc
+            .get("generator")
+            .and_then(|g| g.as_str())
+            .map(|g| format!("generator: {g}")),
+    })?;
+    println!(
+        "imported {} key {name:?} from a .byok file into world {world} (name {})",
+        public.describe_key(),
+        hex::encode(public.name())
+    );
+    Ok(())
+}
