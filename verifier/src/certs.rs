@@ -14,6 +14,7 @@ use x509_cert::Certificate;
 
 const MAX_DEPTH: usize = 8;
 
+const RSA_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.5");
 const RSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
 const RSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
 const RSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
@@ -22,15 +23,84 @@ const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.100
 const BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
 const KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
 
+/// A parsed certificate with the exact DER it came from: signatures are
+/// checked over the original TBSCertificate bytes, never a re-encoding (some
+/// real roots, e.g. Nuvoton TPM Root CA 2110, carry a multi-valued RDN whose SET
+/// is not in DER order: a re-encoding would change the signed bytes).
+#[derive(Clone, Debug)]
+pub struct Cert {
+    pub cert: Certificate,
+    der: Vec<u8>,
+}
+
+impl Cert {
+    /// Parse the certificate at the start of `der`. Bytes after it are
+    /// ignored: they are not covered by any signature, and real EK
+    /// certificates carry them (an STMicroelectronics EK certificate has 431
+    /// bytes after its DER; NV indices are padded), as OpenSSL also ignores them.
+    pub fn from_der(der: &[u8]) -> Result<Cert, String> {
+        let (_, total) = tlv(der).ok_or("not a DER certificate")?;
+        let der = &der[..total];
+        let cert = Certificate::from_der(der).map_err(|e| e.to_string())?;
+        // Certificate ::= SEQUENCE { tbsCertificate, ... }: the TBS is the first element.
+        tbs_range(der).ok_or("certificate has no TBSCertificate")?;
+        Ok(Cert {
+            cert,
+            der: der.to_vec(),
+        })
+    }
+
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// The TBSCertificate exactly as signed.
+    pub fn tbs_der(&self) -> &[u8] {
+        match tbs_range(&self.der) {
+            Some((a, b)) => &self.der[a..b],
+            None => &[],
+        }
+    }
+}
+
+/// (header length, total length) of the DER TLV at the start of `b`.
+fn tlv(b: &[u8]) -> Option<(usize, usize)> {
+    let first = *b.get(1)? as usize;
+    let (hdr, len) = if first < 0x80 {
+        (2, first)
+    } else {
+        let n = first & 0x7f;
+        if n == 0 || n > 4 || b.len() < 2 + n {
+            return None;
+        }
+        (
+            2 + n,
+            b[2..2 + n]
+                .iter()
+                .fold(0usize, |a, x| (a << 8) | *x as usize),
+        )
+    };
+    let total = hdr.checked_add(len)?;
+    (total <= b.len()).then_some((hdr, total))
+}
+
+fn tbs_range(der: &[u8]) -> Option<(usize, usize)> {
+    let (outer_hdr, _) = tlv(der)?;
+    let (_, tbs_len) = tlv(&der[outer_hdr..])?;
+    Some((outer_hdr, outer_hdr + tbs_len))
+}
+
 /// The certificates an operator trusts, and intermediates to build paths with.
 #[derive(Default, Clone)]
 pub struct TrustStore {
-    pub anchors: Vec<Certificate>,
-    pub intermediates: Vec<Certificate>,
+    pub anchors: Vec<Cert>,
+    pub intermediates: Vec<Cert>,
+    /// Accept SHA-1 certificate signatures (older Infineon and Nationz CAs).
+    pub allow_sha1: bool,
 }
 
 /// Read every certificate in a PEM/DER file, or in every file of a directory.
-pub fn load_certificates(path: &Path) -> Result<Vec<Certificate>, VerifyError> {
+pub fn load_certificates(path: &Path) -> Result<Vec<Cert>, VerifyError> {
     let roots_err = |detail: String| VerifyError::Roots {
         path: path.display().to_string(),
         detail,
@@ -61,24 +131,53 @@ pub fn load_certificates(path: &Path) -> Result<Vec<Certificate>, VerifyError> {
 }
 
 /// Parse PEM (one or more CERTIFICATE blocks) or a single DER certificate.
-pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Certificate>, String> {
-    if bytes.starts_with(b"-----")
-        || std::str::from_utf8(bytes).is_ok_and(|s| s.contains("-----BEGIN CERTIFICATE-----"))
-    {
-        Certificate::load_pem_chain(bytes).map_err(|e| e.to_string())
+pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Cert>, String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Cert::from_der(bytes).map(|c| vec![c]);
+    };
+    if !text.contains(BEGIN) {
+        return Cert::from_der(bytes).map(|c| vec![c]);
+    }
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(BEGIN) {
+        let body_start = start + BEGIN.len();
+        let end = rest[body_start..]
+            .find(END)
+            .ok_or("PEM block without END line")?
+            + body_start;
+        let b64: String = rest[body_start..end]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        use base64::Engine as _;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| format!("PEM base64: {e}"))?;
+        out.push(Cert::from_der(&der)?);
+        rest = &rest[end + END.len()..];
+    }
+    Ok(out)
+}
+
+/// The subject for messages; EK certificates often have an empty subject and
+/// name the TPM in their subjectAltName instead.
+pub fn subject(c: &Cert) -> String {
+    let s = c.cert.tbs_certificate.subject.to_string();
+    if s.is_empty() {
+        format!(
+            "(empty subject, serial {})",
+            c.cert.tbs_certificate.serial_number
+        )
     } else {
-        Certificate::from_der(bytes)
-            .map(|c| vec![c])
-            .map_err(|e| e.to_string())
+        s
     }
 }
 
-pub fn subject(c: &Certificate) -> String {
-    c.tbs_certificate.subject.to_string()
-}
-
-fn issuer(c: &Certificate) -> String {
-    c.tbs_certificate.issuer.to_string()
+fn issuer(c: &Cert) -> String {
+    c.cert.tbs_certificate.issuer.to_string()
 }
 
 fn names_equal(a: &x509_cert::name::Name, b: &x509_cert::name::Name) -> bool {
@@ -88,8 +187,8 @@ fn names_equal(a: &x509_cert::name::Name, b: &x509_cert::name::Name) -> bool {
     }
 }
 
-fn check_validity(c: &Certificate, now: SystemTime) -> Result<(), VerifyError> {
-    let v = &c.tbs_certificate.validity;
+fn check_validity(c: &Cert, now: SystemTime) -> Result<(), VerifyError> {
+    let v = &c.cert.tbs_certificate.validity;
     let nb = v.not_before.to_system_time();
     let na = v.not_after.to_system_time();
     if now < nb || now > na {
@@ -103,8 +202,8 @@ fn check_validity(c: &Certificate, now: SystemTime) -> Result<(), VerifyError> {
 }
 
 /// An issuer must be a CA: basicConstraints cA = true, and keyCertSign if it has keyUsage.
-fn check_ca(c: &Certificate) -> Result<(), VerifyError> {
-    let exts = c.tbs_certificate.extensions.as_deref().unwrap_or(&[]);
+fn check_ca(c: &Cert) -> Result<(), VerifyError> {
+    let exts = c.cert.tbs_certificate.extensions.as_deref().unwrap_or(&[]);
     let not_ca = || VerifyError::IssuerNotCa {
         subject: subject(c),
     };
@@ -128,14 +227,13 @@ fn check_ca(c: &Certificate) -> Result<(), VerifyError> {
 }
 
 /// Check that `issuer_cert` signed `cert`.
-pub fn check_signature(cert: &Certificate, issuer_cert: &Certificate) -> Result<(), VerifyError> {
+pub fn check_signature(c: &Cert, issuer_cert: &Cert, allow_sha1: bool) -> Result<(), VerifyError> {
     use sha2::Digest;
-    let tbs = cert
-        .tbs_certificate
-        .to_der()
-        .map_err(|e| VerifyError::EkCertificateUnparseable(e.to_string()))?;
+    let cert = &c.cert;
+    let tbs = c.tbs_der();
     let sig = cert.signature.raw_bytes();
     let spki = issuer_cert
+        .cert
         .tbs_certificate
         .subject_public_key_info
         .to_der()
@@ -145,37 +243,47 @@ pub fn check_signature(cert: &Certificate, issuer_cert: &Certificate) -> Result<
     if cert.signature_algorithm != cert.tbs_certificate.signature {
         return Err(VerifyError::EkCertificateUnparseable(format!(
             "certificate {:?}: signatureAlgorithm differs from tbsCertificate.signature",
-            subject(cert)
+            subject(c)
         )));
     }
     if cert.signature.unused_bits() != 0 {
         return Err(VerifyError::EkCertificateUnparseable(format!(
             "certificate {:?}: signature BIT STRING has unused bits",
-            subject(cert)
+            subject(c)
         )));
     }
     let oid = cert.signature_algorithm.oid;
     let invalid = || VerifyError::CertificateSignatureInvalid {
-        subject: subject(cert),
+        subject: subject(c),
         issuer: subject(issuer_cert),
     };
-    let ok = if oid == RSA_SHA256 || oid == RSA_SHA384 || oid == RSA_SHA512 {
+    if oid == RSA_SHA1 && !allow_sha1 {
+        return Err(VerifyError::CertificateSha1 {
+            subject: subject(c),
+        });
+    }
+    let ok = if [RSA_SHA1, RSA_SHA256, RSA_SHA384, RSA_SHA512].contains(&oid) {
         use spki::DecodePublicKey;
         let pk = rsa::RsaPublicKey::from_public_key_der(&spki).map_err(|_| invalid())?;
-        let (scheme, digest) = if oid == RSA_SHA256 {
+        let (scheme, digest) = if oid == RSA_SHA1 {
+            (
+                rsa::Pkcs1v15Sign::new::<sha1::Sha1>(),
+                sha1::Sha1::digest(tbs).to_vec(),
+            )
+        } else if oid == RSA_SHA256 {
             (
                 rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
-                sha2::Sha256::digest(&tbs).to_vec(),
+                sha2::Sha256::digest(tbs).to_vec(),
             )
         } else if oid == RSA_SHA384 {
             (
                 rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
-                sha2::Sha384::digest(&tbs).to_vec(),
+                sha2::Sha384::digest(tbs).to_vec(),
             )
         } else {
             (
                 rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
-                sha2::Sha512::digest(&tbs).to_vec(),
+                sha2::Sha512::digest(tbs).to_vec(),
             )
         };
         pk.verify(scheme, &digest, sig).is_ok()
@@ -183,9 +291,9 @@ pub fn check_signature(cert: &Certificate, issuer_cert: &Certificate) -> Result<
         use ecdsa::signature::hazmat::PrehashVerifier;
         use spki::DecodePublicKey;
         let digest = if oid == ECDSA_SHA256 {
-            sha2::Sha256::digest(&tbs).to_vec()
+            sha2::Sha256::digest(tbs).to_vec()
         } else {
-            sha2::Sha384::digest(&tbs).to_vec()
+            sha2::Sha384::digest(tbs).to_vec()
         };
         if let Ok(vk) = p256::ecdsa::VerifyingKey::from_public_key_der(&spki) {
             let s = p256::ecdsa::Signature::from_der(sig).map_err(|_| invalid())?;
@@ -198,7 +306,7 @@ pub fn check_signature(cert: &Certificate, issuer_cert: &Certificate) -> Result<
         }
     } else {
         return Err(VerifyError::CertificateAlgorithmUnsupported {
-            subject: subject(cert),
+            subject: subject(c),
             oid: oid.to_string(),
         });
     };
@@ -213,39 +321,52 @@ pub fn check_signature(cert: &Certificate, issuer_cert: &Certificate) -> Result<
 /// intermediates shipped with the evidence (from the TPM's NV).
 /// Returns the subjects along the path, leaf first, anchor last.
 pub fn verify_path(
-    leaf: &Certificate,
-    extra: &[Certificate],
+    leaf: &Cert,
+    extra: &[Cert],
     store: &TrustStore,
     now: SystemTime,
 ) -> Result<Vec<String>, VerifyError> {
     check_validity(leaf, now)?;
     let mut path = vec![subject(leaf)];
     let mut current = leaf.clone();
+    let issued_by = |c: &Cert, by: &Cert| {
+        names_equal(
+            &by.cert.tbs_certificate.subject,
+            &c.cert.tbs_certificate.issuer,
+        )
+    };
     for _ in 0..MAX_DEPTH {
         // A configured anchor that issued the current certificate ends the path.
+        // An anchor need not be self-signed.
         let mut last_err = None;
-        for anchor in store
-            .anchors
-            .iter()
-            .filter(|a| names_equal(&a.tbs_certificate.subject, &current.tbs_certificate.issuer))
-        {
-            match check_signature(&current, anchor) {
+        for anchor in store.anchors.iter().filter(|a| issued_by(&current, a)) {
+            match check_signature(&current, anchor, store.allow_sha1) {
                 Ok(()) => {
                     check_validity(anchor, now)?;
-                    path.push(subject(anchor));
+                    if anchor.der != current.der {
+                        path.push(subject(anchor));
+                    }
                     return Ok(path);
                 }
                 Err(e) => last_err = Some(e),
             }
         }
         // Otherwise continue through an intermediate that issued it.
-        let next = store
+        let mut next = None;
+        for c in store
             .intermediates
             .iter()
             .chain(extra.iter())
-            .filter(|c| names_equal(&c.tbs_certificate.subject, &current.tbs_certificate.issuer))
-            .find(|c| check_signature(&current, c).is_ok())
-            .cloned();
+            .filter(|c| issued_by(&current, c) && c.der != current.der)
+        {
+            match check_signature(&current, c, store.allow_sha1) {
+                Ok(()) => {
+                    next = Some(c.clone());
+                    break;
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
         match next {
             Some(n) => {
                 check_validity(&n, now)?;
@@ -254,14 +375,18 @@ pub fn verify_path(
                 current = n;
             }
             None => {
-                if let Some(e @ VerifyError::CertificateAlgorithmUnsupported { .. }) = last_err {
+                if let Some(
+                    e @ (VerifyError::CertificateAlgorithmUnsupported { .. }
+                    | VerifyError::CertificateSha1 { .. }),
+                ) = last_err
+                {
                     return Err(e);
                 }
                 return Err(VerifyError::EkChainUntrusted {
                     subject: subject(leaf),
                     issuer: issuer(&current),
                     reason: if last_err.is_some() {
-                        "a configured root has the issuer's name, but the signature does not verify with its key"
+                        "a configured certificate has the issuer's name, but the signature does not verify with its key"
                     } else {
                         "no configured root or intermediate has the issuer's name"
                     },
@@ -274,4 +399,78 @@ pub fn verify_path(
         issuer: issuer(&current),
         reason: "the path is longer than 8 certificates",
     })
+}
+
+const SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
+const EXT_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
+const TCG_EK_CERTIFICATE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.133.8.1");
+const TPM_MANUFACTURER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.133.2.1");
+const TPM_MODEL: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.133.2.2");
+const TPM_VERSION: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.133.2.3");
+
+/// What a TCG EK certificate says about its TPM (subjectAltName directoryName).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TpmIdentity {
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    pub version: Option<String>,
+    /// The TCG EK certificate EKU (2.23.133.8.1) is present.
+    pub ek_eku: bool,
+}
+
+/// Read the TPM identity from an EK certificate (informational; the TPM's own
+/// manufacturer property is encoded differently, e.g. "id:00001014" vs "IBM").
+pub fn tpm_identity(c: &Cert) -> TpmIdentity {
+    let mut id = TpmIdentity::default();
+    for ext in c.cert.tbs_certificate.extensions.as_deref().unwrap_or(&[]) {
+        if ext.extn_id == SUBJECT_ALT_NAME {
+            let Ok(san) = x509_cert::ext::pkix::SubjectAltName::from_der(ext.extn_value.as_bytes())
+            else {
+                continue;
+            };
+            for name in san.0 {
+                let x509_cert::ext::pkix::name::GeneralName::DirectoryName(dn) = name else {
+                    continue;
+                };
+                for rdn in dn.0.iter() {
+                    for atv in rdn.0.iter() {
+                        let text = String::from_utf8_lossy(atv.value.value()).to_string();
+                        if atv.oid == TPM_MANUFACTURER {
+                            id.manufacturer = Some(text);
+                        } else if atv.oid == TPM_MODEL {
+                            id.model = Some(text);
+                        } else if atv.oid == TPM_VERSION {
+                            id.version = Some(text);
+                        }
+                    }
+                }
+            }
+        } else if ext.extn_id == EXT_KEY_USAGE {
+            if let Ok(eku) =
+                x509_cert::ext::pkix::ExtendedKeyUsage::from_der(ext.extn_value.as_bytes())
+            {
+                id.ek_eku = eku.0.contains(&TCG_EK_CERTIFICATE);
+            }
+        }
+    }
+    id
+}
+
+/// "RSA-2048", "EC P-256" … of a certificate's subject key.
+pub fn key_description(c: &Cert) -> String {
+    use spki::DecodePublicKey;
+    let Ok(spki) = c.cert.tbs_certificate.subject_public_key_info.to_der() else {
+        return "unknown key".into();
+    };
+    if let Ok(k) = rsa::RsaPublicKey::from_public_key_der(&spki) {
+        use rsa::traits::PublicKeyParts;
+        return format!("RSA-{}", k.n().bits());
+    }
+    if p256::PublicKey::from_public_key_der(&spki).is_ok() {
+        return "EC P-256".into();
+    }
+    if p384::PublicKey::from_public_key_der(&spki).is_ok() {
+        return "EC P-384".into();
+    }
+    "unsupported key".into()
 }

@@ -48,6 +48,10 @@ pub enum VerifyError {
     },
     #[error("certificate {subject:?} has an invalid signature from {issuer:?}")]
     CertificateSignatureInvalid { subject: String, issuer: String },
+    #[error(
+        "certificate {subject:?} is signed with SHA-1, which is not accepted without --allow-sha1"
+    )]
+    CertificateSha1 { subject: String },
     #[error("certificate {subject:?} uses signature algorithm {oid}, which is not accepted")]
     CertificateAlgorithmUnsupported { subject: String, oid: String },
     #[error("certificate {subject:?} is not valid now (valid {not_before} to {not_after})")]

@@ -116,6 +116,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check one EK certificate against manufacturer roots (before enrolling a host).
+    EkCert {
+        /// The EK certificate (PEM or DER).
+        #[arg(long)]
+        cert: PathBuf,
+        #[command(flatten)]
+        trust: Trust,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what a tpm-byok file holds (nothing is verified).
     Inspect {
         file: PathBuf,
@@ -139,6 +149,7 @@ fn trust_store(t: &Trust) -> Result<TrustStore, VerifyError> {
             Some(p) => load_certificates(p)?,
             None => Vec::new(),
         },
+        allow_sha1: t.allow_sha1,
     })
 }
 
@@ -505,6 +516,39 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                 if report.matches_transfer == Some(true) {
                     println!("  transfer:    the certified key is exactly the wrapped one");
                 }
+            }
+            Ok(())
+        }
+        Command::EkCert { cert, trust, json } => {
+            let store = trust_store(&trust)?;
+            let certs = byok_verifier::certs::parse_certificates(&read(&cert)?)
+                .map_err(VerifyError::EkCertificateUnparseable)?;
+            let leaf = certs
+                .first()
+                .ok_or_else(|| VerifyError::EkCertificateUnparseable("no certificate".into()))?;
+            let path =
+                byok_verifier::certs::verify_path(leaf, &certs[1..], &store, SystemTime::now())?;
+            let id = byok_verifier::certs::tpm_identity(leaf);
+            let key = byok_verifier::certs::key_description(leaf);
+            if json {
+                println!(
+                    "{}",
+                    json!({"ok": true, "path": path, "key": key, "tpm_manufacturer": id.manufacturer,
+                           "tpm_model": id.model, "tpm_version": id.version, "tcg_ek_eku": id.ek_eku})
+                );
+            } else {
+                println!("OK {}: {} EK certificate", cert.display(), key);
+                println!("  path:  {}", path.join(" -> "));
+                println!(
+                    "  TPM:   manufacturer {} model {} version {}",
+                    id.manufacturer.as_deref().unwrap_or("-"),
+                    id.model.as_deref().unwrap_or("-"),
+                    id.version.as_deref().unwrap_or("-")
+                );
+                println!(
+                    "  TCG EK EKU (2.23.133.8.1): {}",
+                    if id.ek_eku { "present" } else { "absent" }
+                );
             }
             Ok(())
         }

@@ -428,7 +428,7 @@ pub fn verify_evidence(
     }
     let ek_chain = verify_path(&ek_cert, &extra, store, opts.now)?;
     let ek_public = TpmtPublic::parse_tpm2b(&ev.ek.public).map_err(malformed("EK public"))?;
-    check_ek_matches_certificate(&ek_public, &ek_cert)?;
+    check_ek_matches_certificate(&ek_public, &ek_cert.cert)?;
     check_ek(&ek_public)?;
 
     // AK: restricted signing key, bound to the TPM; its qualified name under the EK.

@@ -33,7 +33,7 @@ fn case(host: &Host, world: &str, work: &TempDir) -> Case {
         },
         store: TrustStore {
             anchors: load_certificates(&host.ca_bundle).unwrap(),
-            intermediates: Vec::new(),
+            ..Default::default()
         },
     }
 }

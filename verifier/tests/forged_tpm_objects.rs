@@ -49,7 +49,7 @@ fn setup() -> Setup {
     let ev = Evidence::from_cbor(&std::fs::read(&p).unwrap()).unwrap();
     let store = TrustStore {
         anchors: load_certificates(&host.ca_bundle).unwrap(),
-        intermediates: Vec::new(),
+        ..Default::default()
     };
     let opts = Options {
         nonce: hex::decode(&n).unwrap(),

@@ -1,0 +1,185 @@
+//! Real TPM manufacturer certificates (../shared/testdata, see its README),
+//! through the library and through `byok-verifier ek-cert`. Skipped with a
+//! message where that folder is absent.
+
+use assert_cmd::Command;
+use byok_verifier::certs::{parse_certificates, tpm_identity, verify_path, Cert, TrustStore};
+use byok_verifier::error::VerifyError;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+fn testdata() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!("skipping: {} is absent", p.display());
+        None
+    }
+}
+
+fn cert(d: &std::path::Path, p: &str) -> Cert {
+    parse_certificates(&std::fs::read(d.join(p)).unwrap())
+        .unwrap()
+        .remove(0)
+}
+
+fn all_cas(d: &std::path::Path) -> Vec<Cert> {
+    byok_verifier::certs::load_certificates(&d.join("ek-ca")).unwrap()
+}
+
+#[test]
+fn every_manufacturer_ca_certificate_parses() {
+    let Some(d) = testdata() else { return };
+    let mut n = 0;
+    for e in std::fs::read_dir(d.join("ek-ca")).unwrap() {
+        let p = e.unwrap().path();
+        let certs = parse_certificates(&std::fs::read(&p).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert_eq!(certs.len(), 1, "{}", p.display());
+        n += 1;
+    }
+    assert_eq!(n, 51);
+}
+
+#[test]
+fn stm_rsa_ek_verifies_to_the_stm_root_and_to_globalsign_above_it() {
+    let Some(d) = testdata() else { return };
+    let ek = cert(&d, "ek-real/stm-ek-rsa-by-STM_RSA_05I-extra-data.pem");
+    let now = SystemTime::now();
+    // The STM root as the trust anchor (it is not self-signed: GlobalSign issued it).
+    let stm = TrustStore {
+        anchors: vec![cert(&d, "ek-ca/STM_RSA_RT.pem")],
+        intermediates: all_cas(&d),
+        ..Default::default()
+    };
+    let path = verify_path(&ek, &[], &stm, now).unwrap();
+    assert_eq!(path.len(), 3, "{path:?}");
+    assert!(path[1].contains("STM TPM EK Intermediate CA 05"));
+    assert!(path[2].contains("STM TPM EK Root CA"));
+    // The GlobalSign root as anchor, the STM root as an intermediate.
+    let gs = TrustStore {
+        anchors: vec![cert(&d, "ek-ca/GS_TPM_RT.pem")],
+        intermediates: all_cas(&d),
+        ..Default::default()
+    };
+    let path = verify_path(&ek, &[], &gs, now).unwrap();
+    assert!(
+        path.last()
+            .unwrap()
+            .contains("GlobalSign Trusted Platform Module Root CA"),
+        "{path:?}"
+    );
+    // The SAN names the TPM; the TCG EK EKU is there.
+    let id = tpm_identity(&ek);
+    assert_eq!(id.manufacturer.as_deref(), Some("id:53544D20"));
+    assert_eq!(id.model.as_deref(), Some("ST33HTPHAHB4"));
+    assert!(id.ek_eku);
+    // Another manufacturer's root: untrusted.
+    for other in [
+        "ek-ca/IFX_RSA_RT.pem",
+        "ek-ca/INTEL_RT.pem",
+        "ek-ca/STM_ECC_01RT.pem",
+    ] {
+        let wrong = TrustStore {
+            anchors: vec![cert(&d, other)],
+            intermediates: Vec::new(),
+            ..Default::default()
+        };
+        let r = verify_path(&ek, &[], &wrong, now);
+        assert!(
+            matches!(r, Err(VerifyError::EkChainUntrusted { .. })),
+            "{other}: {r:?}"
+        );
+    }
+    // Without its intermediate: untrusted.
+    let r = verify_path(
+        &ek,
+        &[],
+        &TrustStore {
+            anchors: vec![cert(&d, "ek-ca/STM_RSA_RT.pem")],
+            ..Default::default()
+        },
+        now,
+    );
+    assert!(matches!(r, Err(VerifyError::EkChainUntrusted { .. })));
+}
+
+#[test]
+fn stm_ecc_ek_verifies_to_its_root() {
+    let Some(d) = testdata() else { return };
+    let ek = cert(&d, "ek-real/stm-ek-ecc-by-STM_ECC_01I.pem");
+    let store = TrustStore {
+        anchors: vec![cert(&d, "ek-ca/STM_ECC_01RT.pem")],
+        intermediates: all_cas(&d),
+        ..Default::default()
+    };
+    let path = verify_path(&ek, &[], &store, SystemTime::now()).unwrap();
+    assert!(path.last().unwrap().contains("STM TPM ECC Root CA 01"));
+    assert_eq!(byok_verifier::certs::key_description(&ek), "EC P-256");
+}
+
+#[test]
+fn nuvoton_root_with_unsorted_set_is_accepted_as_openssl_does() {
+    // Its RDN SET is not in DER order; its self-signature is checked over the
+    // bytes as signed, so it verifies (a re-encoding would not).
+    let Some(d) = testdata() else { return };
+    let root = cert(&d, "ek-real/nuvoton-root-2110-ecc-malformed-set-order.pem");
+    let store = TrustStore {
+        anchors: vec![root.clone()],
+        ..Default::default()
+    };
+    let path = verify_path(&root, &[], &store, SystemTime::now()).unwrap();
+    assert_eq!(path.len(), 1);
+    assert!(path[0].contains("Nuvoton TPM Root CA 2110"));
+    // Byte-identical to the copy in ek-ca.
+    assert_eq!(root.der(), cert(&d, "ek-ca/NUVO_2110.pem").der());
+}
+
+#[test]
+fn sha1_signed_manufacturer_certificates_need_allow_sha1() {
+    let Some(d) = testdata() else { return };
+    let intermediate = cert(&d, "ek-ca/IFX_RSA_05I.pem");
+    let mut store = TrustStore {
+        anchors: vec![cert(&d, "ek-ca/IFX_RSA_RT.pem")],
+        ..Default::default()
+    };
+    let r = verify_path(&intermediate, &[], &store, SystemTime::now());
+    assert!(
+        matches!(r, Err(VerifyError::CertificateSha1 { .. })),
+        "{r:?}"
+    );
+    store.allow_sha1 = true;
+    verify_path(&intermediate, &[], &store, SystemTime::now()).unwrap();
+}
+
+#[test]
+fn ek_cert_command() {
+    let Some(d) = testdata() else { return };
+    let bin = || Command::cargo_bin("byok-verifier").unwrap();
+    bin()
+        .args(["ek-cert", "--json", "--cert"])
+        .arg(d.join("ek-real/stm-ek-rsa-by-STM_RSA_05I-extra-data.pem"))
+        .arg("--roots")
+        .arg(d.join("ek-ca/STM_RSA_RT.pem"))
+        .arg("--intermediates")
+        .arg(d.join("ek-ca"))
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(
+            "\"tpm_manufacturer\":\"id:53544D20\"",
+        ))
+        .stdout(predicates::str::contains("\"key\":\"RSA-2048\""));
+    bin()
+        .args(["ek-cert", "--cert"])
+        .arg(d.join("ek-real/stm-ek-rsa-by-STM_RSA_05I-extra-data.pem"))
+        .arg("--roots")
+        .arg(d.join("ek-ca/INTEL_RT.pem"))
+        .arg("--intermediates")
+        .arg(d.join("ek-ca"))
+        .assert()
+        .code(10)
+        .stderr(predicates::str::contains(
+            "EK certificate chain is not trusted",
+        ));
+}
