@@ -71,53 +71,81 @@ pub enum SignatureError {
 
 /// Verify `sig` over `message` with the public key in `key`. Returns the
 /// hash algorithm the signature used (the caller decides whether it is allowed).
+///
+/// RSA and same-size ECDSA go through `ring` (BoringSSL's assembly): evidence
+/// verification is dominated by RSA public-key operations, which the pure-Rust
+/// `rsa` crate does several times slower (measured with bench/verify.sh).
 pub fn verify(
     key: &TpmtPublic,
     message: &[u8],
     sig: &TpmtSignature,
 ) -> Result<HashAlg, SignatureError> {
+    use ring::signature as rs;
     let hash =
         HashAlg::from_tpm(sig.hash_id()).ok_or(SignatureError::UnknownHash(sig.hash_id()))?;
-    let digest = hash.digest(&[message]);
-    match (sig, &key.params, &key.unique) {
+    let ok = match (sig, &key.params, &key.unique) {
         (
-            TpmtSignature::RsaSsa { sig, .. },
-            PublicParams::Rsa { exponent, .. },
+            TpmtSignature::RsaSsa { sig: bytes, .. } | TpmtSignature::RsaPss { sig: bytes, .. },
+            PublicParams::Rsa {
+                exponent, key_bits, ..
+            },
             PublicId::Rsa(n),
         ) => {
-            let pk = rsa_public(n, *exponent)?;
-            let scheme = match hash {
-                HashAlg::Sha1 => rsa::Pkcs1v15Sign::new::<sha1::Sha1>(),
-                HashAlg::Sha256 => rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
-                HashAlg::Sha384 => rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
-                HashAlg::Sha512 => rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
+            if n.len() * 8 != usize::from(*key_bits) || *key_bits < 2048 {
+                return Err(SignatureError::BadKey(format!(
+                    "RSA modulus of {} bytes for RSA-{key_bits}",
+                    n.len()
+                )));
+            }
+            let e = if *exponent == 0 { 65537 } else { *exponent };
+            let e = e.to_be_bytes();
+            let e = &e[e.iter().position(|b| *b != 0).unwrap_or(3)..];
+            let params: &rs::RsaParameters = match (sig_is_pss(sig_alg(sig)), hash) {
+                (false, HashAlg::Sha1) => &rs::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+                (false, HashAlg::Sha256) => &rs::RSA_PKCS1_2048_8192_SHA256,
+                (false, HashAlg::Sha384) => &rs::RSA_PKCS1_2048_8192_SHA384,
+                (false, HashAlg::Sha512) => &rs::RSA_PKCS1_2048_8192_SHA512,
+                (true, HashAlg::Sha1) => {
+                    return Err(SignatureError::BadKey(
+                        "RSA-PSS with SHA-1 is not supported".into(),
+                    ))
+                }
+                (true, HashAlg::Sha256) => &rs::RSA_PSS_2048_8192_SHA256,
+                (true, HashAlg::Sha384) => &rs::RSA_PSS_2048_8192_SHA384,
+                (true, HashAlg::Sha512) => &rs::RSA_PSS_2048_8192_SHA512,
             };
-            pk.verify(scheme, &digest, sig)
-                .map_err(|_| SignatureError::Invalid)?;
-        }
-        (
-            TpmtSignature::RsaPss { sig, .. },
-            PublicParams::Rsa { exponent, .. },
-            PublicId::Rsa(n),
-        ) => {
-            let pk = rsa_public(n, *exponent)?;
-            // TPMs sign PSS with a salt as long as the digest.
-            let salt = hash.size();
-            let scheme = match hash {
-                HashAlg::Sha1 => rsa::Pss::new_with_salt::<sha1::Sha1>(salt),
-                HashAlg::Sha256 => rsa::Pss::new_with_salt::<sha2::Sha256>(salt),
-                HashAlg::Sha384 => rsa::Pss::new_with_salt::<sha2::Sha384>(salt),
-                HashAlg::Sha512 => rsa::Pss::new_with_salt::<sha2::Sha512>(salt),
-            };
-            pk.verify(scheme, &digest, sig)
-                .map_err(|_| SignatureError::Invalid)?;
+            rs::RsaPublicKeyComponents { n: n.as_slice(), e }
+                .verify(params, message, bytes)
+                .is_ok()
         }
         (
             TpmtSignature::Ecdsa { r, s, .. },
             PublicParams::Ecc { curve: c, .. },
             PublicId::Ecc { x, y },
         ) => {
-            verify_ecdsa(*c, x, y, r, s, &digest)?;
+            let ring_alg: Option<(&rs::EcdsaVerificationAlgorithm, usize)> = match (*c, hash) {
+                (curve::NIST_P256, HashAlg::Sha256) => Some((&rs::ECDSA_P256_SHA256_FIXED, 32)),
+                (curve::NIST_P384, HashAlg::Sha384) => Some((&rs::ECDSA_P384_SHA384_FIXED, 48)),
+                _ => None,
+            };
+            match ring_alg {
+                Some((alg, len)) => {
+                    let point = sec1_point(*c, x, y)
+                        .ok_or_else(|| SignatureError::BadKey(key.describe_key()))?;
+                    let (Some(r), Some(s)) = (pad(r, len), pad(s, len)) else {
+                        return Err(SignatureError::Invalid);
+                    };
+                    let mut fixed = r;
+                    fixed.extend(s);
+                    rs::UnparsedPublicKey::new(alg, &point)
+                        .verify(message, &fixed)
+                        .is_ok()
+                }
+                None => {
+                    verify_ecdsa(*c, x, y, r, s, &hash.digest(&[message]))?;
+                    true
+                }
+            }
         }
         _ => {
             return Err(SignatureError::SchemeKeyMismatch {
@@ -125,8 +153,24 @@ pub fn verify(
                 key: key.describe_key(),
             })
         }
+    };
+    if ok {
+        Ok(hash)
+    } else {
+        Err(SignatureError::Invalid)
     }
-    Ok(hash)
+}
+
+fn sig_alg(sig: &TpmtSignature) -> u16 {
+    match sig {
+        TpmtSignature::RsaSsa { .. } => alg::RSASSA,
+        TpmtSignature::RsaPss { .. } => alg::RSAPSS,
+        TpmtSignature::Ecdsa { .. } => alg::ECDSA,
+    }
+}
+
+fn sig_is_pss(a: u16) -> bool {
+    a == alg::RSAPSS
 }
 
 pub fn rsa_public(n: &[u8], exponent: u32) -> Result<rsa::RsaPublicKey, SignatureError> {

@@ -97,6 +97,53 @@ pub struct TrustStore {
     pub intermediates: Vec<Cert>,
     /// Accept SHA-1 certificate signatures (older Infineon and Nationz CAs).
     pub allow_sha1: bool,
+    /// Paths already verified in this run (one `now`, one set of anchors),
+    /// keyed by the leaf's and the shipped intermediates' DER: a batch of
+    /// evidence files from hosts with the same EK chain checks it once.
+    pub cache: PathCache,
+}
+
+/// Successful path results shared by the threads of one run.
+#[derive(Default, Clone)]
+pub struct PathCache(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Vec<u8>, Vec<String>>>>,
+);
+
+impl PathCache {
+    fn key(leaf: &Cert, extra: &[Cert], now: SystemTime) -> Vec<u8> {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        // Validity depends on the time of the check.
+        let t = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        h.update(t.to_be_bytes());
+        for c in std::iter::once(leaf).chain(extra) {
+            h.update((c.der.len() as u64).to_be_bytes());
+            h.update(&c.der);
+        }
+        h.finalize().to_vec()
+    }
+}
+
+/// [`verify_path`] through the store's cache: only successes are cached, so a
+/// failure is always recomputed and reported with its reason.
+pub fn verify_path_cached(
+    leaf: &Cert,
+    extra: &[Cert],
+    store: &TrustStore,
+    now: SystemTime,
+) -> Result<Vec<String>, VerifyError> {
+    let key = PathCache::key(leaf, extra, now);
+    if let Some(path) = store.cache.0.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return Ok(path);
+    }
+    let path = verify_path(leaf, extra, store, now)?;
+    if let Ok(mut m) = store.cache.0.lock() {
+        m.insert(key, path.clone());
+    }
+    Ok(path)
 }
 
 /// Read every certificate in a PEM/DER file, or in every file of a directory.

@@ -150,6 +150,7 @@ fn trust_store(t: &Trust) -> Result<TrustStore, VerifyError> {
             None => Vec::new(),
         },
         allow_sha1: t.allow_sha1,
+        cache: Default::default(),
     })
 }
 

@@ -1,7 +1,7 @@
 //! `verify`: every check on an evidence file, in one place. Each check names
 //! its failure (see `error.rs`); nothing unsigned is trusted except as noted.
 
-use crate::certs::{parse_certificates, subject, verify_path, TrustStore};
+use crate::certs::{parse_certificates, subject, verify_path_cached, TrustStore};
 use crate::error::VerifyError;
 use byok_protocol::attest::{Attested, ClockInfo, TpmsAttest, MAGIC_FIELD, TYPE_FIELD};
 use byok_protocol::error::WireError;
@@ -426,7 +426,7 @@ pub fn verify_evidence(
     for c in &ev.ek.chain {
         extra.extend(parse_certificates(c).map_err(VerifyError::EkCertificateUnparseable)?);
     }
-    let ek_chain = verify_path(&ek_cert, &extra, store, opts.now)?;
+    let ek_chain = verify_path_cached(&ek_cert, &extra, store, opts.now)?;
     let ek_public = TpmtPublic::parse_tpm2b(&ev.ek.public).map_err(malformed("EK public"))?;
     check_ek_matches_certificate(&ek_public, &ek_cert.cert)?;
     check_ek(&ek_public)?;
