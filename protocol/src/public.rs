@@ -84,6 +84,16 @@ pub struct TpmtPublic {
     pub unique: PublicId,
     /// The marshalled TPMT_PUBLIC (the bytes the name is computed over).
     raw: Vec<u8>,
+    /// nameAlg || H(raw), computed once.
+    name: Vec<u8>,
+}
+
+fn compute_name(name_alg: u16, raw: &[u8]) -> Vec<u8> {
+    // parse() and build() callers only admit known hash ids.
+    let h = HashAlg::from_tpm(name_alg).unwrap_or(HashAlg::Sha256);
+    let mut out = h.tpm_id().to_be_bytes().to_vec();
+    out.extend(h.digest(&[raw]));
+    out
 }
 
 const MAX_DIGEST: usize = 64;
@@ -273,6 +283,7 @@ impl TpmtPublic {
             params,
             unique,
             raw: bytes.to_vec(),
+            name: compute_name(name_alg, bytes),
         })
     }
 
@@ -339,6 +350,7 @@ impl TpmtPublic {
             auth_policy,
             params,
             unique,
+            name: compute_name(name_alg, w.as_slice()),
             raw: w.into_vec(),
         }
     }
@@ -360,10 +372,7 @@ impl TpmtPublic {
 
     /// The object's Name: nameAlg || H_nameAlg(TPMT_PUBLIC).
     pub fn name(&self) -> Vec<u8> {
-        let h = self.name_hash();
-        let mut out = h.tpm_id().to_be_bytes().to_vec();
-        out.extend(h.digest(&[&self.raw]));
-        out
+        self.name.clone()
     }
 
     pub fn has(&self, attr: u32) -> bool {

@@ -151,6 +151,9 @@ impl Writer {
         self.u16(b.len() as u16);
         self.raw(b)
     }
+    pub fn as_slice(&self) -> &[u8] {
+        &self.buf
+    }
     pub fn into_vec(self) -> Vec<u8> {
         self.buf
     }

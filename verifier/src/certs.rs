@@ -103,14 +103,18 @@ pub struct TrustStore {
     pub cache: PathCache,
 }
 
-/// Successful path results shared by the threads of one run.
+/// Successful EK checks shared by the threads of one run: (path, SPKI DER)
+/// keyed by the EK certificate's and shipped intermediates' bytes and the time.
 #[derive(Default, Clone)]
 pub struct PathCache(
-    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Vec<u8>, Vec<String>>>>,
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Vec<u8>, CheckedEk>>>,
 );
 
+/// A verified EK certificate: the path's subjects and the SubjectPublicKeyInfo DER.
+pub type CheckedEk = (Vec<String>, Vec<u8>);
+
 impl PathCache {
-    fn key(leaf: &Cert, extra: &[Cert], now: SystemTime) -> Vec<u8> {
+    fn key(leaf: &[u8], extra: &[&[u8]], now: SystemTime) -> Vec<u8> {
         use sha2::Digest;
         let mut h = sha2::Sha256::new();
         // Validity depends on the time of the check.
@@ -119,31 +123,48 @@ impl PathCache {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         h.update(t.to_be_bytes());
-        for c in std::iter::once(leaf).chain(extra) {
-            h.update((c.der.len() as u64).to_be_bytes());
-            h.update(&c.der);
+        for c in std::iter::once(leaf).chain(extra.iter().copied()) {
+            h.update((c.len() as u64).to_be_bytes());
+            h.update(c);
         }
         h.finalize().to_vec()
     }
 }
 
-/// [`verify_path`] through the store's cache: only successes are cached, so a
-/// failure is always recomputed and reported with its reason.
-pub fn verify_path_cached(
-    leaf: &Cert,
-    extra: &[Cert],
+/// Check an EK certificate (bytes as found in evidence) and the intermediates
+/// shipped with it; returns the path and the certificate's SubjectPublicKeyInfo
+/// DER. Successes are cached in the store, so a batch of files with the same
+/// EK certificate parses and checks it once; failures are always recomputed.
+pub fn verify_ek_certificate(
+    cert: &[u8],
+    chain: &[&[u8]],
     store: &TrustStore,
     now: SystemTime,
-) -> Result<Vec<String>, VerifyError> {
-    let key = PathCache::key(leaf, extra, now);
-    if let Some(path) = store.cache.0.lock().ok().and_then(|m| m.get(&key).cloned()) {
-        return Ok(path);
+) -> Result<(Vec<String>, Vec<u8>), VerifyError> {
+    let key = PathCache::key(cert, chain, now);
+    if let Some(hit) = store.cache.0.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return Ok(hit);
     }
-    let path = verify_path(leaf, extra, store, now)?;
+    let leaf = parse_certificates(cert)
+        .map_err(VerifyError::EkCertificateUnparseable)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| VerifyError::EkCertificateUnparseable("empty".into()))?;
+    let mut extra = Vec::new();
+    for c in chain {
+        extra.extend(parse_certificates(c).map_err(VerifyError::EkCertificateUnparseable)?);
+    }
+    let path = verify_path(&leaf, &extra, store, now)?;
+    let spki = leaf
+        .cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| VerifyError::EkCertificateUnparseable(e.to_string()))?;
     if let Ok(mut m) = store.cache.0.lock() {
-        m.insert(key, path.clone());
+        m.insert(key, (path.clone(), spki.clone()));
     }
-    Ok(path)
+    Ok((path, spki))
 }
 
 /// Read every certificate in a PEM/DER file, or in every file of a directory.

@@ -1,7 +1,7 @@
 //! `verify`: every check on an evidence file, in one place. Each check names
 //! its failure (see `error.rs`); nothing unsigned is trusted except as noted.
 
-use crate::certs::{parse_certificates, subject, verify_path_cached, TrustStore};
+use crate::certs::{parse_certificates, subject, verify_ek_certificate, TrustStore};
 use crate::error::VerifyError;
 use byok_protocol::attest::{Attested, ClockInfo, TpmsAttest, MAGIC_FIELD, TYPE_FIELD};
 use byok_protocol::error::WireError;
@@ -16,7 +16,6 @@ use byok_protocol::world::world_policy;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 use subtle::ConstantTimeEq;
-use x509_cert::Certificate;
 
 /// What the operator asks for.
 #[derive(Clone)]
@@ -142,13 +141,7 @@ pub fn check_signed_attest(
 }
 
 /// The EK public area must be the key the EK certificate certifies.
-fn check_ek_matches_certificate(ek: &TpmtPublic, cert: &Certificate) -> Result<(), VerifyError> {
-    use der::Encode;
-    let spki = cert
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(|e| VerifyError::EkCertificateUnparseable(e.to_string()))?;
+fn check_ek_matches_certificate(ek: &TpmtPublic, spki: &[u8]) -> Result<(), VerifyError> {
     let ours =
         byok_protocol::keys::public_key_der(ek).map_err(|_| VerifyError::EkPublicMismatch)?;
     // Compare keys, not encodings: decode both SPKIs to key values.
@@ -157,7 +150,7 @@ fn check_ek_matches_certificate(ek: &TpmtPublic, cert: &Certificate) -> Result<(
             use rsa::traits::PublicKeyParts;
             use spki::DecodePublicKey;
             match (
-                rsa::RsaPublicKey::from_public_key_der(&spki),
+                rsa::RsaPublicKey::from_public_key_der(spki),
                 rsa::RsaPublicKey::from_public_key_der(&ours),
             ) {
                 (Ok(a), Ok(b)) => a.n() == b.n() && a.e() == b.e(),
@@ -168,11 +161,11 @@ fn check_ek_matches_certificate(ek: &TpmtPublic, cert: &Certificate) -> Result<(
             use spki::DecodePublicKey;
             match *c {
                 curve::NIST_P256 => matches!(
-                    (p256::PublicKey::from_public_key_der(&spki), p256::PublicKey::from_public_key_der(&ours)),
+                    (p256::PublicKey::from_public_key_der(spki), p256::PublicKey::from_public_key_der(&ours)),
                     (Ok(a), Ok(b)) if a == b
                 ),
                 curve::NIST_P384 => matches!(
-                    (p384::PublicKey::from_public_key_der(&spki), p384::PublicKey::from_public_key_der(&ours)),
+                    (p384::PublicKey::from_public_key_der(spki), p384::PublicKey::from_public_key_der(&ours)),
                     (Ok(a), Ok(b)) if a == b
                 ),
                 _ => false,
@@ -417,18 +410,10 @@ pub fn verify_evidence(
     }
 
     // EK: certificate chain to a root, and the EK public is the certified key.
-    let ek_cert = parse_certificates(&ev.ek.certificate)
-        .map_err(VerifyError::EkCertificateUnparseable)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| VerifyError::EkCertificateUnparseable("empty".into()))?;
-    let mut extra = Vec::new();
-    for c in &ev.ek.chain {
-        extra.extend(parse_certificates(c).map_err(VerifyError::EkCertificateUnparseable)?);
-    }
-    let ek_chain = verify_path_cached(&ek_cert, &extra, store, opts.now)?;
+    let chain: Vec<&[u8]> = ev.ek.chain.iter().map(|c| c.as_slice()).collect();
+    let (ek_chain, ek_spki) = verify_ek_certificate(&ev.ek.certificate, &chain, store, opts.now)?;
     let ek_public = TpmtPublic::parse_tpm2b(&ev.ek.public).map_err(malformed("EK public"))?;
-    check_ek_matches_certificate(&ek_public, &ek_cert.cert)?;
+    check_ek_matches_certificate(&ek_public, &ek_spki)?;
     check_ek(&ek_public)?;
 
     // AK: restricted signing key, bound to the TPM; its qualified name under the EK.
