@@ -141,7 +141,7 @@ pub fn check_signed_attest(
 }
 
 /// The EK public area must be the key the EK certificate certifies.
-fn check_ek_matches_certificate(ek: &TpmtPublic, spki: &[u8]) -> Result<(), VerifyError> {
+pub fn check_ek_matches_certificate(ek: &TpmtPublic, spki: &[u8]) -> Result<(), VerifyError> {
     let ours =
         byok_protocol::keys::public_key_der(ek).map_err(|_| VerifyError::EkPublicMismatch)?;
     // Compare keys, not encodings: decode both SPKIs to key values.

@@ -139,8 +139,36 @@ fn forged_evidence_fails_with_the_named_check() {
         check(&c, &ev),
         Err(VerifyError::AttestType {
             what: "KEK certify",
-            ..
+            expected: "TPM_ST_ATTEST_CERTIFY",
+            found: 0x8018,
         })
+    ));
+    // A type the parser does not know (TPM_ST_ATTEST_SESSION_AUDIT) in each attestation.
+    let mut ev = c.ev.clone();
+    ev.kek.certify.attest[4..6].copy_from_slice(&0x8016u16.to_be_bytes());
+    assert!(matches!(
+        check(&c, &ev),
+        Err(VerifyError::AttestType {
+            what: "KEK certify",
+            expected: "TPM_ST_ATTEST_CERTIFY",
+            found: 0x8016
+        })
+    ));
+    let mut ev = c.ev.clone();
+    ev.quote.attest[4..6].copy_from_slice(&0x8016u16.to_be_bytes());
+    assert!(matches!(
+        check(&c, &ev),
+        Err(VerifyError::AttestType {
+            what: "quote",
+            expected: "TPM_ST_ATTEST_QUOTE",
+            found: 0x8016
+        })
+    ));
+    let mut ev = c.ev.clone();
+    ev.quote.attest[0] ^= 0x80;
+    assert!(matches!(
+        check(&c, &ev),
+        Err(VerifyError::AttestMagic { what: "quote", .. })
     ));
 
     // A KEK public area that is not the certified object (the AK's, the other world's KEK).

@@ -183,3 +183,81 @@ fn ek_cert_command() {
             "EK certificate chain is not trusted",
         ));
 }
+
+#[test]
+fn ecc_ek_public_area_must_be_the_certified_point() {
+    use byok_protocol::public::{PublicId, PublicParams, Scheme, SymDef, TpmtPublic};
+    use byok_protocol::tpm::{alg, attr, curve};
+    use byok_verifier::verify::check_ek_matches_certificate;
+    use der::Encode;
+    let Some(d) = testdata() else { return };
+    let ek = cert(&d, "ek-real/stm-ek-ecc-by-STM_ECC_01I.pem");
+    let spki = ek
+        .cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .unwrap();
+    let point = ek
+        .cert
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .raw_bytes()
+        .to_vec();
+    assert_eq!(point.len(), 65);
+    let public = |x: &[u8], y: &[u8], c: u16| {
+        TpmtPublic::build(
+            alg::ECC,
+            alg::SHA256,
+            attr::FIXED_TPM
+                | attr::FIXED_PARENT
+                | attr::SENSITIVE_DATA_ORIGIN
+                | attr::ADMIN_WITH_POLICY
+                | attr::RESTRICTED
+                | attr::DECRYPT,
+            vec![],
+            PublicParams::Ecc {
+                symmetric: SymDef::AES_128_CFB,
+                scheme: Scheme::NULL,
+                curve: c,
+                kdf: Scheme::NULL,
+            },
+            PublicId::Ecc {
+                x: x.to_vec(),
+                y: y.to_vec(),
+            },
+        )
+    };
+    check_ek_matches_certificate(
+        &public(&point[1..33], &point[33..], curve::NIST_P256),
+        &spki,
+    )
+    .unwrap();
+    let mut other = point.clone();
+    other[64] ^= 1;
+    assert!(check_ek_matches_certificate(
+        &public(&other[1..33], &other[33..], curve::NIST_P256),
+        &spki
+    )
+    .is_err());
+    // The same coordinates on another curve.
+    assert!(check_ek_matches_certificate(
+        &public(&point[1..33], &point[33..], curve::NIST_P384),
+        &spki
+    )
+    .is_err());
+    // An RSA EK certificate against this ECC public area.
+    let rsa = cert(&d, "ek-real/stm-ek-rsa-by-STM_RSA_05I-extra-data.pem");
+    let rsa_spki = rsa
+        .cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .unwrap();
+    assert!(check_ek_matches_certificate(
+        &public(&point[1..33], &point[33..], curve::NIST_P256),
+        &rsa_spki
+    )
+    .is_err());
+}
