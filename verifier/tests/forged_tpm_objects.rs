@@ -368,3 +368,138 @@ fn unrestricted_ak_signing_forged_attestations_is_refused() {
         "{r:?}"
     );
 }
+
+/// An AK whose scheme is RSASSA with SHA-1 (a real TPM key; SHA-256 name).
+struct Sha1Ak;
+impl KeyCustomization for Sha1Ak {
+    fn template(
+        &self,
+        b: tss_esapi::structures::PublicBuilder,
+    ) -> tss_esapi::structures::PublicBuilder {
+        use tss_esapi::interface_types::key_bits::RsaKeyBits;
+        use tss_esapi::structures::{
+            PublicRsaParametersBuilder, RsaExponent, RsaScheme, SymmetricDefinitionObject,
+        };
+        b.with_rsa_parameters(
+            PublicRsaParametersBuilder::new()
+                .with_symmetric(SymmetricDefinitionObject::Null)
+                .with_scheme(
+                    RsaScheme::create(
+                        tss_esapi::interface_types::algorithm::RsaSchemeAlgorithm::RsaSsa,
+                        Some(HashingAlgorithm::Sha1),
+                    )
+                    .unwrap(),
+                )
+                .with_key_bits(RsaKeyBits::Rsa2048)
+                .with_exponent(RsaExponent::default())
+                .with_is_signing_key(true)
+                .with_is_decryption_key(false)
+                .with_restricted(true)
+                .build()
+                .unwrap(),
+        )
+    }
+}
+
+#[test]
+fn sha1_signed_attestations_need_allow_sha1_and_the_digest_follows_the_signing_hash() {
+    use tss_esapi::structures::{PcrSelectionListBuilder, PcrSlot};
+    let s = setup();
+    let mut ctx = context(&s.host);
+    let ek = ek(&mut ctx);
+    let created = ak::create_ak(
+        &mut ctx,
+        ek,
+        HashingAlgorithm::Sha256,
+        SignatureSchemeAlgorithm::RsaSsa,
+        None,
+        Sha1Ak,
+    )
+    .unwrap();
+    let ak_public = tpm2b(&created.out_public.marshall().unwrap());
+    let ak = ak::load_ak(&mut ctx, ek, None, created.out_private, created.out_public).unwrap();
+    let kek = {
+        let h = PersistentTpmHandle::new(0x8100_0100).unwrap();
+        ctx.execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::Persistent(h)))
+            .unwrap()
+    };
+    let nonce = Data::try_from(s.opts.nonce.clone()).unwrap();
+    let (certify, certify_sig) = ctx
+        .execute_with_sessions(
+            (
+                Some(AuthSession::Password),
+                Some(AuthSession::Password),
+                None,
+            ),
+            |c| c.certify(kek, ak, nonce.clone(), SignatureScheme::Null),
+        )
+        .unwrap();
+    let slots: Vec<PcrSlot> = (0..8)
+        .map(|i| PcrSlot::try_from(1u32 << i).unwrap())
+        .collect();
+    let selection = PcrSelectionListBuilder::new()
+        .with_selection(HashingAlgorithm::Sha256, &slots)
+        .build()
+        .unwrap();
+    let (quote, quote_sig) = ctx
+        .execute_with_session(Some(AuthSession::Password), |c| {
+            c.quote(ak, nonce, SignatureScheme::Null, selection)
+        })
+        .unwrap();
+    ctx.flush_context(ak.into()).unwrap();
+
+    let mut ev = s.ev.clone();
+    ev.ak.public = ByteBuf::from(ak_public);
+    ev.kek.certify = Signed {
+        attest: ByteBuf::from(certify.marshall().unwrap()),
+        signature: ByteBuf::from(certify_sig.marshall().unwrap()),
+    };
+    ev.quote.attest = ByteBuf::from(quote.marshall().unwrap());
+    ev.quote.signature = ByteBuf::from(quote_sig.marshall().unwrap());
+    // The quote's pcrDigest is SHA-1 (20 bytes) over the sha256 bank's values.
+    let parsed = byok_protocol::TpmsAttest::parse(&ev.quote.attest).unwrap();
+    let byok_protocol::attest::Attested::Quote { pcr_digest, .. } = parsed.attested else {
+        panic!("not a quote")
+    };
+    assert_eq!(pcr_digest.len(), 20);
+
+    let r = verify(&s, &ev);
+    assert!(
+        matches!(
+            r,
+            Err(VerifyError::SignatureHashNotAllowed {
+                what: "KEK certify",
+                hash: "SHA-1"
+            })
+        ),
+        "{r:?}"
+    );
+    let mut opts = s.opts.clone();
+    opts.allow_sha1 = true;
+    verify_evidence(&ev, &s.store, &opts).expect("SHA-1 evidence verifies when allowed");
+}
+
+#[test]
+fn a_quote_over_no_pcrs_is_refused() {
+    use tss_esapi::structures::PcrSelectionListBuilder;
+    let s = setup();
+    let mut ctx = context(&s.host);
+    let ak = genuine_ak(&mut ctx, &s.host);
+    let nonce = Data::try_from(s.opts.nonce.clone()).unwrap();
+    let empty = PcrSelectionListBuilder::new()
+        .with_selection(HashingAlgorithm::Sha256, &[])
+        .build()
+        .unwrap();
+    let (quote, sig) = ctx
+        .execute_with_session(Some(AuthSession::Password), |c| {
+            c.quote(ak, nonce, SignatureScheme::Null, empty)
+        })
+        .unwrap();
+    ctx.flush_context(ak.into()).unwrap();
+    let mut ev = s.ev.clone();
+    ev.quote.attest = ByteBuf::from(quote.marshall().unwrap());
+    ev.quote.signature = ByteBuf::from(sig.marshall().unwrap());
+    ev.quote.pcrs.get_mut("sha256").unwrap().clear();
+    let r = verify(&s, &ev);
+    assert!(matches!(r, Err(VerifyError::PcrSelectionEmpty)), "{r:?}");
+}
