@@ -49,6 +49,16 @@ impl HashAlg {
         }
     }
 
+    /// "SHA-1", "SHA-256" … for messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            HashAlg::Sha1 => "SHA-1",
+            HashAlg::Sha256 => "SHA-256",
+            HashAlg::Sha384 => "SHA-384",
+            HashAlg::Sha512 => "SHA-512",
+        }
+    }
+
     pub fn from_name(s: &str) -> Option<HashAlg> {
         match s {
             "sha1" => Some(HashAlg::Sha1),

@@ -913,3 +913,81 @@ fn inspect_decodes_every_file_type() {
     );
     assert_eq!(v["key"]["public"]["auth_policy"], "");
 }
+
+#[test]
+fn policy_file_supplies_roots_and_reference_pcrs() {
+    let host = Host::new(tpm_a());
+    let work = TempDir::new().unwrap();
+    let w = world(&host, "eu", work.path());
+    let ev = evidence_of(&w.evidence);
+    let pcr = |i: u32| hex::encode(&ev.quote.pcrs["sha256"][&i]);
+    let policy = work.path().join("policy.toml");
+    let write_policy = |pcr7: &str, extra: &str| {
+        std::fs::write(
+            &policy,
+            format!(
+                "[defaults]\nmin_rsa_bits = 2048\n\n[worlds.eu]\nroots = [{:?}]\n\n[worlds.eu.pcrs.sha256]\n0 = \"{}\"\n7 = \"{pcr7}\"\n{extra}",
+                host.ca_bundle.display().to_string(),
+                pcr(0)
+            ),
+        )
+        .unwrap();
+    };
+    let verify = |evidence: &Path, n: &str| {
+        verifier()
+            .args(["verify", "--nonce", n, "--world", "eu", "--policy"])
+            .arg(&policy)
+            .arg("--evidence")
+            .arg(evidence)
+            .assert()
+    };
+    // Roots from the policy, and the reference values match.
+    write_policy(&pcr(7), "");
+    verify(&w.evidence, &w.nonce).success();
+
+    // The platform state changes (PCR 7 extended in the TPM): refused by name.
+    host.tpm2("tpm2_pcrextend")
+        .arg("7:sha256=0000000000000000000000000000000000000000000000000000000000000001")
+        .assert()
+        .success();
+    let n = nonce();
+    let after = work.path().join("after.evidence");
+    host.evidence("eu", &n, &after);
+    verify(&after, &n)
+        .code(10)
+        .stdout(contains("PCR sha256:7 is"));
+    // And wrap refuses too, writing nothing.
+    let key = work.path().join("k.pem");
+    verifier()
+        .args(["keygen", "--alg", "p256", "-o"])
+        .arg(&key)
+        .assert()
+        .success();
+    let out = work.path().join("k.transfer");
+    verifier()
+        .args(["wrap", "--nonce", &n, "--world", "eu", "--policy"])
+        .arg(&policy)
+        .arg("--evidence")
+        .arg(&after)
+        .arg("--key")
+        .arg(&key)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .code(10);
+    assert!(!out.exists());
+
+    // A reference PCR the quote does not cover.
+    write_policy(
+        &pcr(7),
+        "9 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n",
+    );
+    verify(&w.evidence, &w.nonce).code(10).stdout(contains(
+        "the policy sets PCR sha256:9, but the quote does not cover it",
+    ));
+    // A policy mistake is named.
+    std::fs::write(&policy, "[worlds.eu]\nroots = []\nallow_sha3 = true\n").unwrap();
+    verify(&w.evidence, &w.nonce)
+        .code(3)
+        .stderr(contains("unknown field"));
+}

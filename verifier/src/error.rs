@@ -7,6 +7,17 @@ use thiserror::Error;
 pub enum VerifyError {
     #[error("usage: {0}")]
     Usage(String),
+    #[error("policy {path}: {detail}")]
+    Policy { path: String, detail: String },
+    #[error("PCR {bank}:{index} is {found}, the policy expects {expected}")]
+    PcrValueMismatch {
+        bank: String,
+        index: u32,
+        expected: String,
+        found: String,
+    },
+    #[error("the policy sets PCR {bank}:{index}, but the quote does not cover it")]
+    PcrNotQuoted { bank: String, index: u32 },
     // --- the file itself
     #[error("{path}: {source}")]
     Io {
@@ -170,6 +181,7 @@ impl VerifyError {
         use VerifyError::*;
         match self {
             Usage(_) => 2,
+            Policy { .. } => 3,
             Io { .. } | Roots { .. } => 4,
             Format { .. } | BadNonce(_) | Key(_) => 3,
             Wrap(_) | CloudRefused { .. } => 5,

@@ -6,6 +6,7 @@ pub mod certs;
 pub mod cloud;
 pub mod error;
 pub mod inspect;
+pub mod policy;
 pub mod receipt;
 pub mod verify;
 pub mod wrap;

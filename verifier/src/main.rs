@@ -6,6 +6,7 @@ use byok_protocol::keys::{KeyAlg, TargetKey};
 use byok_verifier::certs::{load_certificates, TrustStore};
 use byok_verifier::cloud::{self, Cloud, CloudKey, KeyType};
 use byok_verifier::error::VerifyError;
+use byok_verifier::policy::{self, Policy};
 use byok_verifier::verify::{parse_nonce, verify_evidence, Options, Verified};
 use byok_verifier::{inspect, read, receipt, wrap, write_output};
 use clap::{Args, Parser, Subcommand};
@@ -26,15 +27,18 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Trust {
-    /// Trust anchors: a PEM/DER file or a directory of them.
+    /// Trust anchors: a PEM/DER file or a directory of them (else the policy's roots).
     #[arg(long)]
-    roots: PathBuf,
+    roots: Option<PathBuf>,
     /// Extra intermediate CA certificates (file or directory).
     #[arg(long)]
     intermediates: Option<PathBuf>,
-    /// Accept SHA-1 signatures on attestations.
+    /// Accept SHA-1 signatures on attestations and certificates.
     #[arg(long)]
     allow_sha1: bool,
+    /// Policy file (TOML, docs/policy.md): roots, reference PCRs, algorithms per world.
+    #[arg(long)]
+    policy: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -70,6 +74,9 @@ enum Command {
         intermediates: Option<PathBuf>,
         #[arg(long)]
         allow_sha1: bool,
+        /// Policy file (TOML, docs/policy.md).
+        #[arg(long)]
+        policy: Option<PathBuf>,
         #[arg(long)]
         world: Option<String>,
         /// Private key: PEM or DER (PKCS#8, PKCS#1, SEC1), or raw bytes with --key-type aes|hmac.
@@ -142,25 +149,50 @@ enum Command {
     },
 }
 
-fn trust_store(t: &Trust) -> Result<TrustStore, VerifyError> {
-    Ok(TrustStore {
-        anchors: load_certificates(&t.roots)?,
-        intermediates: match &t.intermediates {
-            Some(p) => load_certificates(p)?,
-            None => Vec::new(),
-        },
-        allow_sha1: t.allow_sha1,
-        cache: Default::default(),
-    })
-}
-
-fn options(nonce: &str, world: Option<String>, t: &Trust) -> Result<Options, VerifyError> {
-    Ok(Options {
+/// The trust store and options for one run: the policy file resolved for the
+/// world, then the command-line flags over it.
+fn resolve(
+    t: &Trust,
+    nonce: &str,
+    world: Option<String>,
+) -> Result<(TrustStore, Options), VerifyError> {
+    let mut policy = match &t.policy {
+        Some(p) => policy::load(p, world.as_deref())?.0,
+        None => Policy::default(),
+    };
+    if t.allow_sha1 {
+        policy.allow_sha1 = true;
+    }
+    let roots = match &t.roots {
+        Some(r) => vec![r.clone()],
+        None => policy.roots.clone(),
+    };
+    if roots.is_empty() {
+        return Err(VerifyError::Usage(
+            "give --roots, or a --policy whose world has roots".into(),
+        ));
+    }
+    let intermediates = match &t.intermediates {
+        Some(i) => vec![i.clone()],
+        None => policy.intermediates.clone(),
+    };
+    let mut store = TrustStore {
+        allow_sha1: policy.allow_sha1,
+        ..Default::default()
+    };
+    for r in &roots {
+        store.anchors.extend(load_certificates(r)?);
+    }
+    for i in &intermediates {
+        store.intermediates.extend(load_certificates(i)?);
+    }
+    let opts = Options {
         nonce: parse_nonce(nonce)?,
         world,
-        allow_sha1: t.allow_sha1,
         now: SystemTime::now(),
-    })
+        policy,
+    };
+    Ok((store, opts))
 }
 
 fn load_evidence(path: &Path) -> Result<Evidence, VerifyError> {
@@ -260,8 +292,7 @@ fn cmd_verify(
     world: Option<String>,
     as_json: bool,
 ) -> Result<(), VerifyError> {
-    let store = trust_store(trust)?;
-    let opts = options(nonce, world, trust)?;
+    let (store, opts) = resolve(trust, nonce, world)?;
     let files = expand(evidence)?;
     // Files are independent: verify them on all cores.
     let threads = std::thread::available_parallelism()
@@ -330,6 +361,7 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
             roots,
             intermediates,
             allow_sha1,
+            policy,
             world,
             key,
             key_type,
@@ -359,16 +391,18 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                         "--kek-public, --kid and --method are for --format azure|gcp|aws",
                     ));
                 }
-                let (Some(evidence), Some(nonce), Some(roots)) = (evidence, nonce, roots) else {
-                    return Err(usage("--format tpm needs --evidence, --nonce and --roots"));
+                let (Some(evidence), Some(nonce)) = (evidence, nonce) else {
+                    return Err(usage(
+                        "--format tpm needs --evidence and --nonce (and --roots or --policy)",
+                    ));
                 };
                 let trust = Trust {
                     roots,
                     intermediates,
                     allow_sha1,
+                    policy,
                 };
-                let store = trust_store(&trust)?;
-                let opts = options(&nonce, world, &trust)?;
+                let (store, opts) = resolve(&trust, &nonce, world)?;
                 let verified = verify_file(&evidence, &store, &opts)?;
                 let target = TargetKey::from_bytes(&key_bytes)?;
                 let package = wrap::wrap(&verified, &target, label)?;
@@ -393,19 +427,17 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                 )),
                 (Some(path), None) => cloud::read_kek_public(&read(&path)?)?,
                 (None, Some(evidence)) => {
-                    let (Some(nonce), Some(roots)) = (nonce, roots) else {
-                        return Err(usage("--evidence needs --nonce and --roots"));
+                    let Some(nonce) = nonce else {
+                        return Err(usage("--evidence needs --nonce (and --roots or --policy)"));
                     };
                     let trust = Trust {
                         roots,
                         intermediates,
                         allow_sha1,
+                        policy,
                     };
-                    let verified = verify_file(
-                        &evidence,
-                        &trust_store(&trust)?,
-                        &options(&nonce, world, &trust)?,
-                    )?;
+                    let (store, opts) = resolve(&trust, &nonce, world)?;
+                    let verified = verify_file(&evidence, &store, &opts)?;
                     let compat = verified
                         .compat_kek
                         .as_ref()
@@ -462,8 +494,7 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
             transfer,
             json,
         } => {
-            let store = trust_store(&trust)?;
-            let opts = options(evidence_nonce.as_deref().unwrap_or(&nonce), None, &trust)?;
+            let (store, opts) = resolve(&trust, evidence_nonce.as_deref().unwrap_or(&nonce), None)?;
             let verified = verify_file(&evidence, &store, &opts)?;
             let r = Receipt::from_cbor(&read(&receipt_path)?).map_err(|source| {
                 VerifyError::Format {
@@ -484,7 +515,7 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                 &r,
                 &verified,
                 &parse_nonce(&nonce)?,
-                trust.allow_sha1,
+                &opts.policy,
                 t.as_ref(),
             )?;
             if json {
@@ -521,7 +552,8 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
             Ok(())
         }
         Command::EkCert { cert, trust, json } => {
-            let store = trust_store(&trust)?;
+            // The nonce is not used here; resolve() wants one.
+            let (store, _) = resolve(&trust, "0000000000000000", None)?;
             let certs = byok_verifier::certs::parse_certificates(&read(&cert)?)
                 .map_err(VerifyError::EkCertificateUnparseable)?;
             let leaf = certs

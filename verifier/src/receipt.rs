@@ -24,7 +24,7 @@ pub fn check_receipt(
     receipt: &Receipt,
     verified: &Verified,
     nonce: &[u8],
-    allow_sha1: bool,
+    policy: &crate::policy::Policy,
     transfer: Option<&TransferPackage>,
 ) -> Result<ReceiptReport, VerifyError> {
     if receipt.world != verified.world {
@@ -48,7 +48,7 @@ pub fn check_receipt(
         &verified.ak_public,
         &verified.ak_qualified_name,
         nonce,
-        allow_sha1,
+        policy,
     )?;
     let key =
         TpmtPublic::parse_tpm2b(&receipt.key.public).map_err(|source| VerifyError::Malformed {

@@ -3,6 +3,7 @@
 
 use crate::certs::{parse_certificates, subject, verify_ek_certificate, TrustStore};
 use crate::error::VerifyError;
+use crate::policy::Policy;
 use byok_protocol::attest::{Attested, ClockInfo, TpmsAttest, MAGIC_FIELD, TYPE_FIELD};
 use byok_protocol::error::WireError;
 use byok_protocol::formats::{Evidence, Signed};
@@ -22,8 +23,8 @@ use subtle::ConstantTimeEq;
 pub struct Options {
     pub nonce: Vec<u8>,
     pub world: Option<String>,
-    pub allow_sha1: bool,
     pub now: SystemTime,
+    pub policy: Policy,
 }
 
 /// How the AK is tied to the EK.
@@ -114,7 +115,7 @@ pub fn check_signed_attest(
     ak: &TpmtPublic,
     ak_qualified_name: &[u8],
     nonce: &[u8],
-    allow_sha1: bool,
+    policy: &Policy,
 ) -> Result<(TpmsAttest, HashAlg), VerifyError> {
     let attest = parse_attest(what, &signed.attest, expected_type)?;
     let sig = TpmtSignature::parse(&signed.signature).map_err(malformed(what))?;
@@ -125,10 +126,10 @@ pub fn check_signed_attest(
             detail: other.to_string(),
         },
     })?;
-    if hash == HashAlg::Sha1 && !allow_sha1 {
+    if !policy.allows_hash(hash) {
         return Err(VerifyError::SignatureHashNotAllowed {
             what,
-            hash: "SHA-1",
+            hash: hash.label(),
         });
     }
     if !bool::from(attest.extra_data.ct_eq(nonce)) {
@@ -199,7 +200,7 @@ fn missing(
     out
 }
 
-fn check_ak(ak: &TpmtPublic) -> Result<(), VerifyError> {
+fn check_ak(ak: &TpmtPublic, policy: &Policy) -> Result<(), VerifyError> {
     let problems = missing(
         ak,
         &[
@@ -215,8 +216,8 @@ fn check_ak(ak: &TpmtPublic) -> Result<(), VerifyError> {
         return Err(VerifyError::AkAttributes(problems.join(", ")));
     }
     let ok = match &ak.params {
-        PublicParams::Rsa { key_bits, .. } => *key_bits >= 2048,
-        PublicParams::Ecc { curve: c, .. } => matches!(*c, curve::NIST_P256 | curve::NIST_P384),
+        PublicParams::Rsa { key_bits, .. } => *key_bits >= policy.min_rsa_bits.max(2048),
+        PublicParams::Ecc { curve: c, .. } => policy.allowed_curves.contains(c),
         _ => false,
     };
     if !ok || ak.name_hash() == HashAlg::Sha1 {
@@ -245,7 +246,7 @@ fn check_ek(ek: &TpmtPublic) -> Result<(), VerifyError> {
 
 /// KEK: generated in this TPM (fixedTPM, sensitiveDataOrigin), bound to its
 /// parent (fixedParent), a storage key (restricted|decrypt, not sign).
-pub fn check_kek(kek: &TpmtPublic) -> Result<(), VerifyError> {
+pub fn check_kek(kek: &TpmtPublic, policy: &Policy) -> Result<(), VerifyError> {
     if !kek.has(attr::FIXED_TPM) {
         return Err(VerifyError::KekNotFixedTpm);
     }
@@ -268,7 +269,7 @@ pub fn check_kek(kek: &TpmtPublic) -> Result<(), VerifyError> {
             key_bits,
             symmetric,
             ..
-        } => *key_bits >= 2048 && symmetric.algorithm == alg::AES,
+        } => *key_bits >= policy.min_rsa_bits.max(2048) && symmetric.algorithm == alg::AES,
         _ => false,
     };
     if !ok || kek.name_hash() == HashAlg::Sha1 {
@@ -299,6 +300,38 @@ pub fn check_compat_kek(p: &TpmtPublic) -> Result<(), VerifyError> {
     } else {
         Err(VerifyError::CompatKekAttributes(problems.join(", ")))
     }
+}
+
+/// The policy's reference values: each must be quoted and equal.
+fn check_reference_pcrs(pcrs: &BTreeMap<u32, Vec<u8>>, policy: &Policy) -> Result<(), VerifyError> {
+    for (bank, refs) in &policy.reference_pcrs {
+        for (index, expected) in refs {
+            // This build quotes the sha256 bank only.
+            let found = if bank == "sha256" {
+                pcrs.get(index)
+            } else {
+                None
+            };
+            match found {
+                None => {
+                    return Err(VerifyError::PcrNotQuoted {
+                        bank: bank.clone(),
+                        index: *index,
+                    })
+                }
+                Some(v) if v != expected => {
+                    return Err(VerifyError::PcrValueMismatch {
+                        bank: bank.clone(),
+                        index: *index,
+                        expected: hex::encode(expected),
+                        found: hex::encode(v),
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 fn selection_text(pcrs: &[u32]) -> String {
@@ -418,7 +451,7 @@ pub fn verify_evidence(
 
     // AK: restricted signing key, bound to the TPM; its qualified name under the EK.
     let ak_public = TpmtPublic::parse_tpm2b(&ev.ak.public).map_err(malformed("AK public"))?;
-    check_ak(&ak_public)?;
+    check_ak(&ak_public, &opts.policy)?;
     let ak_name = ak_public.name();
     let ek_qn = primary_qualified_name(rh::ENDORSEMENT, &ek_public.name())
         .ok_or(VerifyError::EkPublicMismatch)?;
@@ -433,7 +466,7 @@ pub fn verify_evidence(
         &ak_public,
         &ak_qn,
         &opts.nonce,
-        opts.allow_sha1,
+        &opts.policy,
     )?;
     let kek_public = TpmtPublic::parse_tpm2b(&ev.kek.public).map_err(malformed("KEK public"))?;
     let kek_name = kek_public.name();
@@ -458,7 +491,7 @@ pub fn verify_evidence(
         };
         return Err(VerifyError::KekHierarchy(detail));
     }
-    check_kek(&kek_public)?;
+    check_kek(&kek_public, &opts.policy)?;
     if kek_public.auth_policy != world_policy(&ev.world) {
         return Err(VerifyError::KekWorldMismatch {
             world: ev.world.clone(),
@@ -476,7 +509,7 @@ pub fn verify_evidence(
                 &ak_public,
                 &ak_qn,
                 &opts.nonce,
-                opts.allow_sha1,
+                &opts.policy,
             )?;
             let public =
                 TpmtPublic::parse_tpm2b(&c.public).map_err(malformed("compat KEK public"))?;
@@ -510,9 +543,10 @@ pub fn verify_evidence(
         &ak_public,
         &ak_qn,
         &opts.nonce,
-        opts.allow_sha1,
+        &opts.policy,
     )?;
     let pcrs = check_pcrs(&quote, quote_hash, ev)?;
+    check_reference_pcrs(&pcrs, &opts.policy)?;
 
     Ok(Verified {
         world: ev.world.clone(),
@@ -576,45 +610,54 @@ mod tests {
 
     #[test]
     fn kek_attribute_checks() {
-        assert!(check_kek(&rsa(KEK, SymDef::AES_128_CFB, 2048)).is_ok());
+        assert!(check_kek(&rsa(KEK, SymDef::AES_128_CFB, 2048), &Policy::default()).is_ok());
         assert!(matches!(
-            check_kek(&rsa(KEK & !attr::FIXED_TPM, SymDef::AES_128_CFB, 2048)),
+            check_kek(
+                &rsa(KEK & !attr::FIXED_TPM, SymDef::AES_128_CFB, 2048),
+                &Policy::default()
+            ),
             Err(VerifyError::KekNotFixedTpm)
         ));
         assert!(matches!(
-            check_kek(&rsa(KEK & !attr::FIXED_PARENT, SymDef::AES_128_CFB, 2048)),
+            check_kek(
+                &rsa(KEK & !attr::FIXED_PARENT, SymDef::AES_128_CFB, 2048),
+                &Policy::default()
+            ),
             Err(VerifyError::KekNotFixedParent)
         ));
         assert!(matches!(
-            check_kek(&rsa(
-                KEK & !attr::SENSITIVE_DATA_ORIGIN,
-                SymDef::AES_128_CFB,
-                2048
-            )),
+            check_kek(
+                &rsa(
+                    KEK & !attr::SENSITIVE_DATA_ORIGIN,
+                    SymDef::AES_128_CFB,
+                    2048
+                ),
+                &Policy::default()
+            ),
             Err(VerifyError::KekNotSensitiveDataOrigin)
         ));
         assert!(
-            matches!(check_kek(&rsa(KEK & !attr::RESTRICTED, SymDef::AES_128_CFB, 2048)), Err(VerifyError::KekNotStorageKey(d)) if d == "lacks restricted")
+            matches!(check_kek(&rsa(KEK & !attr::RESTRICTED, SymDef::AES_128_CFB, 2048), &Policy::default()), Err(VerifyError::KekNotStorageKey(d)) if d == "lacks restricted")
         );
         assert!(
-            matches!(check_kek(&rsa(KEK & !attr::DECRYPT, SymDef::AES_128_CFB, 2048)), Err(VerifyError::KekNotStorageKey(d)) if d == "lacks decrypt")
+            matches!(check_kek(&rsa(KEK & !attr::DECRYPT, SymDef::AES_128_CFB, 2048), &Policy::default()), Err(VerifyError::KekNotStorageKey(d)) if d == "lacks decrypt")
         );
         assert!(
-            matches!(check_kek(&rsa(KEK | attr::SIGN, SymDef::AES_128_CFB, 2048)), Err(VerifyError::KekNotStorageKey(d)) if d == "has sign")
+            matches!(check_kek(&rsa(KEK | attr::SIGN, SymDef::AES_128_CFB, 2048), &Policy::default()), Err(VerifyError::KekNotStorageKey(d)) if d == "has sign")
         );
         assert!(matches!(
-            check_kek(&rsa(KEK, SymDef::NULL, 2048)),
+            check_kek(&rsa(KEK, SymDef::NULL, 2048), &Policy::default()),
             Err(VerifyError::KekKeyUnsupported(_))
         ));
         assert!(matches!(
-            check_kek(&rsa(KEK, SymDef::AES_128_CFB, 1024)),
+            check_kek(&rsa(KEK, SymDef::AES_128_CFB, 1024), &Policy::default()),
             Err(VerifyError::KekKeyUnsupported(_))
         ));
     }
 
     #[test]
     fn ak_attribute_checks() {
-        assert!(check_ak(&rsa(AK, SymDef::NULL, 2048)).is_ok());
+        assert!(check_ak(&rsa(AK, SymDef::NULL, 2048), &Policy::default()).is_ok());
         for (a, what) in [
             (attr::FIXED_TPM, "lacks fixedTPM"),
             (attr::FIXED_PARENT, "lacks fixedParent"),
@@ -623,15 +666,15 @@ mod tests {
             (attr::SIGN, "lacks sign"),
         ] {
             assert!(
-                matches!(check_ak(&rsa(AK & !a, SymDef::NULL, 2048)), Err(VerifyError::AkAttributes(d)) if d == what),
+                matches!(check_ak(&rsa(AK & !a, SymDef::NULL, 2048), &Policy::default()), Err(VerifyError::AkAttributes(d)) if d == what),
                 "{what}"
             );
         }
         assert!(
-            matches!(check_ak(&rsa(AK | attr::DECRYPT, SymDef::NULL, 2048)), Err(VerifyError::AkAttributes(d)) if d == "has decrypt")
+            matches!(check_ak(&rsa(AK | attr::DECRYPT, SymDef::NULL, 2048), &Policy::default()), Err(VerifyError::AkAttributes(d)) if d == "has decrypt")
         );
         assert!(matches!(
-            check_ak(&rsa(AK, SymDef::NULL, 1024)),
+            check_ak(&rsa(AK, SymDef::NULL, 1024), &Policy::default()),
             Err(VerifyError::AkKeyUnsupported(_))
         ));
     }

@@ -28,7 +28,7 @@ fn case(host: &Host, world: &str, work: &TempDir) -> Case {
         opts: Options {
             nonce: hex::decode(&n).unwrap(),
             world: Some(world.to_string()),
-            allow_sha1: false,
+            policy: Default::default(),
             now: SystemTime::now(),
         },
         store: TrustStore {

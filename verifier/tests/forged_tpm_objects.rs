@@ -54,7 +54,7 @@ fn setup() -> Setup {
     let opts = Options {
         nonce: hex::decode(&n).unwrap(),
         world: Some("eu".into()),
-        allow_sha1: false,
+        policy: Default::default(),
         now: SystemTime::now(),
     };
     verify_evidence(&ev, &store, &opts).expect("genuine evidence verifies");
@@ -475,7 +475,7 @@ fn sha1_signed_attestations_need_allow_sha1_and_the_digest_follows_the_signing_h
         "{r:?}"
     );
     let mut opts = s.opts.clone();
-    opts.allow_sha1 = true;
+    opts.policy.allow_sha1 = true;
     verify_evidence(&ev, &s.store, &opts).expect("SHA-1 evidence verifies when allowed");
 }
 
