@@ -260,6 +260,16 @@ fn forged_evidence_fails_with_the_named_check() {
     ev.quote.pcrs.get_mut("sha256").unwrap().remove(&7);
     assert!(matches!(
         check(&c, &ev),
+        Err(VerifyError::PcrSelectionMismatch { quoted, listed })
+            if quoted == "sha256:0,1,2,3,4,5,6,7" && listed == "sha256:0,1,2,3,4,5,6"
+    ));
+    // An extra bank listed beside the quoted one.
+    let mut ev = c.ev.clone();
+    let extra: std::collections::BTreeMap<u32, ByteBuf> =
+        [(0u32, ByteBuf::from(vec![0u8; 20]))].into_iter().collect();
+    ev.quote.pcrs.insert("sha1".into(), extra);
+    assert!(matches!(
+        check(&c, &ev),
         Err(VerifyError::PcrSelectionMismatch { .. })
     ));
     let mut ev = c.ev.clone();
