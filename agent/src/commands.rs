@@ -368,6 +368,52 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Answer a credential challenge: TPM2_ActivateCredential with the world's AK
+/// and the EK releases the secret only if this TPM holds both.
+pub fn activate(ctx: &Ctx, world: &str, input: &Path, out: &Path) -> Result<()> {
+    use byok_protocol::formats::{Activation, Challenge, ACTIVATION_TYPE, VERSION};
+    check_id("world", world)?;
+    let ch = Challenge::from_cbor(&read_file(input)?)
+        .map_err(|e| AgentError::BadPackage(format!("challenge: {e}")))?;
+    if ch.world != world {
+        return Err(AgentError::PackageWorldMismatch {
+            package: ch.world,
+            world: world.to_string(),
+        });
+    }
+    let state = StateDir::open(&ctx.state_dir)?;
+    let w = state.world(world)?;
+    let ak_name = parse_public(&w.ak_public, "AK public")?.name();
+    if ch.ak_name.as_ref() != ak_name.as_slice() {
+        return Err(AgentError::PackageAkMismatch {
+            world: world.to_string(),
+            package: hex::encode(&ch.ak_name),
+            ours: hex::encode(&ak_name),
+        });
+    }
+    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let (ek, _) = tpm.ek()?;
+    let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;
+    let secret = tpm.activate_credential(
+        ak,
+        ek,
+        &ch.credential.id_object,
+        &ch.credential.encrypted_secret,
+    );
+    tpm.flush(ak);
+    let secret = secret?;
+    let answer = Activation {
+        kind: ACTIVATION_TYPE.into(),
+        version: VERSION,
+        world: world.to_string(),
+        ak_name: ByteBuf::from(ak_name),
+        secret: ByteBuf::from(secret.to_vec()),
+    };
+    write_atomic(out, &answer.to_cbor())?;
+    println!("activation for world {world} written to {}", out.display());
+    Ok(())
+}
+
 pub fn keys_list(ctx: &Ctx) -> Result<()> {
     let state = StateDir::open(&ctx.state_dir)?;
     for k in state.keys()? {

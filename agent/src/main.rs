@@ -71,6 +71,16 @@ enum Command {
         #[arg(long)]
         name: String,
     },
+    /// Answer a credential challenge from `byok-verifier challenge` (proves the
+    /// AK and the EK are in this TPM).
+    Activate {
+        #[arg(long)]
+        world: String,
+        #[arg(long = "in")]
+        input: PathBuf,
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+    },
     /// List, show or delete keys.
     Keys {
         #[command(subcommand)]
@@ -159,6 +169,7 @@ fn main() {
             out,
         } => commands::evidence(&ctx, &world, &nonce, &pcrs, &out),
         Command::Import { world, input, name } => commands::import(&ctx, &world, &input, &name),
+        Command::Activate { world, input, out } => commands::activate(&ctx, &world, &input, &out),
         Command::Keys { action } => match action.unwrap_or(KeysAction::List) {
             KeysAction::List => commands::keys_list(&ctx),
             KeysAction::Show { name } => commands::keys_show(&ctx, &name),

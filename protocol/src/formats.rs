@@ -11,6 +11,8 @@ pub const VERSION: u64 = 1;
 pub const EVIDENCE_TYPE: &str = "tpm-byok/evidence";
 pub const TRANSFER_TYPE: &str = "tpm-byok/transfer";
 pub const RECEIPT_TYPE: &str = "tpm-byok/receipt";
+pub const CHALLENGE_TYPE: &str = "tpm-byok/challenge";
+pub const ACTIVATION_TYPE: &str = "tpm-byok/activation";
 
 /// A signed TPM attestation: TPMS_ATTEST bytes and the TPMT_SIGNATURE over them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -133,6 +135,40 @@ pub struct Receipt {
     pub certify: Signed,
 }
 
+/// A credential challenge for an AK (`byok-verifier challenge`): only the TPM
+/// holding the EK and an object named `ak_name` can recover the secret. The
+/// operator keeps this file; the host gets a copy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Challenge {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u64,
+    pub world: String,
+    pub ek_name: ByteBuf,
+    pub ak_name: ByteBuf,
+    pub credential: CredentialBlob,
+    /// SHA-256("tpm-byok/activation\0" || secret).
+    pub commitment: ByteBuf,
+}
+
+/// The host's answer (`byok-agent activate`): the secret the TPM released.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Activation {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u64,
+    pub world: String,
+    pub ak_name: ByteBuf,
+    pub secret: ByteBuf,
+}
+
+/// The commitment a challenge records for its secret.
+pub fn activation_commitment(secret: &[u8]) -> Vec<u8> {
+    let mut data = b"tpm-byok/activation\0".to_vec();
+    data.extend_from_slice(secret);
+    crate::hash::sha256(&data).to_vec()
+}
+
 /// A versioned CBOR document of the project.
 pub trait Document: Serialize + DeserializeOwned {
     const TYPE: &'static str;
@@ -199,6 +235,12 @@ impl Document for TransferPackage {
 }
 impl Document for Receipt {
     const TYPE: &'static str = RECEIPT_TYPE;
+}
+impl Document for Challenge {
+    const TYPE: &'static str = CHALLENGE_TYPE;
+}
+impl Document for Activation {
+    const TYPE: &'static str = ACTIVATION_TYPE;
 }
 
 /// The type field of any of our documents, for `inspect`.

@@ -151,6 +151,10 @@ pub enum VerifyError {
     #[error("invalid nonce: {0}")]
     BadNonce(String),
 
+    // --- challenge and activation
+    #[error("activation does not prove the AK-EK binding: {0}")]
+    ActivationMismatch(&'static str),
+
     // --- receipts
     #[error("receipt is for world {receipt:?}, not {evidence:?} of the evidence")]
     ReceiptWorldMismatch { receipt: String, evidence: String },

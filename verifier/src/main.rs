@@ -1,13 +1,13 @@
 //! byok-verifier command line.
 #![forbid(unsafe_code)]
 
-use byok_protocol::formats::{Document, Evidence, Receipt, TransferPackage};
+use byok_protocol::formats::{Activation, Challenge, Document, Evidence, Receipt, TransferPackage};
 use byok_protocol::keys::{KeyAlg, TargetKey};
 use byok_verifier::certs::{load_certificates, TrustStore};
 use byok_verifier::cloud::{self, Cloud, CloudKey, KeyType};
 use byok_verifier::error::VerifyError;
 use byok_verifier::policy::{self, Policy};
-use byok_verifier::verify::{parse_nonce, verify_evidence, Options, Verified};
+use byok_verifier::verify::{check_activation, parse_nonce, verify_evidence, Options, Verified};
 use byok_verifier::{inspect, read, receipt, wrap, write_output};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -57,6 +57,27 @@ enum Command {
         /// One JSON line per file.
         #[arg(long)]
         json: bool,
+        /// The host's answer to a challenge (`byok-agent activate`): proves the
+        /// AK-EK binding now instead of at import. Needs --challenge.
+        #[arg(long, requires = "challenge")]
+        activation: Option<PathBuf>,
+        /// The operator's copy of the challenge the activation answers.
+        #[arg(long, requires = "activation")]
+        challenge: Option<PathBuf>,
+    },
+    /// Verify evidence, then write a credential challenge for its AK and EK
+    /// (answered by `byok-agent activate`, checked by `verify --activation`).
+    Challenge {
+        #[arg(long)]
+        evidence: PathBuf,
+        #[arg(long)]
+        nonce: String,
+        #[command(flatten)]
+        trust: Trust,
+        #[arg(long)]
+        world: Option<String>,
+        #[arg(short = 'o', long)]
+        out: PathBuf,
     },
     /// Wrap a key: for a verified TPM KEK (default), or for a cloud KMS KEK.
     Wrap {
@@ -353,7 +374,81 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
             trust,
             world,
             json,
+            activation: None,
+            challenge: _,
         } => cmd_verify(&evidence, &nonce, &trust, world, json),
+        Command::Verify {
+            evidence,
+            nonce,
+            trust,
+            world,
+            json,
+            activation: Some(activation),
+            challenge,
+        } => {
+            let [evidence] = evidence.as_slice() else {
+                return Err(VerifyError::Usage(
+                    "--activation checks one evidence file".into(),
+                ));
+            };
+            let (store, opts) = resolve(&trust, &nonce, world)?;
+            let mut verified = verify_file(evidence, &store, &opts)?;
+            let challenge_path = challenge
+                .ok_or_else(|| VerifyError::Usage("--activation needs --challenge".into()))?;
+            let ch = Challenge::from_cbor(&read(&challenge_path)?).map_err(|source| {
+                VerifyError::Format {
+                    what: "challenge",
+                    source,
+                }
+            })?;
+            let act = Activation::from_cbor(&read(&activation)?).map_err(|source| {
+                VerifyError::Format {
+                    what: "activation",
+                    source,
+                }
+            })?;
+            check_activation(&mut verified, &ch, &act)?;
+            if json {
+                println!("{}", verified_json(evidence, &verified));
+            } else {
+                print_verified(evidence, &verified);
+            }
+            Ok(())
+        }
+        Command::Challenge {
+            evidence,
+            nonce,
+            trust,
+            world,
+            out,
+        } => {
+            let (store, opts) = resolve(&trust, &nonce, world)?;
+            let verified = verify_file(&evidence, &store, &opts)?;
+            let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret[..]);
+            let cred = byok_protocol::credential::make_credential(
+                &verified.ek_public,
+                &verified.ak_name,
+                &secret[..],
+            )?;
+            let ch = Challenge {
+                kind: byok_protocol::formats::CHALLENGE_TYPE.into(),
+                version: byok_protocol::formats::VERSION,
+                world: verified.world.clone(),
+                ek_name: serde_bytes::ByteBuf::from(verified.ek_public.name()),
+                ak_name: serde_bytes::ByteBuf::from(verified.ak_name.clone()),
+                credential: byok_protocol::formats::CredentialBlob {
+                    id_object: serde_bytes::ByteBuf::from(cred.id_object),
+                    encrypted_secret: serde_bytes::ByteBuf::from(cred.encrypted_secret),
+                },
+                commitment: serde_bytes::ByteBuf::from(
+                    byok_protocol::formats::activation_commitment(&secret[..]),
+                ),
+            };
+            write_output(&out, &ch.to_cbor(), 0o644)?;
+            println!("challenge for the AK of world {:?} written to {} (keep a copy: verify --challenge needs it)", verified.world, out.display());
+            Ok(())
+        }
         Command::Wrap {
             format,
             evidence,

@@ -31,6 +31,42 @@ pub struct Options {
 pub const AK_BINDING_AT_IMPORT: &str =
     "not proven by evidence alone: enforced by the TPM at import (the key is released only to the TPM holding this EK and an object with this AK's name)";
 
+/// How the AK is tied to the EK once a challenge was answered.
+pub const AK_BINDING_PROVEN: &str =
+    "proven: the TPM holding this EK released a credential bound to this AK's name (challenge and activation)";
+
+/// Check an answered challenge against verified evidence: the challenge was
+/// made for this evidence's EK and AK, and the host returned the secret whose
+/// commitment the operator's copy of the challenge holds.
+pub fn check_activation(
+    verified: &mut Verified,
+    challenge: &byok_protocol::formats::Challenge,
+    activation: &byok_protocol::formats::Activation,
+) -> Result<(), VerifyError> {
+    if challenge.ak_name.as_slice() != verified.ak_name.as_slice()
+        || challenge.ek_name.as_slice() != verified.ek_public.name().as_slice()
+    {
+        return Err(VerifyError::ActivationMismatch(
+            "the challenge was made for another EK or AK than this evidence's",
+        ));
+    }
+    if activation.ak_name.as_slice() != verified.ak_name.as_slice()
+        || activation.world != verified.world
+    {
+        return Err(VerifyError::ActivationMismatch(
+            "the activation answers for another AK or world",
+        ));
+    }
+    let commitment = byok_protocol::formats::activation_commitment(&activation.secret);
+    if !bool::from(commitment.as_slice().ct_eq(challenge.commitment.as_slice())) {
+        return Err(VerifyError::ActivationMismatch(
+            "the returned secret is not the challenge's: the AK and EK are not in one TPM",
+        ));
+    }
+    verified.ak_binding = AK_BINDING_PROVEN;
+    Ok(())
+}
+
 /// The facts an evidence file establishes once verified.
 #[derive(Debug, Clone)]
 pub struct Verified {
