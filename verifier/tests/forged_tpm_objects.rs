@@ -503,3 +503,86 @@ fn a_quote_over_no_pcrs_is_refused() {
     let r = verify(&s, &ev);
     assert!(matches!(r, Err(VerifyError::PcrSelectionEmpty)), "{r:?}");
 }
+
+/// Evidence whose AK is a real TPM ECC key (P-256/ECDSA-SHA256 or
+/// P-384/ECDSA-SHA384) created under the EK: it verifies, and a flipped
+/// signature byte does not.
+#[test]
+fn ecdsa_aks_verify() {
+    use tss_esapi::interface_types::ecc::EccCurve;
+    use tss_esapi::structures::{PcrSelectionListBuilder, PcrSlot};
+    let s = setup();
+    for (curve, hash) in [
+        (EccCurve::NistP256, HashingAlgorithm::Sha256),
+        (EccCurve::NistP384, HashingAlgorithm::Sha384),
+    ] {
+        let mut ctx = context(&s.host);
+        let ek = ek(&mut ctx);
+        let created = ak::create_ak_2(
+            &mut ctx,
+            ek,
+            hash,
+            tss_esapi::abstraction::AsymmetricAlgorithmSelection::Ecc(curve),
+            SignatureSchemeAlgorithm::EcDsa,
+            None,
+            None,
+        )
+        .unwrap();
+        let ak_public = tpm2b(&created.out_public.marshall().unwrap());
+        let ak = ak::load_ak(&mut ctx, ek, None, created.out_private, created.out_public).unwrap();
+        let kek = {
+            let h = PersistentTpmHandle::new(0x8100_0100).unwrap();
+            ctx.execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::Persistent(h)))
+                .unwrap()
+        };
+        let nonce = Data::try_from(s.opts.nonce.clone()).unwrap();
+        let (certify, certify_sig) = ctx
+            .execute_with_sessions(
+                (
+                    Some(AuthSession::Password),
+                    Some(AuthSession::Password),
+                    None,
+                ),
+                |c| c.certify(kek, ak, nonce.clone(), SignatureScheme::Null),
+            )
+            .unwrap();
+        let slots: Vec<PcrSlot> = (0..8)
+            .map(|i| PcrSlot::try_from(1u32 << i).unwrap())
+            .collect();
+        let selection = PcrSelectionListBuilder::new()
+            .with_selection(HashingAlgorithm::Sha256, &slots)
+            .build()
+            .unwrap();
+        let (quote, quote_sig) = ctx
+            .execute_with_session(Some(AuthSession::Password), |c| {
+                c.quote(ak, nonce, SignatureScheme::Null, selection)
+            })
+            .unwrap();
+        ctx.flush_context(ak.into()).unwrap();
+        let mut ev = s.ev.clone();
+        ev.ak.public = ByteBuf::from(ak_public);
+        ev.kek.certify = Signed {
+            attest: ByteBuf::from(certify.marshall().unwrap()),
+            signature: ByteBuf::from(certify_sig.marshall().unwrap()),
+        };
+        ev.quote.attest = ByteBuf::from(quote.marshall().unwrap());
+        ev.quote.signature = ByteBuf::from(quote_sig.marshall().unwrap());
+        verify(&s, &ev).unwrap_or_else(|e| panic!("{curve:?}: {e}"));
+        let mut bad = ev.clone();
+        let last = bad.quote.signature.len() - 1;
+        bad.quote.signature[last] ^= 1;
+        assert!(matches!(
+            verify(&s, &bad),
+            Err(VerifyError::SignatureInvalid { what: "quote" })
+        ));
+        // The policy can refuse a curve.
+        let mut opts = s.opts.clone();
+        opts.policy.allowed_curves = vec![byok_protocol::tpm::curve::NIST_P384];
+        let r = verify_evidence(&ev, &s.store, &opts);
+        if curve == EccCurve::NistP256 {
+            assert!(matches!(r, Err(VerifyError::AkKeyUnsupported(_))), "{r:?}");
+        } else {
+            r.unwrap();
+        }
+    }
+}
