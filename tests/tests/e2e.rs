@@ -912,6 +912,44 @@ fn inspect_decodes_every_file_type() {
         serde_json::json!(["userWithAuth", "noDA", "decrypt", "sign"])
     );
     assert_eq!(v["key"]["public"]["auth_policy"], "");
+    let v: serde_json::Value = serde_json::from_slice(
+        &verifier()
+            .args(["inspect", "--json"])
+            .arg(&w.evidence)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(v["checks"]["tpm_signed_claims"]
+        .as_str()
+        .unwrap()
+        .starts_with("pass"));
+    assert_eq!(
+        v["kek"]["public"]["attributes"],
+        serde_json::json!([
+            "fixedTPM",
+            "fixedParent",
+            "sensitiveDataOrigin",
+            "userWithAuth",
+            "noDA",
+            "restricted",
+            "decrypt"
+        ])
+    );
+    assert!(v["quote"]["attest"]["reset_count"].is_number());
+    // A tampered file shows the failed check.
+    let mut ev = evidence_of(&w.evidence);
+    let last = ev.kek.certify.signature.len() - 1;
+    ev.kek.certify.signature[last] ^= 1;
+    let bad = work.path().join("bad.evidence");
+    std::fs::write(&bad, ev.to_cbor()).unwrap();
+    verifier()
+        .arg("inspect")
+        .arg(&bad)
+        .assert()
+        .success()
+        .stdout(contains("FAIL: KEK certify: signature does not verify"));
 }
 
 #[test]

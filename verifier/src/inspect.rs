@@ -81,6 +81,13 @@ pub fn describe(bytes: &[u8]) -> Result<Value, String> {
                 "kek": {"public": public_json(&ev.kek.public), "certify": attest_json(&ev.kek.certify.attest)},
                 "quote": {"attest": attest_json(&ev.quote.attest), "pcrs": pcrs},
                 "agent": ev.agent,
+                "checks": {
+                    "ek_certificate_chain": "not checked here: inspect has no roots; run verify",
+                    "tpm_signed_claims": match crate::verify::check_signed_claims(&ev) {
+                        Ok(_) => "pass: EK public = certificate key; AK, certify, KEK name/hierarchy/attributes/world binding, quote and PCR digest consistent with the file's own nonce".to_string(),
+                        Err(e) => format!("FAIL: {e}"),
+                    },
+                },
             }))
         }
         Some(byok_protocol::formats::TRANSFER_TYPE) => {
