@@ -252,3 +252,27 @@ pub fn nonce() -> String {
         .expect("read /dev/urandom");
     hex::encode(b)
 }
+
+/// A TPMS_ATTEST as a forger writes it (TPM_GENERATED_VALUE and all): type,
+/// qualifiedSigner, extraData (nonce), zero clock and firmware, then `body`.
+pub fn forged_attest(kind: u16, signer_qn: &[u8], nonce: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut w = byok_protocol::wire::Writer::new();
+    w.u32(byok_protocol::tpm::TPM_GENERATED_VALUE)
+        .u16(kind)
+        .tpm2b(signer_qn)
+        .tpm2b(nonce);
+    w.raw(&[0u8; 8])
+        .u32(1)
+        .u32(0)
+        .u8(1)
+        .raw(&[0u8; 8])
+        .raw(body);
+    w.into_vec()
+}
+
+/// The body of a genuine quote (PCR selection and digest), after its header.
+pub fn quote_body(attest: &[u8]) -> Vec<u8> {
+    let q = byok_protocol::TpmsAttest::parse(attest).expect("genuine quote");
+    let header = 4 + 2 + 2 + q.qualified_signer.len() + 2 + q.extra_data.len() + 17 + 8;
+    attest[header..].to_vec()
+}

@@ -9,9 +9,9 @@ use byok_protocol::formats::{Challenge, Document, Evidence, Signed};
 use byok_protocol::public::{
     primary_qualified_name, qualified_name, PublicId, PublicParams, Scheme, SymDef, TpmtPublic,
 };
-use byok_protocol::tpm::{alg, attr, rh, st, TPM_GENERATED_VALUE};
+use byok_protocol::tpm::{alg, attr, rh, st};
 use byok_protocol::wire::{tpm2b, Writer};
-use byok_tests::{nonce, tpm_a, verifier, Host};
+use byok_tests::{forged_attest, nonce, quote_body, tpm_a, verifier, Host};
 use predicates::str::contains;
 use rsa::traits::PublicKeyParts;
 use serde_bytes::ByteBuf;
@@ -109,21 +109,6 @@ fn rsa_public(
     )
 }
 
-fn forged_attest(kind: u16, signer_qn: &[u8], nonce: &[u8], body: &[u8]) -> Vec<u8> {
-    let mut w = Writer::new();
-    w.u32(TPM_GENERATED_VALUE)
-        .u16(kind)
-        .tpm2b(signer_qn)
-        .tpm2b(nonce);
-    w.raw(&[0u8; 8])
-        .u32(1)
-        .u32(0)
-        .u8(1)
-        .raw(&[0u8; 8])
-        .raw(body);
-    w.into_vec()
-}
-
 fn sign(key: &rsa::RsaPrivateKey, msg: &[u8]) -> Vec<u8> {
     let digest = byok_protocol::hash::sha256(msg);
     let sig = key
@@ -172,14 +157,11 @@ fn forge(genuine: &Evidence) -> Evidence {
     body.tpm2b(&kek.name())
         .tpm2b(&primary_qualified_name(rh::OWNER, &kek.name()).unwrap());
     let certify = forged_attest(st::ATTEST_CERTIFY, &ak_qn, &genuine.nonce, &body.into_vec());
-    // Reuse the genuine quote's selection and digest after its header.
-    let q = byok_protocol::TpmsAttest::parse(&genuine.quote.attest).unwrap();
-    let header = 4 + 2 + 2 + q.qualified_signer.len() + 2 + q.extra_data.len() + 17 + 8;
     let quote = forged_attest(
         st::ATTEST_QUOTE,
         &ak_qn,
         &genuine.nonce,
-        &genuine.quote.attest[header..],
+        &quote_body(&genuine.quote.attest),
     );
     let mut ev = genuine.clone();
     ev.ak.public = ByteBuf::from(tpm2b(ak.as_bytes()));

@@ -7,10 +7,10 @@ use byok_protocol::formats::{Document, Evidence, Signed};
 use byok_protocol::public::{
     primary_qualified_name, qualified_name, PublicId, PublicParams, Scheme, SymDef, TpmtPublic,
 };
-use byok_protocol::tpm::{alg, attr, rh, st, TPM_GENERATED_VALUE};
+use byok_protocol::tpm::{alg, attr, rh, st};
 use byok_protocol::wire::{tpm2b, unwrap_tpm2b, Writer};
 use byok_protocol::world::world_policy;
-use byok_tests::{nonce, tpm_a, Host};
+use byok_tests::{forged_attest, nonce, quote_body, tpm_a, Host};
 use byok_verifier::certs::{load_certificates, TrustStore};
 use byok_verifier::error::VerifyError;
 use byok_verifier::verify::{verify_evidence, Options};
@@ -274,22 +274,6 @@ impl KeyCustomization for Unrestricted {
     }
 }
 
-/// TPMS_ATTEST as a forger would write it (TPM_GENERATED_VALUE and all).
-fn forged_attest(kind: u16, signer_qn: &[u8], nonce: &[u8], body: &[u8]) -> Vec<u8> {
-    let mut w = Writer::new();
-    w.u32(TPM_GENERATED_VALUE)
-        .u16(kind)
-        .tpm2b(signer_qn)
-        .tpm2b(nonce);
-    w.raw(&[0u8; 8])
-        .u32(1)
-        .u32(0)
-        .u8(1)
-        .raw(&[0u8; 8])
-        .raw(body);
-    w.into_vec()
-}
-
 #[test]
 fn unrestricted_ak_signing_forged_attestations_is_refused() {
     let s = setup();
@@ -318,15 +302,12 @@ fn unrestricted_ak_signing_forged_attestations_is_refused() {
     body.tpm2b(&genuine_kek.name())
         .tpm2b(&primary_qualified_name(rh::OWNER, &genuine_kek.name()).unwrap());
     let certify = forged_attest(st::ATTEST_CERTIFY, &qn, &s.opts.nonce, &body.into_vec());
-    let quote_body = {
-        let genuine = byok_protocol::TpmsAttest::parse(&s.ev.quote.attest).unwrap();
-        let raw = &s.ev.quote.attest[..];
-        // The genuine quote's body (selection and digest) after its header.
-        let header =
-            4 + 2 + 2 + genuine.qualified_signer.len() + 2 + genuine.extra_data.len() + 17 + 8;
-        raw[header..].to_vec()
-    };
-    let quote = forged_attest(st::ATTEST_QUOTE, &qn, &s.opts.nonce, &quote_body);
+    let quote = forged_attest(
+        st::ATTEST_QUOTE,
+        &qn,
+        &s.opts.nonce,
+        &quote_body(&s.ev.quote.attest),
+    );
     let mut sign = |msg: &[u8]| -> Vec<u8> {
         use tss_esapi::structures::Signature;
         let digest = Digest::try_from(byok_protocol::hash::sha256(msg).to_vec()).unwrap();
@@ -403,59 +384,21 @@ impl KeyCustomization for Sha1Ak {
 
 #[test]
 fn sha1_signed_attestations_need_allow_sha1_and_the_digest_follows_the_signing_hash() {
-    use tss_esapi::structures::{PcrSelectionListBuilder, PcrSlot};
     let s = setup();
-    let mut ctx = context(&s.host);
-    let ek = ek(&mut ctx);
-    let created = ak::create_ak(
-        &mut ctx,
-        ek,
-        HashingAlgorithm::Sha256,
-        SignatureSchemeAlgorithm::RsaSsa,
-        None,
-        Sha1Ak,
-    )
-    .unwrap();
-    let ak_public = tpm2b(&created.out_public.marshall().unwrap());
-    let ak = ak::load_ak(&mut ctx, ek, None, created.out_private, created.out_public).unwrap();
-    let kek = {
-        let h = PersistentTpmHandle::new(0x8100_0100).unwrap();
-        ctx.execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::Persistent(h)))
-            .unwrap()
-    };
-    let nonce = Data::try_from(s.opts.nonce.clone()).unwrap();
-    let (certify, certify_sig) = ctx
-        .execute_with_sessions(
-            (
-                Some(AuthSession::Password),
-                Some(AuthSession::Password),
-                None,
-            ),
-            |c| c.certify(kek, ak, nonce.clone(), SignatureScheme::Null),
+    let created = {
+        let mut ctx = context(&s.host);
+        let ek = ek(&mut ctx);
+        ak::create_ak(
+            &mut ctx,
+            ek,
+            HashingAlgorithm::Sha256,
+            SignatureSchemeAlgorithm::RsaSsa,
+            None,
+            Sha1Ak,
         )
-        .unwrap();
-    let slots: Vec<PcrSlot> = (0..8)
-        .map(|i| PcrSlot::try_from(1u32 << i).unwrap())
-        .collect();
-    let selection = PcrSelectionListBuilder::new()
-        .with_selection(HashingAlgorithm::Sha256, &slots)
-        .build()
-        .unwrap();
-    let (quote, quote_sig) = ctx
-        .execute_with_session(Some(AuthSession::Password), |c| {
-            c.quote(ak, nonce, SignatureScheme::Null, selection)
-        })
-        .unwrap();
-    ctx.flush_context(ak.into()).unwrap();
-
-    let mut ev = s.ev.clone();
-    ev.ak.public = ByteBuf::from(ak_public);
-    ev.kek.certify = Signed {
-        attest: ByteBuf::from(certify.marshall().unwrap()),
-        signature: ByteBuf::from(certify_sig.marshall().unwrap()),
+        .unwrap()
     };
-    ev.quote.attest = ByteBuf::from(quote.marshall().unwrap());
-    ev.quote.signature = ByteBuf::from(quote_sig.marshall().unwrap());
+    let ev = attested_by(&s, created);
     // The quote's pcrDigest is SHA-1 (20 bytes) over the sha256 bank's values.
     let parsed = byok_protocol::TpmsAttest::parse(&ev.quote.attest).unwrap();
     let byok_protocol::attest::Attested::Quote { pcr_digest, .. } = parsed.attested else {
@@ -510,63 +453,26 @@ fn a_quote_over_no_pcrs_is_refused() {
 #[test]
 fn ecdsa_aks_verify() {
     use tss_esapi::interface_types::ecc::EccCurve;
-    use tss_esapi::structures::{PcrSelectionListBuilder, PcrSlot};
     let s = setup();
     for (curve, hash) in [
         (EccCurve::NistP256, HashingAlgorithm::Sha256),
         (EccCurve::NistP384, HashingAlgorithm::Sha384),
     ] {
-        let mut ctx = context(&s.host);
-        let ek = ek(&mut ctx);
-        let created = ak::create_ak_2(
-            &mut ctx,
-            ek,
-            hash,
-            tss_esapi::abstraction::AsymmetricAlgorithmSelection::Ecc(curve),
-            SignatureSchemeAlgorithm::EcDsa,
-            None,
-            None,
-        )
-        .unwrap();
-        let ak_public = tpm2b(&created.out_public.marshall().unwrap());
-        let ak = ak::load_ak(&mut ctx, ek, None, created.out_private, created.out_public).unwrap();
-        let kek = {
-            let h = PersistentTpmHandle::new(0x8100_0100).unwrap();
-            ctx.execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::Persistent(h)))
-                .unwrap()
-        };
-        let nonce = Data::try_from(s.opts.nonce.clone()).unwrap();
-        let (certify, certify_sig) = ctx
-            .execute_with_sessions(
-                (
-                    Some(AuthSession::Password),
-                    Some(AuthSession::Password),
-                    None,
-                ),
-                |c| c.certify(kek, ak, nonce.clone(), SignatureScheme::Null),
+        let created = {
+            let mut ctx = context(&s.host);
+            let ek = ek(&mut ctx);
+            ak::create_ak_2(
+                &mut ctx,
+                ek,
+                hash,
+                tss_esapi::abstraction::AsymmetricAlgorithmSelection::Ecc(curve),
+                SignatureSchemeAlgorithm::EcDsa,
+                None,
+                None,
             )
-            .unwrap();
-        let slots: Vec<PcrSlot> = (0..8)
-            .map(|i| PcrSlot::try_from(1u32 << i).unwrap())
-            .collect();
-        let selection = PcrSelectionListBuilder::new()
-            .with_selection(HashingAlgorithm::Sha256, &slots)
-            .build()
-            .unwrap();
-        let (quote, quote_sig) = ctx
-            .execute_with_session(Some(AuthSession::Password), |c| {
-                c.quote(ak, nonce, SignatureScheme::Null, selection)
-            })
-            .unwrap();
-        ctx.flush_context(ak.into()).unwrap();
-        let mut ev = s.ev.clone();
-        ev.ak.public = ByteBuf::from(ak_public);
-        ev.kek.certify = Signed {
-            attest: ByteBuf::from(certify.marshall().unwrap()),
-            signature: ByteBuf::from(certify_sig.marshall().unwrap()),
+            .unwrap()
         };
-        ev.quote.attest = ByteBuf::from(quote.marshall().unwrap());
-        ev.quote.signature = ByteBuf::from(quote_sig.marshall().unwrap());
+        let ev = attested_by(&s, created);
         verify(&s, &ev).unwrap_or_else(|e| panic!("{curve:?}: {e}"));
         let mut bad = ev.clone();
         let last = bad.quote.signature.len() - 1;
@@ -585,4 +491,52 @@ fn ecdsa_aks_verify() {
             r.unwrap();
         }
     }
+}
+
+/// The genuine evidence re-attested by another AK made in the TPM: that AK
+/// certifies the world's KEK and quotes sha256 PCRs 0-7 with the operator's nonce.
+fn attested_by(s: &Setup, created: tss_esapi::structures::CreateKeyResult) -> Evidence {
+    use tss_esapi::structures::{PcrSelectionListBuilder, PcrSlot};
+    let mut ctx = context(&s.host);
+    let ek = ek(&mut ctx);
+    let ak_public = tpm2b(&created.out_public.marshall().unwrap());
+    let ak = ak::load_ak(&mut ctx, ek, None, created.out_private, created.out_public).unwrap();
+    let kek = {
+        let h = PersistentTpmHandle::new(0x8100_0100).unwrap();
+        ctx.execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::Persistent(h)))
+            .unwrap()
+    };
+    let nonce = Data::try_from(s.opts.nonce.clone()).unwrap();
+    let (certify, certify_sig) = ctx
+        .execute_with_sessions(
+            (
+                Some(AuthSession::Password),
+                Some(AuthSession::Password),
+                None,
+            ),
+            |c| c.certify(kek, ak, nonce.clone(), SignatureScheme::Null),
+        )
+        .unwrap();
+    let slots: Vec<PcrSlot> = (0..8)
+        .map(|i| PcrSlot::try_from(1u32 << i).unwrap())
+        .collect();
+    let selection = PcrSelectionListBuilder::new()
+        .with_selection(HashingAlgorithm::Sha256, &slots)
+        .build()
+        .unwrap();
+    let (quote, quote_sig) = ctx
+        .execute_with_session(Some(AuthSession::Password), |c| {
+            c.quote(ak, nonce, SignatureScheme::Null, selection)
+        })
+        .unwrap();
+    ctx.flush_context(ak.into()).unwrap();
+    let mut ev = s.ev.clone();
+    ev.ak.public = ByteBuf::from(ak_public);
+    ev.kek.certify = Signed {
+        attest: ByteBuf::from(certify.marshall().unwrap()),
+        signature: ByteBuf::from(certify_sig.marshall().unwrap()),
+    };
+    ev.quote.attest = ByteBuf::from(quote.marshall().unwrap());
+    ev.quote.signature = ByteBuf::from(quote_sig.marshall().unwrap());
+    ev
 }
