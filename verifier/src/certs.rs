@@ -542,3 +542,32 @@ pub fn key_description(c: &Cert) -> String {
     }
     "unsupported key".into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::tlv;
+
+    #[test]
+    fn der_lengths() {
+        assert_eq!(tlv(&[0x30, 0x03, 1, 2, 3]), Some((2, 5)));
+        assert_eq!(tlv(&[0x30, 0x03, 1, 2, 3, 9, 9]), Some((2, 5)));
+        assert_eq!(tlv(&[0x30, 0x7f]), None);
+        assert_eq!(tlv(&[0x30, 0x03, 1]), None);
+        let mut one = vec![0x30, 0x81, 0x80];
+        one.extend([0u8; 0x80]);
+        assert_eq!(tlv(&one), Some((3, 131)));
+        one.pop();
+        assert_eq!(tlv(&one), None);
+        let mut two = vec![0x30, 0x82, 0x01, 0x00];
+        two.extend([0u8; 0x100]);
+        assert_eq!(tlv(&two), Some((4, 260)));
+        let mut three = vec![0x30, 0x83, 0x00, 0x01, 0x00];
+        three.extend([0u8; 0x100]);
+        assert_eq!(tlv(&three), Some((5, 261)));
+        // Indefinite length, more than four length bytes, truncated length bytes, no length.
+        assert_eq!(tlv(&[0x30, 0x80, 0, 0]), None);
+        assert_eq!(tlv(&[0x30, 0x85, 0, 0, 0, 0, 1, 0]), None);
+        assert_eq!(tlv(&[0x30, 0x82, 0x01]), None);
+        assert_eq!(tlv(&[0x30]), None);
+    }
+}

@@ -132,8 +132,20 @@ fn nuvoton_root_with_unsorted_set_is_accepted_as_openssl_does() {
     let path = verify_path(&root, &[], &store, SystemTime::now()).unwrap();
     assert_eq!(path.len(), 1);
     assert!(path[0].contains("Nuvoton TPM Root CA 2110"));
-    // Byte-identical to the copy in ek-ca.
+    // Byte-identical to the copy in ek-ca, and exactly the PEM's DER.
     assert_eq!(root.der(), cert(&d, "ek-ca/NUVO_2110.pem").der());
+    let pem =
+        std::fs::read_to_string(d.join("ek-real/nuvoton-root-2110-ecc-malformed-set-order.pem"))
+            .unwrap();
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    use base64::Engine as _;
+    assert_eq!(
+        root.der(),
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
+            .as_slice()
+    );
 }
 
 #[test]
