@@ -250,5 +250,14 @@ allowed_curves = ["P-384"]
             .unwrap_err()
             .to_string()
             .contains("no [worlds.us] table"));
+        // Two worlds and none named: only the defaults apply.
+        let (_d, p) = write("[worlds.eu]\nroots = [\"a.pem\"]\n[worlds.us]\nroots = [\"b.pem\"]\n");
+        let (pol, w) = load(&p, None).unwrap();
+        assert_eq!(w, None);
+        assert!(pol.roots.is_empty());
+        let (pol, _) = load(&p, Some("us")).unwrap();
+        assert_eq!(pol.roots, vec![p.parent().unwrap().join("b.pem")]);
+        let (_d, p) = write("[defaults]\nmin_rsa_bits = 1024\n");
+        assert_eq!(load(&p, None).unwrap().0.min_rsa_bits, 1024);
     }
 }

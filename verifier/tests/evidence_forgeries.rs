@@ -164,6 +164,18 @@ fn forged_evidence_fails_with_the_named_check() {
             found: 0x8016
         })
     ));
+    // Another invalid field (clockInfo.safe = 2) is malformed, not a type problem.
+    let mut ev = c.ev.clone();
+    let parsed = byok_protocol::TpmsAttest::parse(&c.ev.kek.certify.attest).unwrap();
+    let safe = 4 + 2 + 2 + parsed.qualified_signer.len() + 2 + parsed.extra_data.len() + 8 + 4 + 4;
+    ev.kek.certify.attest[safe] = 2;
+    assert!(matches!(
+        check(&c, &ev),
+        Err(VerifyError::Malformed {
+            field: "KEK certify",
+            ..
+        })
+    ));
     let mut ev = c.ev.clone();
     ev.quote.attest[0] ^= 0x80;
     assert!(matches!(
