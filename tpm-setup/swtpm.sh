@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start or stop a swtpm for a provisioned directory (see provision.sh).
 #
-#   tpm-setup/swtpm.sh start DIR   # prints the TCTI string; writes DIR/tcti and DIR/swtpm.pid
+#   tpm-setup/swtpm.sh start DIR   # prints the TCTI string (and, on stderr, the CA
+#                                  # bundle path); writes DIR/tcti and DIR/swtpm.pid
 #   tpm-setup/swtpm.sh stop DIR
 #
 # Ports are chosen at random in 20000-59999 and retried when taken, so any
@@ -29,6 +30,7 @@ case "$cmd" in
         tcti="swtpm:host=127.0.0.1,port=$port"
         echo "$tcti" > "$dir/tcti"
         echo "$tcti"
+        [ -f "$dir/ca-bundle.pem" ] && echo "swtpm.sh: TCTI $tcti; CA bundle for --roots: $dir/ca-bundle.pem" >&2
         exit 0
       fi
     done
