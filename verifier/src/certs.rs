@@ -566,6 +566,8 @@ mod tests {
         assert_eq!(tlv(&three), Some((5, 261)));
         // Indefinite length, more than four length bytes, truncated length bytes, no length.
         assert_eq!(tlv(&[0x30, 0x80, 0, 0]), None);
+        assert_eq!(tlv(&[[0x30, 0x80].as_slice(), &[0u8; 200]].concat()), None);
+        assert_eq!(tlv(&[0x30, 0x84, 0, 0, 0, 2, 1, 2]), Some((6, 8)));
         assert_eq!(tlv(&[0x30, 0x85, 0, 0, 0, 0, 1, 0]), None);
         assert_eq!(tlv(&[0x30, 0x82, 0x01]), None);
         assert_eq!(tlv(&[0x30]), None);

@@ -74,6 +74,7 @@ fn stm_rsa_ek_verifies_to_the_stm_root_and_to_globalsign_above_it() {
     let id = tpm_identity(&ek);
     assert_eq!(id.manufacturer.as_deref(), Some("id:53544D20"));
     assert_eq!(id.model.as_deref(), Some("ST33HTPHAHB4"));
+    assert_eq!(id.version.as_deref(), Some("id:00490004"));
     assert!(id.ek_eku);
     // Another manufacturer's root: untrusted.
     for other in [
@@ -272,4 +273,37 @@ fn ecc_ek_public_area_must_be_the_certified_point() {
         &rsa_spki
     )
     .is_err());
+}
+
+#[test]
+fn self_signed_manufacturer_roots_verify_their_own_signatures() {
+    // Every algorithm the manufacturers use: RSA with SHA-1/256/384, ECDSA
+    // P-256/P-384 with SHA-256/384.
+    let Some(d) = testdata() else { return };
+    let mut checked = 0;
+    for c in all_cas(&d) {
+        if c.cert.tbs_certificate.subject != c.cert.tbs_certificate.issuer {
+            continue;
+        }
+        let store = TrustStore {
+            anchors: vec![c.clone()],
+            allow_sha1: true,
+            ..Default::default()
+        };
+        verify_path(&c, &[], &store, SystemTime::now())
+            .unwrap_or_else(|e| panic!("{}: {e}", byok_verifier::certs::subject(&c)));
+        // One flipped signature bit is refused.
+        let mut der = c.der().to_vec();
+        let last = der.len() - 1;
+        der[last] ^= 1;
+        let bad = Cert::from_der(&der).unwrap();
+        let store = TrustStore {
+            anchors: vec![bad.clone()],
+            allow_sha1: true,
+            ..Default::default()
+        };
+        assert!(verify_path(&bad, &[], &store, SystemTime::now()).is_err());
+        checked += 1;
+    }
+    assert!(checked >= 10, "{checked}");
 }
