@@ -84,7 +84,7 @@ fn mutated_valid_structures_never_panic() {
                 let i = (r.next() as usize) % b.len();
                 b[i] = r.next() as u8;
             }
-            if r.next() % 4 == 0 {
+            if r.next().is_multiple_of(4) {
                 b.truncate((r.next() as usize) % (b.len() + 1));
             }
             all_parsers(&b);
