@@ -89,15 +89,8 @@ enum Command {
         evidence: Option<PathBuf>,
         #[arg(long)]
         nonce: Option<String>,
-        #[arg(long)]
-        roots: Option<PathBuf>,
-        #[arg(long)]
-        intermediates: Option<PathBuf>,
-        #[arg(long)]
-        allow_sha1: bool,
-        /// Policy file (TOML, docs/policy.md).
-        #[arg(long)]
-        policy: Option<PathBuf>,
+        #[command(flatten)]
+        trust: Trust,
         #[arg(long)]
         world: Option<String>,
         /// Private key: PEM or DER (PKCS#8, PKCS#1, SEC1), or raw bytes with --key-type aes|hmac.
@@ -453,10 +446,7 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
             format,
             evidence,
             nonce,
-            roots,
-            intermediates,
-            allow_sha1,
-            policy,
+            trust,
             world,
             key,
             key_type,
@@ -491,12 +481,6 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                         "--format tpm needs --evidence and --nonce (and --roots or --policy)",
                     ));
                 };
-                let trust = Trust {
-                    roots,
-                    intermediates,
-                    allow_sha1,
-                    policy,
-                };
                 let (store, opts) = resolve(&trust, &nonce, world)?;
                 let verified = verify_file(&evidence, &store, &opts)?;
                 let target = TargetKey::from_bytes(&key_bytes)?;
@@ -524,12 +508,6 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                 (None, Some(evidence)) => {
                     let Some(nonce) = nonce else {
                         return Err(usage("--evidence needs --nonce (and --roots or --policy)"));
-                    };
-                    let trust = Trust {
-                        roots,
-                        intermediates,
-                        allow_sha1,
-                        policy,
                     };
                     let (store, opts) = resolve(&trust, &nonce, world)?;
                     let verified = verify_file(&evidence, &store, &opts)?;
