@@ -3,11 +3,10 @@
 //! recover it with TPM2_ActivateCredential.
 
 use crate::error::CryptoError;
-use crate::kdf::{aes_cfb_encrypt, encrypt_seed, kdfa};
+use crate::kdf::{aes_cfb_encrypt, kdfa, make_seed};
 use crate::public::TpmtPublic;
 use crate::tpm::alg;
 use crate::wire::tpm2b;
-use rand::RngCore;
 use zeroize::Zeroizing;
 
 /// MakeCredential output, as TPM wire bytes (both with their TPM2B size).
@@ -54,9 +53,7 @@ pub fn make_credential(
         });
     }
     let h = ek.name_hash();
-    let mut seed = Zeroizing::new(vec![0u8; h.size()]);
-    rand::rngs::OsRng.fill_bytes(&mut seed);
-    let encrypted = encrypt_seed(ek, "EK", "IDENTITY", &seed)?;
+    let (seed, encrypted) = make_seed(ek, "EK", "IDENTITY")?;
 
     let sym_key = kdfa(h, &seed, "STORAGE", object_name, &[], sym.key_bits.into());
     let mut enc_identity = Zeroizing::new(tpm2b(secret));

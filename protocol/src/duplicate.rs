@@ -2,11 +2,10 @@
 //! for TPM2_Import under a given new parent, with an optional inner wrapper.
 
 use crate::error::CryptoError;
-use crate::kdf::{aes_cfb_encrypt, encrypt_seed, kdfa};
+use crate::kdf::{aes_cfb_encrypt, kdfa, make_seed};
 use crate::public::TpmtPublic;
 use crate::tpm::alg;
 use crate::wire::tpm2b;
-use rand::RngCore;
 use zeroize::Zeroizing;
 
 /// The three TPM2_Import inputs besides the parent and the inner key.
@@ -51,9 +50,7 @@ pub fn duplicate(
         });
     }
     let h = new_parent.name_hash();
-    let mut seed = Zeroizing::new(vec![0u8; h.size()]);
-    rand::rngs::OsRng.fill_bytes(&mut seed);
-    let encrypted_seed = encrypt_seed(new_parent, "KEK", "DUPLICATE", &seed)?;
+    let (seed, encrypted_seed) = make_seed(new_parent, "KEK", "DUPLICATE")?;
 
     let sym_key = kdfa(h, &seed, "STORAGE", &name, &[], sym.key_bits.into());
     let mut dup_sensitive = inner;

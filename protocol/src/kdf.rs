@@ -101,6 +101,98 @@ pub fn aes_cfb_decrypt(key: &[u8], data: &mut [u8]) -> Result<(), CryptoError> {
     Ok(())
 }
 
+/// KDFe (TPM 2.0 Part 1 §11.4.10.3, SP 800-56A single-step): H(counter ||
+/// Z || label NUL || partyU || partyV), as many blocks as `bits` need.
+pub fn kdfe(
+    hash: HashAlg,
+    z: &[u8],
+    label: &str,
+    party_u: &[u8],
+    party_v: &[u8],
+    bits: u32,
+) -> Zeroizing<Vec<u8>> {
+    let bytes = bits.div_ceil(8) as usize;
+    let mut out = Zeroizing::new(Vec::with_capacity(bytes + hash.size()));
+    let mut counter: u32 = 1;
+    while out.len() < bytes {
+        let block = Zeroizing::new(hash.digest(&[
+            &counter.to_be_bytes(),
+            z,
+            label.as_bytes(),
+            &[0u8],
+            party_u,
+            party_v,
+        ]));
+        out.extend_from_slice(&block);
+        counter += 1;
+    }
+    out.truncate(bytes);
+    out
+}
+
+/// The seed of a credential or duplication blob for `key`, and its
+/// TPM2B_ENCRYPTED_SECRET contents: for RSA a random seed RSA-OAEP encrypted
+/// (label with NUL); for ECC (P-256, P-384) the seed is derived by one-pass
+/// ECDH with an ephemeral key, `KDFe(nameAlg, Z.x, label, Qe.x, Qs.x)`, and the
+/// "encryption" is the ephemeral public point (TPMS_ECC_POINT).
+pub fn make_seed(
+    key: &TpmtPublic,
+    what: &'static str,
+    label: &str,
+) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), CryptoError> {
+    use rand::RngCore;
+    let h = key.name_hash();
+    match (&key.params, &key.unique) {
+        (PublicParams::Ecc { curve: c, .. }, PublicId::Ecc { x, y }) => {
+            let point = crate::signature::sec1_point(*c, x, y)
+                .ok_or(CryptoError::UnsupportedAlgorithm { what, alg: *c })?;
+            let bad = |e: &dyn std::fmt::Display| CryptoError::BadRsaKey(what, e.to_string());
+            let (z, ex, ey) = match *c {
+                crate::tpm::curve::NIST_P256 => {
+                    let their = p256::PublicKey::from_sec1_bytes(&point).map_err(|e| bad(&e))?;
+                    let eph = p256::ecdh::EphemeralSecret::random(&mut rand::rngs::OsRng);
+                    let ours = p256::EncodedPoint::from(eph.public_key());
+                    let z = Zeroizing::new(eph.diffie_hellman(&their).raw_secret_bytes().to_vec());
+                    (
+                        z,
+                        ours.x().map(|v| v.to_vec()),
+                        ours.y().map(|v| v.to_vec()),
+                    )
+                }
+                crate::tpm::curve::NIST_P384 => {
+                    let their = p384::PublicKey::from_sec1_bytes(&point).map_err(|e| bad(&e))?;
+                    let eph = p384::ecdh::EphemeralSecret::random(&mut rand::rngs::OsRng);
+                    let ours = p384::EncodedPoint::from(eph.public_key());
+                    let z = Zeroizing::new(eph.diffie_hellman(&their).raw_secret_bytes().to_vec());
+                    (
+                        z,
+                        ours.x().map(|v| v.to_vec()),
+                        ours.y().map(|v| v.to_vec()),
+                    )
+                }
+                other => return Err(CryptoError::UnsupportedAlgorithm { what, alg: other }),
+            };
+            let (Some(ex), Some(ey)) = (ex, ey) else {
+                return Err(bad(&"ephemeral point"));
+            };
+            let len = ex.len();
+            let their_x = crate::signature::sec1_point(*c, x, y)
+                .map(|p| p[1..1 + len].to_vec())
+                .unwrap_or_default();
+            let seed = kdfe(h, &z, label, &ex, &their_x, (h.size() * 8) as u32);
+            let mut w = crate::wire::Writer::new();
+            w.tpm2b(&ex).tpm2b(&ey);
+            Ok((seed, w.into_vec()))
+        }
+        _ => {
+            let mut seed = Zeroizing::new(vec![0u8; h.size()]);
+            rand::rngs::OsRng.fill_bytes(&mut seed);
+            let encrypted = encrypt_seed(key, what, label, &seed)?;
+            Ok((seed, encrypted))
+        }
+    }
+}
+
 /// Encrypt a secret seed to an RSA TPM key: RSA-OAEP with the key's nameAlg
 /// for both OAEP hash and MGF1, and `label` (without NUL; the TPM's label
 /// includes it, e.g. "IDENTITY\0", "DUPLICATE\0").

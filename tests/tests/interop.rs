@@ -276,3 +276,188 @@ fn our_duplication_blob_imports_with_tpm2_import() {
         eprintln!("{}: imported with tpm2_import and signed", alg.name());
     }
 }
+
+#[test]
+fn our_ecdh_seeded_duplication_blob_imports_under_ecc_parents() {
+    // ECC new parents: the seed comes from one-pass ECDH and KDFe, as a TPM
+    // does it; tpm2_import under ECC storage primaries (P-256, P-384) checks it.
+    let host = Host::new(tpm_a());
+    let work = TempDir::new().unwrap();
+    let w = work.path();
+    std::fs::write(w.join("msg"), b"imported under an ECC parent").unwrap();
+    for (parent_alg, hash) in [
+        ("ecc256:aes128cfb", "sha256"),
+        ("ecc384:aes256cfb", "sha384"),
+    ] {
+        run(
+            &host,
+            "tpm2_createprimary",
+            &["-C", "o", "-g", hash, "-G", parent_alg, "-c", "eparent.ctx"],
+            w,
+        );
+        run(
+            &host,
+            "tpm2_readpublic",
+            &["-c", "eparent.ctx", "-o", "eparent.pub"],
+            w,
+        );
+        let parent =
+            TpmtPublic::parse_tpm2b(&std::fs::read(w.join("eparent.pub")).unwrap()).unwrap();
+        for alg in [KeyAlg::P256, KeyAlg::Rsa2048] {
+            let key = TargetKey::generate(alg).unwrap();
+            let public = key.tpm_public();
+            let inner = random::<16>();
+            let blob = duplicate(&parent, &public, &key.tpm_sensitive(), Some(&inner)).unwrap();
+            std::fs::write(w.join("key.pub"), public.to_tpm2b()).unwrap();
+            std::fs::write(w.join("key.dpriv"), &blob.duplicate).unwrap();
+            std::fs::write(w.join("key.seed"), &blob.seed).unwrap();
+            std::fs::write(w.join("inner.key"), inner).unwrap();
+            std::fs::write(w.join("key.pub.pem"), key.public_key_pem().unwrap()).unwrap();
+            run(
+                &host,
+                "tpm2_import",
+                &[
+                    "-C",
+                    "eparent.ctx",
+                    "-u",
+                    "key.pub",
+                    "-i",
+                    "key.dpriv",
+                    "-s",
+                    "key.seed",
+                    "-k",
+                    "inner.key",
+                    "-r",
+                    "key.priv",
+                ],
+                w,
+            );
+            run(
+                &host,
+                "tpm2_load",
+                &[
+                    "-C",
+                    "eparent.ctx",
+                    "-u",
+                    "key.pub",
+                    "-r",
+                    "key.priv",
+                    "-c",
+                    "key.ctx",
+                ],
+                w,
+            );
+            let scheme = if alg == KeyAlg::P256 {
+                "ecdsa"
+            } else {
+                "rsassa"
+            };
+            run(
+                &host,
+                "tpm2_sign",
+                &[
+                    "-c", "key.ctx", "-g", "sha256", "-s", scheme, "-f", "plain", "-o", "sig",
+                    "msg",
+                ],
+                w,
+            );
+            openssl()
+                .args([
+                    "dgst",
+                    "-sha256",
+                    "-verify",
+                    "key.pub.pem",
+                    "-signature",
+                    "sig",
+                    "msg",
+                ])
+                .current_dir(w)
+                .assert()
+                .success();
+            // A seed point changed by one byte: refused.
+            let mut seed = blob.seed.clone();
+            let last = seed.len() - 1;
+            seed[last] ^= 1;
+            std::fs::write(w.join("key.seed"), &seed).unwrap();
+            host.tpm2("tpm2_import")
+                .args([
+                    "-C",
+                    "eparent.ctx",
+                    "-u",
+                    "key.pub",
+                    "-i",
+                    "key.dpriv",
+                    "-s",
+                    "key.seed",
+                    "-k",
+                    "inner.key",
+                    "-r",
+                    "bad.priv",
+                ])
+                .current_dir(w)
+                .assert()
+                .failure();
+            host.tpm2("tpm2_flushcontext")
+                .arg("-t")
+                .current_dir(w)
+                .assert()
+                .success();
+        }
+    }
+}
+
+#[test]
+fn our_make_credential_for_an_ecc_ek_activates_with_tpm2_activatecredential() {
+    // swtpm_setup's ECC EK (NIST P-384, SHA-384 name, AES-256) at 0x81010016:
+    // the credential seed is derived by ECDH and KDFe with label "IDENTITY".
+    let host = Host::new(tpm_a());
+    let work = TempDir::new().unwrap();
+    let w = work.path();
+    run(
+        &host,
+        "tpm2_readpublic",
+        &["-c", "0x81010016", "-o", "eccek.pub"],
+        w,
+    );
+    let ek = TpmtPublic::parse_tpm2b(&std::fs::read(w.join("eccek.pub")).unwrap()).unwrap();
+    assert_eq!(ek.describe_key(), "ECC NIST P-384");
+    // Any loaded object can be the credentialed one; its name binds the credential.
+    run(
+        &host,
+        "tpm2_createprimary",
+        &["-C", "o", "-G", "ecc256", "-c", "obj.ctx"],
+        w,
+    );
+    run(
+        &host,
+        "tpm2_readpublic",
+        &["-c", "obj.ctx", "-o", "obj.pub"],
+        w,
+    );
+    let name = TpmtPublic::parse_tpm2b(&std::fs::read(w.join("obj.pub")).unwrap())
+        .unwrap()
+        .name();
+    let secret = random::<32>();
+    let cred = make_credential(&ek, &name, &secret).unwrap();
+    std::fs::write(w.join("cred.bin"), cred.to_tpm2_tools_file()).unwrap();
+    host.tpm2("tpm2_activatecredential")
+        .args([
+            "-c",
+            "obj.ctx",
+            "-C",
+            "0x81010016",
+            "-i",
+            "cred.bin",
+            "-o",
+            "secret.out",
+        ])
+        .current_dir(w)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(w.join("secret.out")).unwrap(), secret);
+    host.tpm2("tpm2_flushcontext")
+        .arg("-t")
+        .current_dir(w)
+        .assert()
+        .success();
+}
