@@ -110,7 +110,7 @@ pub enum VerifyError {
     KekNotSensitiveDataOrigin,
     #[error("KEK is not a restricted decryption (storage) key: {0}")]
     KekNotStorageKey(String),
-    #[error("KEK key {0} is unsupported (RSA >= 2048 with AES-CFB)")]
+    #[error("KEK key {0} is unsupported (RSA >= 2048 or ECC P-256/P-384, with AES-CFB)")]
     KekKeyUnsupported(String),
     #[error("KEK's qualified name does not place it in the owner hierarchy ({0})")]
     KekHierarchy(String),

@@ -306,6 +306,12 @@ pub fn check_kek(kek: &TpmtPublic, policy: &Policy) -> Result<(), VerifyError> {
             symmetric,
             ..
         } => *key_bits >= policy.min_rsa_bits.max(2048) && symmetric.algorithm == alg::AES,
+        // ECC storage keys: the seed is then derived by ECDH and KDFe.
+        PublicParams::Ecc {
+            curve: c,
+            symmetric,
+            ..
+        } => matches!(*c, curve::NIST_P256 | curve::NIST_P384) && symmetric.algorithm == alg::AES,
         _ => false,
     };
     if !ok || kek.name_hash() == HashAlg::Sha1 {

@@ -540,3 +540,46 @@ fn attested_by(s: &Setup, created: tss_esapi::structures::CreateKeyResult) -> Ev
     ev.quote.signature = ByteBuf::from(quote_sig.marshall().unwrap());
     ev
 }
+
+#[test]
+fn ecc_storage_kek_certified_by_the_ak_verifies_and_wraps() {
+    use byok_protocol::tpm::curve;
+    let s = setup();
+    for (c, sym) in [
+        (curve::NIST_P256, SymDef::AES_128_CFB),
+        (
+            curve::NIST_P384,
+            SymDef {
+                algorithm: alg::AES,
+                key_bits: 256,
+                mode: alg::CFB,
+            },
+        ),
+    ] {
+        let template = TpmtPublic::build(
+            alg::ECC,
+            alg::SHA256,
+            STORAGE,
+            world_policy("eu").to_vec(),
+            PublicParams::Ecc {
+                symmetric: sym,
+                scheme: Scheme::NULL,
+                curve: c,
+                kdf: Scheme::NULL,
+            },
+            PublicId::Ecc {
+                x: Vec::new(),
+                y: Vec::new(),
+            },
+        );
+        let ev = with_tpm_kek(&s, Hierarchy::Owner, &template).unwrap();
+        let verified = verify_evidence(&ev, &s.store, &s.opts).unwrap();
+        assert!(verified.kek_public.describe_key().starts_with("ECC"));
+        // A package for it: the seed is an ephemeral ECC point.
+        let key =
+            byok_protocol::keys::TargetKey::generate(byok_protocol::keys::KeyAlg::P256).unwrap();
+        let pkg = byok_verifier::wrap::wrap(&verified, &key, None).unwrap();
+        let len = if c == curve::NIST_P256 { 32 } else { 48 };
+        assert_eq!(pkg.object.seed.len(), 2 + 2 + len + 2 + len);
+    }
+}
