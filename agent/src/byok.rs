@@ -151,6 +151,7 @@ pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<(
     // Into the TPM as a non-duplicable object under the storage KEK: a
     // duplication blob made here, with a one-time inner key.
     let public = target.tpm_public();
+    let alg = target.alg().name();
     if !tpm.supports(&public.to_tpm2b())? {
         return Err(AgentError::UnsupportedByTpm(public.describe_key()));
     }
@@ -174,13 +175,7 @@ pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<(
     )?;
     let loaded = tpm.load(kek, &public.to_tpm2b(), &private)?;
     tpm.flush(loaded);
-    let alg = match (&public.params, public.describe_key().as_str()) {
-        (_, "RSA-2048") => "rsa2048",
-        (_, "RSA-3072") => "rsa3072",
-        (_, "RSA-4096") => "rsa4096",
-        (_, "ECC NIST P-256") => "p256",
-        _ => "p384",
-    };
+
     state.put_key(&KeyState {
         name: name.to_string(),
         world: world.to_string(),

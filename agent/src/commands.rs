@@ -118,7 +118,7 @@ pub fn init(ctx: &Ctx, world: &str, compat: bool) -> Result<()> {
         return Ok(());
     }
 
-    let (ek, _) = tpm.ek()?;
+    let ek = tpm.ek()?;
     let (ak_public, ak_private) = tpm.create_ak(ek)?;
     let (kek_handle, kek_public) = tpm.create_kek(&template, None)?;
     let (compat_public, compat_private) = if compat {
@@ -209,7 +209,8 @@ pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> 
     let w = state.world(world)?;
     let mut tpm = Tpm::open(&ctx.tcti)?;
     let kek = world_kek(&mut tpm, &w)?;
-    let (ek, ek_public) = tpm.ek()?;
+    let ek = tpm.ek()?;
+    let ek_public = tpm.public(ek)?;
     let ek_certificate = tpm.ek_certificate()?;
     let identity = tpm.identity()?;
 
@@ -328,7 +329,7 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
         return Err(AgentError::UnsupportedByTpm(object.describe_key()));
     }
     let kek = world_kek(&mut tpm, &w)?;
-    let (ek, _) = tpm.ek()?;
+    let ek = tpm.ek()?;
     let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;
     let inner_key = tpm.activate_credential(
         ak,
@@ -392,7 +393,7 @@ pub fn activate(ctx: &Ctx, world: &str, input: &Path, out: &Path) -> Result<()> 
         });
     }
     let mut tpm = Tpm::open(&ctx.tcti)?;
-    let (ek, _) = tpm.ek()?;
+    let ek = tpm.ek()?;
     let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;
     let secret = tpm.activate_credential(
         ak,
@@ -568,7 +569,7 @@ pub fn attest_key(ctx: &Ctx, name: &str, nonce: &str, out: &Path) -> Result<()> 
     let w = state.world(&k.world)?;
     let mut tpm = Tpm::open(&ctx.tcti)?;
     let kek = world_kek(&mut tpm, &w)?;
-    let (ek, _) = tpm.ek()?;
+    let ek = tpm.ek()?;
     let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;
     let key = match tpm.load(kek, &k.public, &k.private) {
         Ok(key) => key,

@@ -143,7 +143,7 @@ impl Tpm {
     /// The RSA EK: the persistent one at 0x81010001 (where swtpm_setup and
     /// provisioning tools leave it), else created from the TCG default template
     /// and made persistent there, so it matches the EK certificate in NV.
-    pub fn ek(&mut self) -> Result<(KeyHandle, Vec<u8>)> {
+    pub fn ek(&mut self) -> Result<KeyHandle> {
         let key = match self.persistent(EK_RSA_HANDLE)? {
             Some(k) => k,
             None => {
@@ -164,8 +164,13 @@ impl Tpm {
                 KeyHandle::from(r.map_err(tpm("TPM2_EvictControl(EK)"))?)
             }
         };
+        Ok(key)
+    }
+
+    /// TPM2B_PUBLIC of a loaded or persistent key.
+    pub fn public(&mut self, key: KeyHandle) -> Result<Vec<u8>> {
         let (public, _) = self.read_public(key)?;
-        Ok((key, public_tpm2b(&public)?))
+        public_tpm2b(&public)
     }
 
     /// The EK certificate (DER) from its TCG NV index.
@@ -257,10 +262,7 @@ impl Tpm {
     /// The world's KEK at `handle`, or None if nothing is there.
     pub fn kek(&mut self, handle: u32) -> Result<Option<(KeyHandle, Vec<u8>)>> {
         match self.persistent(handle)? {
-            Some(k) => {
-                let (public, _) = self.read_public(k)?;
-                Ok(Some((k, public_tpm2b(&public)?)))
-            }
+            Some(k) => Ok(Some((k, self.public(k)?))),
             None => Ok(None),
         }
     }

@@ -46,8 +46,8 @@ pub struct TpmsAttest {
     pub attested: Attested,
 }
 
-/// The error for a TPMS_ATTEST whose magic is not TPM_GENERATED_VALUE, kept
-/// apart so the verifier can name it.
+/// Field names of the magic and the type in parse errors, so the verifier can
+/// name those two failures (AttestMagic, AttestType).
 pub const MAGIC_FIELD: &str = "magic";
 pub const TYPE_FIELD: &str = "type";
 

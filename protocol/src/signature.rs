@@ -100,7 +100,7 @@ pub fn verify(
             let e = if *exponent == 0 { 65537 } else { *exponent };
             let e = e.to_be_bytes();
             let e = &e[e.iter().position(|b| *b != 0).unwrap_or(3)..];
-            let params: &rs::RsaParameters = match (sig_is_pss(sig_alg(sig)), hash) {
+            let params: &rs::RsaParameters = match (sig_alg(sig) == alg::RSAPSS, hash) {
                 (false, HashAlg::Sha1) => &rs::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
                 (false, HashAlg::Sha256) => &rs::RSA_PKCS1_2048_8192_SHA256,
                 (false, HashAlg::Sha384) => &rs::RSA_PKCS1_2048_8192_SHA384,
@@ -167,10 +167,6 @@ fn sig_alg(sig: &TpmtSignature) -> u16 {
         TpmtSignature::RsaPss { .. } => alg::RSAPSS,
         TpmtSignature::Ecdsa { .. } => alg::ECDSA,
     }
-}
-
-fn sig_is_pss(a: u16) -> bool {
-    a == alg::RSAPSS
 }
 
 pub fn rsa_public(n: &[u8], exponent: u32) -> Result<rsa::RsaPublicKey, SignatureError> {

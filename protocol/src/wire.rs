@@ -25,14 +25,6 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub fn structure(&self) -> &'static str {
-        self.structure
-    }
-
-    pub fn position(&self) -> usize {
-        self.pos
-    }
-
     pub fn bytes(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], WireError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
         match end {
