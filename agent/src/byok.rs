@@ -131,7 +131,12 @@ pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<(
     let mut tpm = Tpm::open(&ctx.tcti)?;
     let kek = world_kek(&mut tpm, &w)?;
     let compat_key = tpm.load(kek, compat_public, compat_private)?;
-    let aes = tpm.rsa_decrypt_oaep(compat_key, rsa_block, hash);
+    let aes = tpm
+        .rsa_decrypt_oaep(compat_key, rsa_block, hash, None)
+        .map_err(|e| match e {
+            AgentError::Tpm { source, .. } => AgentError::DecryptRefused { source },
+            e => e,
+        });
     tpm.flush(compat_key);
     let aes = aes?;
     if aes.len() != 32 {
@@ -187,6 +192,7 @@ pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<(
             .get("generator")
             .and_then(|g| g.as_str())
             .map(|g| format!("generator: {g}")),
+        policy_pcrs: None,
     })?;
     println!(
         "imported {} key {name:?} from a .byok file into world {world} (name {})",

@@ -3,7 +3,7 @@
 
 use crate::error::{io, AgentError, Result};
 use crate::state::{write_atomic, KeyState, StateDir, WorldState};
-use crate::tpm::{Hashing, Tpm, TpmHashScheme, TpmSignature, TpmSignatureScheme};
+use crate::tpm::Tpm;
 use byok_protocol::formats::{
     Document, EkEvidence, Evidence, KekEvidence, PublicOnly, QuoteEvidence, Receipt, Signed,
     TpmInfo, TransferPackage,
@@ -12,7 +12,6 @@ use byok_protocol::public::TpmtPublic;
 use byok_protocol::templates::kek_template;
 use byok_protocol::world::valid_id;
 use serde_bytes::ByteBuf;
-use sha2::Digest as _;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tss_esapi::handles::KeyHandle;
@@ -359,6 +358,7 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
         public: pkg.object.public.clone(),
         private: ByteBuf::from(private),
         label: pkg.key.label.clone(),
+        policy_pcrs: None,
     };
     state.put_key(&key)?;
     println!(
@@ -437,6 +437,12 @@ pub fn keys_show(ctx: &Ctx, name: &str) -> Result<()> {
         "attributes: {}",
         byok_protocol::tpm::attr::names(p.attributes).join("|")
     );
+    if !p.auth_policy.is_empty() {
+        println!("authPolicy: {}", hex::encode(&p.auth_policy));
+    }
+    if let Some(pcrs) = &k.policy_pcrs {
+        println!("bound to:   PCRs {pcrs} (TPM2_PolicyPCR; use fails once they change)");
+    }
     if let Some(l) = &k.label {
         println!("label:      {l}");
     }
@@ -462,103 +468,6 @@ pub fn public(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
         byok_protocol::keys::public_key_pem(&p).map_err(|e| AgentError::Protocol(e.to_string()))?;
     write_atomic(out, pem.as_bytes())?;
     Ok(())
-}
-
-pub fn sign(
-    ctx: &Ctx,
-    name: &str,
-    input: &Path,
-    out: &Path,
-    hash: &str,
-    scheme: &str,
-) -> Result<()> {
-    check_id("key name", name)?;
-    let (hashing, digest) = match hash {
-        "sha256" => (
-            Hashing::Sha256,
-            sha2::Sha256::digest(read_file(input)?).to_vec(),
-        ),
-        "sha384" => (
-            Hashing::Sha384,
-            sha2::Sha384::digest(read_file(input)?).to_vec(),
-        ),
-        "sha512" => (
-            Hashing::Sha512,
-            sha2::Sha512::digest(read_file(input)?).to_vec(),
-        ),
-        other => {
-            return Err(AgentError::InvalidArgument {
-                what: "--hash",
-                detail: format!("{other:?}; use sha256, sha384 or sha512"),
-            })
-        }
-    };
-    let state = StateDir::open(&ctx.state_dir)?;
-    let k = state.key(name)?;
-    let w = state.world(&k.world)?;
-    let p = parse_public(&k.public, "key public")?;
-    let hs = TpmHashScheme::new(hashing);
-    let tpm_scheme = match (p.object_type, scheme) {
-        (byok_protocol::tpm::alg::RSA, "pkcs1") => TpmSignatureScheme::RsaSsa { hash_scheme: hs },
-        (byok_protocol::tpm::alg::RSA, "pss") => TpmSignatureScheme::RsaPss { hash_scheme: hs },
-        (byok_protocol::tpm::alg::ECC, _) => TpmSignatureScheme::EcDsa { hash_scheme: hs },
-        (_, other) => {
-            return Err(AgentError::InvalidArgument {
-                what: "--scheme",
-                detail: format!("{other:?}; use pkcs1 or pss"),
-            })
-        }
-    };
-    let mut tpm = Tpm::open(&ctx.tcti)?;
-    let kek = world_kek(&mut tpm, &w)?;
-    let key = tpm.load(kek, &k.public, &k.private)?;
-    let sig = tpm.sign(key, &digest, tpm_scheme);
-    tpm.flush(key);
-    let bytes = match sig? {
-        TpmSignature::RsaSsa(s) | TpmSignature::RsaPss(s) => s.signature().value().to_vec(),
-        TpmSignature::EcDsa(s) => ecdsa_der(&p, s.signature_r().value(), s.signature_s().value())?,
-        _ => return Err(AgentError::TpmUnexpected("signature type")),
-    };
-    write_atomic(out, &bytes)?;
-    Ok(())
-}
-
-/// DER ECDSA-Sig-Value from the TPM's (r, s), as OpenSSL expects.
-fn ecdsa_der(p: &TpmtPublic, r: &[u8], s: &[u8]) -> Result<Vec<u8>> {
-    let bad = || AgentError::TpmUnexpected("ECDSA signature");
-    let pad = |v: &[u8], n: usize| -> Result<Vec<u8>> {
-        if v.len() > n {
-            return Err(bad());
-        }
-        let mut o = vec![0u8; n - v.len()];
-        o.extend_from_slice(v);
-        Ok(o)
-    };
-    match &p.params {
-        byok_protocol::public::PublicParams::Ecc { curve, .. }
-            if *curve == byok_protocol::tpm::curve::NIST_P256 =>
-        {
-            let (r, s) = (pad(r, 32)?, pad(s, 32)?);
-            let sig = p256::ecdsa::Signature::from_scalars(
-                *p256::FieldBytes::from_slice(&r),
-                *p256::FieldBytes::from_slice(&s),
-            )
-            .map_err(|_| bad())?;
-            Ok(sig.to_der().as_bytes().to_vec())
-        }
-        byok_protocol::public::PublicParams::Ecc { curve, .. }
-            if *curve == byok_protocol::tpm::curve::NIST_P384 =>
-        {
-            let (r, s) = (pad(r, 48)?, pad(s, 48)?);
-            let sig = p384::ecdsa::Signature::from_scalars(
-                *p384::FieldBytes::from_slice(&r),
-                *p384::FieldBytes::from_slice(&s),
-            )
-            .map_err(|_| bad())?;
-            Ok(sig.to_der().as_bytes().to_vec())
-        }
-        _ => Err(bad()),
-    }
 }
 
 pub fn attest_key(ctx: &Ctx, name: &str, nonce: &str, out: &Path) -> Result<()> {

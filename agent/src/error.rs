@@ -81,6 +81,8 @@ pub enum AgentError {
     BadByok(String),
     #[error("this TPM does not support {0} keys (TPM2_TestParms refused them); wrap a key type it supports")]
     UnsupportedByTpm(String),
+    #[error("the TPM refused {op}: the PCRs {pcrs} do not have the values this object is bound to (its PCR policy failed); restore the platform state it was bound to")]
+    PcrPolicyFailed { op: &'static str, pcrs: String },
     #[error("{0}")]
     Protocol(String),
 }
@@ -106,7 +108,10 @@ impl AgentError {
             | PackageKekMismatch { .. }
             | PackageAkMismatch { .. }
             | ByokKidMismatch { .. } => 7,
-            ActivationRefused { .. } | ImportRefused { .. } | DecryptRefused { .. } => 8,
+            ActivationRefused { .. }
+            | ImportRefused { .. }
+            | DecryptRefused { .. }
+            | PcrPolicyFailed { .. } => 8,
             UnsupportedByTpm(_) => 9,
         }
     }

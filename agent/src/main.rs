@@ -4,6 +4,7 @@
 mod byok;
 mod commands;
 mod error;
+mod keys;
 mod state;
 mod tpm;
 
@@ -81,7 +82,8 @@ enum Command {
         #[arg(short = 'o', long)]
         out: PathBuf,
     },
-    /// List, show or delete keys.
+    /// List, show, delete or create keys (`key` works too).
+    #[command(alias = "key")]
     Keys {
         #[command(subcommand)]
         action: Option<KeysAction>,
@@ -108,6 +110,57 @@ enum Command {
         #[arg(long, default_value = "pkcs1")]
         scheme: String,
     },
+    /// Decrypt with a key inside the TPM: RSA-OAEP for RSA keys, AES-256-CFB
+    /// (input: 16-byte IV || ciphertext, as `encrypt` writes) for AES keys.
+    Decrypt {
+        #[arg(long)]
+        key: String,
+        #[arg(long = "in")]
+        input: PathBuf,
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+        /// OAEP hash (and MGF1 hash) for RSA keys: sha256, sha384 or sha512.
+        #[arg(long, default_value = "sha256")]
+        hash: String,
+    },
+    /// Encrypt with an AES key inside the TPM (AES-256-CFB, random IV; writes IV || ciphertext).
+    Encrypt {
+        #[arg(long)]
+        key: String,
+        #[arg(long = "in")]
+        input: PathBuf,
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+    },
+    /// HMAC-SHA-256 of a file (at most 1024 bytes) with an HMAC key inside the TPM.
+    Hmac {
+        #[arg(long)]
+        key: String,
+        #[arg(long = "in")]
+        input: PathBuf,
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+    },
+    /// Seal a secret (at most 128 bytes) to this TPM under the world's KEK,
+    /// optionally to the current values of some PCRs.
+    Seal {
+        #[arg(long)]
+        world: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long = "in")]
+        input: PathBuf,
+        /// Release only while these PCRs keep their current values, e.g. sha256:0,7.
+        #[arg(long)]
+        pcrs: Option<String>,
+    },
+    /// Unseal a sealed secret (the TPM checks its PCR policy, if any).
+    Unseal {
+        #[arg(long)]
+        name: String,
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+    },
     /// Certify a key with the world's AK and write a receipt.
     AttestKey {
         #[arg(long)]
@@ -122,8 +175,25 @@ enum Command {
 #[derive(Subcommand)]
 enum KeysAction {
     List,
-    Show { name: String },
-    Delete { name: String },
+    Show {
+        name: String,
+    },
+    Delete {
+        name: String,
+    },
+    /// Generate a key inside the TPM under the world's KEK (never leaves the TPM).
+    Create {
+        #[arg(long)]
+        world: String,
+        #[arg(long)]
+        name: String,
+        /// rsa2048, rsa3072, p256, p384, aes256 or hmac-sha256.
+        #[arg(long)]
+        alg: String,
+        /// Usable only while these PCRs keep their current values, e.g. sha256:0,7.
+        #[arg(long)]
+        pcrs: Option<String>,
+    },
 }
 
 fn tcti(cli: &Option<String>) -> String {
@@ -174,6 +244,12 @@ fn main() {
             KeysAction::List => commands::keys_list(&ctx),
             KeysAction::Show { name } => commands::keys_show(&ctx, &name),
             KeysAction::Delete { name } => commands::keys_delete(&ctx, &name),
+            KeysAction::Create {
+                world,
+                name,
+                alg,
+                pcrs,
+            } => keys::create(&ctx, &world, &name, &alg, pcrs.as_deref()),
         },
         Command::Public { key, out } => commands::public(&ctx, &key, &out),
         Command::Sign {
@@ -182,7 +258,22 @@ fn main() {
             out,
             hash,
             scheme,
-        } => commands::sign(&ctx, &key, &input, &out, &hash, &scheme),
+        } => keys::sign(&ctx, &key, &input, &out, &hash, &scheme),
+        Command::Decrypt {
+            key,
+            input,
+            out,
+            hash,
+        } => keys::decrypt(&ctx, &key, &input, &out, &hash),
+        Command::Encrypt { key, input, out } => keys::encrypt(&ctx, &key, &input, &out),
+        Command::Hmac { key, input, out } => keys::hmac(&ctx, &key, &input, &out),
+        Command::Seal {
+            world,
+            name,
+            input,
+            pcrs,
+        } => keys::seal(&ctx, &world, &name, &input, pcrs.as_deref()),
+        Command::Unseal { name, out } => keys::unseal(&ctx, &name, &out),
         Command::AttestKey { key, nonce, out } => commands::attest_key(&ctx, &key, &nonce, &out),
     };
     if let Err(e) = r {

@@ -39,7 +39,7 @@ pub struct KeyState {
     pub name: String,
     pub world: String,
     pub alg: String,
-    /// "imported".
+    /// "imported", "generated" (inside the TPM) or "sealed" (sealed data).
     pub origin: String,
     /// TPM2B_PUBLIC.
     pub public: ByteBuf,
@@ -47,6 +47,10 @@ pub struct KeyState {
     pub private: ByteBuf,
     #[serde(default)]
     pub label: Option<String>,
+    /// The PCRs (e.g. "sha256:0,7") whose values at creation are in the
+    /// object's authPolicy (TPM2_PolicyPCR); None: used with its empty auth value.
+    #[serde(default)]
+    pub policy_pcrs: Option<String>,
 }
 
 pub struct StateDir {

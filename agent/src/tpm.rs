@@ -3,6 +3,7 @@
 //! at start, and every object or session it loads is flushed before returning.
 
 use crate::error::{tpm, AgentError, Result};
+use byok_protocol::policy::PcrSpec;
 use byok_protocol::public::TpmtPublic;
 use byok_protocol::wire::{tpm2b, unwrap_tpm2b};
 use std::str::FromStr;
@@ -14,15 +15,15 @@ use tss_esapi::handles::{
     TpmHandle,
 };
 use tss_esapi::interface_types::algorithm::{
-    AsymmetricAlgorithm, HashingAlgorithm, SignatureSchemeAlgorithm,
+    AsymmetricAlgorithm, HashingAlgorithm, SignatureSchemeAlgorithm, SymmetricMode,
 };
 use tss_esapi::interface_types::dynamic_handles::Persistent;
 use tss_esapi::interface_types::resource_handles::{Hierarchy, NvAuth, Provision};
 use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{
-    CapabilityData, Data, Digest, EncryptedSecret, HashcheckTicket, IdObject,
-    PcrSelectionListBuilder, PcrSlot, Private, Public, Signature, SignatureScheme,
-    SymmetricDefinition, SymmetricDefinitionObject,
+    CapabilityData, Data, Digest, EncryptedSecret, HashcheckTicket, IdObject, InitialValue,
+    MaxBuffer, PcrSelectionListBuilder, PcrSlot, Private, Public, SensitiveData, Signature,
+    SignatureScheme, SymmetricDefinition, SymmetricDefinitionObject,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::{Marshall, UnMarshall};
@@ -33,6 +34,10 @@ pub const EK_RSA_HANDLE: u32 = 0x8101_0001;
 const KEK_HANDLE_FIRST: u32 = 0x8100_0100;
 const KEK_HANDLE_LAST: u32 = 0x8100_01ff;
 const TPM_RC_RETRY: u32 = 0x922;
+/// TPM2B_MAX_BUFFER on swtpm and most TPMs (TPM2_EncryptDecrypt2, TPM2_HMAC).
+const MAX_BUFFER: usize = 1024;
+/// MAX_SYM_DATA: the largest sealed object.
+pub const MAX_SEALED: usize = 128;
 
 pub struct Tpm {
     ctx: Context,
@@ -366,37 +371,11 @@ impl Tpm {
             })
             .map_err(tpm("TPM2_Quote"))?;
         let quote = signed(attest, sig)?;
-        // PCR_Read returns at most 8 digests per call.
-        let mut values = Vec::new();
-        for chunk in pcrs.chunks(8) {
-            let slots: Vec<PcrSlot> = chunk
-                .iter()
-                .map(|i| PcrSlot::try_from(1u32 << i).map_err(tpm("PCR slot")))
-                .collect::<Result<_>>()?;
-            let sel = PcrSelectionListBuilder::new()
-                .with_selection(HashingAlgorithm::Sha256, &slots)
-                .build()
-                .map_err(tpm("PCR selection"))?;
-            let (_, read_sel, digests) = self
-                .ctx
-                .execute_without_session(|c| c.pcr_read(sel))
-                .map_err(tpm("TPM2_PCR_Read"))?;
-            let got: Vec<u32> = read_sel
-                .get_selections()
-                .iter()
-                .flat_map(|s| {
-                    s.selected()
-                        .into_iter()
-                        .map(|slot| u32::from(slot).trailing_zeros())
-                })
-                .collect();
-            if got.len() != digests.value().len() || got != chunk {
-                return Err(AgentError::TpmUnexpected("PCR_Read selection"));
-            }
-            for (i, d) in got.into_iter().zip(digests.value()) {
-                values.push((i, d.value().to_vec()));
-            }
-        }
+        let spec = PcrSpec {
+            bank: byok_protocol::HashAlg::Sha256,
+            pcrs: pcrs.to_vec(),
+        };
+        let values = pcrs.iter().copied().zip(self.pcr_values(&spec)?).collect();
         Ok((quote, values))
     }
 
@@ -434,8 +413,9 @@ impl Tpm {
         Ok(Zeroizing::new(digest.value().to_vec()))
     }
 
-    /// A policy session satisfying the EK's policy: PolicySecret(TPM_RH_ENDORSEMENT).
-    fn ek_policy_session(&mut self) -> Result<AuthSession> {
+    /// A new SHA-256 policy session (unbound, unsalted: its policy commands
+    /// take no secrets from the host).
+    fn start_policy_session(&mut self) -> Result<AuthSession> {
         let session = self
             .ctx
             .start_auth_session(
@@ -449,8 +429,176 @@ impl Tpm {
             .map_err(tpm("TPM2_StartAuthSession"))?
             .ok_or(AgentError::TpmUnexpected("policy session"))?;
         let (attrs, mask) = SessionAttributesBuilder::new().build();
+        if let Err(e) = self.ctx.tr_sess_set_attributes(session, attrs, mask) {
+            self.flush_session(session);
+            return Err(tpm("session attributes")(e));
+        }
+        Ok(session)
+    }
+
+    pub fn flush_session(&mut self, session: AuthSession) {
+        let _ = self.ctx.flush_context(SessionHandle::from(session).into());
+    }
+
+    /// A policy session that has run TPM2_PolicyPCR over `spec`: the TPM
+    /// records its current PCR values, and the command that uses the session
+    /// fails unless they are the ones in the object's authPolicy.
+    pub fn pcr_policy_session(&mut self, spec: &PcrSpec) -> Result<AuthSession> {
+        let selection = pcr_selection(spec).map_err(tpm("PCR selection"))?;
+        let session = self.start_policy_session()?;
+        let r = PolicySession::try_from(session).and_then(|policy| {
+            self.ctx.execute_without_session(|c| {
+                c.policy_pcr(policy, Digest::default(), selection.clone())
+            })
+        });
+        if let Err(e) = r {
+            self.flush_session(session);
+            return Err(tpm("TPM2_PolicyPCR")(e));
+        }
+        Ok(session)
+    }
+
+    /// The current values of the PCRs in `spec`, in selection order.
+    pub fn pcr_values(&mut self, spec: &PcrSpec) -> Result<Vec<Vec<u8>>> {
+        let mut values = Vec::new();
+        // PCR_Read returns at most 8 digests per call.
+        for chunk in spec.pcrs.chunks(8) {
+            let part = PcrSpec {
+                bank: spec.bank,
+                pcrs: chunk.to_vec(),
+            };
+            let (_, read_sel, digests) = self
+                .ctx
+                .execute_without_session(|c| c.pcr_read(pcr_selection(&part)?))
+                .map_err(tpm("TPM2_PCR_Read"))?;
+            let got: Vec<u32> = read_sel
+                .get_selections()
+                .iter()
+                .flat_map(|s| {
+                    s.selected()
+                        .into_iter()
+                        .map(|slot| u32::from(slot).trailing_zeros())
+                })
+                .collect();
+            if got != chunk || digests.value().len() != chunk.len() {
+                return Err(AgentError::TpmUnexpected("PCR_Read selection"));
+            }
+            values.extend(digests.value().iter().map(|d| d.value().to_vec()));
+        }
+        Ok(values)
+    }
+
+    /// Run `f` with the object's authorization: its empty auth value (password
+    /// session) or, for a PCR-bound object, a fresh PolicyPCR session.
+    fn with_object_auth<T>(
+        &mut self,
+        policy: Option<&PcrSpec>,
+        op: &'static str,
+        f: impl FnOnce(&mut Context) -> tss_esapi::Result<T>,
+    ) -> Result<T> {
+        let session = match policy {
+            Some(spec) => self.pcr_policy_session(spec)?,
+            None => AuthSession::Password,
+        };
+        let r = self.ctx.execute_with_session(Some(session), f);
+        if policy.is_some() {
+            self.flush_session(session);
+        }
+        r.map_err(|source| match (policy, policy_failed(&source)) {
+            (Some(spec), true) => AgentError::PcrPolicyFailed {
+                op,
+                pcrs: spec.describe(),
+            },
+            _ => AgentError::Tpm { op, source },
+        })
+    }
+
+    /// TPM2_Create of a sealed data object holding `data` under `parent`.
+    /// Returns (TPM2B_PUBLIC, TPM2B_PRIVATE).
+    pub fn create_sealed(
+        &mut self,
+        parent: KeyHandle,
+        template: &TpmtPublic,
+        data: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let public = Public::unmarshall(template.as_bytes()).map_err(tpm("template"))?;
+        let data = Zeroizing::new(data.to_vec());
+        let sensitive = SensitiveData::try_from(data.to_vec()).map_err(|_| {
+            AgentError::InvalidArgument {
+                what: "--in",
+                detail: format!(
+                    "{} bytes; a sealed object holds at most {MAX_SEALED} bytes (seal a key that encrypts the data)",
+                    data.len()
+                ),
+            }
+        })?;
+        let r = self
+            .ctx
+            .execute_with_session(Some(AuthSession::Password), |c| {
+                c.create(parent, public, None, Some(sensitive), None, None)
+            })
+            .map_err(tpm("TPM2_Create(sealed data)"))?;
+        Ok((public_tpm2b(&r.out_public)?, tpm2b(r.out_private.value())))
+    }
+
+    /// TPM2_Unseal.
+    pub fn unseal(
+        &mut self,
+        object: KeyHandle,
+        policy: Option<&PcrSpec>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let data = self.with_object_auth(policy, "TPM2_Unseal", |c| c.unseal(object.into()))?;
+        Ok(Zeroizing::new(data.value().to_vec()))
+    }
+
+    /// TPM2_EncryptDecrypt2 in CFB mode, in chunks of the TPM's buffer size,
+    /// carrying the IV from one chunk to the next.
+    pub fn aes_cfb(
+        &mut self,
+        key: KeyHandle,
+        decrypt: bool,
+        iv: &[u8],
+        data: &[u8],
+        policy: Option<&PcrSpec>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let mut iv = InitialValue::try_from(iv.to_vec()).map_err(tpm("IV"))?;
+        let mut out = Zeroizing::new(Vec::with_capacity(data.len()));
+        for chunk in data.chunks(MAX_BUFFER) {
+            let input = MaxBuffer::try_from(chunk.to_vec()).map_err(tpm("buffer"))?;
+            let iv_in = iv.clone();
+            let (part, iv_out) = self.with_object_auth(policy, "TPM2_EncryptDecrypt2", |c| {
+                c.encrypt_decrypt_2(key, decrypt, SymmetricMode::Cfb, input, iv_in)
+            })?;
+            out.extend_from_slice(part.value());
+            iv = iv_out;
+        }
+        Ok(out)
+    }
+
+    /// TPM2_HMAC (SHA-256) over at most one TPM buffer of data.
+    pub fn hmac(
+        &mut self,
+        key: KeyHandle,
+        data: &[u8],
+        policy: Option<&PcrSpec>,
+    ) -> Result<Vec<u8>> {
+        let input = MaxBuffer::try_from(data.to_vec()).map_err(|_| AgentError::InvalidArgument {
+            what: "--in",
+            detail: format!(
+                "{} bytes; TPM2_HMAC takes at most {MAX_BUFFER} bytes (HMAC a digest of larger data)",
+                data.len()
+            ),
+        })?;
+        let d = self.with_object_auth(policy, "TPM2_HMAC", |c| {
+            c.hmac(key.into(), input, HashingAlgorithm::Sha256)
+        })?;
+        Ok(d.value().to_vec())
+    }
+
+    /// A policy session satisfying the EK's policy: PolicySecret(TPM_RH_ENDORSEMENT).
+    fn ek_policy_session(&mut self) -> Result<AuthSession> {
+        let session = self.start_policy_session()?;
         let r = (|| {
-            self.ctx.tr_sess_set_attributes(session, attrs, mask)?;
             let policy = PolicySession::try_from(session)?;
             self.ctx
                 .execute_with_session(Some(AuthSession::Password), |c| {
@@ -537,18 +685,16 @@ impl Tpm {
         key: KeyHandle,
         ciphertext: &[u8],
         hash: HashingAlgorithm,
+        policy: Option<&PcrSpec>,
     ) -> Result<Zeroizing<Vec<u8>>> {
         let ct = tss_esapi::structures::PublicKeyRsa::try_from(ciphertext.to_vec())
             .map_err(|e| AgentError::BadPackage(format!("RSA block: {e}")))?;
         let scheme = tss_esapi::structures::RsaDecryptionScheme::Oaep(
             tss_esapi::structures::HashScheme::new(hash),
         );
-        let plain = self
-            .ctx
-            .execute_with_session(Some(AuthSession::Password), |c| {
-                c.rsa_decrypt(key, ct, scheme, Data::default())
-            })
-            .map_err(|source| AgentError::DecryptRefused { source })?;
+        let plain = self.with_object_auth(policy, "TPM2_RSA_Decrypt", |c| {
+            c.rsa_decrypt(key, ct, scheme, Data::default())
+        })?;
         Ok(Zeroizing::new(plain.value().to_vec()))
     }
 
@@ -593,6 +739,7 @@ impl Tpm {
         key: KeyHandle,
         digest: &[u8],
         scheme: SignatureScheme,
+        policy: Option<&PcrSpec>,
     ) -> Result<Signature> {
         let digest = Digest::try_from(digest.to_vec()).map_err(tpm("digest"))?;
         let ticket = HashcheckTicket::try_from(tss_esapi::tss2_esys::TPMT_TK_HASHCHECK {
@@ -601,16 +748,40 @@ impl Tpm {
             digest: Default::default(),
         })
         .map_err(tpm("hashcheck ticket"))?;
-        self.ctx
-            .execute_with_session(Some(AuthSession::Password), |c| {
-                c.sign(key, digest, scheme, ticket)
-            })
-            .map_err(tpm("TPM2_Sign"))
+        self.with_object_auth(policy, "TPM2_Sign", |c| c.sign(key, digest, scheme, ticket))
     }
 
     pub fn flush(&mut self, key: KeyHandle) {
         let _ = self.ctx.flush_context(key.into());
     }
+}
+
+/// TPM_RC_POLICY_FAIL (the policy digest differs: PCRs changed) or
+/// TPM_RC_PCR_CHANGED (they changed between PolicyPCR and the command).
+fn policy_failed(e: &tss_esapi::Error) -> bool {
+    use tss_esapi::constants::response_code::Tss2ResponseCodeKind as K;
+    matches!(
+        e,
+        tss_esapi::Error::Tss2Error(rc)
+            if matches!(rc.kind(), Some(K::PolicyFail) | Some(K::PcrChanged))
+    )
+}
+
+fn pcr_selection(spec: &PcrSpec) -> tss_esapi::Result<tss_esapi::structures::PcrSelectionList> {
+    let bank = match spec.bank {
+        byok_protocol::HashAlg::Sha1 => HashingAlgorithm::Sha1,
+        byok_protocol::HashAlg::Sha256 => HashingAlgorithm::Sha256,
+        byok_protocol::HashAlg::Sha384 => HashingAlgorithm::Sha384,
+        byok_protocol::HashAlg::Sha512 => HashingAlgorithm::Sha512,
+    };
+    let slots: Vec<PcrSlot> = spec
+        .pcrs
+        .iter()
+        .map(|i| PcrSlot::try_from(1u32 << i))
+        .collect::<tss_esapi::Result<_>>()?;
+    PcrSelectionListBuilder::new()
+        .with_selection(bank, &slots)
+        .build()
 }
 
 fn signed(attest: tss_esapi::structures::Attest, sig: Signature) -> Result<SignedAttest> {

@@ -12,6 +12,7 @@ pub mod formats;
 pub mod hash;
 pub mod kdf;
 pub mod keys;
+pub mod policy;
 pub mod public;
 pub mod signature;
 pub mod templates;

@@ -276,3 +276,32 @@ pub fn quote_body(attest: &[u8]) -> Vec<u8> {
     let header = 4 + 2 + 2 + q.qualified_signer.len() + 2 + q.extra_data.len() + 17 + 8;
     attest[header..].to_vec()
 }
+
+/// An initialised world and its verified-to-be evidence.
+pub struct World {
+    pub nonce: String,
+    pub evidence: PathBuf,
+}
+
+/// `init` world `name` on `host` and write its evidence (fresh nonce) into `work`.
+pub fn world(host: &Host, name: &str, work: &Path) -> World {
+    host.init(name);
+    let n = nonce();
+    let evidence = work.join(format!("{name}-{}.evidence", host.tpm.port));
+    host.evidence(name, &n, &evidence);
+    World { nonce: n, evidence }
+}
+
+/// `byok-verifier wrap` of `key` for world `w` of `host`.
+pub fn wrap(host: &Host, w: &World, key: &Path, out: &Path) -> assert_cmd::assert::Assert {
+    verifier()
+        .args(["wrap", "--nonce", &w.nonce, "--evidence"])
+        .arg(&w.evidence)
+        .arg("--roots")
+        .arg(&host.ca_bundle)
+        .arg("--key")
+        .arg(key)
+        .arg("-o")
+        .arg(out)
+        .assert()
+}

@@ -4,37 +4,11 @@
 use assert_cmd::Command;
 use byok_protocol::formats::{Document, Evidence, Receipt, TransferPackage};
 use byok_protocol::public::TpmtPublic;
-use byok_tests::{nonce, openssl, tpm_a, tpm_b, verifier, Host};
+use byok_tests::{nonce, openssl, tpm_a, tpm_b, verifier, world, wrap, Host, World};
 use predicates::str::contains;
 use serde_bytes::ByteBuf;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
-
-struct World {
-    nonce: String,
-    evidence: PathBuf,
-}
-
-fn world(host: &Host, name: &str, work: &Path) -> World {
-    host.init(name);
-    let n = nonce();
-    let evidence = work.join(format!("{name}-{}.evidence", host.tpm.port));
-    host.evidence(name, &n, &evidence);
-    World { nonce: n, evidence }
-}
-
-fn wrap(host: &Host, w: &World, key: &Path, out: &Path) -> assert_cmd::assert::Assert {
-    verifier()
-        .args(["wrap", "--nonce", &w.nonce, "--evidence"])
-        .arg(&w.evidence)
-        .arg("--roots")
-        .arg(&host.ca_bundle)
-        .arg("--key")
-        .arg(key)
-        .arg("-o")
-        .arg(out)
-        .assert()
-}
 
 fn read_package(p: &Path) -> TransferPackage {
     TransferPackage::from_cbor(&std::fs::read(p).unwrap()).unwrap()

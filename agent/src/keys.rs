@@ -1,0 +1,336 @@
+//! Keys in use: generated inside the TPM (`keys create`), sealed data
+//! (`seal`/`unseal`), and every operation on a stored key (sign, decrypt,
+//! encrypt, hmac). Each command loads the key under its world's KEK, runs one
+//! TPM operation (with a PolicyPCR session when the key is PCR-bound) and
+//! flushes the key.
+
+use crate::commands::{check_id, parse_public, world_kek, Ctx};
+use crate::error::{io, AgentError, Result};
+use crate::state::{write_atomic, KeyState, StateDir};
+use crate::tpm::{Hashing, Tpm, TpmHashScheme, TpmSignature, TpmSignatureScheme};
+use byok_protocol::policy::{PcrSpec, PolicyDigest};
+use byok_protocol::public::TpmtPublic;
+use byok_protocol::templates::{born_key_template, sealed_data_template, BornKeyAlg};
+use byok_protocol::tpm::alg;
+use rand::RngCore;
+use serde_bytes::ByteBuf;
+use sha2::Digest as _;
+use std::path::Path;
+use tss_esapi::handles::KeyHandle;
+use zeroize::Zeroizing;
+
+const AES_IV_LEN: usize = 16;
+
+fn read_input(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    std::fs::read(path).map(Zeroizing::new).map_err(io(path))
+}
+
+fn parse_pcr_spec(s: &str) -> Result<PcrSpec> {
+    PcrSpec::parse(s).map_err(|detail| AgentError::InvalidArgument {
+        what: "--pcrs",
+        detail,
+    })
+}
+
+/// The authPolicy binding an object to the current values of `spec`.
+fn pcr_policy(tpm: &mut Tpm, spec: &PcrSpec) -> Result<Vec<u8>> {
+    let values = tpm.pcr_values(spec)?;
+    Ok(PolicyDigest::new().pcr(spec, &values).into_vec())
+}
+
+/// Create a new object under the world's KEK and record it; `make` runs the
+/// TPM2_Create and returns (TPM2B_PUBLIC, TPM2B_PRIVATE).
+fn create_under_kek(
+    ctx: &Ctx,
+    world: &str,
+    name: &str,
+    pcrs: Option<&str>,
+    alg_name: &str,
+    origin: &str,
+    make: impl FnOnce(&mut Tpm, KeyHandle, Vec<u8>) -> Result<(Vec<u8>, Vec<u8>)>,
+) -> Result<TpmtPublic> {
+    check_id("world", world)?;
+    check_id("key name", name)?;
+    let spec = pcrs.map(parse_pcr_spec).transpose()?;
+    let state = StateDir::open(&ctx.state_dir)?;
+    if state.has_key(name) {
+        return Err(AgentError::KeyExists(name.to_string()));
+    }
+    let w = state.world(world)?;
+    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let kek = world_kek(&mut tpm, &w)?;
+    let policy = match &spec {
+        Some(s) => pcr_policy(&mut tpm, s)?,
+        None => Vec::new(),
+    };
+    let (public, private) = make(&mut tpm, kek, policy)?;
+    let parsed = parse_public(&public, "new key public")?;
+    state.put_key(&KeyState {
+        name: name.to_string(),
+        world: world.to_string(),
+        alg: alg_name.to_string(),
+        origin: origin.to_string(),
+        public: ByteBuf::from(public),
+        private: ByteBuf::from(private),
+        label: None,
+        policy_pcrs: spec.map(|s| s.describe()),
+    })?;
+    Ok(parsed)
+}
+
+/// `keys create`: TPM2_Create of a fixedTPM|fixedParent|sensitiveDataOrigin
+/// key under the world's KEK: generated inside the TPM, never duplicable.
+pub fn create(
+    ctx: &Ctx,
+    world: &str,
+    name: &str,
+    alg_name: &str,
+    pcrs: Option<&str>,
+) -> Result<()> {
+    let key_alg = BornKeyAlg::from_name(alg_name).ok_or_else(|| AgentError::InvalidArgument {
+        what: "--alg",
+        detail: format!(
+            "{alg_name:?}; use one of {}",
+            BornKeyAlg::ALL.map(|a| a.name()).join(", ")
+        ),
+    })?;
+    let p = create_under_kek(
+        ctx,
+        world,
+        name,
+        pcrs,
+        alg_name,
+        "generated",
+        |tpm, kek, policy| tpm.create_child(kek, &born_key_template(key_alg, policy)),
+    )?;
+    println!(
+        "created {} key {name:?} inside the TPM in world {world} (name {}){}",
+        p.describe_key(),
+        hex::encode(p.name()),
+        pcrs.map(|s| format!(", usable only while PCRs {s} keep their current values"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// `seal`: a sealed data object under the world's KEK.
+pub fn seal(ctx: &Ctx, world: &str, name: &str, input: &Path, pcrs: Option<&str>) -> Result<()> {
+    let data = read_input(input)?;
+    if data.len() > crate::tpm::MAX_SEALED {
+        return Err(AgentError::InvalidArgument {
+            what: "--in",
+            detail: format!(
+                "{} bytes; a sealed object holds at most {} bytes (seal a key that encrypts the data)",
+                data.len(),
+                crate::tpm::MAX_SEALED
+            ),
+        });
+    }
+    create_under_kek(
+        ctx,
+        world,
+        name,
+        pcrs,
+        "sealed-data",
+        "sealed",
+        |tpm, kek, policy| tpm.create_sealed(kek, &sealed_data_template(policy), &data),
+    )?;
+    println!(
+        "sealed {} bytes as {name:?} in world {world}{}",
+        data.len(),
+        pcrs.map(|s| format!(", released only while PCRs {s} keep their current values"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// Load stored key `name` under its world's KEK, run `f`, flush it.
+fn with_key<T>(
+    ctx: &Ctx,
+    name: &str,
+    f: impl FnOnce(&mut Tpm, &KeyState, &TpmtPublic, KeyHandle, Option<&PcrSpec>) -> Result<T>,
+) -> Result<T> {
+    check_id("key name", name)?;
+    let state = StateDir::open(&ctx.state_dir)?;
+    let k = state.key(name)?;
+    let w = state.world(&k.world)?;
+    let p = parse_public(&k.public, "key public")?;
+    let spec = match &k.policy_pcrs {
+        Some(s) => Some(
+            PcrSpec::parse(s).map_err(|detail| AgentError::CorruptState {
+                path: format!("key {name}"),
+                detail,
+            })?,
+        ),
+        None => None,
+    };
+    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let kek = world_kek(&mut tpm, &w)?;
+    let key = tpm.load(kek, &k.public, &k.private)?;
+    let r = f(&mut tpm, &k, &p, key, spec.as_ref());
+    tpm.flush(key);
+    r
+}
+
+fn wrong_type(name: &str, p: &TpmtPublic, op: &str) -> AgentError {
+    AgentError::InvalidArgument {
+        what: "--key",
+        detail: format!("{name:?} is {} and cannot {op}", p.describe_key()),
+    }
+}
+
+pub fn unseal(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
+    let data = with_key(ctx, name, |tpm, k, p, key, spec| {
+        if k.origin != "sealed" {
+            return Err(wrong_type(name, p, "be unsealed (it is not sealed data)"));
+        }
+        tpm.unseal(key, spec)
+    })?;
+    write_atomic(out, &data)
+}
+
+fn hash_of(hash: &str, data: &[u8]) -> Result<(Hashing, Vec<u8>)> {
+    Ok(match hash {
+        "sha256" => (Hashing::Sha256, sha2::Sha256::digest(data).to_vec()),
+        "sha384" => (Hashing::Sha384, sha2::Sha384::digest(data).to_vec()),
+        "sha512" => (Hashing::Sha512, sha2::Sha512::digest(data).to_vec()),
+        other => {
+            return Err(AgentError::InvalidArgument {
+                what: "--hash",
+                detail: format!("{other:?}; use sha256, sha384 or sha512"),
+            })
+        }
+    })
+}
+
+pub fn sign(
+    ctx: &Ctx,
+    name: &str,
+    input: &Path,
+    out: &Path,
+    hash: &str,
+    scheme: &str,
+) -> Result<()> {
+    check_id("key name", name)?;
+    let (hashing, digest) = hash_of(hash, &read_input(input)?)?;
+    let bytes = with_key(ctx, name, |tpm, _, p, key, spec| {
+        let hs = TpmHashScheme::new(hashing);
+        let tpm_scheme = match (p.object_type, scheme) {
+            (alg::RSA, "pkcs1") => TpmSignatureScheme::RsaSsa { hash_scheme: hs },
+            (alg::RSA, "pss") => TpmSignatureScheme::RsaPss { hash_scheme: hs },
+            (alg::ECC, _) => TpmSignatureScheme::EcDsa { hash_scheme: hs },
+            (alg::RSA, other) => {
+                return Err(AgentError::InvalidArgument {
+                    what: "--scheme",
+                    detail: format!("{other:?}; use pkcs1 or pss"),
+                })
+            }
+            _ => return Err(wrong_type(name, p, "sign (use `hmac` for HMAC keys)")),
+        };
+        match tpm.sign(key, &digest, tpm_scheme, spec)? {
+            TpmSignature::RsaSsa(s) | TpmSignature::RsaPss(s) => Ok(s.signature().value().to_vec()),
+            TpmSignature::EcDsa(s) => {
+                ecdsa_der(p, s.signature_r().value(), s.signature_s().value())
+            }
+            _ => Err(AgentError::TpmUnexpected("signature type")),
+        }
+    })?;
+    write_atomic(out, &bytes)
+}
+
+/// `decrypt`: RSA-OAEP (MGF1 with the same hash, empty label) for RSA keys;
+/// AES-256-CFB for AES keys, the input being IV (16 bytes) || ciphertext as
+/// `encrypt` writes it.
+pub fn decrypt(ctx: &Ctx, name: &str, input: &Path, out: &Path, hash: &str) -> Result<()> {
+    let data = read_input(input)?;
+    let (hashing, _) = hash_of(hash, &[])?;
+    let plain = with_key(ctx, name, |tpm, _, p, key, spec| match p.object_type {
+        alg::RSA => tpm.rsa_decrypt_oaep(key, &data, hashing, spec),
+        alg::SYMCIPHER => {
+            if data.len() < AES_IV_LEN {
+                return Err(AgentError::InvalidArgument {
+                    what: "--in",
+                    detail: format!(
+                        "{} bytes; AES input is the 16-byte IV followed by the ciphertext",
+                        data.len()
+                    ),
+                });
+            }
+            let (iv, ct) = data.split_at(AES_IV_LEN);
+            tpm.aes_cfb(key, true, iv, ct, spec)
+        }
+        _ => Err(wrong_type(name, p, "decrypt")),
+    })?;
+    write_atomic(out, &plain)
+}
+
+/// `encrypt` (AES keys): AES-256-CFB with a fresh random IV; writes IV || ciphertext.
+pub fn encrypt(ctx: &Ctx, name: &str, input: &Path, out: &Path) -> Result<()> {
+    let data = read_input(input)?;
+    let mut iv = [0u8; AES_IV_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut iv);
+    let ct = with_key(ctx, name, |tpm, _, p, key, spec| {
+        match p.object_type {
+        alg::SYMCIPHER => tpm.aes_cfb(key, false, &iv, &data, spec),
+        alg::RSA => Err(wrong_type(
+            name,
+            p,
+            "encrypt in the TPM (RSA encryption needs only the public key: `byok-agent public` and `openssl pkeyutl -encrypt`)",
+        )),
+        _ => Err(wrong_type(name, p, "encrypt")),
+    }
+    })?;
+    let mut bytes = iv.to_vec();
+    bytes.extend_from_slice(&ct);
+    write_atomic(out, &bytes)
+}
+
+/// `hmac` (keyed-hash keys): HMAC-SHA-256 computed by the TPM.
+pub fn hmac(ctx: &Ctx, name: &str, input: &Path, out: &Path) -> Result<()> {
+    let data = read_input(input)?;
+    let mac = with_key(ctx, name, |tpm, _, p, key, spec| match &p.params {
+        byok_protocol::public::PublicParams::KeyedHash { scheme } if scheme.scheme == alg::HMAC => {
+            tpm.hmac(key, &data, spec)
+        }
+        _ => Err(wrong_type(name, p, "compute an HMAC")),
+    })?;
+    write_atomic(out, &mac)
+}
+
+/// DER ECDSA-Sig-Value from the TPM's (r, s), as OpenSSL expects.
+fn ecdsa_der(p: &TpmtPublic, r: &[u8], s: &[u8]) -> Result<Vec<u8>> {
+    let bad = || AgentError::TpmUnexpected("ECDSA signature");
+    let pad = |v: &[u8], n: usize| -> Result<Vec<u8>> {
+        if v.len() > n {
+            return Err(bad());
+        }
+        let mut o = vec![0u8; n - v.len()];
+        o.extend_from_slice(v);
+        Ok(o)
+    };
+    match &p.params {
+        byok_protocol::public::PublicParams::Ecc { curve, .. }
+            if *curve == byok_protocol::tpm::curve::NIST_P256 =>
+        {
+            let (r, s) = (pad(r, 32)?, pad(s, 32)?);
+            let sig = p256::ecdsa::Signature::from_scalars(
+                *p256::FieldBytes::from_slice(&r),
+                *p256::FieldBytes::from_slice(&s),
+            )
+            .map_err(|_| bad())?;
+            Ok(sig.to_der().as_bytes().to_vec())
+        }
+        byok_protocol::public::PublicParams::Ecc { curve, .. }
+            if *curve == byok_protocol::tpm::curve::NIST_P384 =>
+        {
+            let (r, s) = (pad(r, 48)?, pad(s, 48)?);
+            let sig = p384::ecdsa::Signature::from_scalars(
+                *p384::FieldBytes::from_slice(&r),
+                *p384::FieldBytes::from_slice(&s),
+            )
+            .map_err(|_| bad())?;
+            Ok(sig.to_der().as_bytes().to_vec())
+        }
+        _ => Err(bad()),
+    }
+}

@@ -1,0 +1,152 @@
+//! TPM enhanced-authorization policy digests, computed in software so the
+//! agent can put them in a template and the verifier can recompute them from
+//! a public area (TCG TPM 2.0 Library Part 3, the "policyDigest" update of
+//! each TPM2_Policy* command). Only the commands tpm-byok uses are here.
+
+use crate::hash::HashAlg;
+use crate::wire::Writer;
+
+/// TPM_CC values of the policy commands below.
+pub mod cc {
+    pub const POLICY_SECRET: u32 = 0x0000_0151;
+    pub const POLICY_COMMAND_CODE: u32 = 0x0000_016c;
+    pub const POLICY_PCR: u32 = 0x0000_017f;
+}
+
+/// A PCR selection in one bank: "sha256:0,7".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PcrSpec {
+    pub bank: HashAlg,
+    /// Sorted, distinct, 0..=23.
+    pub pcrs: Vec<u32>,
+}
+
+impl PcrSpec {
+    /// Parse "sha256:0,7" (the bank may be sha1, sha256, sha384 or sha512;
+    /// without "bank:" it is sha256).
+    pub fn parse(s: &str) -> Result<PcrSpec, String> {
+        let (bank, list) = match s.split_once(':') {
+            Some((b, l)) => (b.trim(), l),
+            None => ("sha256", s),
+        };
+        let bank = match bank {
+            "sha1" => HashAlg::Sha1,
+            "sha256" => HashAlg::Sha256,
+            "sha384" => HashAlg::Sha384,
+            "sha512" => HashAlg::Sha512,
+            other => {
+                return Err(format!(
+                    "unknown PCR bank {other:?} (use sha256, sha384, sha512 or sha1)"
+                ))
+            }
+        };
+        let mut pcrs = Vec::new();
+        for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let i: u32 = part
+                .parse()
+                .map_err(|_| format!("{part:?} is not a PCR index"))?;
+            if i > 23 {
+                return Err(format!("PCR {i} does not exist (0-23)"));
+            }
+            if !pcrs.contains(&i) {
+                pcrs.push(i);
+            }
+        }
+        if pcrs.is_empty() {
+            return Err("select at least one PCR".into());
+        }
+        pcrs.sort();
+        Ok(PcrSpec { bank, pcrs })
+    }
+
+    /// TPML_PCR_SELECTION with this one bank (3 select bytes: PCRs 0-23).
+    pub fn selection_bytes(&self) -> Vec<u8> {
+        let mut select = [0u8; 3];
+        for &i in &self.pcrs {
+            select[(i / 8) as usize] |= 1 << (i % 8);
+        }
+        let mut w = Writer::new();
+        w.u32(1).u16(self.bank.tpm_id()).u8(3).raw(&select);
+        w.into_vec()
+    }
+
+    pub fn describe(&self) -> String {
+        let list: Vec<String> = self.pcrs.iter().map(|i| i.to_string()).collect();
+        format!("{}:{}", self.bank.name(), list.join(","))
+    }
+}
+
+/// A policy digest being built, as a trial session would (SHA-256, starting
+/// from zeros).
+#[derive(Debug, Clone)]
+pub struct PolicyDigest(Vec<u8>);
+
+impl Default for PolicyDigest {
+    fn default() -> Self {
+        PolicyDigest(vec![0u8; 32])
+    }
+}
+
+impl PolicyDigest {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn extend(&mut self, parts: &[&[u8]]) {
+        let mut all: Vec<&[u8]> = vec![&self.0];
+        all.extend_from_slice(parts);
+        self.0 = HashAlg::Sha256.digest(&all);
+    }
+
+    /// TPM2_PolicyPCR: H(old || TPM_CC_PolicyPCR || pcrs || digestTPM), where
+    /// digestTPM is H(the selected PCR values in selection order).
+    pub fn pcr(mut self, spec: &PcrSpec, values: &[Vec<u8>]) -> Self {
+        let concat: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+        let digest_tpm = HashAlg::Sha256.digest(&concat);
+        self.extend(&[
+            &cc::POLICY_PCR.to_be_bytes(),
+            &spec.selection_bytes(),
+            &digest_tpm,
+        ]);
+        self
+    }
+
+    /// TPM2_PolicySecret: H(H(old || TPM_CC_PolicySecret || authName) || policyRef).
+    pub fn secret(mut self, auth_name: &[u8], policy_ref: &[u8]) -> Self {
+        self.extend(&[&cc::POLICY_SECRET.to_be_bytes(), auth_name]);
+        self.extend(&[policy_ref]);
+        self
+    }
+
+    /// TPM2_PolicyCommandCode: H(old || TPM_CC_PolicyCommandCode || code).
+    pub fn command_code(mut self, code: u32) -> Self {
+        self.extend(&[&cc::POLICY_COMMAND_CODE.to_be_bytes(), &code.to_be_bytes()]);
+        self
+    }
+
+    pub fn into_vec(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pcr_specs() {
+        let s = PcrSpec::parse("sha256:7,0,7").unwrap();
+        assert_eq!(s.pcrs, vec![0, 7]);
+        assert_eq!(s.describe(), "sha256:0,7");
+        assert_eq!(PcrSpec::parse("16").unwrap().bank, HashAlg::Sha256);
+        assert!(PcrSpec::parse("sha256:24").is_err());
+        assert!(PcrSpec::parse("md5:1").is_err());
+        assert!(PcrSpec::parse("sha256:").is_err());
+        assert_eq!(
+            PcrSpec::parse("sha256:0,7,16,23")
+                .unwrap()
+                .selection_bytes(),
+            vec![0, 0, 0, 1, 0, 0x0b, 3, 0x81, 0x00, 0x81]
+        );
+    }
+}
