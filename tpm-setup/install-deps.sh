@@ -12,6 +12,10 @@ command -v openssl      >/dev/null 2>&1 || need+=(openssl)
 command -v pkg-config   >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists tss2-esys 2>/dev/null || need+=(libtss2-dev)
 command -v cc           >/dev/null 2>&1 || need+=(gcc)
+# OpenSSL's tpm2 provider: TSS2 PRIVATE KEY files from `byok-agent keyfile` are
+# used through it (and tested with it).
+[ -e "$(openssl version -m 2>/dev/null | sed -n 's/^MODULESDIR: "\(.*\)"$/\1/p')/tpm2.so" ] \
+  || dpkg -s tpm2-openssl >/dev/null 2>&1 || need+=(tpm2-openssl)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -334,3 +334,47 @@ fn ecdsa_der(p: &TpmtPublic, r: &[u8], s: &[u8]) -> Result<Vec<u8>> {
         _ => Err(bad()),
     }
 }
+
+/// `keyfile`: the key as a TSS2 PRIVATE KEY file (public area, TPM-encrypted
+/// private blob, the world's KEK as persistent parent) for OpenSSL's tpm2
+/// provider and other TPM-aware software.
+pub fn keyfile(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
+    check_id("key name", name)?;
+    let state = StateDir::open(&ctx.state_dir)?;
+    let k = state.key(name)?;
+    let w = state.world(&k.world)?;
+    let p = parse_public(&k.public, "key public")?;
+    if k.origin == "sealed" {
+        return Err(wrong_type(
+            name,
+            &p,
+            "be written as a key file (it is sealed data; use `unseal`)",
+        ));
+    }
+    if let Some(pcrs) = &k.policy_pcrs {
+        return Err(AgentError::InvalidArgument {
+            what: "--key",
+            detail: format!(
+                "{name:?} is bound to PCRs {pcrs}; key files are written for keys used with their empty auth value only"
+            ),
+        });
+    }
+    let file = byok_protocol::keyfile::TpmKeyFile {
+        empty_auth: true,
+        parent: w.kek_handle,
+        public: k.public.to_vec(),
+        private: k.private.to_vec(),
+    };
+    let pem = file
+        .to_pem()
+        .map_err(|e| AgentError::Protocol(e.to_string()))?;
+    write_atomic(out, pem.as_bytes())?;
+    println!(
+        "wrote {} key {name:?} as a TSS2 PRIVATE KEY file {} (parent: world {} KEK at {:#010x}; usable only with this TPM)",
+        p.describe_key(),
+        out.display(),
+        k.world,
+        w.kek_handle
+    );
+    Ok(())
+}

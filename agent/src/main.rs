@@ -161,6 +161,14 @@ enum Command {
         #[arg(short = 'o', long)]
         out: PathBuf,
     },
+    /// Write a key as a TSS2 PRIVATE KEY file for OpenSSL's tpm2 provider
+    /// (the private part stays TPM-encrypted; the world's KEK is the parent).
+    Keyfile {
+        #[arg(long)]
+        key: String,
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+    },
     /// Certify a key with the world's AK and write a receipt.
     AttestKey {
         #[arg(long)]
@@ -274,6 +282,7 @@ fn main() {
             pcrs,
         } => keys::seal(&ctx, &world, &name, &input, pcrs.as_deref()),
         Command::Unseal { name, out } => keys::unseal(&ctx, &name, &out),
+        Command::Keyfile { key, out } => keys::keyfile(&ctx, &key, &out),
         Command::AttestKey { key, nonce, out } => commands::attest_key(&ctx, &key, &nonce, &out),
     };
     if let Err(e) = r {

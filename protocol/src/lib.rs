@@ -11,6 +11,7 @@ pub mod error;
 pub mod formats;
 pub mod hash;
 pub mod kdf;
+pub mod keyfile;
 pub mod keys;
 pub mod policy;
 pub mod public;

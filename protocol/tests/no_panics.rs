@@ -29,6 +29,11 @@ fn all_parsers(b: &[u8]) {
     let _ = Receipt::from_cbor(b);
     let _ = TargetKey::from_bytes(b);
     let _ = byok_protocol::ckm::kwp_unwrap(&[7u8; 32], b);
+    let _ = byok_protocol::keyfile::TpmKeyFile::from_der(b);
+    if let Ok(text) = std::str::from_utf8(b) {
+        let _ = byok_protocol::keyfile::TpmKeyFile::from_pem(text);
+        let _ = byok_protocol::policy::PcrSpec::parse(text);
+    }
 }
 
 #[test]
@@ -76,6 +81,14 @@ fn mutated_valid_structures_never_panic() {
         key.tpm_sensitive().to_vec(),
         package.to_cbor(),
         pem.as_bytes().to_vec(),
+        byok_protocol::keyfile::TpmKeyFile {
+            empty_auth: true,
+            parent: 0x8100_0100,
+            public: public.to_tpm2b(),
+            private: vec![0, 4, 1, 2, 3, 4],
+        }
+        .to_der()
+        .unwrap(),
     ];
     for seed in &seeds {
         for _ in 0..5_000 {

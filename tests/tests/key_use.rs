@@ -419,6 +419,32 @@ fn sealed_secrets_follow_their_pcr_policy() {
     unseal(&host, "bound", &out).success();
     unseal(&host, "plain", &w.join("plain.again")).success();
 
+    // A key generated bound to PCRs 16 and 23: the TPM signs only in that state.
+    host.agent()
+        .args([
+            "key",
+            "create",
+            "--world",
+            "eu",
+            "--name",
+            "bound-key",
+            "--alg",
+            "rsa2048",
+            "--pcrs",
+            "sha256:16,23",
+        ])
+        .assert()
+        .success()
+        .stdout(contains("usable only while PCRs sha256:16,23"));
+    let sig = w.join("bound.sig");
+    agent_io(&host, &["sign", "--key", "bound-key"], &secret, &sig).success();
+    ext(&host, 9);
+    std::fs::remove_file(&sig).unwrap();
+    agent_io(&host, &["sign", "--key", "bound-key"], &secret, &sig)
+        .code(8)
+        .stderr(contains("the TPM refused TPM2_Sign: the PCRs sha256:16,23"));
+    assert!(!sig.exists());
+
     // Too much data: refused before the TPM, nothing stored.
     let big = file(w, "big", &[7u8; 129]);
     host.agent()
