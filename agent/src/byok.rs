@@ -5,12 +5,14 @@
 //! RSA block, but the AES key and then the target key pass through this
 //! process's memory (zeroized buffers) on their way into TPM2_Import.
 
-use crate::commands::{check_id, parse_public, world_kek, Ctx};
+use crate::commands::{check_id, parse_public, Ctx};
 use crate::error::{AgentError, Result};
 use crate::state::{write_atomic, KeyState, StateDir};
 use crate::tpm::{Hashing, Tpm};
+use crate::world::world_kek;
 use base64::Engine as _;
 use byok_protocol::keys::TargetKey;
+use byok_protocol::public::TpmtPublic;
 use byok_protocol::world::compat_kid;
 use rand::RngCore;
 use serde_bytes::ByteBuf;
@@ -110,6 +112,16 @@ pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<(
     };
     let compat = parse_public(compat_public, "compat KEK public")?;
     let ours = compat_kid(world, &compat.name());
+    if let Some(old) = w.retired_keks.iter().find(|r| {
+        r.compat_public.as_ref().is_some_and(|p| {
+            TpmtPublic::parse_tpm2b(p).is_ok_and(|c| compat_kid(world, &c.name()) == kid)
+        })
+    }) {
+        return Err(AgentError::KekRotated {
+            world: world.to_string(),
+            generation: old.generation,
+        });
+    }
     if kid != ours {
         return Err(AgentError::ByokKidMismatch {
             kid: kid.to_string(),
@@ -129,8 +141,8 @@ pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<(
     let (rsa_block, wrapped) = blob.split_at(rsa_len);
 
     let mut tpm = Tpm::open(&ctx.tcti)?;
-    let kek = world_kek(&mut tpm, &w)?;
-    let compat_key = tpm.load(kek, compat_public, compat_private)?;
+    let kek = world_kek(&mut tpm, &state, &w)?;
+    let compat_key = tpm.load(&kek, compat_public, compat_private)?;
     let aes = tpm
         .rsa_decrypt_oaep(compat_key, rsa_block, hash, None)
         .map_err(|e| match e {
@@ -172,13 +184,13 @@ pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<(
     .map_err(|e| AgentError::Protocol(e.to_string()))?;
     drop(target);
     let private = tpm.import(
-        kek,
+        &kek,
         &inner[..],
         &public.to_tpm2b(),
         &blob.duplicate,
         &blob.seed,
     )?;
-    let loaded = tpm.load(kek, &public.to_tpm2b(), &private)?;
+    let loaded = tpm.load(&kek, &public.to_tpm2b(), &private)?;
     tpm.flush(loaded);
 
     state.put_key(&KeyState {
@@ -193,6 +205,7 @@ pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<(
             .and_then(|g| g.as_str())
             .map(|g| format!("generator: {g}")),
         policy_pcrs: None,
+        kek_handle: None,
     })?;
     println!(
         "imported {} key {name:?} from a .byok file into world {world} (name {})",

@@ -2,19 +2,18 @@
 //! `tpm.rs`) and what it writes.
 
 use crate::error::{io, AgentError, Result};
-use crate::state::{write_atomic, KeyState, StateDir, WorldState};
+use crate::state::{write_atomic, KeyState, StateDir};
 use crate::tpm::Tpm;
+use crate::world::{key_parent, retired_generation, world_ek, world_kek};
 use byok_protocol::formats::{
     Document, EkEvidence, Evidence, KekEvidence, PublicOnly, QuoteEvidence, Receipt, Signed,
     TpmInfo, TransferPackage,
 };
 use byok_protocol::public::TpmtPublic;
-use byok_protocol::templates::kek_template;
 use byok_protocol::world::valid_id;
 use serde_bytes::ByteBuf;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tss_esapi::handles::KeyHandle;
 
 pub struct Ctx {
     pub tcti: String,
@@ -60,112 +59,6 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(io(path))
 }
 
-/// The world's KEK, checked against the public area recorded at init.
-pub(crate) fn world_kek(tpm: &mut Tpm, w: &WorldState) -> Result<KeyHandle> {
-    match tpm.kek(w.kek_handle)? {
-        Some((k, public)) if public == w.kek_public.as_ref() => Ok(k),
-        _ => Err(AgentError::KekChanged {
-            world: w.world.clone(),
-            handle: w.kek_handle,
-        }),
-    }
-}
-
-/// The world's compat KEK, created under the KEK (TPM2_Create).
-fn create_compat(tpm: &mut Tpm, kek: KeyHandle) -> Result<(ByteBuf, ByteBuf)> {
-    let (public, private) =
-        tpm.create_child(kek, &byok_protocol::templates::compat_kek_template())?;
-    Ok((ByteBuf::from(public), ByteBuf::from(private)))
-}
-
-pub fn init(ctx: &Ctx, world: &str, compat: bool) -> Result<()> {
-    check_id("world", world)?;
-    let state = StateDir::open(&ctx.state_dir)?;
-    let mut tpm = Tpm::open(&ctx.tcti)?;
-    let template = kek_template(world);
-
-    if state.has_world(world) {
-        // Re-running init reloads the world: if the persistent KEK is gone
-        // (evicted), the same template under the same owner seed re-creates
-        // the same key, which is checked against the recorded public area.
-        let w = state.world(world)?;
-        if tpm.kek(w.kek_handle)?.is_none() {
-            let (_, public) = tpm.create_kek(&template, Some(w.kek_handle))?;
-            if public != w.kek_public.as_ref() {
-                return Err(AgentError::KekChanged {
-                    world: world.to_string(),
-                    handle: w.kek_handle,
-                });
-            }
-            println!("world {world}: KEK re-created at {:#010x}", w.kek_handle);
-        } else {
-            world_kek(&mut tpm, &w)?;
-            println!(
-                "world {world}: already initialised, KEK at {:#010x}",
-                w.kek_handle
-            );
-        }
-        if compat && w.compat_public.is_none() {
-            let kek = world_kek(&mut tpm, &w)?;
-            let (public, private) = create_compat(&mut tpm, kek)?;
-            let mut w = w;
-            w.compat_public = Some(public);
-            w.compat_private = Some(private);
-            state.put_world(&w)?;
-            println!("world {world}: compat KEK (RSA-3072 decryption) added");
-        }
-        return Ok(());
-    }
-
-    let ek = tpm.ek()?;
-    let (ak_public, ak_private) = tpm.create_ak(ek)?;
-    let (kek_handle, kek_public) = tpm.create_kek(&template, None)?;
-    let (compat_public, compat_private) = if compat {
-        let kek = tpm
-            .kek(kek_handle)?
-            .ok_or(AgentError::TpmUnexpected("KEK just created"))?
-            .0;
-        let (p, k) = create_compat(&mut tpm, kek)?;
-        (Some(p), Some(k))
-    } else {
-        (None, None)
-    };
-    let w = WorldState {
-        world: world.to_string(),
-        kek_handle,
-        kek_public: ByteBuf::from(kek_public),
-        ek_handle: crate::tpm::EK_RSA_HANDLE,
-        ak_public: ByteBuf::from(ak_public),
-        ak_private: ByteBuf::from(ak_private),
-        compat_public,
-        compat_private,
-    };
-    state.put_world(&w)?;
-    let kek = parse_public(&w.kek_public, "KEK public")?;
-    let ak = parse_public(&w.ak_public, "AK public")?;
-    println!("world {world}: initialised");
-    println!(
-        "  KEK  {:#010x}  {}  name {}",
-        kek_handle,
-        kek.describe_key(),
-        hex::encode(kek.name())
-    );
-    println!(
-        "  AK   {}  name {}",
-        ak.describe_key(),
-        hex::encode(ak.name())
-    );
-    if let Some(p) = &w.compat_public {
-        let c = parse_public(p, "compat KEK public")?;
-        println!(
-            "  compat KEK  {}  kid {}",
-            c.describe_key(),
-            byok_protocol::world::compat_kid(world, &c.name())
-        );
-    }
-    Ok(())
-}
-
 fn signed(a: crate::tpm::SignedAttest) -> Signed {
     Signed {
         attest: ByteBuf::from(a.attest),
@@ -207,19 +100,19 @@ pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> 
     let state = StateDir::open(&ctx.state_dir)?;
     let w = state.world(world)?;
     let mut tpm = Tpm::open(&ctx.tcti)?;
-    let kek = world_kek(&mut tpm, &w)?;
-    let ek = tpm.ek()?;
+    let kek = world_kek(&mut tpm, &state, &w)?;
+    let (ek, ek_kind) = world_ek(&mut tpm, &w)?;
     let ek_public = tpm.public(ek)?;
-    let ek_certificate = tpm.ek_certificate()?;
+    let ek_certificate = tpm.ek_certificate(ek_kind)?;
     let identity = tpm.identity()?;
 
     let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;
     let attested = (|| {
-        let certify = tpm.certify(kek.into(), ak, &nonce)?;
+        let certify = tpm.certify(kek.handle.into(), ak, &nonce)?;
         let quote = tpm.quote(ak, &nonce, &pcrs)?;
         let compat = match (&w.compat_public, &w.compat_private) {
             (Some(public), Some(private)) => {
-                let key = tpm.load(kek, public, private)?;
+                let key = tpm.load(&kek, public, private)?;
                 let c = tpm.certify(key.into(), ak, &nonce);
                 tpm.flush(key);
                 Some(KekEvidence {
@@ -299,6 +192,12 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
     }
     let w = state.world(world)?;
     let kek_name = parse_public(&w.kek_public, "KEK public")?.name();
+    if let Some(generation) = retired_generation(&w, &pkg.kek_name) {
+        return Err(AgentError::KekRotated {
+            world: world.to_string(),
+            generation,
+        });
+    }
     if pkg.kek_name.as_ref() != kek_name.as_slice() {
         return Err(AgentError::PackageKekMismatch {
             world: world.to_string(),
@@ -327,8 +226,8 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
     if !tpm.supports(&pkg.object.public)? {
         return Err(AgentError::UnsupportedByTpm(object.describe_key()));
     }
-    let kek = world_kek(&mut tpm, &w)?;
-    let ek = tpm.ek()?;
+    let kek = world_kek(&mut tpm, &state, &w)?;
+    let (ek, _) = world_ek(&mut tpm, &w)?;
     let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;
     let inner_key = tpm.activate_credential(
         ak,
@@ -339,7 +238,7 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
     tpm.flush(ak);
     let inner_key = inner_key?;
     let private = tpm.import(
-        kek,
+        &kek,
         &inner_key,
         &pkg.object.public,
         &pkg.object.duplicate,
@@ -347,7 +246,7 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
     )?;
     drop(inner_key);
     // Prove the imported blob loads before recording it.
-    let loaded = tpm.load(kek, &pkg.object.public, &private)?;
+    let loaded = tpm.load(&kek, &pkg.object.public, &private)?;
     tpm.flush(loaded);
 
     let key = KeyState {
@@ -359,6 +258,7 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
         private: ByteBuf::from(private),
         label: pkg.key.label.clone(),
         policy_pcrs: None,
+        kek_handle: None,
     };
     state.put_key(&key)?;
     println!(
@@ -393,7 +293,7 @@ pub fn activate(ctx: &Ctx, world: &str, input: &Path, out: &Path) -> Result<()> 
         });
     }
     let mut tpm = Tpm::open(&ctx.tcti)?;
-    let ek = tpm.ek()?;
+    let (ek, _) = world_ek(&mut tpm, &w)?;
     let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;
     let secret = tpm.activate_credential(
         ak,
@@ -477,10 +377,10 @@ pub fn attest_key(ctx: &Ctx, name: &str, nonce: &str, out: &Path) -> Result<()> 
     let k = state.key(name)?;
     let w = state.world(&k.world)?;
     let mut tpm = Tpm::open(&ctx.tcti)?;
-    let kek = world_kek(&mut tpm, &w)?;
-    let ek = tpm.ek()?;
+    let kek = key_parent(&mut tpm, &state, &w, &k)?;
+    let (ek, _) = world_ek(&mut tpm, &w)?;
     let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;
-    let key = match tpm.load(kek, &k.public, &k.private) {
+    let key = match tpm.load(&kek, &k.public, &k.private) {
         Ok(key) => key,
         Err(e) => {
             tpm.flush(ak);

@@ -83,6 +83,10 @@ pub enum AgentError {
     UnsupportedByTpm(String),
     #[error("the TPM refused {op}: the PCRs {pcrs} do not have the values this object is bound to (its PCR policy failed); restore the platform state it was bound to")]
     PcrPolicyFailed { op: &'static str, pcrs: String },
+    #[error("the TPM's owner seed changed (it was cleared): the KEKs of world(s) {} cannot be re-created, so they and their {keys} stored key(s) are lost; remove each with `byok-agent world destroy --world W --yes`, run `init` again and re-import the keys", worlds.join(", "))]
+    OwnerSeedChanged { worlds: Vec<String>, keys: usize },
+    #[error("transfer package was wrapped for KEK generation {generation} of world {world:?}, which was rotated (`kek rotate`); fetch new evidence and wrap the key again")]
+    KekRotated { world: String, generation: u32 },
     #[error("{0}")]
     Protocol(String),
 }
@@ -90,7 +94,8 @@ pub enum AgentError {
 impl AgentError {
     /// Distinct exit codes: 2 usage, 3 TPM, 4 state/IO, 5 bad input,
     /// 6 unknown world/key, 7 package for another world/KEK/TPM, 8 TPM refused the package,
-    /// 9 key type unsupported by this TPM.
+    /// 9 key type unsupported by this TPM, 11 world lost (TPM cleared).
+    /// (10 is the verifier's "a check failed".)
     pub fn exit_code(&self) -> i32 {
         use AgentError::*;
         match self {
@@ -107,12 +112,14 @@ impl AgentError {
             PackageWorldMismatch { .. }
             | PackageKekMismatch { .. }
             | PackageAkMismatch { .. }
-            | ByokKidMismatch { .. } => 7,
+            | ByokKidMismatch { .. }
+            | KekRotated { .. } => 7,
             ActivationRefused { .. }
             | ImportRefused { .. }
             | DecryptRefused { .. }
             | PcrPolicyFailed { .. } => 8,
             UnsupportedByTpm(_) => 9,
+            OwnerSeedChanged { .. } => 11,
         }
     }
 }

@@ -4,10 +4,11 @@
 //! TPM operation (with a PolicyPCR session when the key is PCR-bound) and
 //! flushes the key.
 
-use crate::commands::{check_id, parse_public, world_kek, Ctx};
+use crate::commands::{check_id, parse_public, Ctx};
 use crate::error::{io, AgentError, Result};
 use crate::state::{write_atomic, KeyState, StateDir};
-use crate::tpm::{Hashing, Tpm, TpmHashScheme, TpmSignature, TpmSignatureScheme};
+use crate::tpm::{Hashing, Parent, Tpm, TpmHashScheme, TpmSignature, TpmSignatureScheme};
+use crate::world::{key_parent, world_kek};
 use byok_protocol::policy::{PcrSpec, PolicyDigest};
 use byok_protocol::public::TpmtPublic;
 use byok_protocol::templates::{born_key_template, sealed_data_template, BornKeyAlg};
@@ -47,7 +48,7 @@ fn create_under_kek(
     pcrs: Option<&str>,
     alg_name: &str,
     origin: &str,
-    make: impl FnOnce(&mut Tpm, KeyHandle, Vec<u8>) -> Result<(Vec<u8>, Vec<u8>)>,
+    make: impl FnOnce(&mut Tpm, &Parent, Vec<u8>) -> Result<(Vec<u8>, Vec<u8>)>,
 ) -> Result<TpmtPublic> {
     check_id("world", world)?;
     check_id("key name", name)?;
@@ -58,12 +59,12 @@ fn create_under_kek(
     }
     let w = state.world(world)?;
     let mut tpm = Tpm::open(&ctx.tcti)?;
-    let kek = world_kek(&mut tpm, &w)?;
+    let kek = world_kek(&mut tpm, &state, &w)?;
     let policy = match &spec {
         Some(s) => pcr_policy(&mut tpm, s)?,
         None => Vec::new(),
     };
-    let (public, private) = make(&mut tpm, kek, policy)?;
+    let (public, private) = make(&mut tpm, &kek, policy)?;
     let parsed = parse_public(&public, "new key public")?;
     state.put_key(&KeyState {
         name: name.to_string(),
@@ -74,6 +75,7 @@ fn create_under_kek(
         private: ByteBuf::from(private),
         label: None,
         policy_pcrs: spec.map(|s| s.describe()),
+        kek_handle: None,
     })?;
     Ok(parsed)
 }
@@ -165,8 +167,8 @@ fn with_key<T>(
         None => None,
     };
     let mut tpm = Tpm::open(&ctx.tcti)?;
-    let kek = world_kek(&mut tpm, &w)?;
-    let key = tpm.load(kek, &k.public, &k.private)?;
+    let kek = key_parent(&mut tpm, &state, &w, &k)?;
+    let key = tpm.load(&kek, &k.public, &k.private)?;
     let r = f(&mut tpm, &k, &p, key, spec.as_ref());
     tpm.flush(key);
     r
@@ -359,9 +361,18 @@ pub fn keyfile(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
             ),
         });
     }
+    let parent = k.kek_handle.unwrap_or(w.kek_handle);
+    if let Some(pcrs) = w.kek_at(parent).and_then(|r| r.pcrs) {
+        return Err(AgentError::InvalidArgument {
+            what: "--key",
+            detail: format!(
+                "{name:?} lives under a KEK bound to PCRs {pcrs}; key files need a parent usable with its empty auth value"
+            ),
+        });
+    }
     let file = byok_protocol::keyfile::TpmKeyFile {
         empty_auth: true,
-        parent: w.kek_handle,
+        parent,
         public: k.public.to_vec(),
         private: k.private.to_vec(),
     };
@@ -374,7 +385,7 @@ pub fn keyfile(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
         p.describe_key(),
         out.display(),
         k.world,
-        w.kek_handle
+        parent
     );
     Ok(())
 }

@@ -7,6 +7,7 @@ mod error;
 mod keys;
 mod state;
 mod tpm;
+mod world;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -38,17 +39,32 @@ enum Command {
         /// `.byok` files (CKM_RSA_AES_KEY_WRAP; see docs/cloud.md for its weaker property).
         #[arg(long)]
         compat_kek: bool,
-    },
-    /// Export the world's compat KEK public key (PEM or JWK with a kid).
-    Kek {
+        /// The KEK's type: rsa2048, p256 or p384.
+        #[arg(long, default_value = "rsa2048")]
+        kek_alg: String,
+        /// The EK that vouches for the AK: auto (the first with a certificate
+        /// in NV: RSA, then ECC P-256, then ECC P-384), rsa, ecc-p256 or ecc-p384.
+        #[arg(long, default_value = "auto")]
+        ek: String,
+        /// Bind the KEK to the current values of these PCRs (e.g. sha256:0,7):
+        /// the TPM imports and loads keys under it only in that platform state.
         #[arg(long)]
-        world: String,
-        /// pem or jwk.
-        #[arg(long, default_value = "pem")]
-        format: String,
-        /// Output file (default: standard output).
-        #[arg(short = 'o', long)]
-        out: Option<PathBuf>,
+        pcrs: Option<String>,
+    },
+    /// The world's KEK: export the compat KEK's public key, or rotate the KEK.
+    Kek {
+        #[command(subcommand)]
+        action: KekAction,
+    },
+    /// List the worlds on this host and the state of their KEKs in the TPM.
+    Worlds {
+        #[command(subcommand)]
+        action: Option<WorldsAction>,
+    },
+    /// Destroy a world: evict its KEKs from the TPM, delete its keys and state.
+    World {
+        #[command(subcommand)]
+        action: WorldAction,
     },
     /// Write TPM-signed evidence for the world's KEK.
     Evidence {
@@ -181,6 +197,47 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum KekAction {
+    /// Export the world's compat KEK public key (PEM or JWK with a kid).
+    Export {
+        #[arg(long)]
+        world: String,
+        /// pem or jwk.
+        #[arg(long, default_value = "pem")]
+        format: String,
+        /// Output file (default: standard output).
+        #[arg(short = 'o', long)]
+        out: Option<PathBuf>,
+    },
+    /// Replace the world's KEK by a new one (the old one stays for the keys under it).
+    Rotate {
+        #[arg(long)]
+        world: String,
+        /// PCR binding of the new KEK (e.g. sha256:0,7, or "none"); default:
+        /// the old KEK's PCRs at their current values.
+        #[arg(long)]
+        pcrs: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorldsAction {
+    List,
+}
+
+#[derive(Subcommand)]
+enum WorldAction {
+    /// Evict the world's KEKs and delete its keys and state (irreversible).
+    Destroy {
+        #[arg(long)]
+        world: String,
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeysAction {
     List,
     Show {
@@ -236,10 +293,34 @@ fn main() {
         state_dir: state_dir(&cli.state_dir),
     };
     let r = match cli.command {
-        Command::Init { world, compat_kek } => commands::init(&ctx, &world, compat_kek),
-        Command::Kek { world, format, out } => {
-            byok::export_kek(&ctx, &world, &format, out.as_deref())
-        }
+        Command::Init {
+            world,
+            compat_kek,
+            kek_alg,
+            ek,
+            pcrs,
+        } => world::init(
+            &ctx,
+            &world,
+            &world::InitOptions {
+                compat: compat_kek,
+                kek_alg: &kek_alg,
+                ek: &ek,
+                pcrs: pcrs.as_deref(),
+            },
+        ),
+        Command::Kek { action } => match action {
+            KekAction::Export { world, format, out } => {
+                byok::export_kek(&ctx, &world, &format, out.as_deref())
+            }
+            KekAction::Rotate { world, pcrs } => world::kek_rotate(&ctx, &world, pcrs.as_deref()),
+        },
+        Command::Worlds { action } => match action.unwrap_or(WorldsAction::List) {
+            WorldsAction::List => world::worlds_list(&ctx),
+        },
+        Command::World { action } => match action {
+            WorldAction::Destroy { world, yes } => world::world_destroy(&ctx, &world, yes),
+        },
         Command::Evidence {
             world,
             nonce,

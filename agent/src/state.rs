@@ -32,6 +32,66 @@ pub struct WorldState {
     pub compat_public: Option<ByteBuf>,
     #[serde(default)]
     pub compat_private: Option<ByteBuf>,
+    /// The KEK's type ("rsa2048", "p256", "p384"; absent: rsa2048).
+    #[serde(default)]
+    pub kek_alg: Option<String>,
+    /// Incremented by `kek rotate`; part of the KEK's template.
+    #[serde(default)]
+    pub kek_generation: u32,
+    /// A PCR-bound KEK (`init --pcrs`): the PCRs and their values at init,
+    /// from which its authPolicy is computed.
+    #[serde(default)]
+    pub kek_pcrs: Option<String>,
+    #[serde(default)]
+    pub kek_pcr_values: Vec<ByteBuf>,
+    /// KEKs replaced by `kek rotate`, kept for the keys stored under them.
+    #[serde(default)]
+    pub retired_keks: Vec<KekRecord>,
+}
+
+/// One KEK of a world: where it is and how to re-create it from its template.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KekRecord {
+    pub handle: u32,
+    /// TPM2B_PUBLIC.
+    pub public: ByteBuf,
+    #[serde(default)]
+    pub alg: Option<String>,
+    #[serde(default)]
+    pub generation: u32,
+    #[serde(default)]
+    pub pcrs: Option<String>,
+    #[serde(default)]
+    pub pcr_values: Vec<ByteBuf>,
+    /// The compat KEK that lived under it, if any (TPM2B_PUBLIC).
+    #[serde(default)]
+    pub compat_public: Option<ByteBuf>,
+}
+
+impl WorldState {
+    /// The world's current KEK as a record.
+    pub fn current_kek(&self) -> KekRecord {
+        KekRecord {
+            handle: self.kek_handle,
+            public: self.kek_public.clone(),
+            alg: self.kek_alg.clone(),
+            generation: self.kek_generation,
+            pcrs: self.kek_pcrs.clone(),
+            pcr_values: self.kek_pcr_values.clone(),
+            compat_public: self.compat_public.clone(),
+        }
+    }
+
+    /// The KEK at `handle`: the current one or a retired one.
+    pub fn kek_at(&self, handle: u32) -> Option<KekRecord> {
+        if handle == self.kek_handle {
+            return Some(self.current_kek());
+        }
+        self.retired_keks
+            .iter()
+            .find(|k| k.handle == handle)
+            .cloned()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +111,10 @@ pub struct KeyState {
     /// object's authPolicy (TPM2_PolicyPCR); None: used with its empty auth value.
     #[serde(default)]
     pub policy_pcrs: Option<String>,
+    /// The persistent handle of the KEK it lives under when that is not the
+    /// world's current KEK (set by `kek rotate`); None: the current KEK.
+    #[serde(default)]
+    pub kek_handle: Option<u32>,
 }
 
 pub struct StateDir {
@@ -90,6 +154,16 @@ impl StateDir {
 
     pub fn world(&self, world: &str) -> Result<WorldState> {
         read(&self.world_path(world))?.ok_or_else(|| AgentError::UnknownWorld(world.to_string()))
+    }
+
+    pub fn worlds(&self) -> Result<Vec<WorldState>> {
+        list(&self.root.join("worlds"))
+    }
+
+    pub fn delete_world(&self, world: &str) -> Result<()> {
+        let p = self.world_path(world);
+        fs::remove_file(&p).map_err(io(&p))?;
+        sync_dir(p.parent().unwrap_or(&self.root))
     }
 
     pub fn has_world(&self, world: &str) -> bool {

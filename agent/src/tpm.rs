@@ -7,22 +7,20 @@ use byok_protocol::policy::PcrSpec;
 use byok_protocol::public::TpmtPublic;
 use byok_protocol::wire::{tpm2b, unwrap_tpm2b};
 use std::str::FromStr;
-use tss_esapi::abstraction::{ak, ek, nv};
+use tss_esapi::abstraction::{ek, nv};
 use tss_esapi::attributes::SessionAttributesBuilder;
 use tss_esapi::constants::{CapabilityType, PropertyTag, SessionType};
 use tss_esapi::handles::{
     AuthHandle, KeyHandle, NvIndexTpmHandle, ObjectHandle, PersistentTpmHandle, SessionHandle,
     TpmHandle,
 };
-use tss_esapi::interface_types::algorithm::{
-    AsymmetricAlgorithm, HashingAlgorithm, SignatureSchemeAlgorithm, SymmetricMode,
-};
+use tss_esapi::interface_types::algorithm::{AsymmetricAlgorithm, HashingAlgorithm, SymmetricMode};
 use tss_esapi::interface_types::dynamic_handles::Persistent;
 use tss_esapi::interface_types::resource_handles::{Hierarchy, NvAuth, Provision};
 use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{
     CapabilityData, Data, Digest, EncryptedSecret, HashcheckTicket, IdObject, InitialValue,
-    MaxBuffer, PcrSelectionListBuilder, PcrSlot, Private, Public, SensitiveData, Signature,
+    MaxBuffer, Nonce, PcrSelectionListBuilder, PcrSlot, Private, Public, SensitiveData, Signature,
     SignatureScheme, SymmetricDefinition, SymmetricDefinitionObject,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
@@ -30,7 +28,67 @@ use tss_esapi::traits::{Marshall, UnMarshall};
 use tss_esapi::Context;
 use zeroize::Zeroizing;
 
-pub const EK_RSA_HANDLE: u32 = 0x8101_0001;
+/// The EK the agent uses: where it is persistent and where its certificate is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EkKind {
+    /// TCG template L-1: persistent 0x81010001, certificate 0x01c00002.
+    Rsa2048,
+    /// TCG template L-2: persistent 0x81010002, certificate 0x01c0000a.
+    EccP256,
+    /// ECC NIST P-384 (swtpm_setup's ECC EK): persistent 0x81010016,
+    /// certificate 0x01c00016.
+    EccP384,
+}
+
+impl EkKind {
+    pub const ALL: [EkKind; 3] = [EkKind::Rsa2048, EkKind::EccP256, EkKind::EccP384];
+
+    pub fn handle(self) -> u32 {
+        match self {
+            EkKind::Rsa2048 => 0x8101_0001,
+            EkKind::EccP256 => 0x8101_0002,
+            EkKind::EccP384 => 0x8101_0016,
+        }
+    }
+
+    pub fn certificate_index(self) -> u32 {
+        use byok_protocol::tpm::nv;
+        match self {
+            EkKind::Rsa2048 => nv::EK_CERT_RSA2048,
+            EkKind::EccP256 => nv::EK_CERT_ECC_P256,
+            EkKind::EccP384 => nv::EK_CERT_ECC_P384,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EkKind::Rsa2048 => "rsa",
+            EkKind::EccP256 => "ecc-p256",
+            EkKind::EccP384 => "ecc-p384",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<EkKind> {
+        EkKind::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    pub fn from_handle(h: u32) -> Option<EkKind> {
+        EkKind::ALL.into_iter().find(|k| k.handle() == h)
+    }
+}
+
+/// The parent of an object and how to authorize its use: the world's KEK
+/// with its empty auth value, or a PCR-bound KEK through its policy
+/// (PolicyPCR, then PolicySecret(owner) with the world binding as policyRef).
+pub struct Parent {
+    pub handle: KeyHandle,
+    pub policy: Option<ParentPolicy>,
+}
+
+pub struct ParentPolicy {
+    pub pcrs: PcrSpec,
+    pub policy_ref: Vec<u8>,
+}
 const KEK_HANDLE_FIRST: u32 = 0x8100_0100;
 const KEK_HANDLE_LAST: u32 = 0x8100_01ff;
 const TPM_RC_RETRY: u32 = 0x922;
@@ -145,31 +203,71 @@ impl Tpm {
         Ok((public, name.value().to_vec()))
     }
 
-    /// The RSA EK: the persistent one at 0x81010001 (where swtpm_setup and
+    /// Which EK to use when none is asked for: the first kind (RSA, ECC P-256,
+    /// ECC P-384) whose certificate is in NV.
+    pub fn choose_ek(&mut self) -> Result<EkKind> {
+        let (data, _) = self
+            .ctx
+            .get_capability(CapabilityType::Handles, 0x01c0_0000, 64)
+            .map_err(tpm("TPM2_GetCapability(NV indices)"))?;
+        let present: Vec<u32> = match data {
+            CapabilityData::Handles(list) => list.into_inner().into_iter().map(u32::from).collect(),
+            _ => Vec::new(),
+        };
+        EkKind::ALL
+            .into_iter()
+            .find(|k| present.contains(&k.certificate_index()))
+            .ok_or(AgentError::NoEkCertificate {
+                index: EkKind::Rsa2048.certificate_index(),
+                detail: "no EK certificate in NV at 0x01c00002 (RSA), 0x01c0000a (ECC P-256) or 0x01c00016 (ECC P-384)".into(),
+            })
+    }
+
+    /// The EK of `kind`: the persistent one (where swtpm_setup and
     /// provisioning tools leave it), else created from the TCG default template
-    /// and made persistent there, so it matches the EK certificate in NV.
-    pub fn ek(&mut self) -> Result<KeyHandle> {
-        let key = match self.persistent(EK_RSA_HANDLE)? {
-            Some(k) => k,
-            None => {
-                let created = ek::create_ek_object(&mut self.ctx, AsymmetricAlgorithm::Rsa, None)
-                    .map_err(tpm("TPM2_CreatePrimary(EK)"))?;
-                let persistent =
-                    PersistentTpmHandle::new(EK_RSA_HANDLE).map_err(tpm("persistent handle"))?;
-                let r = self
-                    .ctx
-                    .execute_with_session(Some(AuthSession::Password), |c| {
-                        c.evict_control(
-                            Provision::Owner,
-                            created.into(),
-                            Persistent::Persistent(persistent),
-                        )
-                    });
-                let _ = self.ctx.flush_context(created.into());
-                KeyHandle::from(r.map_err(tpm("TPM2_EvictControl(EK)"))?)
+    /// (L-1 RSA, L-2 ECC P-256) and made persistent there, so it matches the EK
+    /// certificate in NV.
+    pub fn ek(&mut self, kind: EkKind) -> Result<KeyHandle> {
+        if let Some(k) = self.persistent(kind.handle())? {
+            return Ok(k);
+        }
+        let alg = match kind {
+            EkKind::Rsa2048 => AsymmetricAlgorithm::Rsa,
+            EkKind::EccP256 => AsymmetricAlgorithm::Ecc,
+            EkKind::EccP384 => {
+                return Err(AgentError::NoEkCertificate {
+                    index: kind.certificate_index(),
+                    detail: format!("no ECC P-384 EK persistent at {:#010x}", kind.handle()),
+                })
             }
         };
-        Ok(key)
+        let created = ek::create_ek_object(&mut self.ctx, alg, None)
+            .map_err(tpm("TPM2_CreatePrimary(EK)"))?;
+        let persistent =
+            PersistentTpmHandle::new(kind.handle()).map_err(tpm("persistent handle"))?;
+        let r = self
+            .ctx
+            .execute_with_session(Some(AuthSession::Password), |c| {
+                c.evict_control(
+                    Provision::Owner,
+                    created.into(),
+                    Persistent::Persistent(persistent),
+                )
+            });
+        let _ = self.ctx.flush_context(created.into());
+        Ok(KeyHandle::from(r.map_err(tpm("TPM2_EvictControl(EK)"))?))
+    }
+
+    /// Authorization for using the EK (as parent, as decryption key): its
+    /// empty auth value when userWithAuth is set (swtpm's P-384 EK), else a
+    /// PolicySecret(TPM_RH_ENDORSEMENT) session in its name algorithm (the
+    /// TCG default templates' policy).
+    fn ek_auth(&mut self, ek: KeyHandle) -> Result<AuthSession> {
+        let (public, _) = self.read_public(ek)?;
+        if public.object_attributes().user_with_auth() {
+            return Ok(AuthSession::Password);
+        }
+        self.ek_policy_session(public.name_hashing_algorithm())
     }
 
     /// TPM2B_PUBLIC of a loaded or persistent key.
@@ -179,8 +277,8 @@ impl Tpm {
     }
 
     /// The EK certificate (DER) from its TCG NV index.
-    pub fn ek_certificate(&mut self) -> Result<Vec<u8>> {
-        let index = byok_protocol::tpm::nv::EK_CERT_RSA2048;
+    pub fn ek_certificate(&mut self, kind: EkKind) -> Result<Vec<u8>> {
+        let index = kind.certificate_index();
         let nv_index = NvIndexTpmHandle::new(index).map_err(tpm("NV index handle"))?;
         let r = (|| {
             let obj = self
@@ -245,23 +343,129 @@ impl Tpm {
     /// RSASSA-SHA256, fixedTPM|fixedParent|sensitiveDataOrigin|restricted|sign.
     /// Returns (TPM2B_PUBLIC, TPM2B_PRIVATE).
     pub fn create_ak(&mut self, ek: KeyHandle) -> Result<(Vec<u8>, Vec<u8>)> {
-        let r = ak::create_ak(
-            &mut self.ctx,
-            ek,
-            HashingAlgorithm::Sha256,
-            SignatureSchemeAlgorithm::RsaSsa,
-            None,
-            None,
-        )
-        .map_err(tpm("TPM2_Create(AK)"))?;
+        let template = byok_protocol::templates::ak_template();
+        let public = Public::unmarshall(template.as_bytes()).map_err(tpm("AK template"))?;
+        let auth = self.ek_auth(ek)?;
+        let r = self
+            .ctx
+            .execute_with_session(Some(auth), |c| c.create(ek, public, None, None, None, None));
+        self.end_session(auth);
+        let r = r.map_err(tpm("TPM2_Create(AK)"))?;
         Ok((public_tpm2b(&r.out_public)?, tpm2b(r.out_private.value())))
     }
 
-    /// Load the AK under the EK (a PolicySecret(endorsement) session for the EK).
+    /// Load the AK under the EK.
     pub fn load_ak(&mut self, ek: KeyHandle, public: &[u8], private: &[u8]) -> Result<KeyHandle> {
         let public = public_from_tpm2b(public)?;
         let private = private_from_tpm2b(private)?;
-        ak::load_ak(&mut self.ctx, ek, None, private, public).map_err(tpm("TPM2_Load(AK)"))
+        let auth = self.ek_auth(ek)?;
+        let r = self
+            .ctx
+            .execute_with_session(Some(auth), |c| c.load(ek, private, public));
+        self.end_session(auth);
+        r.map_err(tpm("TPM2_Load(AK)"))
+    }
+
+    /// Flush a policy session (a password "session" needs nothing).
+    fn end_session(&mut self, auth: AuthSession) {
+        if auth != AuthSession::Password {
+            self.flush_session(auth);
+        }
+    }
+
+    /// A session authorizing use of `parent` (see [`Parent`]).
+    fn parent_auth(&mut self, parent: &Parent) -> Result<AuthSession> {
+        let Some(p) = &parent.policy else {
+            return Ok(AuthSession::Password);
+        };
+        let session = self.pcr_policy_session(&p.pcrs)?;
+        let policy_ref = Nonce::try_from(p.policy_ref.clone()).map_err(tpm("policyRef"))?;
+        let r = PolicySession::try_from(session).and_then(|policy| {
+            self.ctx
+                .execute_with_session(Some(AuthSession::Password), |c| {
+                    c.policy_secret(
+                        policy,
+                        AuthHandle::Owner,
+                        Default::default(),
+                        Default::default(),
+                        policy_ref,
+                        None,
+                    )
+                })
+        });
+        if let Err(e) = r {
+            self.flush_session(session);
+            return Err(tpm("TPM2_PolicySecret(owner)")(e));
+        }
+        Ok(session)
+    }
+
+    /// Run `f` with the parent's authorization; a failed KEK policy becomes
+    /// [`AgentError::PcrPolicyFailed`].
+    fn with_parent<T>(
+        &mut self,
+        parent: &Parent,
+        op: &'static str,
+        f: impl FnOnce(&mut Context) -> tss_esapi::Result<T>,
+    ) -> Result<T> {
+        let auth = self.parent_auth(parent)?;
+        let r = self.ctx.execute_with_session(Some(auth), f);
+        self.end_session(auth);
+        r.map_err(|source| match (&parent.policy, policy_failed(&source)) {
+            (Some(p), true) => AgentError::PcrPolicyFailed {
+                op,
+                pcrs: p.pcrs.describe(),
+            },
+            _ => AgentError::Tpm { op, source },
+        })
+    }
+
+    /// Make `key` persistent at `handle` (TPM2_EvictControl) and flush the transient.
+    fn persist(&mut self, key: KeyHandle, handle: u32) -> Result<()> {
+        let persistent = PersistentTpmHandle::new(handle).map_err(tpm("persistent handle"))?;
+        let r = self
+            .ctx
+            .execute_with_session(Some(AuthSession::Password), |c| {
+                c.evict_control(
+                    Provision::Owner,
+                    key.into(),
+                    Persistent::Persistent(persistent),
+                )
+            });
+        let _ = self.ctx.flush_context(key.into());
+        r.map_err(tpm("TPM2_EvictControl(KEK)"))?;
+        Ok(())
+    }
+
+    /// Remove the persistent object at `handle` (TPM2_EvictControl).
+    pub fn evict(&mut self, handle: u32) -> Result<()> {
+        let Some(key) = self.persistent(handle)? else {
+            return Ok(());
+        };
+        let persistent = PersistentTpmHandle::new(handle).map_err(tpm("persistent handle"))?;
+        self.ctx
+            .execute_with_session(Some(AuthSession::Password), |c| {
+                c.evict_control(
+                    Provision::Owner,
+                    key.into(),
+                    Persistent::Persistent(persistent),
+                )
+            })
+            .map_err(tpm("TPM2_EvictControl(evict)"))?;
+        Ok(())
+    }
+
+    /// TPM2_CreatePrimary of `template` in the owner hierarchy, left
+    /// transient; returns the handle and the TPM2B_PUBLIC.
+    pub fn create_primary(&mut self, template: &TpmtPublic) -> Result<(KeyHandle, Vec<u8>)> {
+        let public = Public::unmarshall(template.as_bytes()).map_err(tpm("KEK template"))?;
+        let created = self
+            .ctx
+            .execute_with_session(Some(AuthSession::Password), |c| {
+                c.create_primary(Hierarchy::Owner, public, None, None, None, None)
+            })
+            .map_err(tpm("TPM2_CreatePrimary(KEK)"))?;
+        Ok((created.key_handle, public_tpm2b(&created.out_public)?))
     }
 
     /// The world's KEK at `handle`, or None if nothing is there.
@@ -284,27 +488,27 @@ impl Tpm {
             Some(h) => h,
             None => self.free_kek_handle()?,
         };
-        let public = Public::unmarshall(template.as_bytes()).map_err(tpm("KEK template"))?;
-        let created = self
-            .ctx
-            .execute_with_session(Some(AuthSession::Password), |c| {
-                c.create_primary(Hierarchy::Owner, public, None, None, None, None)
-            })
-            .map_err(tpm("TPM2_CreatePrimary(KEK)"))?;
-        let key = created.key_handle;
-        let persistent = PersistentTpmHandle::new(handle).map_err(tpm("persistent handle"))?;
-        let r = self
-            .ctx
-            .execute_with_session(Some(AuthSession::Password), |c| {
-                c.evict_control(
-                    Provision::Owner,
-                    key.into(),
-                    Persistent::Persistent(persistent),
-                )
-            });
-        let _ = self.ctx.flush_context(key.into());
-        r.map_err(tpm("TPM2_EvictControl(KEK)"))?;
-        Ok((handle, public_tpm2b(&created.out_public)?))
+        let (key, public) = self.create_primary(template)?;
+        self.persist(key, handle)?;
+        Ok((handle, public))
+    }
+
+    /// Re-make a KEK from its template and, if it is the recorded one, make it
+    /// persistent at `handle` again. Returns false (and leaves nothing) when the
+    /// template now gives another key: the owner seed changed (TPM2_Clear).
+    pub fn restore_kek(
+        &mut self,
+        template: &TpmtPublic,
+        handle: u32,
+        recorded: &[u8],
+    ) -> Result<bool> {
+        let (key, public) = self.create_primary(template)?;
+        if public != recorded {
+            self.flush(key);
+            return Ok(false);
+        }
+        self.persist(key, handle)?;
+        Ok(true)
     }
 
     fn free_kek_handle(&mut self) -> Result<u32> {
@@ -402,20 +606,20 @@ impl Tpm {
         )
         .map_err(|e| AgentError::BadPackage(format!("credential encrypted_secret: {e}")))?;
 
-        let session = self.ek_policy_session()?;
+        let session = self.ek_auth(ek)?;
         let r = self
             .ctx
             .execute_with_sessions((Some(AuthSession::Password), Some(session), None), |c| {
                 c.activate_credential(ak, ek, id, secret)
             });
-        let _ = self.ctx.flush_context(SessionHandle::from(session).into());
+        self.end_session(session);
         let digest: Digest = r.map_err(|source| AgentError::ActivationRefused { source })?;
         Ok(Zeroizing::new(digest.value().to_vec()))
     }
 
     /// A new SHA-256 policy session (unbound, unsalted: its policy commands
     /// take no secrets from the host).
-    fn start_policy_session(&mut self) -> Result<AuthSession> {
+    fn start_policy_session(&mut self, hash: HashingAlgorithm) -> Result<AuthSession> {
         let session = self
             .ctx
             .start_auth_session(
@@ -424,7 +628,7 @@ impl Tpm {
                 None,
                 SessionType::Policy,
                 SymmetricDefinition::AES_128_CFB,
-                HashingAlgorithm::Sha256,
+                hash,
             )
             .map_err(tpm("TPM2_StartAuthSession"))?
             .ok_or(AgentError::TpmUnexpected("policy session"))?;
@@ -445,7 +649,7 @@ impl Tpm {
     /// fails unless they are the ones in the object's authPolicy.
     pub fn pcr_policy_session(&mut self, spec: &PcrSpec) -> Result<AuthSession> {
         let selection = pcr_selection(spec).map_err(tpm("PCR selection"))?;
-        let session = self.start_policy_session()?;
+        let session = self.start_policy_session(HashingAlgorithm::Sha256)?;
         let r = PolicySession::try_from(session).and_then(|policy| {
             self.ctx.execute_without_session(|c| {
                 c.policy_pcr(policy, Digest::default(), selection.clone())
@@ -517,7 +721,7 @@ impl Tpm {
     /// Returns (TPM2B_PUBLIC, TPM2B_PRIVATE).
     pub fn create_sealed(
         &mut self,
-        parent: KeyHandle,
+        parent: &Parent,
         template: &TpmtPublic,
         data: &[u8],
     ) -> Result<(Vec<u8>, Vec<u8>)> {
@@ -532,12 +736,9 @@ impl Tpm {
                 ),
             }
         })?;
-        let r = self
-            .ctx
-            .execute_with_session(Some(AuthSession::Password), |c| {
-                c.create(parent, public, None, Some(sensitive), None, None)
-            })
-            .map_err(tpm("TPM2_Create(sealed data)"))?;
+        let r = self.with_parent(parent, "TPM2_Create(sealed data)", |c| {
+            c.create(parent.handle, public, None, Some(sensitive), None, None)
+        })?;
         Ok((public_tpm2b(&r.out_public)?, tpm2b(r.out_private.value())))
     }
 
@@ -596,8 +797,8 @@ impl Tpm {
     }
 
     /// A policy session satisfying the EK's policy: PolicySecret(TPM_RH_ENDORSEMENT).
-    fn ek_policy_session(&mut self) -> Result<AuthSession> {
-        let session = self.start_policy_session()?;
+    fn ek_policy_session(&mut self, hash: HashingAlgorithm) -> Result<AuthSession> {
+        let session = self.start_policy_session(hash)?;
         let r = (|| {
             let policy = PolicySession::try_from(session)?;
             self.ctx
@@ -623,7 +824,7 @@ impl Tpm {
     /// `inner_key`; returns the new TPM2B_PRIVATE (encrypted by the TPM).
     pub fn import(
         &mut self,
-        parent: KeyHandle,
+        parent: &Parent,
         inner_key: &[u8],
         public: &[u8],
         duplicate: &[u8],
@@ -647,10 +848,9 @@ impl Tpm {
         let key = Data::try_from(inner_key.to_vec())
             .map_err(|e| AgentError::BadPackage(format!("credential value: {e}")))?;
         let private = self
-            .ctx
-            .execute_with_session(Some(AuthSession::Password), |c| {
+            .with_parent(parent, "TPM2_Import", |c| {
                 c.import(
-                    parent.into(),
+                    parent.handle.into(),
                     Some(key),
                     public,
                     duplicate,
@@ -658,7 +858,10 @@ impl Tpm {
                     SymmetricDefinitionObject::AES_128_CFB,
                 )
             })
-            .map_err(|source| AgentError::ImportRefused { source })?;
+            .map_err(|e| match e {
+                AgentError::Tpm { source, .. } => AgentError::ImportRefused { source },
+                e => e,
+            })?;
         Ok(tpm2b(private.value()))
     }
 
@@ -666,16 +869,13 @@ impl Tpm {
     /// (TPM2B_PUBLIC, TPM2B_PRIVATE).
     pub fn create_child(
         &mut self,
-        parent: KeyHandle,
+        parent: &Parent,
         template: &TpmtPublic,
     ) -> Result<(Vec<u8>, Vec<u8>)> {
         let public = Public::unmarshall(template.as_bytes()).map_err(tpm("template"))?;
-        let r = self
-            .ctx
-            .execute_with_session(Some(AuthSession::Password), |c| {
-                c.create(parent, public, None, None, None, None)
-            })
-            .map_err(tpm("TPM2_Create"))?;
+        let r = self.with_parent(parent, "TPM2_Create", |c| {
+            c.create(parent.handle, public, None, None, None, None)
+        })?;
         Ok((public_tpm2b(&r.out_public)?, tpm2b(r.out_private.value())))
     }
 
@@ -722,14 +922,12 @@ impl Tpm {
     }
 
     /// Load a key (TPM2B_PUBLIC, TPM2B_PRIVATE) under `parent`.
-    pub fn load(&mut self, parent: KeyHandle, public: &[u8], private: &[u8]) -> Result<KeyHandle> {
+    pub fn load(&mut self, parent: &Parent, public: &[u8], private: &[u8]) -> Result<KeyHandle> {
         let public = public_from_tpm2b(public)?;
         let private = private_from_tpm2b(private)?;
-        self.ctx
-            .execute_with_session(Some(AuthSession::Password), |c| {
-                c.load(parent, private, public)
-            })
-            .map_err(tpm("TPM2_Load"))
+        self.with_parent(parent, "TPM2_Load", |c| {
+            c.load(parent.handle, private, public)
+        })
     }
 
     /// TPM2_Sign of an externally computed digest (allowed for unrestricted keys

@@ -15,22 +15,109 @@ pub const KEK_ATTRIBUTES: u32 = attr::FIXED_TPM
     | attr::RESTRICTED
     | attr::DECRYPT;
 
-/// The template for world `world`'s KEK: an RSA-2048 storage primary in the
-/// owner hierarchy, AES-128-CFB as its symmetric algorithm (required for a
-/// storage parent), with the world binding in authPolicy (see [`crate::world`]).
-pub fn kek_template(world: &str) -> TpmtPublic {
+/// The KEK's key type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KekAlg {
+    Rsa2048,
+    P256,
+    P384,
+}
+
+impl KekAlg {
+    pub const ALL: [KekAlg; 3] = [KekAlg::Rsa2048, KekAlg::P256, KekAlg::P384];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KekAlg::Rsa2048 => "rsa2048",
+            KekAlg::P256 => "p256",
+            KekAlg::P384 => "p384",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<KekAlg> {
+        KekAlg::ALL.into_iter().find(|a| a.name() == s)
+    }
+}
+
+/// What distinguishes one KEK of a world from another: its type, its
+/// generation (`kek rotate` increments it) and an optional authPolicy that
+/// replaces the plain world binding (a PCR-bound KEK, see [`crate::world`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KekSpec {
+    pub alg: KekAlg,
+    pub generation: u32,
+    pub auth_policy: Option<Vec<u8>>,
+}
+
+impl Default for KekSpec {
+    fn default() -> Self {
+        KekSpec {
+            alg: KekAlg::Rsa2048,
+            generation: 0,
+            auth_policy: None,
+        }
+    }
+}
+
+/// The unique field of generation `g` (> 0): a primary key is derived from the
+/// owner seed and its template, so a different unique gives a different KEK.
+/// Generation 0 keeps the empty unique of the first releases.
+fn generation_unique(g: u32) -> Vec<u8> {
+    if g == 0 {
+        return Vec::new();
+    }
+    let mut data = b"tpm-byok/kek-generation\0".to_vec();
+    data.extend_from_slice(&g.to_be_bytes());
+    crate::hash::sha256(&data).to_vec()
+}
+
+/// The template for world `world`'s KEK: a storage primary in the owner
+/// hierarchy (RSA-2048 or ECC P-256/P-384), AES-128-CFB as its symmetric
+/// algorithm (required for a storage parent), with the world binding in
+/// authPolicy (see [`crate::world`]). A PCR-bound KEK has userWithAuth clear,
+/// so it can only be used through its policy.
+pub fn kek_template(world: &str, spec: &KekSpec) -> TpmtPublic {
+    let (auth_policy, attributes) = match &spec.auth_policy {
+        Some(p) => (p.clone(), KEK_ATTRIBUTES & !attr::USER_WITH_AUTH),
+        None => (world_policy(world).to_vec(), KEK_ATTRIBUTES),
+    };
+    let unique = generation_unique(spec.generation);
+    let ecc = |c| {
+        (
+            alg::ECC,
+            PublicParams::Ecc {
+                symmetric: SymDef::AES_128_CFB,
+                scheme: Scheme::NULL,
+                curve: c,
+                kdf: Scheme::NULL,
+            },
+            PublicId::Ecc {
+                x: unique.clone(),
+                y: Vec::new(),
+            },
+        )
+    };
+    let (object_type, params, unique) = match spec.alg {
+        KekAlg::Rsa2048 => (
+            alg::RSA,
+            PublicParams::Rsa {
+                symmetric: SymDef::AES_128_CFB,
+                scheme: Scheme::NULL,
+                key_bits: 2048,
+                exponent: 0,
+            },
+            PublicId::Rsa(unique.clone()),
+        ),
+        KekAlg::P256 => ecc(crate::tpm::curve::NIST_P256),
+        KekAlg::P384 => ecc(crate::tpm::curve::NIST_P384),
+    };
     TpmtPublic::build(
-        alg::RSA,
+        object_type,
         alg::SHA256,
-        KEK_ATTRIBUTES,
-        world_policy(world).to_vec(),
-        PublicParams::Rsa {
-            symmetric: SymDef::AES_128_CFB,
-            scheme: Scheme::NULL,
-            key_bits: 2048,
-            exponent: 0,
-        },
-        PublicId::Rsa(Vec::new()),
+        attributes,
+        auth_policy,
+        params,
+        unique,
     )
 }
 
@@ -211,5 +298,32 @@ pub fn sealed_data_template(auth_policy: Vec<u8>) -> TpmtPublic {
             scheme: Scheme::NULL,
         },
         PublicId::Digest(Vec::new()),
+    )
+}
+
+/// The AK: RSA-2048 restricted signing key (RSASSA, SHA-256) created under
+/// the EK, as tpm2_createak and Keylime make it.
+pub fn ak_template() -> TpmtPublic {
+    TpmtPublic::build(
+        alg::RSA,
+        alg::SHA256,
+        attr::FIXED_TPM
+            | attr::FIXED_PARENT
+            | attr::SENSITIVE_DATA_ORIGIN
+            | attr::USER_WITH_AUTH
+            | attr::RESTRICTED
+            | attr::SIGN,
+        Vec::new(),
+        PublicParams::Rsa {
+            symmetric: SymDef::NULL,
+            scheme: Scheme {
+                scheme: alg::RSASSA,
+                hash: alg::SHA256,
+                extra: 0,
+            },
+            key_bits: 2048,
+            exponent: 0,
+        },
+        PublicId::Rsa(Vec::new()),
     )
 }

@@ -100,4 +100,5 @@ pub mod rh {
 pub mod nv {
     pub const EK_CERT_RSA2048: u32 = 0x01c0_0002;
     pub const EK_CERT_ECC_P256: u32 = 0x01c0_000a;
+    pub const EK_CERT_ECC_P384: u32 = 0x01c0_0016;
 }

@@ -33,3 +33,21 @@ pub fn valid_id(s: &str) -> bool {
 pub fn compat_kid(world: &str, name: &[u8]) -> String {
     format!("tpm-byok:{world}:{}", hex::encode(name))
 }
+
+/// The authPolicy of a PCR-bound KEK (`byok-agent init --pcrs`):
+/// TPM2_PolicyPCR over the bound PCRs' values, then TPM2_PolicySecret on the
+/// owner hierarchy with the world binding as policyRef. The world stays
+/// covered by the KEK's Name (the verifier recomputes this digest from the
+/// world and the PCR values the evidence reports); unlike the plain binding
+/// this policy is satisfiable, and userWithAuth is clear, so the TPM lets the
+/// KEK import or load keys only while the PCRs hold those values.
+pub fn pcr_bound_kek_policy(
+    world: &str,
+    pcrs: &crate::policy::PcrSpec,
+    values: &[Vec<u8>],
+) -> Vec<u8> {
+    crate::policy::PolicyDigest::new()
+        .pcr(pcrs, values)
+        .secret(&crate::tpm::rh::OWNER.to_be_bytes(), &world_policy(world))
+        .into_vec()
+}

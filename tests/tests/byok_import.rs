@@ -77,7 +77,7 @@ fn byok_files_from_our_verifier_and_from_openssl_import_and_sign() {
 
     // 1. From the exported JWK (what any .byok tool would be given).
     host.agent()
-        .args(["kek", "--world", "eu", "--format", "jwk", "-o"])
+        .args(["kek", "export", "--world", "eu", "--format", "jwk", "-o"])
         .arg(w.join("kek.jwk"))
         .assert()
         .success();
@@ -132,7 +132,7 @@ fn byok_files_from_our_verifier_and_from_openssl_import_and_sign() {
 
     // 3. A hand-written OpenSSL pipeline, as Azure users build .byok files.
     host.agent()
-        .args(["kek", "--world", "eu", "--format", "pem", "-o"])
+        .args(["kek", "export", "--world", "eu", "--format", "pem", "-o"])
         .arg(w.join("kek.pem"))
         .assert()
         .success();
@@ -232,12 +232,12 @@ fn bad_byok_files_are_refused_and_leave_nothing() {
     compat_world(&a, w);
     compat_world(&b, w);
     a.agent()
-        .args(["kek", "--world", "eu", "--format", "jwk", "-o"])
+        .args(["kek", "export", "--world", "eu", "--format", "jwk", "-o"])
         .arg(w.join("a.jwk"))
         .assert()
         .success();
     b.agent()
-        .args(["kek", "--world", "eu", "--format", "jwk", "-o"])
+        .args(["kek", "export", "--world", "eu", "--format", "jwk", "-o"])
         .arg(w.join("b.jwk"))
         .assert()
         .success();

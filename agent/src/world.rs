@@ -1,0 +1,474 @@
+//! The life of a world on this host: `init` (EK choice, AK, KEK of a chosen
+//! type, optionally PCR-bound, optional compat KEK), finding the KEK a key
+//! lives under (re-creating an evicted KEK, recognising a cleared TPM),
+//! `worlds list`, `kek rotate` and `world destroy`.
+
+use crate::commands::{check_id, parse_public, Ctx};
+use crate::error::{AgentError, Result};
+use crate::state::{KekRecord, KeyState, StateDir, WorldState};
+use crate::tpm::{EkKind, Parent, ParentPolicy, Tpm};
+use byok_protocol::policy::PcrSpec;
+use byok_protocol::public::TpmtPublic;
+use byok_protocol::templates::{compat_kek_template, kek_template, KekAlg, KekSpec};
+use byok_protocol::world::{pcr_bound_kek_policy, world_policy};
+use serde_bytes::ByteBuf;
+
+fn record_pcrs(world: &str, rec: &KekRecord) -> Result<Option<PcrSpec>> {
+    rec.pcrs
+        .as_deref()
+        .map(|p| {
+            PcrSpec::parse(p).map_err(|detail| AgentError::CorruptState {
+                path: format!("world {world}"),
+                detail,
+            })
+        })
+        .transpose()
+}
+
+/// The template inputs of a recorded KEK.
+fn kek_spec(world: &str, rec: &KekRecord) -> Result<KekSpec> {
+    let alg_name = rec.alg.as_deref().unwrap_or("rsa2048");
+    let alg = KekAlg::from_name(alg_name).ok_or_else(|| AgentError::CorruptState {
+        path: format!("world {world}"),
+        detail: format!("unknown KEK type {alg_name:?}"),
+    })?;
+    let values: Vec<Vec<u8>> = rec.pcr_values.iter().map(|v| v.to_vec()).collect();
+    Ok(KekSpec {
+        alg,
+        generation: rec.generation,
+        auth_policy: record_pcrs(world, rec)?.map(|s| pcr_bound_kek_policy(world, &s, &values)),
+    })
+}
+
+/// The KEK of `rec` as a parent: checked against its recorded public area;
+/// re-created from its template when it was evicted; an error naming every
+/// lost world when the owner seed changed (TPM2_Clear).
+pub(crate) fn kek_parent(
+    tpm: &mut Tpm,
+    state: &StateDir,
+    w: &WorldState,
+    rec: &KekRecord,
+) -> Result<Parent> {
+    let handle = match tpm.kek(rec.handle)? {
+        Some((k, public)) if public == rec.public.as_ref() => k,
+        Some(_) => {
+            return Err(AgentError::KekChanged {
+                world: w.world.clone(),
+                handle: rec.handle,
+            })
+        }
+        None => {
+            let template = kek_template(&w.world, &kek_spec(&w.world, rec)?);
+            if !tpm.restore_kek(&template, rec.handle, &rec.public)? {
+                return Err(owner_seed_changed(tpm, state)?);
+            }
+            eprintln!(
+                "byok-agent: note: world {}: the KEK at {:#010x} was not in the TPM (evicted); re-created from its template",
+                w.world, rec.handle
+            );
+            tpm.kek(rec.handle)?
+                .ok_or(AgentError::TpmUnexpected("KEK just restored"))?
+                .0
+        }
+    };
+    let policy = record_pcrs(&w.world, rec)?.map(|pcrs| ParentPolicy {
+        pcrs,
+        policy_ref: world_policy(&w.world).to_vec(),
+    });
+    Ok(Parent { handle, policy })
+}
+
+/// The world's current KEK.
+pub(crate) fn world_kek(tpm: &mut Tpm, state: &StateDir, w: &WorldState) -> Result<Parent> {
+    kek_parent(tpm, state, w, &w.current_kek())
+}
+
+/// The KEK key `k` lives under (the current one, or a retired one after rotation).
+pub(crate) fn key_parent(
+    tpm: &mut Tpm,
+    state: &StateDir,
+    w: &WorldState,
+    k: &KeyState,
+) -> Result<Parent> {
+    let handle = k.kek_handle.unwrap_or(w.kek_handle);
+    let rec = w.kek_at(handle).ok_or_else(|| AgentError::CorruptState {
+        path: format!("key {}", k.name),
+        detail: format!("its KEK {handle:#010x} is not a KEK of world {}", w.world),
+    })?;
+    kek_parent(tpm, state, w, &rec)
+}
+
+/// Which worlds' KEKs are gone, for the "TPM was cleared" error.
+fn owner_seed_changed(tpm: &mut Tpm, state: &StateDir) -> Result<AgentError> {
+    let mut lost = Vec::new();
+    for w in state.worlds()? {
+        let intact = matches!(tpm.kek(w.kek_handle)?, Some((_, p)) if p == w.kek_public.as_ref());
+        if !intact {
+            lost.push(w.world);
+        }
+    }
+    let keys = state
+        .keys()?
+        .iter()
+        .filter(|k| lost.contains(&k.world))
+        .count();
+    Ok(AgentError::OwnerSeedChanged { worlds: lost, keys })
+}
+
+/// The world's compat KEK, created under the KEK (TPM2_Create).
+fn create_compat(tpm: &mut Tpm, kek: &Parent) -> Result<(ByteBuf, ByteBuf)> {
+    let (public, private) = tpm.create_child(kek, &compat_kek_template())?;
+    Ok((ByteBuf::from(public), ByteBuf::from(private)))
+}
+
+fn parse_pcrs_arg(pcrs: Option<&str>) -> Result<Option<PcrSpec>> {
+    pcrs.map(|s| {
+        PcrSpec::parse(s).map_err(|detail| AgentError::InvalidArgument {
+            what: "--pcrs",
+            detail,
+        })
+    })
+    .transpose()
+}
+
+/// A new KEK for `world`: returns its record (handle, public, template inputs).
+fn new_kek(
+    tpm: &mut Tpm,
+    world: &str,
+    alg: KekAlg,
+    generation: u32,
+    pcrs: Option<&PcrSpec>,
+) -> Result<KekRecord> {
+    let values = match pcrs {
+        Some(s) => tpm.pcr_values(s)?,
+        None => Vec::new(),
+    };
+    let spec = KekSpec {
+        alg,
+        generation,
+        auth_policy: pcrs.map(|s| pcr_bound_kek_policy(world, s, &values)),
+    };
+    let (handle, public) = tpm.create_kek(&kek_template(world, &spec), None)?;
+    Ok(KekRecord {
+        handle,
+        public: ByteBuf::from(public),
+        alg: Some(alg.name().to_string()),
+        generation,
+        pcrs: pcrs.map(|s| s.describe()),
+        pcr_values: values.into_iter().map(ByteBuf::from).collect(),
+        compat_public: None,
+    })
+}
+
+pub struct InitOptions<'a> {
+    pub compat: bool,
+    pub kek_alg: &'a str,
+    pub ek: &'a str,
+    pub pcrs: Option<&'a str>,
+}
+
+pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
+    check_id("world", world)?;
+    let kek_alg = KekAlg::from_name(opts.kek_alg).ok_or_else(|| AgentError::InvalidArgument {
+        what: "--kek-alg",
+        detail: format!("{:?}; use rsa2048, p256 or p384", opts.kek_alg),
+    })?;
+    let ek_kind = match opts.ek {
+        "auto" => None,
+        other => Some(
+            EkKind::from_name(other).ok_or_else(|| AgentError::InvalidArgument {
+                what: "--ek",
+                detail: format!("{other:?}; use auto, rsa, ecc-p256 or ecc-p384"),
+            })?,
+        ),
+    };
+    let pcrs = parse_pcrs_arg(opts.pcrs)?;
+    let state = StateDir::open(&ctx.state_dir)?;
+    let mut tpm = Tpm::open(&ctx.tcti)?;
+
+    if state.has_world(world) {
+        // Re-running init reloads the world (re-creating an evicted KEK) and
+        // can add a compat KEK; it never changes an existing KEK.
+        let mut w = state.world(world)?;
+        let kek = world_kek(&mut tpm, &state, &w)?;
+        println!(
+            "world {world}: already initialised, KEK at {:#010x}",
+            w.kek_handle
+        );
+        if opts.compat && w.compat_public.is_none() {
+            let (public, private) = create_compat(&mut tpm, &kek)?;
+            w.compat_public = Some(public);
+            w.compat_private = Some(private);
+            state.put_world(&w)?;
+            println!("world {world}: compat KEK (RSA-3072 decryption) added");
+        }
+        return Ok(());
+    }
+
+    let ek_kind = match ek_kind {
+        Some(k) => k,
+        None => tpm.choose_ek()?,
+    };
+    let ek = tpm.ek(ek_kind)?;
+    let (ak_public, ak_private) = tpm.create_ak(ek)?;
+    let kek = new_kek(&mut tpm, world, kek_alg, 0, pcrs.as_ref())?;
+    let (compat_public, compat_private) = if opts.compat {
+        let w = WorldState::placeholder(world, &kek);
+        let parent = world_kek(&mut tpm, &state, &w)?;
+        let (p, k) = create_compat(&mut tpm, &parent)?;
+        (Some(p), Some(k))
+    } else {
+        (None, None)
+    };
+    let w = WorldState {
+        world: world.to_string(),
+        kek_handle: kek.handle,
+        kek_public: kek.public.clone(),
+        ek_handle: ek_kind.handle(),
+        ak_public: ByteBuf::from(ak_public),
+        ak_private: ByteBuf::from(ak_private),
+        compat_public,
+        compat_private,
+        kek_alg: kek.alg.clone(),
+        kek_generation: 0,
+        kek_pcrs: kek.pcrs.clone(),
+        kek_pcr_values: kek.pcr_values.clone(),
+        retired_keks: Vec::new(),
+    };
+    state.put_world(&w)?;
+    let kek_public = parse_public(&w.kek_public, "KEK public")?;
+    let ak = parse_public(&w.ak_public, "AK public")?;
+    println!("world {world}: initialised");
+    println!("  EK   {:#010x}  {}", ek_kind.handle(), ek_kind.name());
+    println!(
+        "  KEK  {:#010x}  {}  name {}",
+        w.kek_handle,
+        kek_public.describe_key(),
+        hex::encode(kek_public.name())
+    );
+    if let Some(p) = &w.kek_pcrs {
+        println!("       bound to PCRs {p}: usable only while they keep their current values");
+    }
+    println!(
+        "  AK   {}  name {}",
+        ak.describe_key(),
+        hex::encode(ak.name())
+    );
+    if let Some(p) = &w.compat_public {
+        let c = parse_public(p, "compat KEK public")?;
+        println!(
+            "  compat KEK  {}  kid {}",
+            c.describe_key(),
+            byok_protocol::world::compat_kid(world, &c.name())
+        );
+    }
+    Ok(())
+}
+
+impl WorldState {
+    /// A world with only its KEK filled in (to use the KEK before the world is saved).
+    fn placeholder(world: &str, kek: &KekRecord) -> WorldState {
+        WorldState {
+            world: world.to_string(),
+            kek_handle: kek.handle,
+            kek_public: kek.public.clone(),
+            ek_handle: 0,
+            ak_public: ByteBuf::new(),
+            ak_private: ByteBuf::new(),
+            compat_public: None,
+            compat_private: None,
+            kek_alg: kek.alg.clone(),
+            kek_generation: kek.generation,
+            kek_pcrs: kek.pcrs.clone(),
+            kek_pcr_values: kek.pcr_values.clone(),
+            retired_keks: Vec::new(),
+        }
+    }
+}
+
+/// `worlds list`: each world, its KEK(s), its keys and what the TPM says.
+pub fn worlds_list(ctx: &Ctx) -> Result<()> {
+    let state = StateDir::open(&ctx.state_dir)?;
+    let worlds = state.worlds()?;
+    let keys = state.keys()?;
+    let mut tpm = Tpm::open(&ctx.tcti)?;
+    println!("WORLD\tKEK\tTYPE\tGENERATION\tPCRS\tKEYS\tSTATUS");
+    for w in &worlds {
+        let rec = w.current_kek();
+        let status = match tpm.kek(rec.handle)? {
+            Some((_, p)) if p == rec.public.as_ref() => "ok".to_string(),
+            Some(_) => "KEK handle holds another object".to_string(),
+            None => {
+                let template = kek_template(&w.world, &kek_spec(&w.world, &rec)?);
+                let (k, p) = tpm.create_primary(&template)?;
+                tpm.flush(k);
+                if p == rec.public.as_ref() {
+                    "KEK evicted (re-created on next use)".to_string()
+                } else {
+                    "LOST: the TPM's owner seed changed (TPM cleared)".to_string()
+                }
+            }
+        };
+        let described = parse_public(&rec.public, "KEK public")?.describe_key();
+        println!(
+            "{}\t{:#010x}\t{}\t{}\t{}\t{}\t{}{}",
+            w.world,
+            rec.handle,
+            described,
+            rec.generation,
+            rec.pcrs.as_deref().unwrap_or("-"),
+            keys.iter().filter(|k| k.world == w.world).count(),
+            status,
+            if w.retired_keks.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} retired KEK(s) kept for older keys)",
+                    w.retired_keks.len()
+                )
+            }
+        );
+    }
+    if worlds.is_empty() {
+        println!("(no worlds: run `byok-agent init --world W`)");
+    }
+    Ok(())
+}
+
+/// `kek rotate`: a new KEK for the world (next generation; same type; bound to
+/// `pcrs`, or to the current values of the PCRs the old one was bound to,
+/// "none" for no binding). The old KEK stays persistent for the keys stored
+/// under them, which keep working; packages wrapped for it are refused.
+pub fn kek_rotate(ctx: &Ctx, world: &str, pcrs: Option<&str>) -> Result<()> {
+    check_id("world", world)?;
+    let state = StateDir::open(&ctx.state_dir)?;
+    let mut w = state.world(world)?;
+    let mut tpm = Tpm::open(&ctx.tcti)?;
+    world_kek(&mut tpm, &state, &w)?;
+    let old = w.current_kek();
+    let pcrs = match pcrs {
+        Some("none") => None,
+        Some(s) => parse_pcrs_arg(Some(s))?,
+        None => record_pcrs(world, &old)?,
+    };
+    let alg = kek_spec(world, &old)?.alg;
+    let generation = w
+        .retired_keks
+        .iter()
+        .map(|k| k.generation)
+        .chain([old.generation])
+        .max()
+        .unwrap_or(0)
+        + 1;
+    // Keys under the current KEK are pinned to it first: if anything below
+    // fails, they still name the KEK they live under.
+    let mut pinned = 0;
+    for mut k in state.keys()?.into_iter().filter(|k| k.world == world) {
+        if k.kek_handle.is_none() {
+            k.kek_handle = Some(old.handle);
+            state.put_key(&k)?;
+            pinned += 1;
+        }
+    }
+    let new = new_kek(&mut tpm, world, alg, generation, pcrs.as_ref())?;
+    if w.compat_public.is_some() {
+        let mut staged = w.clone();
+        staged.kek_handle = new.handle;
+        staged.kek_public = new.public.clone();
+        staged.kek_pcrs = new.pcrs.clone();
+        staged.kek_pcr_values = new.pcr_values.clone();
+        staged.kek_generation = generation;
+        let parent = world_kek(&mut tpm, &state, &staged)?;
+        let (p, k) = create_compat(&mut tpm, &parent)?;
+        w.compat_public = Some(p);
+        w.compat_private = Some(k);
+    }
+    w.retired_keks.push(old.clone());
+    w.kek_handle = new.handle;
+    w.kek_public = new.public.clone();
+    w.kek_generation = generation;
+    w.kek_pcrs = new.pcrs.clone();
+    w.kek_pcr_values = new.pcr_values.clone();
+    state.put_world(&w)?;
+    let p = parse_public(&w.kek_public, "KEK public")?;
+    println!(
+        "world {world}: KEK rotated to generation {generation} at {:#010x} ({}, name {}){}",
+        new.handle,
+        p.describe_key(),
+        hex::encode(p.name()),
+        new.pcrs
+            .as_deref()
+            .map(|s| format!(", bound to PCRs {s}"))
+            .unwrap_or_default()
+    );
+    println!(
+        "  the previous KEK at {:#010x} stays for the {pinned} key(s) stored under it and refuses new packages; fetch new evidence before wrapping",
+        old.handle
+    );
+    Ok(())
+}
+
+/// `world destroy`: evict the world's KEKs from the TPM and delete its keys
+/// and state. Irreversible, so it asks for `--yes`.
+pub fn world_destroy(ctx: &Ctx, world: &str, yes: bool) -> Result<()> {
+    check_id("world", world)?;
+    let state = StateDir::open(&ctx.state_dir)?;
+    let w = state.world(world)?;
+    let keys: Vec<KeyState> = state
+        .keys()?
+        .into_iter()
+        .filter(|k| k.world == world)
+        .collect();
+    let mut keks = vec![w.current_kek()];
+    keks.extend(w.retired_keks.iter().cloned());
+    if !yes {
+        return Err(AgentError::InvalidArgument {
+            what: "world destroy",
+            detail: format!(
+                "this evicts {} KEK(s) of world {world} from the TPM and deletes its {} key(s) for good; add --yes",
+                keks.len(),
+                keys.len()
+            ),
+        });
+    }
+    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let mut evicted = 0;
+    for rec in &keks {
+        // Only the recorded KEK is evicted, never whatever else sits at its handle.
+        if matches!(tpm.kek(rec.handle)?, Some((_, p)) if p == rec.public.as_ref()) {
+            tpm.evict(rec.handle)?;
+            evicted += 1;
+        }
+    }
+    for k in &keys {
+        state.delete_key(&k.name)?;
+    }
+    state.delete_world(world)?;
+    println!(
+        "world {world} destroyed: {evicted} KEK(s) evicted from the TPM, {} key(s) deleted",
+        keys.len()
+    );
+    Ok(())
+}
+
+/// The record name of a retired KEK whose name is `kek_name`, if any.
+pub(crate) fn retired_generation(w: &WorldState, kek_name: &[u8]) -> Option<u32> {
+    w.retired_keks.iter().find_map(|r| {
+        TpmtPublic::parse_tpm2b(&r.public)
+            .ok()
+            .filter(|p| p.name() == kek_name)
+            .map(|_| r.generation)
+    })
+}
+
+/// The EK the world's AK was created under.
+pub(crate) fn world_ek(
+    tpm: &mut Tpm,
+    w: &WorldState,
+) -> Result<(tss_esapi::handles::KeyHandle, EkKind)> {
+    let kind = EkKind::from_handle(w.ek_handle).ok_or_else(|| AgentError::CorruptState {
+        path: format!("world {}", w.world),
+        detail: format!("unknown EK handle {:#010x}", w.ek_handle),
+    })?;
+    Ok((tpm.ek(kind)?, kind))
+}
