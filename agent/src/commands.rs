@@ -118,6 +118,7 @@ pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> 
                 Some(KekEvidence {
                     public: public.clone(),
                     certify: signed(c?),
+                    pcr_binding: None,
                 })
             }
             _ => None,
@@ -157,6 +158,7 @@ pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> 
                 attest: ByteBuf::from(certify.attest),
                 signature: ByteBuf::from(certify.signature),
             },
+            pcr_binding: kek_pcr_binding(&w)?,
         },
         quote: QuoteEvidence {
             attest: ByteBuf::from(quote.attest),
@@ -169,6 +171,33 @@ pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> 
     write_atomic(out, &ev.to_cbor())?;
     println!("evidence for world {world} written to {}", out.display());
     Ok(())
+}
+
+/// The PCR values a PCR-bound KEK's authPolicy was computed from, for the verifier.
+fn kek_pcr_binding(
+    w: &crate::state::WorldState,
+) -> Result<Option<BTreeMap<String, BTreeMap<u32, ByteBuf>>>> {
+    let Some(spec) = &w.kek_pcrs else {
+        return Ok(None);
+    };
+    let spec =
+        byok_protocol::policy::PcrSpec::parse(spec).map_err(|detail| AgentError::CorruptState {
+            path: format!("world {}", w.world),
+            detail,
+        })?;
+    if spec.pcrs.len() != w.kek_pcr_values.len() {
+        return Err(AgentError::CorruptState {
+            path: format!("world {}", w.world),
+            detail: "KEK PCR values do not match its PCR list".into(),
+        });
+    }
+    let bank: BTreeMap<u32, ByteBuf> = spec
+        .pcrs
+        .iter()
+        .copied()
+        .zip(w.kek_pcr_values.iter().cloned())
+        .collect();
+    Ok(Some(BTreeMap::from([(spec.bank.name().to_string(), bank)])))
 }
 
 pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
@@ -221,6 +250,15 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
     }
     let object = TpmtPublic::parse_tpm2b(&pkg.object.public)
         .map_err(|e| AgentError::BadPackage(format!("object public: {e}")))?;
+    let key_pcrs = pkg
+        .key
+        .pcrs
+        .as_deref()
+        .map(|s| {
+            byok_protocol::policy::PcrSpec::parse(s)
+                .map_err(|e| AgentError::BadPackage(format!("key PCRs: {e}")))
+        })
+        .transpose()?;
 
     let mut tpm = Tpm::open(&ctx.tcti)?;
     if !tpm.supports(&pkg.object.public)? {
@@ -257,7 +295,7 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
         public: pkg.object.public.clone(),
         private: ByteBuf::from(private),
         label: pkg.key.label.clone(),
-        policy_pcrs: None,
+        policy_pcrs: key_pcrs.map(|s| s.describe()),
         kek_handle: None,
     };
     state.put_key(&key)?;

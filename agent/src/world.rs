@@ -209,6 +209,8 @@ pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
         Some(k) => k,
         None => tpm.choose_ek()?,
     };
+    // The EK certificate must be there: evidence without it cannot be verified.
+    tpm.ek_certificate(ek_kind)?;
     let ek = tpm.ek(ek_kind)?;
     let (ak_public, ak_private) = tpm.create_ak(ek)?;
     let kek = new_kek(&mut tpm, world, kek_alg, 0, pcrs.as_ref())?;

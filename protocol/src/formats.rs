@@ -53,6 +53,11 @@ pub struct KekEvidence {
     pub public: ByteBuf,
     /// TPM2_Certify of the KEK by the AK, qualifyingData = nonce.
     pub certify: Signed,
+    /// For a PCR-bound KEK (`init --pcrs`): bank → PCR index → value its
+    /// authPolicy was computed from. Not signed itself: the verifier
+    /// recomputes the authPolicy (signed, in the KEK's Name) from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcr_binding: Option<BTreeMap<String, BTreeMap<u32, ByteBuf>>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -108,6 +113,11 @@ pub struct KeyInfo {
     pub alg: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// `wrap --key-pcrs`: the PCRs (e.g. "sha256:0,7") in the key's PolicyPCR
+    /// authPolicy, so the agent knows which policy session to start. The
+    /// values are in the authPolicy itself, which the TPM enforces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcrs: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -233,6 +233,21 @@ impl TargetKey {
 
     /// The TPMT_PUBLIC the key is imported with (see [`IMPORTED_KEY_ATTRIBUTES`]).
     pub fn tpm_public(&self) -> TpmtPublic {
+        self.tpm_public_with_policy(Vec::new())
+    }
+
+    /// The same with an authPolicy (a PCR policy): userWithAuth is cleared so
+    /// every use needs a policy session that satisfies it. The DUP role stays
+    /// out of reach: TPM2_Duplicate needs a policy whose session has the
+    /// command code set (TPM2_PolicyCommandCode(TPM_CC_Duplicate)), which a
+    /// PolicyPCR-only digest never has (checked on swtpm: tpm2_duplicate with a
+    /// PolicyPCR session fails with TPM_RC_POLICY_FAIL).
+    pub fn tpm_public_with_policy(&self, auth_policy: Vec<u8>) -> TpmtPublic {
+        let attributes = if auth_policy.is_empty() {
+            IMPORTED_KEY_ATTRIBUTES
+        } else {
+            IMPORTED_KEY_ATTRIBUTES & !attr::USER_WITH_AUTH
+        };
         let (params, unique, object_type) = match self {
             TargetKey::Rsa(k) => (
                 PublicParams::Rsa {
@@ -258,8 +273,8 @@ impl TargetKey {
         TpmtPublic::build(
             object_type,
             alg::SHA256,
-            IMPORTED_KEY_ATTRIBUTES,
-            Vec::new(),
+            attributes,
+            auth_policy,
             params,
             unique,
         )

@@ -72,6 +72,7 @@ fn mutated_valid_structures_never_panic() {
         key: KeyInfo {
             alg: "p256".into(),
             label: Some("l".into()),
+            pcrs: None,
         },
     };
     let pem = key.to_pkcs8_pem().unwrap();

@@ -118,6 +118,21 @@ pub enum VerifyError {
         "KEK is bound to another world than {world:?} (its authPolicy is not the world binding)"
     )]
     KekWorldMismatch { world: String },
+    #[error(
+        "KEK is not bound to PCRs, and the policy requires a PCR-bound KEK (require_kek_pcrs)"
+    )]
+    KekNotPcrBound,
+    #[error("KEK PCR binding in the evidence is malformed: {0}")]
+    KekPcrBindingMalformed(String),
+    #[error("KEK has a PCR policy but userWithAuth set: its auth value bypasses the policy")]
+    KekPcrBindingNotEnforced,
+    #[error("KEK is bound to PCR {bank}:{index} = {found}, but the policy's reference value is {expected}")]
+    KekPcrBindingMismatch {
+        bank: String,
+        index: u32,
+        expected: String,
+        found: String,
+    },
 
     // --- the compat KEK (unrestricted RSA decryption key for .byok files)
     #[error("compat KEK: certified name is not the name of its public area")]

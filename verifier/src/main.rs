@@ -104,6 +104,10 @@ enum Command {
         /// Free-text label carried in the package (unsigned, informational).
         #[arg(long)]
         label: Option<String>,
+        /// Bind the key to the quoted values of these PCRs (e.g. sha256:0,7):
+        /// the TPM will use it only in that platform state (TPM2_PolicyPCR).
+        #[arg(long)]
+        key_pcrs: Option<String>,
         /// Cloud KEK public key: PEM (SPKI or PKCS#1), DER or JWK.
         #[arg(long)]
         kek_public: Option<PathBuf>,
@@ -253,6 +257,10 @@ fn verified_json(path: &Path, v: &Verified) -> serde_json::Value {
         "clock": v.quote_clock.clock,
         "pcrs": v.pcrs.iter().map(|(i, d)| (format!("sha256:{i}"), json!(hex::encode(d)))).collect::<serde_json::Map<_, _>>(),
         "ak_ek_binding": v.ak_binding,
+        "kek_pcr_binding": v.kek_pcr_binding.as_ref().map(|b| json!({
+            "pcrs": b.pcrs.describe(),
+            "values": b.pcrs.pcrs.iter().zip(&b.values).map(|(i, d)| (format!("{}:{i}", b.pcrs.bank.name()), json!(hex::encode(d)))).collect::<serde_json::Map<_, _>>(),
+        })),
         "compat_kek": v.compat_kek.as_ref().map(|c| serde_json::json!({
             "key": c.describe_key(),
             "kid": byok_protocol::world::compat_kid(&v.world, &c.name()),
@@ -290,6 +298,22 @@ fn print_verified(path: &Path, v: &Verified) {
             .join(",")
     );
     println!("  AK-EK link: {}", v.ak_binding);
+    match &v.kek_pcr_binding {
+        Some(b) => {
+            println!(
+                "  KEK use:    only while PCRs {} hold these values (TPM-enforced policy):",
+                b.pcrs.describe()
+            );
+            for (i, d) in b.pcrs.pcrs.iter().zip(&b.values) {
+                println!(
+                    "              {}:{i} = {}",
+                    b.pcrs.bank.name(),
+                    hex::encode(d)
+                );
+            }
+        }
+        None => println!("  KEK use:    not bound to PCRs"),
+    }
     if let Some(c) = &v.compat_kek {
         println!(
             "  compat KEK: {} kid {} (unrestricted decryption, child of the KEK)",
@@ -452,6 +476,7 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
             key_type,
             out,
             label,
+            key_pcrs,
             kek_public,
             kid,
             method,
@@ -483,8 +508,15 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                 };
                 let (store, opts) = resolve(&trust, &nonce, world)?;
                 let verified = verify_file(&evidence, &store, &opts)?;
+                let key_pcrs = key_pcrs
+                    .as_deref()
+                    .map(|s| {
+                        byok_protocol::policy::PcrSpec::parse(s)
+                            .map_err(|e| usage(&format!("--key-pcrs: {e}")))
+                    })
+                    .transpose()?;
                 let target = TargetKey::from_bytes(&key_bytes)?;
-                let package = wrap::wrap(&verified, &target, label)?;
+                let package = wrap::wrap(&verified, &target, label, key_pcrs.as_ref())?;
                 write_output(&out, &package.to_cbor(), 0o644)?;
                 println!(
                     "wrapped {} key for world {:?} (KEK {}) into {}",
@@ -495,6 +527,9 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                 );
                 return Ok(());
             };
+            if key_pcrs.is_some() {
+                return Err(usage("--key-pcrs is for --format tpm"));
+            }
             // The cloud KEK: given as a public key, or a tpm-byok host's compat
             // KEK taken from evidence that is verified first.
             let kek = match (kek_public, evidence) {

@@ -23,6 +23,8 @@ pub struct Policy {
     pub reference_pcrs: BTreeMap<String, BTreeMap<u32, Vec<u8>>>,
     pub roots: Vec<PathBuf>,
     pub intermediates: Vec<PathBuf>,
+    /// Refuse KEKs that are not PCR-bound (`init --pcrs`).
+    pub require_kek_pcrs: bool,
 }
 
 impl Default for Policy {
@@ -35,6 +37,7 @@ impl Default for Policy {
             reference_pcrs: BTreeMap::new(),
             roots: Vec::new(),
             intermediates: Vec::new(),
+            require_kek_pcrs: false,
         }
     }
 }
@@ -70,6 +73,8 @@ struct WorldRules {
     intermediates: Vec<PathBuf>,
     #[serde(default)]
     pcrs: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    require_kek_pcrs: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,6 +172,7 @@ pub fn load(path: &Path, world: Option<&str>) -> Result<(Policy, Option<String>)
         let base = path.parent().unwrap_or(Path::new("."));
         p.roots = rules.roots.iter().map(|r| base.join(r)).collect();
         p.intermediates = rules.intermediates.iter().map(|r| base.join(r)).collect();
+        p.require_kek_pcrs = rules.require_kek_pcrs;
         for (bank, values) in &rules.pcrs {
             let h = HashAlg::from_name(bank)
                 .ok_or_else(|| bad(path, format!("unknown PCR bank {bank:?}")))?;

@@ -87,6 +87,91 @@ pub struct Verified {
     pub ak_binding: &'static str,
     /// The world's compat KEK, certified and checked, when the evidence has one.
     pub compat_kek: Option<TpmtPublic>,
+    /// A PCR-bound KEK: the PCRs and values the TPM requires before it uses it.
+    pub kek_pcr_binding: Option<KekPcrBinding>,
+}
+
+/// The PCR binding of a KEK, recomputed from its signed authPolicy.
+#[derive(Debug, Clone)]
+pub struct KekPcrBinding {
+    pub pcrs: byok_protocol::policy::PcrSpec,
+    pub values: Vec<Vec<u8>>,
+}
+
+/// The KEK's authPolicy binds it to the evidence's world: either the plain
+/// binding (a digest no policy session reaches; the KEK is used with its auth
+/// value), or a PCR binding (PolicyPCR over the values the evidence reports,
+/// then PolicySecret(owner) with the world as policyRef; userWithAuth clear so
+/// the TPM enforces it). The reported PCR values are trusted only because
+/// they recompute the signed authPolicy; the policy may require a binding and
+/// fixes the values through its reference PCRs.
+fn check_kek_binding(
+    ev: &Evidence,
+    kek: &TpmtPublic,
+    policy: &Policy,
+) -> Result<Option<KekPcrBinding>, VerifyError> {
+    use byok_protocol::policy::PcrSpec;
+    let plain = world_policy(&ev.world);
+    let mismatch = || VerifyError::KekWorldMismatch {
+        world: ev.world.clone(),
+    };
+    let binding = match &ev.kek.pcr_binding {
+        None => {
+            if kek.auth_policy != plain {
+                return Err(mismatch());
+            }
+            if policy.require_kek_pcrs {
+                return Err(VerifyError::KekNotPcrBound);
+            }
+            return Ok(None);
+        }
+        Some(b) => b,
+    };
+    let mut banks = binding.iter();
+    let (Some((bank_name, values)), None) = (banks.next(), banks.next()) else {
+        return Err(VerifyError::KekPcrBindingMalformed(
+            "exactly one PCR bank".into(),
+        ));
+    };
+    let bank = HashAlg::from_name(bank_name).ok_or_else(|| {
+        VerifyError::KekPcrBindingMalformed(format!("unknown bank {bank_name:?}"))
+    })?;
+    let pcrs: Vec<u32> = values.keys().copied().collect();
+    if pcrs.is_empty() || pcrs.iter().any(|i| *i > 23) {
+        return Err(VerifyError::KekPcrBindingMalformed(
+            "PCR indices 0-23, at least one".into(),
+        ));
+    }
+    if values.values().any(|v| v.len() != bank.size()) {
+        return Err(VerifyError::KekPcrBindingMalformed(format!(
+            "{bank_name} values have {} bytes",
+            bank.size()
+        )));
+    }
+    let spec = PcrSpec { bank, pcrs };
+    let values: Vec<Vec<u8>> = values.values().map(|v| v.to_vec()).collect();
+    let expected = byok_protocol::world::pcr_bound_kek_policy(&ev.world, &spec, &values);
+    if kek.auth_policy != expected {
+        return Err(mismatch());
+    }
+    if kek.has(attr::USER_WITH_AUTH) {
+        return Err(VerifyError::KekPcrBindingNotEnforced);
+    }
+    if let Some(refs) = policy.reference_pcrs.get(bank_name) {
+        for (i, v) in spec.pcrs.iter().zip(&values) {
+            if let Some(want) = refs.get(i) {
+                if want != v {
+                    return Err(VerifyError::KekPcrBindingMismatch {
+                        bank: bank_name.clone(),
+                        index: *i,
+                        expected: hex::encode(want),
+                        found: hex::encode(v),
+                    });
+                }
+            }
+        }
+    }
+    Ok(Some(KekPcrBinding { pcrs: spec, values }))
 }
 
 pub fn parse_nonce(hex_nonce: &str) -> Result<Vec<u8>, VerifyError> {
@@ -572,11 +657,7 @@ fn verify_inner(
         return Err(VerifyError::KekHierarchy(detail));
     }
     check_kek(&kek_public, &opts.policy)?;
-    if kek_public.auth_policy != world_policy(&ev.world) {
-        return Err(VerifyError::KekWorldMismatch {
-            world: ev.world.clone(),
-        });
-    }
+    let kek_pcr_binding = check_kek_binding(ev, &kek_public, &opts.policy)?;
 
     // Compat KEK (optional): certified by the same AK, a child of the KEK.
     let compat_kek = match &ev.compat_kek {
@@ -645,6 +726,7 @@ fn verify_inner(
         tpm_vendor: ev.tpm.vendor.clone(),
         ak_binding: AK_BINDING_AT_IMPORT,
         compat_kek,
+        kek_pcr_binding,
     })
 }
 

@@ -8,6 +8,7 @@ use byok_protocol::formats::{
     CredentialBlob, KeyInfo, ObjectBlob, TransferPackage, TRANSFER_TYPE, VERSION,
 };
 use byok_protocol::keys::TargetKey;
+use byok_protocol::policy::{PcrSpec, PolicyDigest};
 use rand::RngCore;
 use serde_bytes::ByteBuf;
 use zeroize::Zeroizing;
@@ -23,8 +24,12 @@ pub fn wrap(
     verified: &Verified,
     key: &TargetKey,
     label: Option<String>,
+    key_pcrs: Option<&PcrSpec>,
 ) -> Result<TransferPackage, VerifyError> {
-    let public = key.tpm_public();
+    let public = match key_pcrs {
+        None => key.tpm_public(),
+        Some(spec) => key.tpm_public_with_policy(key_pcr_policy(verified, spec)?),
+    };
     let sensitive = key.tpm_sensitive();
     let mut inner_key = Zeroizing::new([0u8; 16]);
     rand::rngs::OsRng.fill_bytes(&mut inner_key[..]);
@@ -49,6 +54,30 @@ pub fn wrap(
         key: KeyInfo {
             alg: key.alg().name().into(),
             label,
+            pcrs: key_pcrs.map(|s| s.describe()),
         },
     })
+}
+
+/// `wrap --key-pcrs`: a PolicyPCR authPolicy over the values the TPM quoted
+/// in the verified evidence (which the policy's reference values, if any,
+/// already fixed), so the imported key works only in that platform state.
+fn key_pcr_policy(verified: &Verified, spec: &PcrSpec) -> Result<Vec<u8>, VerifyError> {
+    if spec.bank != byok_protocol::HashAlg::Sha256 {
+        return Err(VerifyError::Usage(
+            "--key-pcrs binds to quoted values: use the sha256 bank".into(),
+        ));
+    }
+    let values = spec
+        .pcrs
+        .iter()
+        .map(|i| {
+            verified.pcrs.get(i).cloned().ok_or_else(|| {
+                VerifyError::Usage(format!(
+                    "--key-pcrs: PCR {i} is not in the evidence's quote; ask the host for evidence quoting it (`byok-agent evidence --pcrs ...`)"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(PolicyDigest::new().pcr(spec, &values).into_vec())
 }

@@ -578,8 +578,119 @@ fn ecc_storage_kek_certified_by_the_ak_verifies_and_wraps() {
         // A package for it: the seed is an ephemeral ECC point.
         let key =
             byok_protocol::keys::TargetKey::generate(byok_protocol::keys::KeyAlg::P256).unwrap();
-        let pkg = byok_verifier::wrap::wrap(&verified, &key, None).unwrap();
+        let pkg = byok_verifier::wrap::wrap(&verified, &key, None, None).unwrap();
         let len = if c == curve::NIST_P256 { 32 } else { 48 };
         assert_eq!(pkg.object.seed.len(), 2 + 2 + len + 2 + len);
     }
+}
+
+/// A KEK template bound to PCRs 16 and 23 at `values`, as `init --pcrs` makes it.
+fn pcr_bound_kek(attributes: u32, values: &[Vec<u8>]) -> TpmtPublic {
+    let spec = byok_protocol::policy::PcrSpec::parse("sha256:16,23").unwrap();
+    let policy = byok_protocol::world::pcr_bound_kek_policy("eu", &spec, values);
+    let t = kek_like(attributes);
+    TpmtPublic::build(
+        t.object_type,
+        t.name_alg,
+        attributes,
+        policy,
+        t.params.clone(),
+        t.unique.clone(),
+    )
+}
+
+fn binding(
+    values: &[Vec<u8>],
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<u32, ByteBuf>> {
+    let bank = [16u32, 23]
+        .into_iter()
+        .zip(values.iter().map(|v| ByteBuf::from(v.clone())))
+        .collect();
+    [("sha256".to_string(), bank)].into_iter().collect()
+}
+
+#[test]
+fn pcr_bound_keks_verify_only_with_the_values_their_policy_was_made_from() {
+    let s = setup();
+    let values = vec![vec![0u8; 32], vec![0x23u8; 32]];
+    let mut ev = with_tpm_kek(
+        &s,
+        Hierarchy::Owner,
+        &pcr_bound_kek(STORAGE & !attr::USER_WITH_AUTH, &values),
+    )
+    .unwrap();
+    // Without the values the authPolicy binds no world we can recognise.
+    let r = verify(&s, &ev);
+    assert!(
+        matches!(r, Err(VerifyError::KekWorldMismatch { .. })),
+        "{r:?}"
+    );
+    ev.kek.pcr_binding = Some(binding(&values));
+    let v = verify_evidence(&ev, &s.store, &s.opts).expect("PCR-bound KEK verifies");
+    let b = v.kek_pcr_binding.expect("binding reported");
+    assert_eq!(b.pcrs.describe(), "sha256:16,23");
+    assert_eq!(b.values, values);
+
+    // Each reported value is checked through the signed authPolicy.
+    for (i, byte) in [(0usize, 0usize), (1, 31)] {
+        let mut other = values.clone();
+        other[i][byte] ^= 1;
+        let mut forged = ev.clone();
+        forged.kek.pcr_binding = Some(binding(&other));
+        let r = verify(&s, &forged);
+        assert!(
+            matches!(r, Err(VerifyError::KekWorldMismatch { .. })),
+            "{r:?}"
+        );
+    }
+    // Malformed bindings: two banks; a wrong value size.
+    let mut forged = ev.clone();
+    let mut two = binding(&values);
+    two.insert("sha1".into(), Default::default());
+    forged.kek.pcr_binding = Some(two);
+    assert!(matches!(
+        verify(&s, &forged),
+        Err(VerifyError::KekPcrBindingMalformed(_))
+    ));
+    let mut forged = ev.clone();
+    forged.kek.pcr_binding = Some(binding(&[vec![0u8; 32], vec![0u8; 20]]));
+    assert!(matches!(
+        verify(&s, &forged),
+        Err(VerifyError::KekPcrBindingMalformed(_))
+    ));
+
+    // The policy's reference values fix the bound values.
+    let mut opts = s.opts.clone();
+    opts.policy.reference_pcrs.insert(
+        "sha256".into(),
+        [(23u32, vec![0x24u8; 32])].into_iter().collect(),
+    );
+    let r = verify_evidence(&ev, &s.store, &opts).map(|_| ());
+    assert!(
+        matches!(
+            &r,
+            Err(VerifyError::KekPcrBindingMismatch { index: 23, .. })
+        ),
+        "{r:?}"
+    );
+    // A policy that requires a PCR-bound KEK refuses the plain one.
+    let mut opts = s.opts.clone();
+    opts.policy.require_kek_pcrs = true;
+    verify_evidence(&ev, &s.store, &opts).expect("bound KEK meets require_kek_pcrs");
+    let r = verify_evidence(&s.ev, &s.store, &opts).map(|_| ());
+    assert!(matches!(r, Err(VerifyError::KekNotPcrBound)), "{r:?}");
+}
+
+#[test]
+fn pcr_bound_kek_with_user_with_auth_is_refused() {
+    // userWithAuth set: the empty auth value works and the PCR policy binds nothing.
+    let s = setup();
+    let values = vec![vec![0u8; 32], vec![0u8; 32]];
+    let mut ev = with_tpm_kek(&s, Hierarchy::Owner, &pcr_bound_kek(STORAGE, &values)).unwrap();
+    ev.kek.pcr_binding = Some(binding(&values));
+    let r = verify(&s, &ev);
+    assert!(
+        matches!(r, Err(VerifyError::KekPcrBindingNotEnforced)),
+        "{r:?}"
+    );
 }

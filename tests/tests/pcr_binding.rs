@@ -1,0 +1,278 @@
+//! PCR-bound transfer: a KEK bound to PCRs at init (visible to and checked by
+//! the verifier), and keys wrapped with a PCR policy. In each case the TPM
+//! itself refuses once the PCRs differ.
+
+use byok_tests::{nonce, tpm_a, verifier, Host};
+use predicates::str::contains;
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+/// Extend sha256 PCR 23 with 32 bytes of `v`.
+fn ext(host: &Host, v: u8) {
+    host.tpm2("tpm2_pcrextend")
+        .arg(format!("23:sha256={}", hex::encode([v; 32])))
+        .assert()
+        .success();
+}
+
+/// PCR 23 back to the state "extended once with 1".
+fn restore(host: &Host) {
+    host.tpm2("tpm2_pcrreset").arg("23").assert().success();
+    ext(host, 1);
+}
+
+fn evidence(host: &Host, world: &str, work: &Path) -> (String, PathBuf) {
+    let n = nonce();
+    let p = work.join(format!("{world}-{n}.evidence"));
+    host.agent()
+        .args([
+            "evidence",
+            "--world",
+            world,
+            "--nonce",
+            &n,
+            "--pcrs",
+            "0,7,16,23",
+            "-o",
+        ])
+        .arg(&p)
+        .assert()
+        .success();
+    (n, p)
+}
+
+fn wrap(
+    host: &Host,
+    ev: &(String, PathBuf),
+    key: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> assert_cmd::assert::Assert {
+    verifier()
+        .args(["wrap", "--nonce", &ev.0, "--evidence"])
+        .arg(&ev.1)
+        .arg("--roots")
+        .arg(&host.ca_bundle)
+        .arg("--key")
+        .arg(key)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .assert()
+}
+
+fn keygen(work: &Path, name: &str) -> PathBuf {
+    let key = work.join(format!("{name}.pem"));
+    verifier()
+        .args(["keygen", "--alg", "p256", "-o"])
+        .arg(&key)
+        .assert()
+        .success();
+    key
+}
+
+fn import(host: &Host, world: &str, name: &str, pkg: &Path) -> assert_cmd::assert::Assert {
+    host.agent()
+        .args(["import", "--world", world, "--name", name, "--in"])
+        .arg(pkg)
+        .assert()
+}
+
+fn sign(host: &Host, key: &str, work: &Path) -> assert_cmd::assert::Assert {
+    let msg = work.join("msg");
+    std::fs::write(&msg, b"m").unwrap();
+    let sig = work.join(format!("{key}.sig"));
+    let _ = std::fs::remove_file(&sig);
+    host.agent()
+        .args(["sign", "--key", key, "--in"])
+        .arg(&msg)
+        .arg("-o")
+        .arg(&sig)
+        .assert()
+}
+
+#[test]
+fn a_pcr_bound_kek_is_verified_and_enforced_by_the_tpm() {
+    let host = Host::new(tpm_a());
+    let work = TempDir::new().unwrap();
+    let wd = work.path();
+    ext(&host, 1);
+    host.agent()
+        .args(["init", "--world", "pb", "--pcrs", "sha256:16,23"])
+        .assert()
+        .success()
+        .stdout(contains("bound to PCRs sha256:16,23"));
+    let ev = evidence(&host, "pb", wd);
+    let pcr23 = hex::encode(byok_protocol::hash::sha256(
+        &[[0u8; 32], [1u8; 32]].concat(),
+    ));
+    verifier()
+        .args(["verify", "--nonce", &ev.0, "--evidence"])
+        .arg(&ev.1)
+        .arg("--roots")
+        .arg(&host.ca_bundle)
+        .assert()
+        .success()
+        .stdout(contains(
+            "KEK use:    only while PCRs sha256:16,23 hold these values",
+        ))
+        .stdout(contains(format!("sha256:23 = {pcr23}")));
+
+    // The policy file: require a bound KEK, fix the bound values.
+    let policy = |body: &str| {
+        let p = wd.join("policy.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "[worlds.pb]\nroots = [{:?}]\nrequire_kek_pcrs = true\n{body}",
+                host.ca_bundle
+            ),
+        )
+        .unwrap();
+        verifier()
+            .args(["verify", "--nonce", &ev.0, "--evidence"])
+            .arg(&ev.1)
+            .arg("--policy")
+            .arg(&p)
+            .assert()
+    };
+    policy(&format!("[worlds.pb.pcrs.sha256]\n23 = \"{pcr23}\"\n")).success();
+    policy(&format!(
+        "[worlds.pb.pcrs.sha256]\n16 = \"{}\"\n",
+        "11".repeat(32)
+    ))
+    .code(10)
+    .stderr(contains("KEK is bound to PCR sha256:16 = 0000"));
+
+    // Wrapped for it, imported while PCRs hold: works.
+    let pkg = wd.join("k1.transfer");
+    wrap(&host, &ev, &keygen(wd, "k1"), &pkg, &[]).success();
+    import(&host, "pb", "k1", &pkg).success();
+    sign(&host, "k1", wd).success();
+    let pkg2 = wd.join("k2.transfer");
+    wrap(&host, &ev, &keygen(wd, "k2"), &pkg2, &[]).success();
+
+    // PCR 23 changes: the TPM refuses to import under the KEK and to load keys under it.
+    ext(&host, 2);
+    import(&host, "pb", "k2", &pkg2).code(8).stderr(contains(
+        "the TPM refused TPM2_Import: the PCRs sha256:16,23",
+    ));
+    assert!(!host.stored_keys().contains(&"k2.cbor".to_string()));
+    sign(&host, "k1", wd)
+        .code(8)
+        .stderr(contains("the TPM refused TPM2_Load: the PCRs sha256:16,23"));
+    host.agent()
+        .args([
+            "key", "create", "--world", "pb", "--name", "born", "--alg", "p256",
+        ])
+        .assert()
+        .code(8);
+
+    // Back in the bound state: both work again.
+    restore(&host);
+    import(&host, "pb", "k2", &pkg2).success();
+    sign(&host, "k1", wd).success();
+    sign(&host, "k2", wd).success();
+}
+
+#[test]
+fn keys_wrapped_with_a_pcr_policy_are_usable_only_in_that_state() {
+    let host = Host::new(tpm_a());
+    let work = TempDir::new().unwrap();
+    let wd = work.path();
+    host.init("eu");
+    ext(&host, 1);
+    let ev = evidence(&host, "eu", wd);
+    let pkg = wd.join("bound.transfer");
+    wrap(
+        &host,
+        &ev,
+        &keygen(wd, "bound"),
+        &pkg,
+        &["--key-pcrs", "sha256:16,23"],
+    )
+    .success();
+    // A PCR the quote does not cover cannot be bound.
+    wrap(
+        &host,
+        &ev,
+        &keygen(wd, "x"),
+        &wd.join("x.transfer"),
+        &["--key-pcrs", "sha256:15"],
+    )
+    .code(2)
+    .stderr(contains("PCR 15 is not in the evidence's quote"));
+    import(&host, "eu", "bound", &pkg).success();
+    host.agent()
+        .args(["keys", "show", "bound"])
+        .assert()
+        .success()
+        .stdout(contains("bound to:   PCRs sha256:16,23"))
+        .stdout(contains("attributes: noDA|decrypt|sign"));
+    sign(&host, "bound", wd).success();
+
+    ext(&host, 2);
+    sign(&host, "bound", wd)
+        .code(8)
+        .stderr(contains("the TPM refused TPM2_Sign: the PCRs sha256:16,23"));
+    restore(&host);
+    sign(&host, "bound", wd).success();
+
+    // Even with a session that satisfies the PCR policy, the TPM refuses to
+    // duplicate the key (the DUP role needs PolicyCommandCode(Duplicate)).
+    let (public, private) = stored_blobs(&host, "bound");
+    let (pub_file, priv_file) = (wd.join("bound.pub"), wd.join("bound.priv"));
+    std::fs::write(&pub_file, public).unwrap();
+    std::fs::write(&priv_file, private).unwrap();
+    let ctx = wd.join("bound.ctx");
+    host.tpm2("tpm2_load")
+        .args(["-C", "0x81000100", "-u"])
+        .arg(&pub_file)
+        .arg("-r")
+        .arg(&priv_file)
+        .arg("-c")
+        .arg(&ctx)
+        .assert()
+        .success();
+    let session = wd.join("pcr.session");
+    host.tpm2("tpm2_startauthsession")
+        .args(["--policy-session", "-S"])
+        .arg(&session)
+        .assert()
+        .success();
+    host.tpm2("tpm2_policypcr")
+        .arg("-S")
+        .arg(&session)
+        .args(["-l", "sha256:16,23"])
+        .assert()
+        .success();
+    host.tpm2("tpm2_duplicate")
+        .arg("-c")
+        .arg(&ctx)
+        .args(["-C", "null", "-G", "null", "-p"])
+        .arg(format!("session:{}", session.display()))
+        .arg("-r")
+        .arg(wd.join("dup.priv"))
+        .arg("-s")
+        .arg(wd.join("dup.seed"))
+        .assert()
+        .failure()
+        .stderr(contains("Esys_Duplicate"));
+    assert!(!wd.join("dup.priv").exists());
+}
+
+/// The TPM2B_PUBLIC and TPM2B_PRIVATE the agent stores for `key`.
+fn stored_blobs(host: &Host, key: &str) -> (Vec<u8>, Vec<u8>) {
+    use ciborium::Value;
+    let p = host.state.path().join("keys").join(format!("{key}.cbor"));
+    let v: Value = ciborium::from_reader(&std::fs::read(p).unwrap()[..]).unwrap();
+    let field = |name: &str| {
+        v.as_map()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.as_text() == Some(name))
+            .and_then(|(_, v)| v.as_bytes().cloned())
+            .unwrap()
+    };
+    (field("public"), field("private"))
+}
