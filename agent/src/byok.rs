@@ -11,7 +11,7 @@ use crate::state::{write_atomic, KeyState, StateDir};
 use crate::tpm::{Hashing, Tpm};
 use crate::world::world_kek;
 use base64::Engine as _;
-use byok_protocol::keys::TargetKey;
+use byok_protocol::keys::{SymmetricKey, SymmetricKind, TargetKey, TpmObjectKey};
 use byok_protocol::public::TpmtPublic;
 use byok_protocol::world::compat_kid;
 use rand::RngCore;
@@ -157,18 +157,21 @@ pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<(
     let pkcs8 = byok_protocol::ckm::kwp_unwrap(&aes, wrapped)
         .map_err(|_| bad("the AES key wrap does not verify (altered or for another key)"))?;
     drop(aes);
-    let target = TargetKey::from_bytes(&pkcs8).map_err(|e| match pkcs8.len() {
-        16 | 24 | 32 => AgentError::BadByok(
-            "it holds a raw AES key; the agent imports RSA and EC keys from .byok files".into(),
+    // A PKCS#8 RSA or EC key, or (as the cloud formats carry them) a raw AES key.
+    let target: Box<dyn TpmObjectKey> = match TargetKey::from_bytes(&pkcs8) {
+        Ok(k) => Box::new(k),
+        Err(_) if matches!(pkcs8.len(), 16 | 24 | 32) => Box::new(
+            SymmetricKey::new(SymmetricKind::Aes, &pkcs8)
+                .map_err(|e| AgentError::BadByok(format!("the wrapped key: {e}")))?,
         ),
-        _ => AgentError::BadByok(format!("the wrapped key: {e}")),
-    })?;
+        Err(e) => return Err(AgentError::BadByok(format!("the wrapped key: {e}"))),
+    };
     drop(pkcs8);
 
     // Into the TPM as a non-duplicable object under the storage KEK: a
     // duplication blob made here, with a one-time inner key.
-    let public = target.tpm_public();
-    let alg = target.alg().name();
+    let public = target.tpm_public_with_policy(Vec::new());
+    let alg = target.alg_name();
     if !tpm.supports(&public.to_tpm2b())? {
         return Err(AgentError::UnsupportedByTpm(public.describe_key()));
     }
@@ -196,7 +199,7 @@ pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<(
     state.put_key(&KeyState {
         name: name.to_string(),
         world: world.to_string(),
-        alg: alg.to_string(),
+        alg,
         origin: "imported (.byok)".into(),
         public: ByteBuf::from(public.to_tpm2b()),
         private: ByteBuf::from(private),

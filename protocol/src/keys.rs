@@ -387,3 +387,135 @@ mod tests {
         .is_err());
     }
 }
+
+/// A key as a TPM object to be imported: its public area (with an optional
+/// authPolicy) and its TPMT_SENSITIVE.
+pub trait TpmObjectKey {
+    fn tpm_public_with_policy(&self, auth_policy: Vec<u8>) -> TpmtPublic;
+    fn tpm_sensitive(&self) -> Zeroizing<Vec<u8>>;
+    /// "rsa2048", "p256", "aes256", "hmac-sha256" …
+    fn alg_name(&self) -> String;
+}
+
+impl TpmObjectKey for TargetKey {
+    fn tpm_public_with_policy(&self, auth_policy: Vec<u8>) -> TpmtPublic {
+        TargetKey::tpm_public_with_policy(self, auth_policy)
+    }
+    fn tpm_sensitive(&self) -> Zeroizing<Vec<u8>> {
+        TargetKey::tpm_sensitive(self)
+    }
+    fn alg_name(&self) -> String {
+        self.alg().name().to_string()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SymmetricKind {
+    /// AES-128/192/256 used in CFB mode (TPM2_EncryptDecrypt2).
+    Aes,
+    /// An HMAC-SHA-256 key (TPM2_HMAC).
+    HmacSha256,
+}
+
+/// A raw AES or HMAC key to import. The TPM binds such a key to its public
+/// area through unique = H_nameAlg(seedValue || key), with a random
+/// seedValue (the "obfuscation value") that travels in the sensitive area.
+pub struct SymmetricKey {
+    kind: SymmetricKind,
+    key: Zeroizing<Vec<u8>>,
+    seed: Zeroizing<[u8; 32]>,
+}
+
+impl SymmetricKey {
+    pub fn new(kind: SymmetricKind, bytes: &[u8]) -> Result<SymmetricKey, KeyError> {
+        match kind {
+            SymmetricKind::Aes if !matches!(bytes.len(), 16 | 24 | 32) => {
+                return Err(KeyError::Unsupported(format!(
+                    "an AES key has 16, 24 or 32 bytes, not {}",
+                    bytes.len()
+                )))
+            }
+            // MAX_SYM_DATA is 128 bytes; an HMAC-SHA-256 key longer than its
+            // 64-byte block is hashed first anyway.
+            SymmetricKind::HmacSha256 if !(16..=64).contains(&bytes.len()) => {
+                return Err(KeyError::Unsupported(format!(
+                    "an HMAC key here has 16 to 64 bytes, not {}",
+                    bytes.len()
+                )))
+            }
+            _ => {}
+        }
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed[..]);
+        Ok(SymmetricKey {
+            kind,
+            key: Zeroizing::new(bytes.to_vec()),
+            seed,
+        })
+    }
+}
+
+impl TpmObjectKey for SymmetricKey {
+    fn tpm_public_with_policy(&self, auth_policy: Vec<u8>) -> TpmtPublic {
+        let user = if auth_policy.is_empty() {
+            attr::USER_WITH_AUTH
+        } else {
+            0
+        };
+        let unique =
+            PublicId::Digest(crate::hash::HashAlg::Sha256.digest(&[&self.seed[..], &self.key]));
+        let (object_type, attributes, params) = match self.kind {
+            // TPM2_EncryptDecrypt: `sign` allows encryption, `decrypt` decryption.
+            SymmetricKind::Aes => (
+                alg::SYMCIPHER,
+                user | attr::NO_DA | attr::SIGN | attr::DECRYPT,
+                PublicParams::SymCipher {
+                    symmetric: SymDef {
+                        algorithm: alg::AES,
+                        key_bits: (self.key.len() * 8) as u16,
+                        mode: alg::CFB,
+                    },
+                },
+            ),
+            SymmetricKind::HmacSha256 => (
+                alg::KEYEDHASH,
+                user | attr::NO_DA | attr::SIGN,
+                PublicParams::KeyedHash {
+                    scheme: Scheme {
+                        scheme: alg::HMAC,
+                        hash: alg::SHA256,
+                        extra: 0,
+                    },
+                },
+            ),
+        };
+        TpmtPublic::build(
+            object_type,
+            alg::SHA256,
+            attributes,
+            auth_policy,
+            params,
+            unique,
+        )
+    }
+
+    fn tpm_sensitive(&self) -> Zeroizing<Vec<u8>> {
+        let sensitive_type = match self.kind {
+            SymmetricKind::Aes => alg::SYMCIPHER,
+            SymmetricKind::HmacSha256 => alg::KEYEDHASH,
+        };
+        let mut w = Writer::new();
+        w.u16(sensitive_type)
+            .tpm2b(&[])
+            .tpm2b(&self.seed[..])
+            .tpm2b(&self.key);
+        Zeroizing::new(w.into_vec())
+    }
+
+    fn alg_name(&self) -> String {
+        match self.kind {
+            SymmetricKind::Aes => format!("aes{}", self.key.len() * 8),
+            SymmetricKind::HmacSha256 => "hmac-sha256".into(),
+        }
+    }
+}

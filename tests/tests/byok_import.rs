@@ -364,3 +364,65 @@ fn compat_kek_evidence_is_checked() {
         .code(10)
         .stdout(contains("compat KEK is not a child of the attested KEK"));
 }
+
+#[test]
+fn a_raw_aes_key_in_a_byok_file_imports_and_encrypts_as_openssl_decrypts() {
+    let host = Host::new(tpm_a());
+    let work = TempDir::new().unwrap();
+    let w = work.path();
+    compat_world(&host, w);
+    host.agent()
+        .args(["kek", "export", "--world", "eu", "--format", "jwk", "-o"])
+        .arg(w.join("kek.jwk"))
+        .assert()
+        .success();
+    let key = [0x5au8; 32];
+    std::fs::write(w.join("aes.raw"), key).unwrap();
+    verifier()
+        .args([
+            "wrap",
+            "--format",
+            "azure",
+            "--key-type",
+            "aes",
+            "--kek-public",
+        ])
+        .arg(w.join("kek.jwk"))
+        .arg("--key")
+        .arg(w.join("aes.raw"))
+        .arg("-o")
+        .arg(w.join("aes.byok"))
+        .assert()
+        .success();
+    import(&host, &w.join("aes.byok"), "aes").success();
+    let plain = w.join("plain");
+    std::fs::write(
+        &plain,
+        b"encrypted inside the TPM with a key from a .byok file",
+    )
+    .unwrap();
+    host.agent()
+        .args(["encrypt", "--key", "aes", "--in"])
+        .arg(&plain)
+        .arg("-o")
+        .arg(w.join("ct"))
+        .assert()
+        .success();
+    let ct = std::fs::read(w.join("ct")).unwrap();
+    std::fs::write(w.join("ct.body"), &ct[16..]).unwrap();
+    openssl()
+        .args([
+            "enc",
+            "-d",
+            "-aes-256-cfb",
+            "-K",
+            &hex::encode(key),
+            "-iv",
+            &hex::encode(&ct[..16]),
+            "-in",
+        ])
+        .arg(w.join("ct.body"))
+        .assert()
+        .success()
+        .stdout(std::fs::read(&plain).unwrap());
+}

@@ -460,3 +460,129 @@ fn sealed_secrets_follow_their_pcr_policy() {
         .code(2)
         .stderr(contains("is not sealed data"));
 }
+
+#[test]
+fn imported_aes_and_hmac_keys_agree_with_openssl() {
+    let host = Host::new(tpm_a());
+    let work = TempDir::new().unwrap();
+    let wd = work.path();
+    let w = byok_tests::world(&host, "eu", wd);
+    let plain = file(
+        wd,
+        "plain",
+        &(0..3000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>(),
+    );
+    for (name, key_type, key) in [
+        ("aes128", "aes", vec![0x11u8; 16]),
+        ("aes256", "aes", (0..32u8).collect()),
+        ("hmac", "hmac", vec![0x42u8; 32]),
+    ] {
+        let raw = file(wd, &format!("{name}.raw"), &key);
+        let pkg = wd.join(format!("{name}.transfer"));
+        verifier()
+            .args([
+                "wrap",
+                "--key-type",
+                key_type,
+                "--nonce",
+                &w.nonce,
+                "--evidence",
+            ])
+            .arg(&w.evidence)
+            .arg("--roots")
+            .arg(&host.ca_bundle)
+            .arg("--key")
+            .arg(&raw)
+            .arg("-o")
+            .arg(&pkg)
+            .assert()
+            .success();
+        host.agent()
+            .args(["import", "--world", "eu", "--name", name, "--in"])
+            .arg(&pkg)
+            .assert()
+            .success();
+        if key_type == "hmac" {
+            let mac = wd.join("mac");
+            let small = file(wd, "small", b"HMAC computed inside the TPM");
+            agent_io(&host, &["hmac", "--key", name], &small, &mac).success();
+            openssl()
+                .args(["dgst", "-sha256", "-mac", "HMAC", "-macopt"])
+                .arg(format!("hexkey:{}", hex::encode(&key)))
+                .arg(&small)
+                .assert()
+                .success()
+                .stdout(contains(hex::encode(std::fs::read(&mac).unwrap())));
+            continue;
+        }
+        let cipher = format!("-aes-{}-cfb", key.len() * 8);
+        // TPM encrypts, OpenSSL decrypts.
+        let ct = wd.join(format!("{name}.ct"));
+        agent_io(&host, &["encrypt", "--key", name], &plain, &ct).success();
+        let bytes = std::fs::read(&ct).unwrap();
+        let body = file(wd, "body", &bytes[16..]);
+        openssl()
+            .args([
+                "enc",
+                "-d",
+                &cipher,
+                "-K",
+                &hex::encode(&key),
+                "-iv",
+                &hex::encode(&bytes[..16]),
+                "-in",
+            ])
+            .arg(&body)
+            .assert()
+            .success()
+            .stdout(std::fs::read(&plain).unwrap());
+        // OpenSSL encrypts, TPM decrypts.
+        let iv = [0x24u8; 16];
+        let out = openssl()
+            .args([
+                "enc",
+                "-e",
+                &cipher,
+                "-K",
+                &hex::encode(&key),
+                "-iv",
+                &hex::encode(iv),
+                "-in",
+            ])
+            .arg(&plain)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let mut ours = iv.to_vec();
+        ours.extend_from_slice(&out.stdout);
+        let input = file(wd, "ossl.ct", &ours);
+        let back = wd.join("back");
+        agent_io(&host, &["decrypt", "--key", name], &input, &back).success();
+        assert_eq!(
+            std::fs::read(&back).unwrap(),
+            std::fs::read(&plain).unwrap()
+        );
+    }
+    // Wrong sizes are refused before anything is written.
+    let bad = file(wd, "bad.raw", &[1u8; 20]);
+    verifier()
+        .args([
+            "wrap",
+            "--key-type",
+            "aes",
+            "--nonce",
+            &w.nonce,
+            "--evidence",
+        ])
+        .arg(&w.evidence)
+        .arg("--roots")
+        .arg(&host.ca_bundle)
+        .arg("--key")
+        .arg(&bad)
+        .arg("-o")
+        .arg(wd.join("bad.transfer"))
+        .assert()
+        .code(3)
+        .stderr(contains("an AES key has 16, 24 or 32 bytes, not 20"));
+    assert!(!wd.join("bad.transfer").exists());
+}

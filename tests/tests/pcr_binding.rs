@@ -218,6 +218,38 @@ fn keys_wrapped_with_a_pcr_policy_are_usable_only_in_that_state() {
     restore(&host);
     sign(&host, "bound", wd).success();
 
+    // The receipt: with the package the verifier knows the policy is PCR-only.
+    let rn = nonce();
+    let receipt = wd.join("bound.receipt");
+    host.agent()
+        .args(["attest-key", "--key", "bound", "--nonce", &rn, "-o"])
+        .arg(&receipt)
+        .assert()
+        .success();
+    let check = |transfer: bool| {
+        let mut c = verifier();
+        c.args([
+            "check-receipt",
+            "--json",
+            "--nonce",
+            &rn,
+            "--evidence-nonce",
+            &ev.0,
+            "--receipt",
+        ])
+        .arg(&receipt)
+        .arg("--evidence")
+        .arg(&ev.1)
+        .arg("--roots")
+        .arg(&host.ca_bundle);
+        if transfer {
+            c.arg("--transfer").arg(&pkg);
+        }
+        c.assert().success()
+    };
+    check(true).stdout(contains("\"duplicable\":false"));
+    check(false).stdout(contains("\"duplicable\":null"));
+
     // Even with a session that satisfies the PCR policy, the TPM refuses to
     // duplicate the key (the DUP role needs PolicyCommandCode(Duplicate)).
     let (public, private) = stored_blobs(&host, "bound");

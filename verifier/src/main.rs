@@ -515,12 +515,22 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                             .map_err(|e| usage(&format!("--key-pcrs: {e}")))
                     })
                     .transpose()?;
-                let target = TargetKey::from_bytes(&key_bytes)?;
-                let package = wrap::wrap(&verified, &target, label, key_pcrs.as_ref())?;
+                use byok_protocol::keys::{SymmetricKey, SymmetricKind, TpmObjectKey};
+                let target: Box<dyn TpmObjectKey> = match key_type.as_str() {
+                    "auto" => Box::new(TargetKey::from_bytes(&key_bytes)?),
+                    "aes" => Box::new(SymmetricKey::new(SymmetricKind::Aes, &key_bytes)?),
+                    "hmac" => Box::new(SymmetricKey::new(SymmetricKind::HmacSha256, &key_bytes)?),
+                    other => {
+                        return Err(usage(&format!(
+                            "--key-type {other:?}: use auto, aes or hmac"
+                        )))
+                    }
+                };
+                let package = wrap::wrap(&verified, target.as_ref(), label, key_pcrs.as_ref())?;
                 write_output(&out, &package.to_cbor(), 0o644)?;
                 println!(
                     "wrapped {} key for world {:?} (KEK {}) into {}",
-                    target.alg().name(),
+                    target.alg_name(),
                     verified.world,
                     hex::encode(&verified.kek_name),
                     out.display()
@@ -647,10 +657,10 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                 println!("  attributes:  {}", report.attributes.join("|"));
                 println!(
                     "  duplicable:  {}",
-                    if report.duplicable {
-                        "yes"
-                    } else {
-                        "no (empty authPolicy: TPM2_Duplicate can never be authorised)"
+                    match report.duplicable {
+                        Some(false) => "no (fixedParent, an empty authPolicy or a PCR-only policy: TPM2_Duplicate can never be authorised)",
+                        Some(true) => "yes",
+                        None => "cannot tell (the key has an authPolicy the verifier cannot read)",
                     }
                 );
                 if report.matches_transfer == Some(true) {

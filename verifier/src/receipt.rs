@@ -16,7 +16,10 @@ pub struct ReceiptReport {
     /// "imported" (fixedTPM clear: the key came from outside) or
     /// "generated inside the TPM" (fixedTPM and sensitiveDataOrigin).
     pub origin: &'static str,
-    pub duplicable: bool,
+    /// Whether TPM2_Duplicate could ever succeed: Some(false) when the
+    /// attributes or the policy rule it out, None when the key has an
+    /// authPolicy the verifier cannot read.
+    pub duplicable: Option<bool>,
     pub matches_transfer: Option<bool>,
 }
 
@@ -88,10 +91,14 @@ pub fn check_receipt(
     } else {
         "imported"
     };
-    // Duplication needs the DUP role, which always takes a policy session:
-    // impossible with an empty authPolicy, or with fixedTPM/fixedParent set.
-    let duplicable =
-        !key.has(attr::FIXED_TPM) && !key.has(attr::FIXED_PARENT) && !key.auth_policy.is_empty();
+    // Duplication needs the DUP role, which always takes a policy session
+    // whose command code is TPM_CC_Duplicate: impossible with fixedParent set,
+    // with an empty authPolicy, or with the PolicyPCR-only policy `wrap
+    // --key-pcrs` writes (known here when the receipt matches the package).
+    let never = key.has(attr::FIXED_PARENT)
+        || key.auth_policy.is_empty()
+        || transfer.is_some_and(|t| t.key.pcrs.is_some());
+    let duplicable = if never { Some(false) } else { None };
     Ok(ReceiptReport {
         world: receipt.world.clone(),
         key_name,

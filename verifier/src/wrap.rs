@@ -7,7 +7,7 @@ use byok_protocol::duplicate::duplicate;
 use byok_protocol::formats::{
     CredentialBlob, KeyInfo, ObjectBlob, TransferPackage, TRANSFER_TYPE, VERSION,
 };
-use byok_protocol::keys::TargetKey;
+use byok_protocol::keys::TpmObjectKey;
 use byok_protocol::policy::{PcrSpec, PolicyDigest};
 use rand::RngCore;
 use serde_bytes::ByteBuf;
@@ -22,14 +22,15 @@ use zeroize::Zeroizing;
 ///   "IDENTITY"), so only the TPM holding both that EK and that AK recovers K.
 pub fn wrap(
     verified: &Verified,
-    key: &TargetKey,
+    key: &dyn TpmObjectKey,
     label: Option<String>,
     key_pcrs: Option<&PcrSpec>,
 ) -> Result<TransferPackage, VerifyError> {
-    let public = match key_pcrs {
-        None => key.tpm_public(),
-        Some(spec) => key.tpm_public_with_policy(key_pcr_policy(verified, spec)?),
+    let policy = match key_pcrs {
+        None => Vec::new(),
+        Some(spec) => key_pcr_policy(verified, spec)?,
     };
+    let public = key.tpm_public_with_policy(policy);
     let sensitive = key.tpm_sensitive();
     let mut inner_key = Zeroizing::new([0u8; 16]);
     rand::rngs::OsRng.fill_bytes(&mut inner_key[..]);
@@ -52,7 +53,7 @@ pub fn wrap(
             inner: "aes128cfb".into(),
         },
         key: KeyInfo {
-            alg: key.alg().name().into(),
+            alg: key.alg_name(),
             label,
             pcrs: key_pcrs.map(|s| s.describe()),
         },
