@@ -101,6 +101,14 @@ pub struct Tpm {
     ctx: Context,
 }
 
+/// What a KEK handle holds.
+pub enum KekAt {
+    Missing,
+    /// Another object than the recorded KEK.
+    Other,
+    Recorded(KeyHandle),
+}
+
 /// A signed attestation as TPM wire bytes.
 pub struct SignedAttest {
     /// TPMS_ATTEST.
@@ -469,11 +477,26 @@ impl Tpm {
     }
 
     /// The world's KEK at `handle`, or None if nothing is there.
-    pub fn kek(&mut self, handle: u32) -> Result<Option<(KeyHandle, Vec<u8>)>> {
-        match self.persistent(handle)? {
-            Some(k) => Ok(Some((k, self.public(k)?))),
-            None => Ok(None),
-        }
+    /// What is at a KEK's persistent `handle`, compared by Name with the
+    /// recorded public area. The Name comes from the TPM2_ReadPublic ESYS does
+    /// when it opens the handle (and checks against the public area), so this
+    /// costs one command.
+    pub fn kek(&mut self, handle: u32, recorded_public: &[u8]) -> Result<KekAt> {
+        let Some(k) = self.persistent(handle)? else {
+            return Ok(KekAt::Missing);
+        };
+        let name = self
+            .ctx
+            .tr_get_name(k.into())
+            .map_err(tpm("Esys_TR_GetName"))?;
+        let expected = TpmtPublic::parse_tpm2b(recorded_public)
+            .map_err(|e| AgentError::Protocol(e.to_string()))?
+            .name();
+        Ok(if name.value() == expected.as_slice() {
+            KekAt::Recorded(k)
+        } else {
+            KekAt::Other
+        })
     }
 
     /// Create the world's KEK (an owner-hierarchy primary from `template`) and

@@ -6,7 +6,7 @@
 use crate::commands::{check_id, parse_public, Ctx};
 use crate::error::{AgentError, Result};
 use crate::state::{KekRecord, KeyState, StateDir, WorldState};
-use crate::tpm::{EkKind, Parent, ParentPolicy, Tpm};
+use crate::tpm::{EkKind, KekAt, Parent, ParentPolicy, Tpm};
 use byok_protocol::policy::PcrSpec;
 use byok_protocol::public::TpmtPublic;
 use byok_protocol::templates::{compat_kek_template, kek_template, KekAlg, KekSpec};
@@ -49,15 +49,15 @@ pub(crate) fn kek_parent(
     w: &WorldState,
     rec: &KekRecord,
 ) -> Result<Parent> {
-    let handle = match tpm.kek(rec.handle)? {
-        Some((k, public)) if public == rec.public.as_ref() => k,
-        Some(_) => {
+    let handle = match tpm.kek(rec.handle, &rec.public)? {
+        KekAt::Recorded(k) => k,
+        KekAt::Other => {
             return Err(AgentError::KekChanged {
                 world: w.world.clone(),
                 handle: rec.handle,
             })
         }
-        None => {
+        KekAt::Missing => {
             let template = kek_template(&w.world, &kek_spec(&w.world, rec)?);
             if !tpm.restore_kek(&template, rec.handle, &rec.public)? {
                 return Err(owner_seed_changed(tpm, state)?);
@@ -66,9 +66,10 @@ pub(crate) fn kek_parent(
                 "byok-agent: note: world {}: the KEK at {:#010x} was not in the TPM (evicted); re-created from its template",
                 w.world, rec.handle
             );
-            tpm.kek(rec.handle)?
-                .ok_or(AgentError::TpmUnexpected("KEK just restored"))?
-                .0
+            match tpm.kek(rec.handle, &rec.public)? {
+                KekAt::Recorded(k) => k,
+                _ => return Err(AgentError::TpmUnexpected("KEK just restored")),
+            }
         }
     };
     let policy = record_pcrs(&w.world, rec)?.map(|pcrs| ParentPolicy {
@@ -102,7 +103,7 @@ pub(crate) fn key_parent(
 fn owner_seed_changed(tpm: &mut Tpm, state: &StateDir) -> Result<AgentError> {
     let mut lost = Vec::new();
     for w in state.worlds()? {
-        let intact = matches!(tpm.kek(w.kek_handle)?, Some((_, p)) if p == w.kek_public.as_ref());
+        let intact = matches!(tpm.kek(w.kek_handle, &w.kek_public)?, KekAt::Recorded(_));
         if !intact {
             lost.push(w.world);
         }
@@ -297,10 +298,10 @@ pub fn worlds_list(ctx: &Ctx) -> Result<()> {
     println!("WORLD\tKEK\tTYPE\tGENERATION\tPCRS\tKEYS\tSTATUS");
     for w in &worlds {
         let rec = w.current_kek();
-        let status = match tpm.kek(rec.handle)? {
-            Some((_, p)) if p == rec.public.as_ref() => "ok".to_string(),
-            Some(_) => "KEK handle holds another object".to_string(),
-            None => {
+        let status = match tpm.kek(rec.handle, &rec.public)? {
+            KekAt::Recorded(_) => "ok".to_string(),
+            KekAt::Other => "KEK handle holds another object".to_string(),
+            KekAt::Missing => {
                 let template = kek_template(&w.world, &kek_spec(&w.world, &rec)?);
                 let (k, p) = tpm.create_primary(&template)?;
                 tpm.flush(k);
@@ -437,7 +438,7 @@ pub fn world_destroy(ctx: &Ctx, world: &str, yes: bool) -> Result<()> {
     let mut evicted = 0;
     for rec in &keks {
         // Only the recorded KEK is evicted, never whatever else sits at its handle.
-        if matches!(tpm.kek(rec.handle)?, Some((_, p)) if p == rec.public.as_ref()) {
+        if matches!(tpm.kek(rec.handle, &rec.public)?, KekAt::Recorded(_)) {
             tpm.evict(rec.handle)?;
             evicted += 1;
         }
