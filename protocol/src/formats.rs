@@ -192,32 +192,30 @@ pub trait Document: Serialize + DeserializeOwned {
         out
     }
 
+    /// The document's own "type" and "version" fields.
+    fn header(&self) -> (&str, u64);
+
     /// Decode, refusing other document types and unknown versions before
-    /// looking at any other field.
+    /// anything else: a document of another type or version gets that error
+    /// even when its other fields would not decode. (The typed decode runs
+    /// first, in one pass; only a failure pays for reading the header apart.)
     fn from_cbor(bytes: &[u8]) -> Result<Self, FormatError> {
-        let value: ciborium::Value =
-            ciborium::from_reader(bytes).map_err(|e| FormatError::Cbor(e.to_string()))?;
-        let map = value
-            .as_map()
-            .ok_or_else(|| FormatError::Cbor("top level is not a map".into()))?;
-        let field = |k: &str| {
-            map.iter()
-                .find(|(key, _)| key.as_text() == Some(k))
-                .map(|(_, v)| v)
+        let mut cursor = std::io::Cursor::new(bytes);
+        let typed: Result<Self, _> = ciborium::from_reader(&mut cursor);
+        let doc = match typed {
+            Ok(doc) => doc,
+            Err(e) => {
+                check_header(bytes, Self::TYPE)?;
+                return Err(FormatError::Cbor(e.to_string()));
+            }
         };
-        let kind = field("type")
-            .and_then(|v| v.as_text())
-            .ok_or_else(|| FormatError::Cbor("missing text field \"type\"".into()))?;
+        let (kind, version) = doc.header();
         if kind != Self::TYPE {
             return Err(FormatError::WrongType {
                 expected: Self::TYPE,
                 found: kind.to_string(),
             });
         }
-        let version = field("version")
-            .and_then(|v| v.as_integer())
-            .and_then(|i| u64::try_from(i).ok())
-            .ok_or_else(|| FormatError::Cbor("missing unsigned field \"version\"".into()))?;
         if version != VERSION {
             return Err(FormatError::UnsupportedVersion {
                 kind: Self::TYPE,
@@ -225,10 +223,7 @@ pub trait Document: Serialize + DeserializeOwned {
                 supported: VERSION,
             });
         }
-        let mut reread = std::io::Cursor::new(bytes);
-        let doc: Self =
-            ciborium::from_reader(&mut reread).map_err(|e| FormatError::Cbor(e.to_string()))?;
-        if (reread.position() as usize) != bytes.len() {
+        if (cursor.position() as usize) != bytes.len() {
             return Err(FormatError::Cbor(
                 "trailing bytes after the CBOR document".into(),
             ));
@@ -237,20 +232,71 @@ pub trait Document: Serialize + DeserializeOwned {
     }
 }
 
+/// The "type" and "version" of an undecodable document: an error naming them
+/// when they are not `expected` and VERSION.
+fn check_header(bytes: &[u8], expected: &'static str) -> Result<(), FormatError> {
+    let value: ciborium::Value =
+        ciborium::from_reader(bytes).map_err(|e| FormatError::Cbor(e.to_string()))?;
+    let map = value
+        .as_map()
+        .ok_or_else(|| FormatError::Cbor("top level is not a map".into()))?;
+    let field = |k: &str| {
+        map.iter()
+            .find(|(key, _)| key.as_text() == Some(k))
+            .map(|(_, v)| v)
+    };
+    let kind = field("type")
+        .and_then(|v| v.as_text())
+        .ok_or_else(|| FormatError::Cbor("missing text field \"type\"".into()))?;
+    if kind != expected {
+        return Err(FormatError::WrongType {
+            expected,
+            found: kind.to_string(),
+        });
+    }
+    let version = field("version")
+        .and_then(|v| v.as_integer())
+        .and_then(|i| u64::try_from(i).ok())
+        .ok_or_else(|| FormatError::Cbor("missing unsigned field \"version\"".into()))?;
+    if version != VERSION {
+        return Err(FormatError::UnsupportedVersion {
+            kind: expected,
+            found: version,
+            supported: VERSION,
+        });
+    }
+    Ok(())
+}
+
 impl Document for Evidence {
     const TYPE: &'static str = EVIDENCE_TYPE;
+    fn header(&self) -> (&str, u64) {
+        (&self.kind, self.version)
+    }
 }
 impl Document for TransferPackage {
     const TYPE: &'static str = TRANSFER_TYPE;
+    fn header(&self) -> (&str, u64) {
+        (&self.kind, self.version)
+    }
 }
 impl Document for Receipt {
     const TYPE: &'static str = RECEIPT_TYPE;
+    fn header(&self) -> (&str, u64) {
+        (&self.kind, self.version)
+    }
 }
 impl Document for Challenge {
     const TYPE: &'static str = CHALLENGE_TYPE;
+    fn header(&self) -> (&str, u64) {
+        (&self.kind, self.version)
+    }
 }
 impl Document for Activation {
     const TYPE: &'static str = ACTIVATION_TYPE;
+    fn header(&self) -> (&str, u64) {
+        (&self.kind, self.version)
+    }
 }
 
 /// The type field of any of our documents, for `inspect`.

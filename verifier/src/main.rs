@@ -228,10 +228,17 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, VerifyError> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
+            // The entry's type comes with the directory listing (no stat per
+            // file); symbolic links are followed.
             let mut files: Vec<PathBuf> = std::fs::read_dir(p)
                 .map_err(byok_verifier::error::io(p))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file())
+                .filter_map(|e| e.ok())
+                .filter(|e| match e.file_type() {
+                    Ok(t) if t.is_symlink() => e.path().is_file(),
+                    Ok(t) => t.is_file(),
+                    Err(_) => false,
+                })
+                .map(|e| e.path())
                 .collect();
             files.sort();
             out.extend(files);
@@ -268,28 +275,35 @@ fn verified_json(path: &Path, v: &Verified) -> serde_json::Value {
     })
 }
 
-fn print_verified(path: &Path, v: &Verified) {
-    println!("OK {}: world {:?}", path.display(), v.world);
-    println!("  EK chain:   {}", v.ek_chain.join(" -> "));
-    println!(
+fn verified_text(path: &Path, v: &Verified) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(o, "OK {}: world {:?}", path.display(), v.world);
+    let _ = writeln!(o, "  EK chain:   {}", v.ek_chain.join(" -> "));
+    let _ = writeln!(
+        o,
         "  TPM:        {} {} firmware {:#018x}",
         v.tpm_manufacturer, v.tpm_vendor, v.firmware_version
     );
-    println!(
+    let _ = writeln!(
+        o,
         "  KEK:        {} name {}",
         v.kek_public.describe_key(),
         hex::encode(&v.kek_name)
     );
-    println!(
+    let _ = writeln!(
+        o,
         "  AK:         {} name {}",
         v.ak_public.describe_key(),
         hex::encode(&v.ak_name)
     );
-    println!(
+    let _ = writeln!(
+        o,
         "  clock:      {} ms, resetCount {}, restartCount {}",
         v.quote_clock.clock, v.quote_clock.reset_count, v.quote_clock.restart_count
     );
-    println!(
+    let _ = writeln!(
+        o,
         "  PCRs:       sha256:{}",
         v.pcrs
             .keys()
@@ -297,30 +311,36 @@ fn print_verified(path: &Path, v: &Verified) {
             .collect::<Vec<_>>()
             .join(",")
     );
-    println!("  AK-EK link: {}", v.ak_binding);
+    let _ = writeln!(o, "  AK-EK link: {}", v.ak_binding);
     match &v.kek_pcr_binding {
         Some(b) => {
-            println!(
+            let _ = writeln!(
+                o,
                 "  KEK use:    only while PCRs {} hold these values (TPM-enforced policy):",
                 b.pcrs.describe()
             );
             for (i, d) in b.pcrs.pcrs.iter().zip(&b.values) {
-                println!(
+                let _ = writeln!(
+                    o,
                     "              {}:{i} = {}",
                     b.pcrs.bank.name(),
                     hex::encode(d)
                 );
             }
         }
-        None => println!("  KEK use:    not bound to PCRs"),
+        None => {
+            let _ = writeln!(o, "  KEK use:    not bound to PCRs");
+        }
     }
     if let Some(c) = &v.compat_kek {
-        println!(
+        let _ = writeln!(
+            o,
             "  compat KEK: {} kid {} (unrestricted decryption, child of the KEK)",
             c.describe_key(),
             byok_protocol::world::compat_kid(&v.world, &c.name())
         );
     }
+    o
 }
 
 fn cmd_verify(
@@ -337,46 +357,46 @@ fn cmd_verify(
         .map(|n| n.get())
         .unwrap_or(1)
         .min(files.len().max(1));
-    let mut results: Vec<Option<Result<Verified, VerifyError>>> =
+    // Each worker verifies its share and formats the report; the main thread
+    // writes them in file order through one buffered writer.
+    let mut results: Vec<Option<(String, Option<VerifyError>)>> =
         (0..files.len()).map(|_| None).collect();
+    let chunk = files.len().div_ceil(threads).max(1);
     std::thread::scope(|s| {
-        for (chunk_files, chunk_results) in files
-            .chunks(files.len().div_ceil(threads).max(1))
-            .zip(results.chunks_mut(files.len().div_ceil(threads).max(1)))
-        {
+        for (chunk_files, chunk_results) in files.chunks(chunk).zip(results.chunks_mut(chunk)) {
             let store = &store;
             let opts = &opts;
             s.spawn(move || {
                 for (f, r) in chunk_files.iter().zip(chunk_results.iter_mut()) {
-                    *r = Some(verify_file(f, store, opts));
+                    *r = Some(match verify_file(f, store, opts) {
+                        Ok(v) if as_json => (format!("{}\n", verified_json(f, &v)), None),
+                        Ok(v) => (verified_text(f, &v), None),
+                        Err(e) if as_json => (
+                            format!(
+                                "{}\n",
+                                json!({"file": f.display().to_string(), "ok": false, "error": e.to_string()})
+                            ),
+                            Some(e),
+                        ),
+                        Err(e) => (format!("FAIL {}: {e}\n", f.display()), Some(e)),
+                    });
                 }
             });
         }
     });
     let mut first_err = None;
-    for (f, r) in files.iter().zip(results) {
-        match r {
-            Some(Ok(v)) => {
-                if as_json {
-                    println!("{}", verified_json(f, &v));
-                } else {
-                    print_verified(f, &v);
-                }
-            }
-            Some(Err(e)) => {
-                if as_json {
-                    println!(
-                        "{}",
-                        json!({"file": f.display().to_string(), "ok": false, "error": e.to_string()})
-                    );
-                } else {
-                    println!("FAIL {}: {e}", f.display());
-                }
-                first_err.get_or_insert(e);
-            }
-            None => {}
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    use std::io::Write as _;
+    for (text, err) in results.into_iter().flatten() {
+        out.write_all(text.as_bytes())
+            .map_err(byok_verifier::error::io(Path::new("(standard output)")))?;
+        if let Some(e) = err {
+            first_err.get_or_insert(e);
         }
     }
+    out.flush()
+        .map_err(byok_verifier::error::io(Path::new("(standard output)")))?;
     match first_err {
         Some(e) => Err(e),
         None => Ok(()),
@@ -428,7 +448,7 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
             if json {
                 println!("{}", verified_json(evidence, &verified));
             } else {
-                print_verified(evidence, &verified);
+                print!("{}", verified_text(evidence, &verified));
             }
             Ok(())
         }
@@ -741,6 +761,11 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
         }
     }
 }
+
+// Batch verification allocates many small buffers on every core; glibc's
+// per-thread arenas showed up in profiles (sysmalloc, mprotect).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let cli = Cli::parse();

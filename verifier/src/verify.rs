@@ -264,23 +264,27 @@ pub fn check_signed_attest(
 
 /// The EK public area must be the key the EK certificate certifies.
 pub fn check_ek_matches_certificate(ek: &TpmtPublic, spki: &[u8]) -> Result<(), VerifyError> {
-    let ours =
-        byok_protocol::keys::public_key_der(ek).map_err(|_| VerifyError::EkPublicMismatch)?;
     // Compare keys, not encodings: decode both SPKIs to key values.
     let same = match (&ek.params, &ek.unique) {
-        (PublicParams::Rsa { .. }, PublicId::Rsa(_)) => {
-            use rsa::traits::PublicKeyParts;
-            use spki::DecodePublicKey;
-            match (
-                rsa::RsaPublicKey::from_public_key_der(spki),
-                rsa::RsaPublicKey::from_public_key_der(&ours),
-            ) {
-                (Ok(a), Ok(b)) => a.n() == b.n() && a.e() == b.e(),
-                _ => false,
+        (PublicParams::Rsa { exponent, .. }, PublicId::Rsa(n)) => {
+            // Integer values from the certificate's RSAPublicKey (DER INTEGERs,
+            // minimal) against the TPM's modulus and exponent bytes, without
+            // building big integers (this runs once per evidence file).
+            let strip =
+                |b: &[u8]| -> Vec<u8> { b.iter().skip_while(|x| **x == 0).copied().collect() };
+            let e = if *exponent == 0 { 65537 } else { *exponent };
+            match rsa_public_key_parts(spki) {
+                Some((cert_n, cert_e)) => {
+                    strip(&cert_n) == strip(n) && strip(&cert_e) == strip(&e.to_be_bytes())
+                }
+                None => false,
             }
         }
         (PublicParams::Ecc { curve: c, .. }, PublicId::Ecc { .. }) => {
             use spki::DecodePublicKey;
+            let Ok(ours) = byok_protocol::keys::public_key_der(ek) else {
+                return Err(VerifyError::EkPublicMismatch);
+            };
             match *c {
                 curve::NIST_P256 => matches!(
                     (p256::PublicKey::from_public_key_der(spki), p256::PublicKey::from_public_key_der(&ours)),
@@ -300,6 +304,20 @@ pub fn check_ek_matches_certificate(ek: &TpmtPublic, spki: &[u8]) -> Result<(), 
     } else {
         Err(VerifyError::EkPublicMismatch)
     }
+}
+
+/// (modulus, exponent) of an rsaEncryption SubjectPublicKeyInfo.
+fn rsa_public_key_parts(spki_der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    use der::Decode;
+    let info = spki::SubjectPublicKeyInfoRef::from_der(spki_der).ok()?;
+    if info.algorithm.oid != const_oid::db::rfc5912::RSA_ENCRYPTION {
+        return None;
+    }
+    let key = pkcs1::RsaPublicKey::from_der(info.subject_public_key.as_bytes()?).ok()?;
+    Some((
+        key.modulus.as_bytes().to_vec(),
+        key.public_exponent.as_bytes().to_vec(),
+    ))
 }
 
 fn missing(
