@@ -694,3 +694,155 @@ fn pcr_bound_kek_with_user_with_auth_is_refused() {
         "{r:?}"
     );
 }
+
+/// Import a software RSA storage key with `attributes` under a fresh owner
+/// storage primary (TPM2_Import of a duplication blob made by protocol/).
+fn import_storage_key(
+    ctx: &mut Context,
+    attributes: u32,
+) -> Result<(KeyHandle, TpmtPublic), tss_esapi::Error> {
+    use byok_protocol::keys::{KeyAlg, TargetKey};
+    use tss_esapi::structures::{EncryptedSecret, SymmetricDefinitionObject};
+    let srk = ctx.execute_with_session(Some(AuthSession::Password), |c| {
+        c.create_primary(
+            Hierarchy::Owner,
+            Public::unmarshall(kek_like(STORAGE).as_bytes()).unwrap(),
+            None,
+            None,
+            None,
+            None,
+        )
+    })?;
+    let srk_public = TpmtPublic::parse(&srk.out_public.marshall().unwrap()).unwrap();
+    let key = TargetKey::generate(KeyAlg::Rsa2048).unwrap();
+    let software = key.tpm_public();
+    let public = TpmtPublic::build(
+        alg::RSA,
+        alg::SHA256,
+        attributes,
+        world_policy("eu").to_vec(),
+        PublicParams::Rsa {
+            symmetric: SymDef::AES_128_CFB,
+            scheme: Scheme::NULL,
+            key_bits: 2048,
+            exponent: 0,
+        },
+        software.unique.clone(),
+    );
+    // A storage key's sensitive area carries a seedValue of its name
+    // algorithm's size (its children's protection keys come from it).
+    let plain = key.tpm_sensitive();
+    assert_eq!(&plain[2..6], &[0, 0, 0, 0], "empty authValue and seedValue");
+    let mut sensitive = plain[..4].to_vec();
+    sensitive.extend([0, 32]);
+    sensitive.extend([0x5e; 32]);
+    sensitive.extend(&plain[6..]);
+    let blob = byok_protocol::duplicate::duplicate(&srk_public, &public, &sensitive, None).unwrap();
+    let private = ctx.execute_with_session(Some(AuthSession::Password), |c| {
+        c.import(
+            srk.key_handle.into(),
+            None,
+            Public::unmarshall(public.as_bytes()).unwrap(),
+            Private::try_from(unwrap_tpm2b("dup", &blob.duplicate).unwrap().to_vec()).unwrap(),
+            EncryptedSecret::try_from(unwrap_tpm2b("seed", &blob.seed).unwrap().to_vec()).unwrap(),
+            SymmetricDefinitionObject::Null,
+        )
+    });
+    let private = match private {
+        Ok(p) => p,
+        Err(e) => {
+            ctx.flush_context(srk.key_handle.into()).unwrap();
+            return Err(e);
+        }
+    };
+    let loaded = ctx.execute_with_session(Some(AuthSession::Password), |c| {
+        c.load(
+            srk.key_handle,
+            private,
+            Public::unmarshall(public.as_bytes()).unwrap(),
+        )
+    })?;
+    // swtpm has three object slots: the child stays loaded without its parent.
+    ctx.flush_context(srk.key_handle.into()).unwrap();
+    Ok((loaded, public))
+}
+
+#[test]
+fn a_kek_imported_from_outside_is_refused() {
+    let s = setup();
+    let mut ctx = context(&s.host);
+    // The TPM itself refuses an outside key that claims to be fixedTPM /
+    // generated inside (TPM2_Import: TPM_RC_ATTRIBUTES)...
+    let claimed = import_storage_key(&mut ctx, STORAGE);
+    use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
+    match claimed {
+        Err(tss_esapi::Error::Tss2Error(rc)) => {
+            assert_eq!(rc.kind(), Some(Tss2ResponseCodeKind::Attributes), "{rc:?}")
+        }
+        Err(e) => panic!("unexpected error {e:?}"),
+        Ok(_) => panic!("the TPM imported a fixedTPM key"),
+    }
+    // ... so an imported storage key is honest about it: fixedTPM, fixedParent
+    // and sensitiveDataOrigin clear. Certified by the genuine AK and offered
+    // as the KEK, it is refused: it is a child of an owner key, not the
+    // owner-hierarchy primary a KEK is (its signed qualified name shows it),
+    // and its attributes say it came from outside.
+    let attributes = attr::USER_WITH_AUTH | attr::NO_DA | attr::RESTRICTED | attr::DECRYPT;
+    let (imported, public) = import_storage_key(&mut ctx, attributes).unwrap();
+    let ak = genuine_ak(&mut ctx, &s.host);
+    let (attest, sig) = ctx
+        .execute_with_sessions(
+            (
+                Some(AuthSession::Password),
+                Some(AuthSession::Password),
+                None,
+            ),
+            |c| {
+                c.certify(
+                    imported.into(),
+                    ak,
+                    Data::try_from(s.opts.nonce.clone()).unwrap(),
+                    SignatureScheme::Null,
+                )
+            },
+        )
+        .unwrap();
+    for h in [ak, imported] {
+        ctx.flush_context(h.into()).unwrap();
+    }
+    let mut ev = s.ev.clone();
+    ev.kek.public = ByteBuf::from(public.to_tpm2b());
+    ev.kek.certify = Signed {
+        attest: ByteBuf::from(attest.marshall().unwrap()),
+        signature: ByteBuf::from(sig.marshall().unwrap()),
+    };
+    let r = verify(&s, &ev);
+    assert!(
+        matches!(&r, Err(VerifyError::KekHierarchy(d)) if d.contains("not a primary of the owner")),
+        "{r:?}"
+    );
+    let r = byok_verifier::verify::check_kek(&public, &s.opts.policy);
+    assert!(matches!(r, Err(VerifyError::KekNotFixedTpm)), "{r:?}");
+    let mut only_origin = TpmtPublic::build(
+        public.object_type,
+        public.name_alg,
+        public.attributes | attr::FIXED_TPM | attr::FIXED_PARENT,
+        public.auth_policy.clone(),
+        public.params.clone(),
+        public.unique.clone(),
+    );
+    let r = byok_verifier::verify::check_kek(&only_origin, &s.opts.policy);
+    assert!(
+        matches!(r, Err(VerifyError::KekNotSensitiveDataOrigin)),
+        "{r:?}"
+    );
+    only_origin = TpmtPublic::build(
+        only_origin.object_type,
+        only_origin.name_alg,
+        only_origin.attributes | attr::SENSITIVE_DATA_ORIGIN,
+        only_origin.auth_policy.clone(),
+        only_origin.params.clone(),
+        only_origin.unique.clone(),
+    );
+    byok_verifier::verify::check_kek(&only_origin, &s.opts.policy).unwrap();
+}
