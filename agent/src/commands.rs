@@ -353,9 +353,17 @@ pub fn activate(ctx: &Ctx, world: &str, input: &Path, out: &Path) -> Result<()> 
     Ok(())
 }
 
-pub fn keys_list(ctx: &Ctx) -> Result<()> {
+pub fn keys_list(ctx: &Ctx, world: Option<&str>) -> Result<()> {
     let state = StateDir::open(&ctx.state_dir)?;
-    for k in state.keys()? {
+    if let Some(w) = world {
+        check_id("world", w)?;
+        state.world(w)?;
+    }
+    for k in state
+        .keys()?
+        .into_iter()
+        .filter(|k| world.is_none_or(|w| k.world == w))
+    {
         println!("{}\t{}\t{}\t{}", k.name, k.world, k.alg, k.origin);
     }
     Ok(())

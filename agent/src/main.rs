@@ -239,7 +239,11 @@ enum WorldAction {
 
 #[derive(Subcommand)]
 enum KeysAction {
-    List,
+    /// List keys (name, world, algorithm, origin), optionally of one world.
+    List {
+        #[arg(long)]
+        world: Option<String>,
+    },
     Show {
         name: String,
     },
@@ -329,8 +333,8 @@ fn main() {
         } => commands::evidence(&ctx, &world, &nonce, &pcrs, &out),
         Command::Import { world, input, name } => commands::import(&ctx, &world, &input, &name),
         Command::Activate { world, input, out } => commands::activate(&ctx, &world, &input, &out),
-        Command::Keys { action } => match action.unwrap_or(KeysAction::List) {
-            KeysAction::List => commands::keys_list(&ctx),
+        Command::Keys { action } => match action.unwrap_or(KeysAction::List { world: None }) {
+            KeysAction::List { world } => commands::keys_list(&ctx, world.as_deref()),
             KeysAction::Show { name } => commands::keys_show(&ctx, &name),
             KeysAction::Delete { name } => commands::keys_delete(&ctx, &name),
             KeysAction::Create {

@@ -309,6 +309,16 @@ fn two_worlds_on_one_tpm_never_use_each_others_keys() {
     .success();
     // Presented as a key of world "us", the blob is loaded under the us KEK:
     // the TPM's integrity check of the private blob fails.
+    host.agent()
+        .args(["keys", "list", "--world", "us"])
+        .assert()
+        .success()
+        .stdout(predicates::str::is_empty());
+    host.agent()
+        .args(["keys", "list", "--world", "eu"])
+        .assert()
+        .success()
+        .stdout(contains("eu-key\teu\tp256\tgenerated"));
     move_key_to_world(&host, "eu-key", "us");
     agent_io(
         &host,
