@@ -191,6 +191,27 @@ pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
         // Re-running init reloads the world (re-creating an evicted KEK) and
         // can add a compat KEK; it never changes an existing KEK.
         let mut w = state.world(world)?;
+        let recorded_alg = w.kek_alg.as_deref().unwrap_or("rsa2048");
+        let differs =
+            |what: &'static str, detail: String| AgentError::InvalidArgument { what, detail };
+        if recorded_alg != kek_alg.name() {
+            return Err(differs(
+                "--kek-alg",
+                format!("world {world} exists with a {recorded_alg} KEK; a world's KEK type does not change (destroy and re-create the world)"),
+            ));
+        }
+        if pcrs.as_ref().map(|p| p.describe()) != w.kek_pcrs.clone() && opts.pcrs.is_some() {
+            return Err(differs(
+                "--pcrs",
+                format!("world {world} exists; change its KEK's PCR binding with `byok-agent kek rotate --world {world} --pcrs ...`"),
+            ));
+        }
+        if ek_kind.is_some_and(|k| k.handle() != w.ek_handle) {
+            return Err(differs(
+                "--ek",
+                format!("world {world} exists with the EK at {:#010x}", w.ek_handle),
+            ));
+        }
         let kek = world_kek(&mut tpm, &state, &w)?;
         println!(
             "world {world}: already initialised, KEK at {:#010x}",

@@ -1,6 +1,7 @@
 //! The whole `verify` path on arbitrary evidence bytes: decoding, then every
-//! check, against an empty trust store (so a decoded file ends in a named
-//! failure, never a panic).
+//! check, against an empty trust store (the path stops at the EK chain), and
+//! every TPM-signed check without the chain (`check_signed_claims`, what
+//! `inspect` runs), so mutated TPM structures reach the deep checks.
 #![no_main]
 use byok_protocol::formats::{Document, Evidence};
 use byok_verifier::certs::TrustStore;
@@ -16,5 +17,6 @@ fuzz_target!(|data: &[u8]| {
             policy: Default::default(),
         };
         let _ = verify_evidence(&ev, &TrustStore::default(), &opts);
+        let _ = byok_verifier::verify::check_signed_claims(&ev);
     }
 });

@@ -129,12 +129,37 @@ fn kek_rotation_keeps_old_keys_and_refuses_old_packages() {
         .stdout(contains(
             "eu\t0x81000101\tRSA-2048\t1\t-\t3\tok (1 retired KEK(s) kept for older keys)",
         ));
-    // A second rotation keeps both older KEKs.
+    // init does not change an existing world's KEK; rotation does.
     host.agent()
-        .args(["kek", "rotate", "--world", "eu"])
+        .args(["init", "--world", "eu", "--pcrs", "sha256:23"])
+        .assert()
+        .code(2)
+        .stderr(contains("kek rotate --world eu --pcrs"));
+    host.agent()
+        .args(["init", "--world", "eu", "--kek-alg", "p256"])
+        .assert()
+        .code(2)
+        .stderr(contains("exists with a rsa2048 KEK"));
+    // A second rotation (now bound to PCR 23) keeps both older KEKs.
+    host.agent()
+        .args(["kek", "rotate", "--world", "eu", "--pcrs", "sha256:23"])
         .assert()
         .success()
-        .stdout(contains("generation 2"));
+        .stdout(contains("generation 2"))
+        .stdout(contains("bound to PCRs sha256:23"));
+    let n = nonce();
+    let ev2 = wd.join("eu-gen2.evidence");
+    host.evidence("eu", &n, &ev2);
+    verifier()
+        .args(["verify", "--nonce", &n, "--world", "eu", "--evidence"])
+        .arg(&ev2)
+        .arg("--roots")
+        .arg(&host.ca_bundle)
+        .assert()
+        .success()
+        .stdout(contains(
+            "KEK use:    only while PCRs sha256:23 hold these values",
+        ));
     sign(&host, "before", wd).success();
     sign(&host, "after", wd).success();
 }
