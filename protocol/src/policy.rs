@@ -59,14 +59,19 @@ impl PcrSpec {
         Ok(PcrSpec { bank, pcrs })
     }
 
-    /// TPML_PCR_SELECTION with this one bank (3 select bytes: PCRs 0-23).
+    /// TPML_PCR_SELECTION with this one bank: 3 select bytes (PCRs 0-23, what
+    /// every PC-client TPM has), more only if a higher index is listed.
     pub fn selection_bytes(&self) -> Vec<u8> {
-        let mut select = [0u8; 3];
+        let highest = self.pcrs.iter().copied().max().unwrap_or(0) as usize;
+        let mut select = vec![0u8; (highest / 8 + 1).max(3)];
         for &i in &self.pcrs {
-            select[(i / 8) as usize] |= 1 << (i % 8);
+            select[i as usize / 8] |= 1 << (i % 8);
         }
         let mut w = Writer::new();
-        w.u32(1).u16(self.bank.tpm_id()).u8(3).raw(&select);
+        w.u32(1)
+            .u16(self.bank.tpm_id())
+            .u8(select.len() as u8)
+            .raw(&select);
         w.into_vec()
     }
 

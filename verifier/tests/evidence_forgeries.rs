@@ -371,3 +371,28 @@ fn agent_quote_passes_tpm2_checkquote() {
     std::fs::write(w.join("forged.msg"), forged).unwrap();
     run("forged.msg").failure();
 }
+
+#[test]
+fn ecc_p384_ek_evidence_verifies_and_another_ek_key_is_refused() {
+    // A TPM whose only EK certificate is ECC: TPM A without its RSA EK.
+    let host = Host::new(tpm_a());
+    host.tpm2("tpm2_nvundefine")
+        .args(["-C", "p", "0x01c00002"])
+        .assert()
+        .success();
+    host.tpm2("tpm2_evictcontrol")
+        .args(["-C", "o", "-c", "0x81010001"])
+        .assert()
+        .success();
+    let work = TempDir::new().unwrap();
+    let c = case(&host, "eu", &work);
+    let ek = byok_protocol::public::TpmtPublic::parse_tpm2b(&c.ev.ek.public).unwrap();
+    assert_eq!(ek.describe_key(), "ECC NIST P-384");
+    check(&c, &c.ev).expect("P-384 EK evidence verifies");
+    // The EK public's x coordinate changed: not the certified key.
+    let mut ev = c.ev.clone();
+    let last = ev.ek.public.len() - 60;
+    ev.ek.public[last] ^= 1;
+    let r = check(&c, &ev);
+    assert!(matches!(r, Err(VerifyError::EkPublicMismatch)), "{r:?}");
+}

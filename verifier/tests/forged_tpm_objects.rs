@@ -659,6 +659,27 @@ fn pcr_bound_keks_verify_only_with_the_values_their_policy_was_made_from() {
         Err(VerifyError::KekPcrBindingMalformed(_))
     ));
 
+    // PCR indices beyond 23, and an empty bank.
+    let mut forged = ev.clone();
+    let mut high = binding(&values);
+    let v = high.get_mut("sha256").unwrap().remove(&23).unwrap();
+    high.get_mut("sha256").unwrap().insert(24, v);
+    forged.kek.pcr_binding = Some(high);
+    assert!(matches!(
+        verify(&s, &forged),
+        Err(VerifyError::KekPcrBindingMalformed(_))
+    ));
+    let mut forged = ev.clone();
+    forged.kek.pcr_binding = Some(
+        [("sha256".to_string(), Default::default())]
+            .into_iter()
+            .collect(),
+    );
+    assert!(matches!(
+        verify(&s, &forged),
+        Err(VerifyError::KekPcrBindingMalformed(_))
+    ));
+
     // The policy's reference values fix the bound values.
     let mut opts = s.opts.clone();
     opts.policy.reference_pcrs.insert(
