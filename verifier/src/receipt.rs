@@ -13,8 +13,9 @@ pub struct ReceiptReport {
     pub key_name: Vec<u8>,
     pub key: String,
     pub attributes: Vec<&'static str>,
-    /// "imported" (fixedTPM clear: the key came from outside) or
-    /// "generated inside the TPM" (fixedTPM and sensitiveDataOrigin).
+    /// "imported" (fixedTPM clear: the key came from outside), "generated
+    /// inside the TPM" (fixedTPM and sensitiveDataOrigin), or created in the
+    /// TPM from host-supplied data (fixedTPM alone: sealed data).
     pub origin: &'static str,
     /// Whether TPM2_Duplicate could ever succeed: Some(false) when the
     /// attributes or the policy rule it out, None when the key has an
@@ -86,10 +87,15 @@ pub fn check_receipt(
         }
         None => None,
     };
-    let origin = if key.has(attr::FIXED_TPM) && key.has(attr::SENSITIVE_DATA_ORIGIN) {
-        "generated inside the TPM"
-    } else {
-        "imported"
+    // Import refuses fixedTPM, so fixedTPM means created in this TPM; only
+    // sensitiveDataOrigin says the TPM also made the secret itself.
+    let origin = match (
+        key.has(attr::FIXED_TPM),
+        key.has(attr::SENSITIVE_DATA_ORIGIN),
+    ) {
+        (true, true) => "generated inside the TPM",
+        (true, false) => "created in the TPM from data the host supplied (sealed data)",
+        (false, _) => "imported",
     };
     // Duplication needs the DUP role, which always takes a policy session
     // whose command code is TPM_CC_Duplicate: impossible with fixedParent set,

@@ -140,6 +140,19 @@ fn each_receipt_check_refuses_its_forgery() {
     assert_eq!(born.origin, "generated inside the TPM");
     assert_eq!(born.duplicable, Some(false));
     assert_eq!(born.matches_transfer, None);
+    // Sealed data: made in the TPM, from data the host supplied.
+    let secret = w.join("secret");
+    std::fs::write(&secret, b"s").unwrap();
+    host.agent()
+        .args(["seal", "--world", "eu", "--name", "sealed", "--in"])
+        .arg(&secret)
+        .assert()
+        .success();
+    let sealed = check_receipt(&receipt(&host, "sealed", &rn, w), &eu, &nb, &policy, None).unwrap();
+    assert_eq!(
+        sealed.origin,
+        "created in the TPM from data the host supplied (sealed data)"
+    );
 }
 
 #[test]
