@@ -295,3 +295,105 @@ fn verify_rsa_cached(
             .is_some_and(|c| c.key.verify_sig(message, signature).is_ok()))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeyAlg, TargetKey};
+    use crate::public::{Scheme, SymDef};
+    use sha2::Digest as _;
+
+    #[test]
+    fn ecdsa_with_a_hash_of_another_size_than_the_curve() {
+        use ecdsa::signature::hazmat::PrehashSigner;
+        let msg = b"attest";
+        // P-256 signing a SHA-384 digest, P-384 a SHA-256 digest (the
+        // RustCrypto path; same-size pairs go through aws-lc-rs).
+        let cases: [(KeyAlg, u16, Vec<u8>); 2] = [
+            (
+                KeyAlg::P256,
+                alg::SHA384,
+                sha2::Sha384::digest(msg).to_vec(),
+            ),
+            (
+                KeyAlg::P384,
+                alg::SHA256,
+                sha2::Sha256::digest(msg).to_vec(),
+            ),
+        ];
+        for (key_alg, hash, digest) in cases {
+            let key = TargetKey::generate(key_alg).unwrap();
+            let (r, s) = match &key {
+                TargetKey::P256(k) => {
+                    let sig: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from(k)
+                        .sign_prehash(&digest)
+                        .unwrap();
+                    (sig.r().to_bytes().to_vec(), sig.s().to_bytes().to_vec())
+                }
+                TargetKey::P384(k) => {
+                    let sig: p384::ecdsa::Signature = p384::ecdsa::SigningKey::from(k)
+                        .sign_prehash(&digest)
+                        .unwrap();
+                    (sig.r().to_bytes().to_vec(), sig.s().to_bytes().to_vec())
+                }
+                TargetKey::Rsa(_) => unreachable!(),
+            };
+            let public = key.tpm_public();
+            let good = TpmtSignature::Ecdsa {
+                hash,
+                r: r.clone(),
+                s: s.clone(),
+            };
+            assert!(verify(&public, msg, &good).is_ok(), "{key_alg:?}");
+            let mut bad_r = r.clone();
+            bad_r[5] ^= 1;
+            let bad = TpmtSignature::Ecdsa { hash, r: bad_r, s };
+            assert!(verify(&public, msg, &bad).is_err(), "{key_alg:?}");
+            assert!(verify(&public, b"other", &good).is_err(), "{key_alg:?}");
+        }
+    }
+
+    fn rsa_public(key_bits: u16, n: Vec<u8>) -> TpmtPublic {
+        TpmtPublic::build(
+            alg::RSA,
+            alg::SHA256,
+            crate::tpm::attr::SIGN,
+            Vec::new(),
+            PublicParams::Rsa {
+                symmetric: SymDef::NULL,
+                scheme: Scheme::NULL,
+                key_bits,
+                exponent: 0,
+            },
+            PublicId::Rsa(n),
+        )
+    }
+
+    #[test]
+    fn rsa_keys_below_2048_bits_or_of_inconsistent_size_are_refused() {
+        use rsa::traits::PublicKeyParts;
+        let sig = TpmtSignature::RsaSsa {
+            hash: alg::SHA256,
+            sig: vec![1; 128],
+        };
+        let r = verify(&rsa_public(1024, vec![0xc5; 128]), b"m", &sig);
+        assert!(matches!(r, Err(SignatureError::BadKey(_))), "{r:?}");
+        let r = verify(&rsa_public(2048, vec![0xc5; 255]), b"m", &sig);
+        assert!(matches!(r, Err(SignatureError::BadKey(_))), "{r:?}");
+        // A genuine RSA-3072 signature verifies (sizes above 2048 are fine).
+        let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 3072).unwrap();
+        let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key.clone());
+        use rsa::signature::{SignatureEncoding, Signer};
+        let s = signer.sign(b"m").to_vec();
+        let public = rsa_public(3072, key.n().to_bytes_be());
+        let good = TpmtSignature::RsaSsa {
+            hash: alg::SHA256,
+            sig: s,
+        };
+        assert_eq!(verify(&public, b"m", &good).unwrap(), HashAlg::Sha256);
+        assert!(matches!(
+            verify(&public, b"n", &good),
+            Err(SignatureError::Invalid)
+        ));
+    }
+}
