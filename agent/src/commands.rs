@@ -4,7 +4,7 @@
 use crate::error::{io, AgentError, Result};
 use crate::state::{write_atomic, KeyState, StateDir};
 use crate::tpm::Tpm;
-use crate::world::{key_parent, retired_generation, world_ek, world_kek};
+use crate::world::{kek_pcr_binding, key_parent, retired_generation, world_ek, world_kek};
 use byok_protocol::formats::{
     Document, EkEvidence, Evidence, KekEvidence, PublicOnly, QuoteEvidence, Receipt, Signed,
     TpmInfo, TransferPackage,
@@ -102,7 +102,7 @@ pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> 
     let mut tpm = Tpm::open(&ctx.tcti)?;
     let kek = world_kek(&mut tpm, &state, &w)?;
     let (ek, ek_kind) = world_ek(&mut tpm, &w)?;
-    let ek_public = tpm.public(ek)?;
+    let ek_public = tpm.ek_public(ek)?;
     let ek_certificate = tpm.ek_certificate(ek_kind)?;
     let identity = tpm.identity()?;
 
@@ -171,33 +171,6 @@ pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> 
     write_atomic(out, &ev.to_cbor())?;
     println!("evidence for world {world} written to {}", out.display());
     Ok(())
-}
-
-/// The PCR values a PCR-bound KEK's authPolicy was computed from, for the verifier.
-fn kek_pcr_binding(
-    w: &crate::state::WorldState,
-) -> Result<Option<BTreeMap<String, BTreeMap<u32, ByteBuf>>>> {
-    let Some(spec) = &w.kek_pcrs else {
-        return Ok(None);
-    };
-    let spec =
-        byok_protocol::policy::PcrSpec::parse(spec).map_err(|detail| AgentError::CorruptState {
-            path: format!("world {}", w.world),
-            detail,
-        })?;
-    if spec.pcrs.len() != w.kek_pcr_values.len() {
-        return Err(AgentError::CorruptState {
-            path: format!("world {}", w.world),
-            detail: "KEK PCR values do not match its PCR list".into(),
-        });
-    }
-    let bank: BTreeMap<u32, ByteBuf> = spec
-        .pcrs
-        .iter()
-        .copied()
-        .zip(w.kek_pcr_values.iter().cloned())
-        .collect();
-    Ok(Some(BTreeMap::from([(spec.bank.name().to_string(), bank)])))
 }
 
 pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {

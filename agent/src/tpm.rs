@@ -99,6 +99,9 @@ pub const MAX_SEALED: usize = 128;
 
 pub struct Tpm {
     ctx: Context,
+    /// The EK's public area, read once per process: it decides how the EK is
+    /// authorised (for the AK load and ActivateCredential) and goes into evidence.
+    ek_public: Option<(KeyHandle, Public)>,
 }
 
 /// What a KEK handle holds.
@@ -164,7 +167,10 @@ impl Tpm {
             tcti: tcti.to_string(),
             source,
         })?;
-        let mut t = Tpm { ctx };
+        let mut t = Tpm {
+            ctx,
+            ek_public: None,
+        };
         t.flush_leftovers()?;
         Ok(t)
     }
@@ -201,14 +207,6 @@ impl Tpm {
             Ok(obj) => Ok(Some(KeyHandle::from(obj))),
             Err(_) => Ok(None),
         }
-    }
-
-    fn read_public(&mut self, key: KeyHandle) -> Result<(Public, Vec<u8>)> {
-        let (public, name, _) = self
-            .ctx
-            .execute_without_session(|c| c.read_public(key))
-            .map_err(tpm("TPM2_ReadPublic"))?;
-        Ok((public, name.value().to_vec()))
     }
 
     /// Which EK to use when none is asked for: the first kind (RSA, ECC P-256,
@@ -271,16 +269,30 @@ impl Tpm {
     /// PolicySecret(TPM_RH_ENDORSEMENT) session in its name algorithm (the
     /// TCG default templates' policy).
     fn ek_auth(&mut self, ek: KeyHandle) -> Result<AuthSession> {
-        let (public, _) = self.read_public(ek)?;
+        let public = self.ek_public_area(ek)?;
         if public.object_attributes().user_with_auth() {
             return Ok(AuthSession::Password);
         }
         self.ek_policy_session(public.name_hashing_algorithm())
     }
 
-    /// TPM2B_PUBLIC of a loaded or persistent key.
-    pub fn public(&mut self, key: KeyHandle) -> Result<Vec<u8>> {
-        let (public, _) = self.read_public(key)?;
+    fn ek_public_area(&mut self, ek: KeyHandle) -> Result<Public> {
+        match &self.ek_public {
+            Some((h, p)) if *h == ek => Ok(p.clone()),
+            _ => {
+                let (public, _, _) = self
+                    .ctx
+                    .execute_without_session(|c| c.read_public(ek))
+                    .map_err(tpm("TPM2_ReadPublic(EK)"))?;
+                self.ek_public = Some((ek, public.clone()));
+                Ok(public)
+            }
+        }
+    }
+
+    /// The EK's TPM2B_PUBLIC (read once per process, see `ek_public`).
+    pub fn ek_public(&mut self, ek: KeyHandle) -> Result<Vec<u8>> {
+        let public = self.ek_public_area(ek)?;
         public_tpm2b(&public)
     }
 
@@ -499,18 +511,10 @@ impl Tpm {
         })
     }
 
-    /// Create the world's KEK (an owner-hierarchy primary from `template`) and
-    /// make it persistent at `handle`, or at the first free KEK handle when None.
-    /// Returns (handle, TPM2B_PUBLIC).
-    pub fn create_kek(
-        &mut self,
-        template: &TpmtPublic,
-        handle: Option<u32>,
-    ) -> Result<(u32, Vec<u8>)> {
-        let handle = match handle {
-            Some(h) => h,
-            None => self.free_kek_handle()?,
-        };
+    /// Create a KEK (an owner-hierarchy primary from `template`) and make it
+    /// persistent at the first free KEK handle. Returns (handle, TPM2B_PUBLIC).
+    pub fn create_kek(&mut self, template: &TpmtPublic) -> Result<(u32, Vec<u8>)> {
+        let handle = self.free_kek_handle()?;
         let (key, public) = self.create_primary(template)?;
         self.persist(key, handle)?;
         Ok((handle, public))
@@ -749,16 +753,8 @@ impl Tpm {
         data: &[u8],
     ) -> Result<(Vec<u8>, Vec<u8>)> {
         let public = Public::unmarshall(template.as_bytes()).map_err(tpm("template"))?;
-        let data = Zeroizing::new(data.to_vec());
-        let sensitive = SensitiveData::try_from(data.to_vec()).map_err(|_| {
-            AgentError::InvalidArgument {
-                what: "--in",
-                detail: format!(
-                    "{} bytes; a sealed object holds at most {MAX_SEALED} bytes (seal a key that encrypts the data)",
-                    data.len()
-                ),
-            }
-        })?;
+        // The size limit (MAX_SEALED) is checked by the caller, before any TPM work.
+        let sensitive = SensitiveData::try_from(data.to_vec()).map_err(tpm("sealed data"))?;
         let r = self.with_parent(parent, "TPM2_Create(sealed data)", |c| {
             c.create(parent.handle, public, None, Some(sensitive), None, None)
         })?;

@@ -46,25 +46,25 @@ fn kek_spec(world: &str, rec: &KekRecord) -> Result<KekSpec> {
 pub(crate) fn kek_parent(
     tpm: &mut Tpm,
     state: &StateDir,
-    w: &WorldState,
+    world: &str,
     rec: &KekRecord,
 ) -> Result<Parent> {
     let handle = match tpm.kek(rec.handle, &rec.public)? {
         KekAt::Recorded(k) => k,
         KekAt::Other => {
             return Err(AgentError::KekChanged {
-                world: w.world.clone(),
+                world: world.to_string(),
                 handle: rec.handle,
             })
         }
         KekAt::Missing => {
-            let template = kek_template(&w.world, &kek_spec(&w.world, rec)?);
+            let template = kek_template(world, &kek_spec(world, rec)?);
             if !tpm.restore_kek(&template, rec.handle, &rec.public)? {
                 return Err(owner_seed_changed(tpm, state)?);
             }
             eprintln!(
                 "byok-agent: note: world {}: the KEK at {:#010x} was not in the TPM (evicted); re-created from its template",
-                w.world, rec.handle
+                world, rec.handle
             );
             match tpm.kek(rec.handle, &rec.public)? {
                 KekAt::Recorded(k) => k,
@@ -72,16 +72,16 @@ pub(crate) fn kek_parent(
             }
         }
     };
-    let policy = record_pcrs(&w.world, rec)?.map(|pcrs| ParentPolicy {
+    let policy = record_pcrs(world, rec)?.map(|pcrs| ParentPolicy {
         pcrs,
-        policy_ref: world_policy(&w.world).to_vec(),
+        policy_ref: world_policy(world).to_vec(),
     });
     Ok(Parent { handle, policy })
 }
 
 /// The world's current KEK.
 pub(crate) fn world_kek(tpm: &mut Tpm, state: &StateDir, w: &WorldState) -> Result<Parent> {
-    kek_parent(tpm, state, w, &w.current_kek())
+    kek_parent(tpm, state, &w.world, &w.current_kek())
 }
 
 /// The KEK key `k` lives under (the current one, or a retired one after rotation).
@@ -96,7 +96,7 @@ pub(crate) fn key_parent(
         path: format!("key {}", k.name),
         detail: format!("its KEK {handle:#010x} is not a KEK of world {}", w.world),
     })?;
-    kek_parent(tpm, state, w, &rec)
+    kek_parent(tpm, state, &w.world, &rec)
 }
 
 /// Which worlds' KEKs are gone, for the "TPM was cleared" error.
@@ -149,7 +149,7 @@ fn new_kek(
         generation,
         auth_policy: pcrs.map(|s| pcr_bound_kek_policy(world, s, &values)),
     };
-    let (handle, public) = tpm.create_kek(&kek_template(world, &spec), None)?;
+    let (handle, public) = tpm.create_kek(&kek_template(world, &spec))?;
     Ok(KekRecord {
         handle,
         public: ByteBuf::from(public),
@@ -200,7 +200,10 @@ pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
                 format!("world {world} exists with a {recorded_alg} KEK; a world's KEK type does not change (destroy and re-create the world)"),
             ));
         }
-        if pcrs.as_ref().map(|p| p.describe()) != w.kek_pcrs.clone() && opts.pcrs.is_some() {
+        if pcrs
+            .as_ref()
+            .is_some_and(|p| Some(p.describe()) != w.kek_pcrs)
+        {
             return Err(differs(
                 "--pcrs",
                 format!("world {world} exists; change its KEK's PCR binding with `byok-agent kek rotate --world {world} --pcrs ...`"),
@@ -237,8 +240,7 @@ pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
     let (ak_public, ak_private) = tpm.create_ak(ek)?;
     let kek = new_kek(&mut tpm, world, kek_alg, 0, pcrs.as_ref())?;
     let (compat_public, compat_private) = if opts.compat {
-        let w = WorldState::placeholder(world, &kek);
-        let parent = world_kek(&mut tpm, &state, &w)?;
+        let parent = kek_parent(&mut tpm, &state, world, &kek)?;
         let (p, k) = create_compat(&mut tpm, &parent)?;
         (Some(p), Some(k))
     } else {
@@ -287,27 +289,6 @@ pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
         );
     }
     Ok(())
-}
-
-impl WorldState {
-    /// A world with only its KEK filled in (to use the KEK before the world is saved).
-    fn placeholder(world: &str, kek: &KekRecord) -> WorldState {
-        WorldState {
-            world: world.to_string(),
-            kek_handle: kek.handle,
-            kek_public: kek.public.clone(),
-            ek_handle: 0,
-            ak_public: ByteBuf::new(),
-            ak_private: ByteBuf::new(),
-            compat_public: None,
-            compat_private: None,
-            kek_alg: kek.alg.clone(),
-            kek_generation: kek.generation,
-            kek_pcrs: kek.pcrs.clone(),
-            kek_pcr_values: kek.pcr_values.clone(),
-            retired_keks: Vec::new(),
-        }
-    }
 }
 
 /// `worlds list`: each world, its KEK(s), its keys and what the TPM says.
@@ -396,13 +377,7 @@ pub fn kek_rotate(ctx: &Ctx, world: &str, pcrs: Option<&str>) -> Result<()> {
     }
     let new = new_kek(&mut tpm, world, alg, generation, pcrs.as_ref())?;
     if w.compat_public.is_some() {
-        let mut staged = w.clone();
-        staged.kek_handle = new.handle;
-        staged.kek_public = new.public.clone();
-        staged.kek_pcrs = new.pcrs.clone();
-        staged.kek_pcr_values = new.pcr_values.clone();
-        staged.kek_generation = generation;
-        let parent = world_kek(&mut tpm, &state, &staged)?;
+        let parent = kek_parent(&mut tpm, &state, world, &new)?;
         let (p, k) = create_compat(&mut tpm, &parent)?;
         w.compat_public = Some(p);
         w.compat_private = Some(k);
@@ -495,4 +470,25 @@ pub(crate) fn world_ek(
         detail: format!("unknown EK handle {:#010x}", w.ek_handle),
     })?;
     Ok((tpm.ek(kind)?, kind))
+}
+
+/// Evidence's `kek.pcr_binding`: the PCR values a PCR-bound KEK's authPolicy
+/// was computed from (bank => index => value), for the verifier to recompute.
+pub(crate) fn kek_pcr_binding(
+    w: &WorldState,
+) -> Result<Option<std::collections::BTreeMap<String, std::collections::BTreeMap<u32, ByteBuf>>>> {
+    let rec = w.current_kek();
+    let Some(spec) = record_pcrs(&w.world, &rec)? else {
+        return Ok(None);
+    };
+    if spec.pcrs.len() != rec.pcr_values.len() {
+        return Err(AgentError::CorruptState {
+            path: format!("world {}", w.world),
+            detail: "KEK PCR values do not match its PCR list".into(),
+        });
+    }
+    let bank = spec.pcrs.iter().copied().zip(rec.pcr_values).collect();
+    Ok(Some(
+        [(spec.bank.name().to_string(), bank)].into_iter().collect(),
+    ))
 }
