@@ -218,6 +218,67 @@ impl Host {
         v
     }
 
+    /// Run a tpm2-tools command in `work` (must succeed), then flush transient
+    /// objects: swtpm has three slots and no resource manager.
+    pub fn tpm2_run(&self, tool: &str, args: &[&str], work: &Path) {
+        self.tpm2(tool)
+            .args(args)
+            .current_dir(work)
+            .assert()
+            .success();
+        self.tpm2("tpm2_flushcontext")
+            .arg("-t")
+            .current_dir(work)
+            .assert()
+            .success();
+    }
+
+    /// Extend sha256 PCR `index` with 32 bytes of `byte` (tpm2_pcrextend).
+    pub fn extend_pcr(&self, index: u32, byte: u8) {
+        self.tpm2("tpm2_pcrextend")
+            .arg(format!("{index}:sha256={}", hex::encode([byte; 32])))
+            .assert()
+            .success();
+    }
+
+    /// `byok-agent import --world W --name N --in PKG`.
+    pub fn import(&self, world: &str, name: &str, pkg: &Path) -> assert_cmd::assert::Assert {
+        self.agent()
+            .args(["import", "--world", world, "--name", name, "--in"])
+            .arg(pkg)
+            .assert()
+    }
+
+    /// `byok-agent sign --key K` of a small message in `work`, into
+    /// `work/K.sig` (a stale signature is removed first, so a refusal can be
+    /// checked to leave none).
+    pub fn sign(&self, key: &str, work: &Path) -> assert_cmd::assert::Assert {
+        let msg = work.join("msg");
+        std::fs::write(&msg, b"m").expect("write message");
+        let sig = work.join(format!("{key}.sig"));
+        let _ = std::fs::remove_file(&sig);
+        self.agent()
+            .args(["sign", "--key", key, "--in"])
+            .arg(&msg)
+            .arg("-o")
+            .arg(&sig)
+            .assert()
+    }
+
+    /// The agent's stored state of key `name` (a CBOR map).
+    pub fn key_state(&self, name: &str) -> ciborium::Value {
+        let p = self.state.path().join("keys").join(format!("{name}.cbor"));
+        ciborium::from_reader(&std::fs::read(p).expect("key state")[..]).expect("CBOR")
+    }
+
+    /// Overwrite the stored state of key `name` (to forge it).
+    pub fn write_key_state(&self, name: &str, v: &ciborium::Value) {
+        let mut out = Vec::new();
+        ciborium::into_writer(v, &mut out).expect("CBOR");
+        let p = self.state.path().join("keys").join(format!("{name}.cbor"));
+        std::fs::write(p, out).expect("write key state");
+    }
+
     pub fn init(&self, world: &str) {
         self.agent()
             .args(["init", "--world", world])
@@ -237,6 +298,24 @@ impl Host {
 
 pub fn verifier() -> Command {
     Command::cargo_bin("byok-verifier").expect("byok-verifier binary")
+}
+
+/// `byok-verifier keygen --alg ALG -o PATH` (must succeed); returns PATH.
+pub fn keygen(alg: &str, path: impl AsRef<Path>) -> PathBuf {
+    verifier()
+        .args(["keygen", "--alg", alg, "-o"])
+        .arg(path.as_ref())
+        .assert()
+        .success();
+    path.as_ref().to_path_buf()
+}
+
+/// A field of a CBOR map (text keys), for tests that read or forge state files.
+pub fn cbor_field<'a>(v: &'a ciborium::Value, name: &str) -> &'a ciborium::Value {
+    v.as_map()
+        .and_then(|m| m.iter().find(|(k, _)| k.as_text() == Some(name)))
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("no field {name:?}"))
 }
 
 pub fn openssl() -> Command {
@@ -294,6 +373,17 @@ pub fn world(host: &Host, name: &str, work: &Path) -> World {
 
 /// `byok-verifier wrap` of `key` for world `w` of `host`.
 pub fn wrap(host: &Host, w: &World, key: &Path, out: &Path) -> assert_cmd::assert::Assert {
+    wrap_with(host, w, key, out, &[])
+}
+
+/// `wrap` with extra arguments (`--key-pcrs`, `--key-type` …).
+pub fn wrap_with(
+    host: &Host,
+    w: &World,
+    key: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> assert_cmd::assert::Assert {
     verifier()
         .args(["wrap", "--nonce", &w.nonce, "--evidence"])
         .arg(&w.evidence)
@@ -303,5 +393,6 @@ pub fn wrap(host: &Host, w: &World, key: &Path, out: &Path) -> assert_cmd::asser
         .arg(key)
         .arg("-o")
         .arg(out)
+        .args(extra)
         .assert()
 }

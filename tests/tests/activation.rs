@@ -11,7 +11,7 @@ use byok_protocol::public::{
 };
 use byok_protocol::tpm::{alg, attr, rh, st};
 use byok_protocol::wire::{tpm2b, Writer};
-use byok_tests::{forged_attest, nonce, quote_body, tpm_a, verifier, Host};
+use byok_tests::{forged_attest, keygen, nonce, quote_body, tpm_a, verifier, Host};
 use predicates::str::contains;
 use rsa::traits::PublicKeyParts;
 use serde_bytes::ByteBuf;
@@ -255,11 +255,7 @@ fn software_ak_and_kek_beside_a_genuine_ek_fail_activation_and_import() {
 
     // The package wrapped for the forged evidence: the real TPM refuses it.
     let key = w.join("k.pem");
-    verifier()
-        .args(["keygen", "--alg", "p256", "-o"])
-        .arg(&key)
-        .assert()
-        .success();
+    keygen("p256", &key);
     let pkg = w.join("k.transfer");
     verifier()
         .args(["wrap", "--nonce", &n, "--evidence"])
@@ -272,20 +268,12 @@ fn software_ak_and_kek_beside_a_genuine_ek_fail_activation_and_import() {
         .arg(&pkg)
         .assert()
         .success();
-    host.agent()
-        .args(["import", "--world", "eu", "--name", "k", "--in"])
-        .arg(&pkg)
-        .assert()
-        .code(7);
+    host.import("eu", "k", &pkg).code(7);
     let mut t =
         byok_protocol::formats::TransferPackage::from_cbor(&std::fs::read(&pkg).unwrap()).unwrap();
     t.kek_name = ByteBuf::from(TpmtPublic::parse_tpm2b(&genuine.kek.public).unwrap().name());
     t.ak_name = ByteBuf::from(TpmtPublic::parse_tpm2b(&genuine.ak.public).unwrap().name());
     std::fs::write(&pkg, t.to_cbor()).unwrap();
-    host.agent()
-        .args(["import", "--world", "eu", "--name", "k", "--in"])
-        .arg(&pkg)
-        .assert()
-        .code(8);
+    host.import("eu", "k", &pkg).code(8);
     assert!(host.stored_keys().is_empty());
 }

@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use byok_protocol::formats::{Document, Evidence};
-use byok_tests::{nonce, openssl, tpm_a, tpm_b, verifier, Host};
+use byok_tests::{keygen, nonce, openssl, tpm_a, tpm_b, verifier, Host};
 use predicates::str::contains;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
@@ -22,10 +22,7 @@ fn compat_world(host: &Host, work: &Path) -> (String, PathBuf) {
 }
 
 fn import(host: &Host, file: &Path, name: &str) -> assert_cmd::assert::Assert {
-    host.agent()
-        .args(["import", "--world", "eu", "--name", name, "--in"])
-        .arg(file)
-        .assert()
+    host.import("eu", name, file)
 }
 
 fn signs_like(host: &Host, name: &str, original: &Path, work: &Path) {
@@ -111,11 +108,7 @@ fn byok_files_from_our_verifier_and_from_openssl_import_and_sign() {
     signs_like(&host, "from-jwk", &w.join("p256.pem"), w);
 
     // 2. From verified evidence (the compat KEK's key and kid come from TPM-signed bytes).
-    verifier()
-        .args(["keygen", "--alg", "rsa2048", "-o"])
-        .arg(w.join("rsa.pem"))
-        .assert()
-        .success();
+    keygen("rsa2048", w.join("rsa.pem"));
     verifier()
         .args(["wrap", "--format", "azure", "--nonce", &n, "--evidence"])
         .arg(&ev)
@@ -241,11 +234,7 @@ fn bad_byok_files_are_refused_and_leave_nothing() {
         .arg(w.join("b.jwk"))
         .assert()
         .success();
-    verifier()
-        .args(["keygen", "--alg", "p256", "-o"])
-        .arg(w.join("k.pem"))
-        .assert()
-        .success();
+    keygen("p256", w.join("k.pem"));
     verifier()
         .args(["wrap", "--format", "azure", "--kek-public"])
         .arg(w.join("b.jwk"))

@@ -4,7 +4,7 @@
 use assert_cmd::Command;
 use byok_protocol::formats::{Document, Evidence, Receipt, TransferPackage};
 use byok_protocol::public::TpmtPublic;
-use byok_tests::{nonce, openssl, tpm_a, tpm_b, verifier, world, wrap, Host, World};
+use byok_tests::{keygen, nonce, openssl, tpm_a, tpm_b, verifier, world, wrap, Host, World};
 use predicates::str::contains;
 use serde_bytes::ByteBuf;
 use std::path::{Path, PathBuf};
@@ -75,11 +75,7 @@ fn make_keys(work: &Path) -> Vec<(&'static str, PathBuf)> {
         &s(&p("rsa2048.pem")),
     ]);
     // RSA-3072: our keygen, PKCS#8 PEM.
-    verifier()
-        .args(["keygen", "--alg", "rsa3072", "-o"])
-        .arg(p("rsa3072.pem"))
-        .assert()
-        .success();
+    keygen("rsa3072", p("rsa3072.pem"));
     // RSA-4096: OpenSSL, PKCS#1 DER.
     openssl_ok(&[
         "genpkey",
@@ -118,11 +114,7 @@ fn make_keys(work: &Path) -> Vec<(&'static str, PathBuf)> {
         &s(&p("p256.pem")),
     ]);
     // P-384: our keygen, then SEC1 DER and PKCS#8 DER through OpenSSL.
-    verifier()
-        .args(["keygen", "--alg", "p384", "-o"])
-        .arg(p("p384.pem"))
-        .assert()
-        .success();
+    keygen("p384", p("p384.pem"));
     openssl_ok(&[
         "ec",
         "-in",
@@ -173,10 +165,7 @@ fn every_key_type_transfers_and_signs_verifiably() {
         if alg == "rsa4096" && !tpm_supports(&host, "rsa4096") {
             // libtpms 0.9 (Debian 12's swtpm) has no RSA-4096: the agent
             // asks the TPM first and refuses cleanly, storing nothing.
-            host.agent()
-                .args(["import", "--world", "eu-west", "--name", &name, "--in"])
-                .arg(&pkg)
-                .assert()
+            host.import("eu-west", &name, &pkg)
                 .code(9)
                 .stderr(contains("this TPM does not support RSA-4096 keys"));
             assert!(!host.stored_keys().contains(&format!("{name}.cbor")));
@@ -185,11 +174,7 @@ fn every_key_type_transfers_and_signs_verifiably() {
             );
             continue;
         }
-        host.agent()
-            .args(["import", "--world", "eu-west", "--name", &name, "--in"])
-            .arg(&pkg)
-            .assert()
-            .success();
+        host.import("eu-west", &name, &pkg).success();
 
         // The public key the TPM holds is the original one.
         let original_pub = public_pem_of(&key, work.path());
@@ -273,19 +258,12 @@ fn package_for_one_world_fails_in_another_world_of_the_same_tpm() {
     let eu = world(&host, "eu", work.path());
     let us = world(&host, "us", work.path());
     let key = work.path().join("k.pem");
-    verifier()
-        .args(["keygen", "--alg", "p256", "-o"])
-        .arg(&key)
-        .assert()
-        .success();
+    keygen("p256", &key);
     let pkg = work.path().join("eu.transfer");
     wrap(&host, &eu, &key, &pkg).success();
 
     // The agent sees the package is for another world.
-    host.agent()
-        .args(["import", "--world", "us", "--name", "k", "--in"])
-        .arg(&pkg)
-        .assert()
+    host.import("us", "k", &pkg)
         .code(7)
         .stderr(contains("transfer package is for world \"eu\", not \"us\""));
     assert!(host.stored_keys().is_empty());
@@ -297,20 +275,13 @@ fn package_for_one_world_fails_in_another_world_of_the_same_tpm() {
         &forged,
         &relabel(&read_package(&pkg), &evidence_of(&us.evidence)),
     );
-    host.agent()
-        .args(["import", "--world", "us", "--name", "k", "--in"])
-        .arg(&forged)
-        .assert()
+    host.import("us", "k", &forged)
         .code(8)
         .stderr(contains("the TPM refused"));
     assert!(host.stored_keys().is_empty());
 
     // The genuine world still takes it.
-    host.agent()
-        .args(["import", "--world", "eu", "--name", "k", "--in"])
-        .arg(&pkg)
-        .assert()
-        .success();
+    host.import("eu", "k", &pkg).success();
     assert_eq!(host.stored_keys(), vec!["k.cbor".to_string()]);
 }
 
@@ -322,18 +293,11 @@ fn package_for_one_tpm_fails_on_another_tpm() {
     let wa = world(&a, "eu", work.path());
     let wb = world(&b, "eu", work.path());
     let key = work.path().join("k.pem");
-    verifier()
-        .args(["keygen", "--alg", "rsa2048", "-o"])
-        .arg(&key)
-        .assert()
-        .success();
+    keygen("rsa2048", &key);
     let pkg = work.path().join("a.transfer");
     wrap(&a, &wa, &key, &pkg).success();
 
-    b.agent()
-        .args(["import", "--world", "eu", "--name", "k", "--in"])
-        .arg(&pkg)
-        .assert()
+    b.import("eu", "k", &pkg)
         .code(7)
         .stderr(contains("was wrapped for KEK"));
     let forged = work.path().join("relabelled.transfer");
@@ -341,10 +305,7 @@ fn package_for_one_tpm_fails_on_another_tpm() {
         &forged,
         &relabel(&read_package(&pkg), &evidence_of(&wb.evidence)),
     );
-    b.agent()
-        .args(["import", "--world", "eu", "--name", "k", "--in"])
-        .arg(&forged)
-        .assert()
+    b.import("eu", "k", &forged)
         .code(8)
         .stderr(contains("TPM2_ActivateCredential"));
     assert!(b.stored_keys().is_empty());
@@ -366,11 +327,7 @@ fn tampered_packages_are_refused_and_leave_nothing() {
     let work = TempDir::new().unwrap();
     let w = world(&host, "eu", work.path());
     let key = work.path().join("k.pem");
-    verifier()
-        .args(["keygen", "--alg", "p256", "-o"])
-        .arg(&key)
-        .assert()
-        .success();
+    keygen("p256", &key);
     let pkg_path = work.path().join("k.transfer");
     wrap(&host, &w, &key, &pkg_path).success();
     let pkg = read_package(&pkg_path);
@@ -422,26 +379,16 @@ fn tampered_packages_are_refused_and_leave_nothing() {
     // Truncated and foreign files.
     let bytes = std::fs::read(&pkg_path).unwrap();
     std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
-    host.agent()
-        .args(["import", "--world", "eu", "--name", "k", "--in"])
-        .arg(&bad)
-        .assert()
+    host.import("eu", "k", &bad)
         .code(5)
         .stderr(contains("transfer package is unreadable"));
-    host.agent()
-        .args(["import", "--world", "eu", "--name", "k", "--in"])
-        .arg(&w.evidence)
-        .assert()
+    host.import("eu", "k", &w.evidence)
         .code(5)
         .stderr(contains("expected \"tpm-byok/transfer\""));
     assert!(host.stored_keys().is_empty());
 
     // The untouched package still imports: the refusals came from the tampering.
-    host.agent()
-        .args(["import", "--world", "eu", "--name", "k", "--in"])
-        .arg(&pkg_path)
-        .assert()
-        .success();
+    host.import("eu", "k", &pkg_path).success();
 }
 
 #[test]
@@ -450,11 +397,7 @@ fn wrong_nonce_or_world_is_refused_before_anything_is_written() {
     let work = TempDir::new().unwrap();
     let w = world(&host, "eu", work.path());
     let key = work.path().join("k.pem");
-    verifier()
-        .args(["keygen", "--alg", "p256", "-o"])
-        .arg(&key)
-        .assert()
-        .success();
+    keygen("p256", &key);
     let out = work.path().join("k.transfer");
 
     // Another nonce than the one the evidence was made for.
@@ -520,25 +463,10 @@ fn receipts_prove_the_key_lives_under_the_attested_kek() {
     let mut pkgs = Vec::new();
     for (i, alg) in ["p256", "rsa2048"].iter().enumerate() {
         let key = work.path().join(format!("k{i}.pem"));
-        verifier()
-            .args(["keygen", "--alg", alg, "-o"])
-            .arg(&key)
-            .assert()
-            .success();
+        keygen(alg, &key);
         let pkg = work.path().join(format!("k{i}.transfer"));
         wrap(&host, &w, &key, &pkg).success();
-        host.agent()
-            .args([
-                "import",
-                "--world",
-                "eu",
-                "--name",
-                &format!("k{i}"),
-                "--in",
-            ])
-            .arg(&pkg)
-            .assert()
-            .success();
+        host.import("eu", &format!("k{i}"), &pkg).success();
         pkgs.push(pkg);
     }
     let rn = nonce();
@@ -628,11 +556,7 @@ fn agent_survives_tpm_restart_and_concurrent_use() {
     let keys: Vec<PathBuf> = (0..2)
         .map(|i| {
             let key = work.path().join(format!("k{i}.pem"));
-            verifier()
-                .args(["keygen", "--alg", "p256", "-o"])
-                .arg(&key)
-                .assert()
-                .success();
+            keygen("p256", &key);
             let pkg = work.path().join(format!("k{i}.transfer"));
             wrap(&host, &w, &key, &pkg).success();
             pkg
@@ -643,18 +567,7 @@ fn agent_survives_tpm_restart_and_concurrent_use() {
         for (i, pkg) in keys.iter().enumerate() {
             let host = &host;
             s.spawn(move || {
-                host.agent()
-                    .args([
-                        "import",
-                        "--world",
-                        "eu",
-                        "--name",
-                        &format!("k{i}"),
-                        "--in",
-                    ])
-                    .arg(pkg)
-                    .assert()
-                    .success();
+                host.import("eu", &format!("k{i}"), pkg).success();
             });
         }
     });
@@ -781,11 +694,7 @@ fn bad_arguments_get_one_clear_line() {
         .assert()
         .code(6);
     let key = work.path().join("k.pem");
-    verifier()
-        .args(["keygen", "--alg", "p256", "-o"])
-        .arg(&key)
-        .assert()
-        .success();
+    keygen("p256", &key);
     verifier()
         .args(["keygen", "--alg", "p256", "-o"])
         .arg(&key)
@@ -829,18 +738,10 @@ fn inspect_decodes_every_file_type() {
     let work = TempDir::new().unwrap();
     let w = world(&host, "eu", work.path());
     let key = work.path().join("k.pem");
-    verifier()
-        .args(["keygen", "--alg", "p384", "-o"])
-        .arg(&key)
-        .assert()
-        .success();
+    keygen("p384", &key);
     let pkg = work.path().join("k.transfer");
     wrap(&host, &w, &key, &pkg).success();
-    host.agent()
-        .args(["import", "--world", "eu", "--name", "k", "--in"])
-        .arg(&pkg)
-        .assert()
-        .success();
+    host.import("eu", "k", &pkg).success();
     let receipt = work.path().join("k.receipt");
     host.agent()
         .args(["attest-key", "--key", "k", "--nonce", &w.nonce, "-o"])
@@ -967,11 +868,7 @@ fn policy_file_supplies_roots_and_reference_pcrs() {
         .stdout(contains("PCR sha256:7 is"));
     // And wrap refuses too, writing nothing.
     let key = work.path().join("k.pem");
-    verifier()
-        .args(["keygen", "--alg", "p256", "-o"])
-        .arg(&key)
-        .assert()
-        .success();
+    keygen("p256", &key);
     let out = work.path().join("k.transfer");
     verifier()
         .args(["wrap", "--nonce", &n, "--world", "eu", "--policy"])

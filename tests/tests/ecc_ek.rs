@@ -2,7 +2,7 @@
 //! with ECC KEKs, credentials sealed to the ECC EK (ECDH + KDFe), and the
 //! challenge/activation path.
 
-use byok_tests::{nonce, openssl, tpm_a, verifier, Host};
+use byok_tests::{keygen, nonce, openssl, tpm_a, verifier, Host};
 use predicates::str::contains;
 use tempfile::TempDir;
 
@@ -86,11 +86,7 @@ fn transfer_to_a_tpm_with_only_an_ecc_ek_certificate() {
             .stdout(contains("AK-EK link: proven"));
         // A key wrapped for the ECC KEK (ECDH seed), its credential for the ECC EK.
         let key = wd.join(format!("{world}.pem"));
-        verifier()
-            .args(["keygen", "--alg", "rsa2048", "-o"])
-            .arg(&key)
-            .assert()
-            .success();
+        keygen("rsa2048", &key);
         let pkg = wd.join(format!("{world}.transfer"));
         verifier()
             .args(["wrap", "--nonce", &n, "--evidence"])
@@ -104,11 +100,7 @@ fn transfer_to_a_tpm_with_only_an_ecc_ek_certificate() {
             .assert()
             .success();
         let name = format!("{world}-key");
-        host.agent()
-            .args(["import", "--world", world, "--name", &name, "--in"])
-            .arg(&pkg)
-            .assert()
-            .success();
+        host.import(world, &name, &pkg).success();
         let msg = wd.join("msg");
         std::fs::write(&msg, b"signed under an ECC KEK").unwrap();
         let sig = wd.join(format!("{world}.sig"));

@@ -6,7 +6,6 @@ use byok_protocol::duplicate::duplicate;
 use byok_protocol::keys::{KeyAlg, TargetKey};
 use byok_protocol::public::TpmtPublic;
 use byok_tests::{openssl, tpm_a, Host};
-use std::path::Path;
 use tempfile::TempDir;
 
 fn random<const N: usize>() -> [u8; N] {
@@ -19,27 +18,12 @@ fn random<const N: usize>() -> [u8; N] {
     b
 }
 
-fn run(host: &Host, tool: &str, args: &[&str], work: &Path) {
-    host.tpm2(tool)
-        .args(args)
-        .current_dir(work)
-        .assert()
-        .success();
-    // swtpm has three transient slots and no resource manager.
-    host.tpm2("tpm2_flushcontext")
-        .arg("-t")
-        .current_dir(work)
-        .assert()
-        .success();
-}
-
 #[test]
 fn our_make_credential_activates_with_tpm2_activatecredential() {
     let host = Host::new(tpm_a());
     let work = TempDir::new().unwrap();
     let w = work.path();
-    run(
-        &host,
+    host.tpm2_run(
         "tpm2_createak",
         &[
             "-C",
@@ -59,12 +43,7 @@ fn our_make_credential_activates_with_tpm2_activatecredential() {
         ],
         w,
     );
-    run(
-        &host,
-        "tpm2_readpublic",
-        &["-c", "0x81010001", "-o", "ek.pub"],
-        w,
-    );
+    host.tpm2_run("tpm2_readpublic", &["-c", "0x81010001", "-o", "ek.pub"], w);
     let ek = TpmtPublic::parse_tpm2b(&std::fs::read(w.join("ek.pub")).unwrap()).unwrap();
     let ak_name = std::fs::read(w.join("ak.name")).unwrap();
     // The AK name tpm2-tools reports is the one we compute from its public area.
@@ -153,8 +132,7 @@ fn our_duplication_blob_imports_with_tpm2_import() {
     let host = Host::new(tpm_a());
     let work = TempDir::new().unwrap();
     let w = work.path();
-    run(
-        &host,
+    host.tpm2_run(
         "tpm2_createprimary",
         &[
             "-C",
@@ -168,8 +146,7 @@ fn our_duplication_blob_imports_with_tpm2_import() {
         ],
         w,
     );
-    run(
-        &host,
+    host.tpm2_run(
         "tpm2_readpublic",
         &["-c", "parent.ctx", "-o", "parent.pub"],
         w,
@@ -192,8 +169,7 @@ fn our_duplication_blob_imports_with_tpm2_import() {
         std::fs::write(w.join("key.seed"), &blob.seed).unwrap();
         std::fs::write(w.join("inner.key"), inner).unwrap();
         std::fs::write(w.join("key.pub.pem"), key.public_key_pem().unwrap()).unwrap();
-        run(
-            &host,
+        host.tpm2_run(
             "tpm2_import",
             &[
                 "-C",
@@ -211,8 +187,7 @@ fn our_duplication_blob_imports_with_tpm2_import() {
             ],
             w,
         );
-        run(
-            &host,
+        host.tpm2_run(
             "tpm2_load",
             &[
                 "-C",
@@ -226,8 +201,7 @@ fn our_duplication_blob_imports_with_tpm2_import() {
             ],
             w,
         );
-        run(
-            &host,
+        host.tpm2_run(
             "tpm2_sign",
             &[
                 "-c", "key.ctx", "-g", "sha256", "-s", scheme, "-f", "plain", "-o", "sig", "msg",
@@ -289,14 +263,12 @@ fn our_ecdh_seeded_duplication_blob_imports_under_ecc_parents() {
         ("ecc256:aes128cfb", "sha256"),
         ("ecc384:aes256cfb", "sha384"),
     ] {
-        run(
-            &host,
+        host.tpm2_run(
             "tpm2_createprimary",
             &["-C", "o", "-g", hash, "-G", parent_alg, "-c", "eparent.ctx"],
             w,
         );
-        run(
-            &host,
+        host.tpm2_run(
             "tpm2_readpublic",
             &["-c", "eparent.ctx", "-o", "eparent.pub"],
             w,
@@ -313,8 +285,7 @@ fn our_ecdh_seeded_duplication_blob_imports_under_ecc_parents() {
             std::fs::write(w.join("key.seed"), &blob.seed).unwrap();
             std::fs::write(w.join("inner.key"), inner).unwrap();
             std::fs::write(w.join("key.pub.pem"), key.public_key_pem().unwrap()).unwrap();
-            run(
-                &host,
+            host.tpm2_run(
                 "tpm2_import",
                 &[
                     "-C",
@@ -332,8 +303,7 @@ fn our_ecdh_seeded_duplication_blob_imports_under_ecc_parents() {
                 ],
                 w,
             );
-            run(
-                &host,
+            host.tpm2_run(
                 "tpm2_load",
                 &[
                     "-C",
@@ -352,8 +322,7 @@ fn our_ecdh_seeded_duplication_blob_imports_under_ecc_parents() {
             } else {
                 "rsassa"
             };
-            run(
-                &host,
+            host.tpm2_run(
                 "tpm2_sign",
                 &[
                     "-c", "key.ctx", "-g", "sha256", "-s", scheme, "-f", "plain", "-o", "sig",
@@ -413,8 +382,7 @@ fn our_make_credential_for_an_ecc_ek_activates_with_tpm2_activatecredential() {
     let host = Host::new(tpm_a());
     let work = TempDir::new().unwrap();
     let w = work.path();
-    run(
-        &host,
+    host.tpm2_run(
         "tpm2_readpublic",
         &["-c", "0x81010016", "-o", "eccek.pub"],
         w,
@@ -422,18 +390,12 @@ fn our_make_credential_for_an_ecc_ek_activates_with_tpm2_activatecredential() {
     let ek = TpmtPublic::parse_tpm2b(&std::fs::read(w.join("eccek.pub")).unwrap()).unwrap();
     assert_eq!(ek.describe_key(), "ECC NIST P-384");
     // Any loaded object can be the credentialed one; its name binds the credential.
-    run(
-        &host,
+    host.tpm2_run(
         "tpm2_createprimary",
         &["-C", "o", "-G", "ecc256", "-c", "obj.ctx"],
         w,
     );
-    run(
-        &host,
-        "tpm2_readpublic",
-        &["-c", "obj.ctx", "-o", "obj.pub"],
-        w,
-    );
+    host.tpm2_run("tpm2_readpublic", &["-c", "obj.ctx", "-o", "obj.pub"], w);
     let name = TpmtPublic::parse_tpm2b(&std::fs::read(w.join("obj.pub")).unwrap())
         .unwrap()
         .name();

@@ -279,17 +279,13 @@ fn receipts_say_generated_inside_the_tpm() {
 /// The world field of a stored key, rewritten (what a confused or malicious
 /// state edit would do).
 fn move_key_to_world(host: &Host, key: &str, world: &str) {
-    use ciborium::Value;
-    let p = host.state.path().join("keys").join(format!("{key}.cbor"));
-    let mut v: Value = ciborium::from_reader(&std::fs::read(&p).unwrap()[..]).unwrap();
+    let mut v = host.key_state(key);
     for (k, val) in v.as_map_mut().unwrap() {
         if k.as_text() == Some("world") {
-            *val = Value::Text(world.into());
+            *val = ciborium::Value::Text(world.into());
         }
     }
-    let mut out = Vec::new();
-    ciborium::into_writer(&v, &mut out).unwrap();
-    std::fs::write(&p, out).unwrap();
+    host.write_key_state(key, &v);
 }
 
 #[test]
@@ -338,14 +334,6 @@ fn unseal(host: &Host, name: &str, out: &Path) -> assert_cmd::assert::Assert {
         .assert()
 }
 
-/// Extend sha256 PCR 23 with 32 bytes of `v`.
-fn ext(host: &Host, v: u8) {
-    host.tpm2("tpm2_pcrextend")
-        .arg(format!("23:sha256={}", hex::encode([v; 32])))
-        .assert()
-        .success();
-}
-
 #[test]
 fn sealed_secrets_follow_their_pcr_policy() {
     let mut host = Host::new(tpm_a());
@@ -367,7 +355,7 @@ fn sealed_secrets_follow_their_pcr_policy() {
     );
 
     // Bound to PCRs 16 and 23 after extending 23 once.
-    ext(&host, 1);
+    host.extend_pcr(23, 1);
     host.agent()
         .args([
             "seal",
@@ -409,14 +397,14 @@ fn sealed_secrets_follow_their_pcr_policy() {
         .stdout(contains("fixedTPM|fixedParent|noDA"));
 
     // PCR 23 extended again: the TPM refuses TPM2_Unseal.
-    ext(&host, 2);
+    host.extend_pcr(23, 2);
     unseal(&host, "bound", &out).code(8).stderr(contains(
         "the TPM refused TPM2_Unseal: the PCRs sha256:16,23 do not have the values",
     ));
     assert!(!out.exists());
     // Reset and re-extended to the sealed state: released again.
     host.tpm2("tpm2_pcrreset").arg("23").assert().success();
-    ext(&host, 1);
+    host.extend_pcr(23, 1);
     unseal(&host, "bound", &out).success();
     std::fs::remove_file(&out).unwrap();
 
@@ -425,7 +413,7 @@ fn sealed_secrets_follow_their_pcr_policy() {
     unseal(&host, "bound", &out)
         .code(8)
         .stderr(contains("PCR policy failed"));
-    ext(&host, 1);
+    host.extend_pcr(23, 1);
     unseal(&host, "bound", &out).success();
     unseal(&host, "plain", &w.join("plain.again")).success();
 
@@ -448,7 +436,7 @@ fn sealed_secrets_follow_their_pcr_policy() {
         .stdout(contains("usable only while PCRs sha256:16,23"));
     let sig = w.join("bound.sig");
     agent_io(&host, &["sign", "--key", "bound-key"], &secret, &sig).success();
-    ext(&host, 9);
+    host.extend_pcr(23, 9);
     std::fs::remove_file(&sig).unwrap();
     agent_io(&host, &["sign", "--key", "bound-key"], &secret, &sig)
         .code(8)
@@ -507,11 +495,7 @@ fn imported_aes_and_hmac_keys_agree_with_openssl() {
             .arg(&pkg)
             .assert()
             .success();
-        host.agent()
-            .args(["import", "--world", "eu", "--name", name, "--in"])
-            .arg(&pkg)
-            .assert()
-            .success();
+        host.import("eu", name, &pkg).success();
         if key_type == "hmac" {
             let mac = wd.join("mac");
             let small = file(wd, "small", b"HMAC computed inside the TPM");

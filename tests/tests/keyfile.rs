@@ -2,7 +2,7 @@
 //! software through the tpm2 provider, for imported and TPM-born keys; and the
 //! TPM refusing to duplicate either kind.
 
-use byok_tests::{openssl, tpm_a, verifier, world, wrap, Host};
+use byok_tests::{keygen, openssl, tpm_a, world, wrap, Host};
 use predicates::str::contains;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
@@ -101,19 +101,11 @@ fn openssl_uses_imported_and_tpm_born_keys_through_the_tpm2_provider() {
     // Imported: the original key's public half verifies the provider's signature.
     for alg in ["rsa2048", "p256"] {
         let key = wd.join(format!("{alg}.pem"));
-        verifier()
-            .args(["keygen", "--alg", alg, "-o"])
-            .arg(&key)
-            .assert()
-            .success();
+        keygen(alg, &key);
         let pkg = wd.join(format!("{alg}.transfer"));
         wrap(&host, &w, &key, &pkg).success();
         let name = format!("imported-{alg}");
-        host.agent()
-            .args(["import", "--world", "eu", "--name", &name, "--in"])
-            .arg(&pkg)
-            .assert()
-            .success();
+        host.import("eu", &name, &pkg).success();
         let public = wd.join(format!("{alg}.pub.pem"));
         openssl()
             .args(["pkey", "-pubout", "-in"])
@@ -187,18 +179,10 @@ fn the_tpm_refuses_to_duplicate_imported_and_born_keys() {
     let wd = work.path();
     let w = world(&host, "eu", wd);
     let key = wd.join("k.pem");
-    verifier()
-        .args(["keygen", "--alg", "p256", "-o"])
-        .arg(&key)
-        .assert()
-        .success();
+    keygen("p256", &key);
     let pkg = wd.join("k.transfer");
     wrap(&host, &w, &key, &pkg).success();
-    host.agent()
-        .args(["import", "--world", "eu", "--name", "imported", "--in"])
-        .arg(&pkg)
-        .assert()
-        .success();
+    host.import("eu", "imported", &pkg).success();
     host.agent()
         .args([
             "key", "create", "--world", "eu", "--name", "born", "--alg", "p256",

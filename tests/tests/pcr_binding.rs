@@ -2,26 +2,19 @@
 //! the verifier), and keys wrapped with a PCR policy. In each case the TPM
 //! itself refuses once the PCRs differ.
 
-use byok_tests::{nonce, tpm_a, verifier, Host};
+use byok_tests::{cbor_field, keygen, nonce, tpm_a, verifier, wrap_with, Host, World};
 use predicates::str::contains;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tempfile::TempDir;
-
-/// Extend sha256 PCR 23 with 32 bytes of `v`.
-fn ext(host: &Host, v: u8) {
-    host.tpm2("tpm2_pcrextend")
-        .arg(format!("23:sha256={}", hex::encode([v; 32])))
-        .assert()
-        .success();
-}
 
 /// PCR 23 back to the state "extended once with 1".
 fn restore(host: &Host) {
     host.tpm2("tpm2_pcrreset").arg("23").assert().success();
-    ext(host, 1);
+    host.extend_pcr(23, 1);
 }
 
-fn evidence(host: &Host, world: &str, work: &Path) -> (String, PathBuf) {
+/// Evidence quoting PCRs 0, 7, 16 and 23 (the bound ones among them).
+fn evidence(host: &Host, world: &str, work: &Path) -> World {
     let n = nonce();
     let p = work.join(format!("{world}-{n}.evidence"));
     host.agent()
@@ -38,57 +31,10 @@ fn evidence(host: &Host, world: &str, work: &Path) -> (String, PathBuf) {
         .arg(&p)
         .assert()
         .success();
-    (n, p)
-}
-
-fn wrap(
-    host: &Host,
-    ev: &(String, PathBuf),
-    key: &Path,
-    out: &Path,
-    extra: &[&str],
-) -> assert_cmd::assert::Assert {
-    verifier()
-        .args(["wrap", "--nonce", &ev.0, "--evidence"])
-        .arg(&ev.1)
-        .arg("--roots")
-        .arg(&host.ca_bundle)
-        .arg("--key")
-        .arg(key)
-        .arg("-o")
-        .arg(out)
-        .args(extra)
-        .assert()
-}
-
-fn keygen(work: &Path, name: &str) -> PathBuf {
-    let key = work.join(format!("{name}.pem"));
-    verifier()
-        .args(["keygen", "--alg", "p256", "-o"])
-        .arg(&key)
-        .assert()
-        .success();
-    key
-}
-
-fn import(host: &Host, world: &str, name: &str, pkg: &Path) -> assert_cmd::assert::Assert {
-    host.agent()
-        .args(["import", "--world", world, "--name", name, "--in"])
-        .arg(pkg)
-        .assert()
-}
-
-fn sign(host: &Host, key: &str, work: &Path) -> assert_cmd::assert::Assert {
-    let msg = work.join("msg");
-    std::fs::write(&msg, b"m").unwrap();
-    let sig = work.join(format!("{key}.sig"));
-    let _ = std::fs::remove_file(&sig);
-    host.agent()
-        .args(["sign", "--key", key, "--in"])
-        .arg(&msg)
-        .arg("-o")
-        .arg(&sig)
-        .assert()
+    World {
+        nonce: n,
+        evidence: p,
+    }
 }
 
 #[test]
@@ -96,7 +42,7 @@ fn a_pcr_bound_kek_is_verified_and_enforced_by_the_tpm() {
     let host = Host::new(tpm_a());
     let work = TempDir::new().unwrap();
     let wd = work.path();
-    ext(&host, 1);
+    host.extend_pcr(23, 1);
     host.agent()
         .args(["init", "--world", "pb", "--pcrs", "sha256:16,23"])
         .assert()
@@ -107,8 +53,8 @@ fn a_pcr_bound_kek_is_verified_and_enforced_by_the_tpm() {
         &[[0u8; 32], [1u8; 32]].concat(),
     ));
     verifier()
-        .args(["verify", "--nonce", &ev.0, "--evidence"])
-        .arg(&ev.1)
+        .args(["verify", "--nonce", &ev.nonce, "--evidence"])
+        .arg(&ev.evidence)
         .arg("--roots")
         .arg(&host.ca_bundle)
         .assert()
@@ -130,8 +76,8 @@ fn a_pcr_bound_kek_is_verified_and_enforced_by_the_tpm() {
         )
         .unwrap();
         verifier()
-            .args(["verify", "--nonce", &ev.0, "--evidence"])
-            .arg(&ev.1)
+            .args(["verify", "--nonce", &ev.nonce, "--evidence"])
+            .arg(&ev.evidence)
             .arg("--policy")
             .arg(&p)
             .assert()
@@ -146,19 +92,19 @@ fn a_pcr_bound_kek_is_verified_and_enforced_by_the_tpm() {
 
     // Wrapped for it, imported while PCRs hold: works.
     let pkg = wd.join("k1.transfer");
-    wrap(&host, &ev, &keygen(wd, "k1"), &pkg, &[]).success();
-    import(&host, "pb", "k1", &pkg).success();
-    sign(&host, "k1", wd).success();
+    wrap_with(&host, &ev, &keygen("p256", wd.join("k1.pem")), &pkg, &[]).success();
+    host.import("pb", "k1", &pkg).success();
+    host.sign("k1", wd).success();
     let pkg2 = wd.join("k2.transfer");
-    wrap(&host, &ev, &keygen(wd, "k2"), &pkg2, &[]).success();
+    wrap_with(&host, &ev, &keygen("p256", wd.join("k2.pem")), &pkg2, &[]).success();
 
     // PCR 23 changes: the TPM refuses to import under the KEK and to load keys under it.
-    ext(&host, 2);
-    import(&host, "pb", "k2", &pkg2).code(8).stderr(contains(
+    host.extend_pcr(23, 2);
+    host.import("pb", "k2", &pkg2).code(8).stderr(contains(
         "the TPM refused TPM2_Import: the PCRs sha256:16,23",
     ));
     assert!(!host.stored_keys().contains(&"k2.cbor".to_string()));
-    sign(&host, "k1", wd)
+    host.sign("k1", wd)
         .code(8)
         .stderr(contains("the TPM refused TPM2_Load: the PCRs sha256:16,23"));
     host.agent()
@@ -170,9 +116,9 @@ fn a_pcr_bound_kek_is_verified_and_enforced_by_the_tpm() {
 
     // Back in the bound state: both work again.
     restore(&host);
-    import(&host, "pb", "k2", &pkg2).success();
-    sign(&host, "k1", wd).success();
-    sign(&host, "k2", wd).success();
+    host.import("pb", "k2", &pkg2).success();
+    host.sign("k1", wd).success();
+    host.sign("k2", wd).success();
 }
 
 #[test]
@@ -181,42 +127,42 @@ fn keys_wrapped_with_a_pcr_policy_are_usable_only_in_that_state() {
     let work = TempDir::new().unwrap();
     let wd = work.path();
     host.init("eu");
-    ext(&host, 1);
+    host.extend_pcr(23, 1);
     let ev = evidence(&host, "eu", wd);
     let pkg = wd.join("bound.transfer");
-    wrap(
+    wrap_with(
         &host,
         &ev,
-        &keygen(wd, "bound"),
+        &keygen("p256", wd.join("bound.pem")),
         &pkg,
         &["--key-pcrs", "sha256:16,23"],
     )
     .success();
     // A PCR the quote does not cover cannot be bound.
-    wrap(
+    wrap_with(
         &host,
         &ev,
-        &keygen(wd, "x"),
+        &keygen("p256", wd.join("x.pem")),
         &wd.join("x.transfer"),
         &["--key-pcrs", "sha256:15"],
     )
     .code(2)
     .stderr(contains("PCR 15 is not in the evidence's quote"));
-    import(&host, "eu", "bound", &pkg).success();
+    host.import("eu", "bound", &pkg).success();
     host.agent()
         .args(["keys", "show", "bound"])
         .assert()
         .success()
         .stdout(contains("bound to:   PCRs sha256:16,23"))
         .stdout(contains("attributes: noDA|decrypt|sign"));
-    sign(&host, "bound", wd).success();
+    host.sign("bound", wd).success();
 
-    ext(&host, 2);
-    sign(&host, "bound", wd)
+    host.extend_pcr(23, 2);
+    host.sign("bound", wd)
         .code(8)
         .stderr(contains("the TPM refused TPM2_Sign: the PCRs sha256:16,23"));
     restore(&host);
-    sign(&host, "bound", wd).success();
+    host.sign("bound", wd).success();
 
     // The receipt: with the package the verifier knows the policy is PCR-only.
     let rn = nonce();
@@ -234,12 +180,12 @@ fn keys_wrapped_with_a_pcr_policy_are_usable_only_in_that_state() {
             "--nonce",
             &rn,
             "--evidence-nonce",
-            &ev.0,
+            &ev.nonce,
             "--receipt",
         ])
         .arg(&receipt)
         .arg("--evidence")
-        .arg(&ev.1)
+        .arg(&ev.evidence)
         .arg("--roots")
         .arg(&host.ca_bundle);
         if transfer {
@@ -252,7 +198,9 @@ fn keys_wrapped_with_a_pcr_policy_are_usable_only_in_that_state() {
 
     // Even with a session that satisfies the PCR policy, the TPM refuses to
     // duplicate the key (the DUP role needs PolicyCommandCode(Duplicate)).
-    let (public, private) = stored_blobs(&host, "bound");
+    let state = host.key_state("bound");
+    let field = |name: &str| cbor_field(&state, name).as_bytes().unwrap().clone();
+    let (public, private) = (field("public"), field("private"));
     let (pub_file, priv_file) = (wd.join("bound.pub"), wd.join("bound.priv"));
     std::fs::write(&pub_file, public).unwrap();
     std::fs::write(&priv_file, private).unwrap();
@@ -291,20 +239,4 @@ fn keys_wrapped_with_a_pcr_policy_are_usable_only_in_that_state() {
         .failure()
         .stderr(contains("Esys_Duplicate"));
     assert!(!wd.join("dup.priv").exists());
-}
-
-/// The TPM2B_PUBLIC and TPM2B_PRIVATE the agent stores for `key`.
-fn stored_blobs(host: &Host, key: &str) -> (Vec<u8>, Vec<u8>) {
-    use ciborium::Value;
-    let p = host.state.path().join("keys").join(format!("{key}.cbor"));
-    let v: Value = ciborium::from_reader(&std::fs::read(p).unwrap()[..]).unwrap();
-    let field = |name: &str| {
-        v.as_map()
-            .unwrap()
-            .iter()
-            .find(|(k, _)| k.as_text() == Some(name))
-            .and_then(|(_, v)| v.as_bytes().cloned())
-            .unwrap()
-    };
-    (field("public"), field("private"))
 }

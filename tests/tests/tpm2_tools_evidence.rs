@@ -7,26 +7,12 @@ use byok_protocol::formats::{
     Document, EkEvidence, Evidence, KekEvidence, PublicOnly, QuoteEvidence, Signed, TpmInfo,
     EVIDENCE_TYPE, VERSION,
 };
-use byok_tests::{nonce, openssl, tpm_a, verifier, Host};
+use byok_tests::{keygen, nonce, openssl, tpm_a, verifier, Host};
 use predicates::str::contains;
 use serde_bytes::ByteBuf;
 use std::collections::BTreeMap;
 use std::path::Path;
 use tempfile::TempDir;
-
-fn run(host: &Host, tool: &str, args: &[&str], work: &Path) {
-    host.tpm2(tool)
-        .args(args)
-        .current_dir(work)
-        .assert()
-        .success();
-    // swtpm has three transient slots and no resource manager.
-    host.tpm2("tpm2_flushcontext")
-        .arg("-t")
-        .current_dir(work)
-        .assert()
-        .success();
-}
 
 /// TPM2_Certify(object, signer, qualifyingData = nonce, scheme NULL) with two
 /// password sessions, as raw bytes through tpm2_send; returns (TPMS_ATTEST,
@@ -92,14 +78,12 @@ fn evidence_from_tpm2_tools_outputs_verifies() {
     let nonce_bytes = hex::decode(&n).unwrap();
 
     // EK (the TCG template, same key as the persistent one) and AK under it.
-    run(
-        &host,
+    host.tpm2_run(
         "tpm2_createek",
         &["-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub"],
         w,
     );
-    run(
-        &host,
+    host.tpm2_run(
         "tpm2_createak",
         &[
             "-C", "ek.ctx", "-c", "ak.ctx", "-G", "rsa", "-g", "sha256", "-s", "rsassa", "-u",
@@ -107,8 +91,7 @@ fn evidence_from_tpm2_tools_outputs_verifies() {
         ],
         w,
     );
-    run(
-        &host,
+    host.tpm2_run(
         "tpm2_evictcontrol",
         &["-C", "o", "-c", "ak.ctx", "0x81000201"],
         w,
@@ -119,8 +102,7 @@ fn evidence_from_tpm2_tools_outputs_verifies() {
         byok_protocol::world::world_policy("eu"),
     )
     .unwrap();
-    run(
-        &host,
+    host.tpm2_run(
         "tpm2_createprimary",
         &[
             "-C",
@@ -138,22 +120,15 @@ fn evidence_from_tpm2_tools_outputs_verifies() {
         ],
         w,
     );
-    run(
-        &host,
+    host.tpm2_run(
         "tpm2_evictcontrol",
         &["-C", "o", "-c", "kek.ctx", "0x81000200"],
         w,
     );
-    run(
-        &host,
-        "tpm2_readpublic",
-        &["-c", "0x81000200", "-o", "kek.pub"],
-        w,
-    );
+    host.tpm2_run("tpm2_readpublic", &["-c", "0x81000200", "-o", "kek.pub"], w);
     // Quote and PCR values; EK certificate from NV.
     let pcrs = "sha256:0,1,2,3,4,5,6,7";
-    run(
-        &host,
+    host.tpm2_run(
         "tpm2_quote",
         &[
             "-c",
@@ -171,13 +146,8 @@ fn evidence_from_tpm2_tools_outputs_verifies() {
         ],
         w,
     );
-    run(&host, "tpm2_pcrread", &[pcrs, "-o", "pcrs.bin"], w);
-    run(
-        &host,
-        "tpm2_nvread",
-        &["-C", "o", "0x01c00002", "-o", "ek.nv"],
-        w,
-    );
+    host.tpm2_run("tpm2_pcrread", &[pcrs, "-o", "pcrs.bin"], w);
+    host.tpm2_run("tpm2_nvread", &["-C", "o", "0x01c00002", "-o", "ek.nv"], w);
     openssl()
         .args([
             "x509", "-inform", "DER", "-outform", "DER", "-in", "ek.nv", "-out", "ek.der",
@@ -255,11 +225,7 @@ fn evidence_from_tpm2_tools_outputs_verifies() {
     // A package wrapped for it imports with tpm2-tools alone: the credential
     // through tpm2_activatecredential, the key through tpm2_import.
     let key = w.join("key.pem");
-    verifier()
-        .args(["keygen", "--alg", "p256", "-o"])
-        .arg(&key)
-        .assert()
-        .success();
+    keygen("p256", &key);
     let pkg = w.join("key.transfer");
     verifier()
         .args(["wrap", "--world", "eu", "--nonce", &n, "--evidence"])
@@ -283,20 +249,13 @@ fn evidence_from_tpm2_tools_outputs_verifies() {
     std::fs::write(w.join("obj.pub"), &t.object.public[..]).unwrap();
     std::fs::write(w.join("obj.dup"), &t.object.duplicate[..]).unwrap();
     std::fs::write(w.join("obj.seed"), &t.object.seed[..]).unwrap();
-    run(
-        &host,
+    host.tpm2_run(
         "tpm2_startauthsession",
         &["--policy-session", "-S", "ek.session"],
         w,
     );
-    run(
-        &host,
-        "tpm2_policysecret",
-        &["-S", "ek.session", "-c", "e"],
-        w,
-    );
-    run(
-        &host,
+    host.tpm2_run("tpm2_policysecret", &["-S", "ek.session", "-c", "e"], w);
+    host.tpm2_run(
         "tpm2_activatecredential",
         &[
             "-c",
@@ -312,9 +271,8 @@ fn evidence_from_tpm2_tools_outputs_verifies() {
         ],
         w,
     );
-    run(&host, "tpm2_flushcontext", &["ek.session"], w);
-    run(
-        &host,
+    host.tpm2_run("tpm2_flushcontext", &["ek.session"], w);
+    host.tpm2_run(
         "tpm2_import",
         &[
             "-C",
@@ -334,8 +292,7 @@ fn evidence_from_tpm2_tools_outputs_verifies() {
         ],
         w,
     );
-    run(
-        &host,
+    host.tpm2_run(
         "tpm2_load",
         &[
             "-C",

@@ -1,44 +1,22 @@
 //! The life of a world: KEK rotation, destruction, and what the agent says
 //! after the TPM is cleared. Every command goes through the binaries on swtpm.
 
-use byok_tests::{nonce, tpm_a, verifier, world, wrap, Host, World};
+use byok_tests::{keygen, nonce, tpm_a, verifier, world, wrap, Host, World};
 use predicates::prelude::*;
 use predicates::str::contains;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tempfile::TempDir;
-
-fn keygen(work: &Path, name: &str) -> PathBuf {
-    let key = work.join(format!("{name}.pem"));
-    verifier()
-        .args(["keygen", "--alg", "p256", "-o"])
-        .arg(&key)
-        .assert()
-        .success();
-    key
-}
-
-fn import(host: &Host, world: &str, name: &str, pkg: &Path) -> assert_cmd::assert::Assert {
-    host.agent()
-        .args(["import", "--world", world, "--name", name, "--in"])
-        .arg(pkg)
-        .assert()
-}
 
 fn transfer(host: &Host, w: &World, world_name: &str, name: &str, work: &Path) {
     let pkg = work.join(format!("{name}.transfer"));
-    wrap(host, w, &keygen(work, name), &pkg).success();
-    import(host, world_name, name, &pkg).success();
-}
-
-fn sign(host: &Host, key: &str, work: &Path) -> assert_cmd::assert::Assert {
-    let msg = work.join("msg");
-    std::fs::write(&msg, b"m").unwrap();
-    host.agent()
-        .args(["sign", "--key", key, "--in"])
-        .arg(&msg)
-        .arg("-o")
-        .arg(work.join(format!("{key}.sig")))
-        .assert()
+    wrap(
+        host,
+        w,
+        &keygen("p256", work.join(format!("{name}.pem"))),
+        &pkg,
+    )
+    .success();
+    host.import(world_name, name, &pkg).success();
 }
 
 fn persistent_handles(host: &Host) -> String {
@@ -64,7 +42,7 @@ fn kek_rotation_keeps_old_keys_and_refuses_old_packages() {
         .assert()
         .success();
     let late = wd.join("late.transfer");
-    wrap(&host, &w0, &keygen(wd, "late"), &late).success();
+    wrap(&host, &w0, &keygen("p256", wd.join("late.pem")), &late).success();
 
     host.agent()
         .args(["kek", "rotate", "--world", "eu"])
@@ -76,10 +54,10 @@ fn kek_rotation_keeps_old_keys_and_refuses_old_packages() {
         ));
 
     // Keys under the old KEK keep working.
-    sign(&host, "before", wd).success();
-    sign(&host, "born", wd).success();
+    host.sign("before", wd).success();
+    host.sign("born", wd).success();
     // A package wrapped for the old KEK is refused, naming the rotation.
-    import(&host, "eu", "late", &late).code(7).stderr(contains(
+    host.import("eu", "late", &late).code(7).stderr(contains(
         "KEK generation 0 of world \"eu\", which was rotated",
     ));
     assert!(!host.stored_keys().contains(&"late.cbor".to_string()));
@@ -102,7 +80,7 @@ fn kek_rotation_keeps_old_keys_and_refuses_old_packages() {
         evidence: ev1,
     };
     transfer(&host, &w1, "eu", "after", wd);
-    sign(&host, "after", wd).success();
+    host.sign("after", wd).success();
 
     // Key files name the KEK each key lives under.
     for (key, parent) in [
@@ -160,8 +138,8 @@ fn kek_rotation_keeps_old_keys_and_refuses_old_packages() {
         .stdout(contains(
             "KEK use:    only while PCRs sha256:23 hold these values",
         ));
-    sign(&host, "before", wd).success();
-    sign(&host, "after", wd).success();
+    host.sign("before", wd).success();
+    host.sign("after", wd).success();
 }
 
 #[test]
@@ -192,7 +170,7 @@ fn destroying_a_world_evicts_its_keks_and_spares_the_others() {
         .stderr(contains(
             "evicts 2 KEK(s) of world eu from the TPM and deletes its 1 key(s) for good; add --yes",
         ));
-    sign(&host, "eu-key", wd).success();
+    host.sign("eu-key", wd).success();
 
     host.agent()
         .args(["world", "destroy", "--world", "eu", "--yes"])
@@ -205,8 +183,8 @@ fn destroying_a_world_evicts_its_keks_and_spares_the_others() {
     assert!(!handles.contains("0x81000100") && !handles.contains("0x81000102"));
     assert!(handles.contains("0x81000101"), "world us's KEK stays");
     assert_eq!(host.stored_keys(), vec!["us-key.cbor".to_string()]);
-    sign(&host, "us-key", wd).success();
-    sign(&host, "eu-key", wd).code(6);
+    host.sign("us-key", wd).success();
+    host.sign("eu-key", wd).code(6);
     host.agent()
         .args(["evidence", "--world", "eu", "--nonce", &nonce(), "-o"])
         .arg(wd.join("x"))
@@ -234,10 +212,10 @@ fn after_a_tpm_clear_the_agent_names_the_lost_worlds() {
 
     // A restart is not a clear: everything works without init.
     host.tpm.restart();
-    sign(&host, "k", wd).success();
+    host.sign("k", wd).success();
 
     host.tpm2("tpm2_clear").assert().success();
-    sign(&host, "k", wd).code(11).stderr(contains(
+    host.sign("k", wd).code(11).stderr(contains(
         "the TPM's owner seed changed (it was cleared): the KEKs of world(s) eu, us cannot be re-created, so they and their 1 stored key(s) are lost",
     ));
     host.agent()
@@ -262,5 +240,5 @@ fn after_a_tpm_clear_the_agent_names_the_lost_worlds() {
     }
     let again = world(&host, "eu", wd);
     transfer(&host, &again, "eu", "k2", wd);
-    sign(&host, "k2", wd).success();
+    host.sign("k2", wd).success();
 }

@@ -52,11 +52,7 @@ fn verified(host: &Host, world: &str, work: &Path) -> Verified {
 fn import(host: &Host, world: &str, name: &str, pkg: &TransferPackage, work: &Path) {
     let p = work.join(format!("{name}.transfer"));
     std::fs::write(&p, pkg.to_cbor()).unwrap();
-    host.agent()
-        .args(["import", "--world", world, "--name", name, "--in"])
-        .arg(&p)
-        .assert()
-        .success();
+    host.import(world, name, &p).success();
 }
 
 fn receipt(host: &Host, key: &str, n: &str, work: &Path) -> Receipt {
