@@ -144,7 +144,7 @@ pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<(
     let kek = world_kek(&mut tpm, &state, &w)?;
     let compat_key = tpm.load(&kek, compat_public, compat_private)?;
     let aes = tpm
-        .rsa_decrypt_oaep(compat_key, rsa_block, hash, None)
+        .rsa_decrypt_oaep(compat_key, kek.handle, rsa_block, hash, None)
         .map_err(|e| match e {
             AgentError::Tpm { source, .. } => AgentError::DecryptRefused { source },
             e => e,

@@ -10,6 +10,7 @@ use byok_protocol::formats::{
     TpmInfo, TransferPackage,
 };
 use byok_protocol::public::TpmtPublic;
+use byok_protocol::text::inert;
 use byok_protocol::world::valid_id;
 use serde_bytes::ByteBuf;
 use std::collections::BTreeMap;
@@ -223,15 +224,13 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
     }
     let object = TpmtPublic::parse_tpm2b(&pkg.object.public)
         .map_err(|e| AgentError::BadPackage(format!("object public: {e}")))?;
-    let key_pcrs = pkg
-        .key
-        .pcrs
-        .as_deref()
-        .map(|s| {
-            byok_protocol::policy::PcrSpec::parse(s)
-                .map_err(|e| AgentError::BadPackage(format!("key PCRs: {e}")))
-        })
-        .transpose()?;
+    // Only the objects `wrap` writes: an empty authPolicy or exactly the
+    // package's PolicyPCR, adminWithPolicy clear, the transfer attributes.
+    // Anything else could be taken out again with TPM2_Duplicate.
+    let key_pcrs = match byok_protocol::transfer::check_transfer_object(&object, &pkg.key)? {
+        byok_protocol::transfer::TransferAuth::AuthValue => None,
+        byok_protocol::transfer::TransferAuth::Pcrs(spec) => Some(spec),
+    };
 
     let mut tpm = Tpm::open(&ctx.tcti)?;
     if !tpm.supports(&pkg.object.public)? {
@@ -337,7 +336,13 @@ pub fn keys_list(ctx: &Ctx, world: Option<&str>) -> Result<()> {
         .into_iter()
         .filter(|k| world.is_none_or(|w| k.world == w))
     {
-        println!("{}\t{}\t{}\t{}", k.name, k.world, k.alg, k.origin);
+        println!(
+            "{}\t{}\t{}\t{}",
+            k.name,
+            k.world,
+            inert(&k.alg),
+            inert(&k.origin)
+        );
     }
     Ok(())
 }
@@ -349,8 +354,8 @@ pub fn keys_show(ctx: &Ctx, name: &str) -> Result<()> {
     let p = parse_public(&k.public, "key public")?;
     println!("name:       {}", k.name);
     println!("world:      {}", k.world);
-    println!("algorithm:  {} ({})", k.alg, p.describe_key());
-    println!("origin:     {}", k.origin);
+    println!("algorithm:  {} ({})", inert(&k.alg), p.describe_key());
+    println!("origin:     {}", inert(&k.origin));
     println!("tpm name:   {}", hex::encode(p.name()));
     println!(
         "attributes: {}",
@@ -363,7 +368,7 @@ pub fn keys_show(ctx: &Ctx, name: &str) -> Result<()> {
         println!("bound to:   PCRs {pcrs} (TPM2_PolicyPCR; use fails once they change)");
     }
     if let Some(l) = &k.label {
-        println!("label:      {l}");
+        println!("label:      {}", inert(l));
     }
     Ok(())
 }

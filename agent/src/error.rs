@@ -44,6 +44,8 @@ pub enum AgentError {
     CorruptState { path: String, detail: String },
     #[error("transfer package is unreadable: {0}")]
     BadPackage(String),
+    #[error("transfer package refused before any TPM work: its key is not an object `byok-verifier wrap` makes ({0}); nothing was imported")]
+    ForeignObject(#[from] byok_protocol::transfer::TransferObjectError),
     #[error("transfer package is for world {package:?}, not {world:?}")]
     PackageWorldMismatch { package: String, world: String },
     #[error("transfer package was wrapped for KEK {package}, but world {world:?} has KEK {ours}: it was made from evidence of another TPM or an earlier KEK")]
@@ -107,7 +109,7 @@ impl AgentError {
             | NoFreeHandle
             | KekChanged { .. } => 3,
             Io { .. } | CorruptState { .. } => 4,
-            BadPackage(_) | Protocol(_) | BadByok(_) => 5,
+            BadPackage(_) | Protocol(_) | BadByok(_) | ForeignObject(_) => 5,
             UnknownWorld(_) | UnknownKey(_) | KeyExists(_) | NoCompatKek(_) => 6,
             PackageWorldMismatch { .. }
             | PackageKekMismatch { .. }

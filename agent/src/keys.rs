@@ -150,7 +150,7 @@ pub fn seal(ctx: &Ctx, world: &str, name: &str, input: &Path, pcrs: Option<&str>
 fn with_key<T>(
     ctx: &Ctx,
     name: &str,
-    f: impl FnOnce(&mut Tpm, &KeyState, &TpmtPublic, KeyHandle, Option<&PcrSpec>) -> Result<T>,
+    f: impl FnOnce(&mut Tpm, &KeyState, &TpmtPublic, Loaded, Option<&PcrSpec>) -> Result<T>,
 ) -> Result<T> {
     check_id("key name", name)?;
     let state = StateDir::open(&ctx.state_dir)?;
@@ -169,9 +169,21 @@ fn with_key<T>(
     let mut tpm = Tpm::open(&ctx.tcti)?;
     let kek = key_parent(&mut tpm, &state, &w, &k)?;
     let key = tpm.load(&kek, &k.public, &k.private)?;
-    let r = f(&mut tpm, &k, &p, key, spec.as_ref());
+    let loaded = Loaded {
+        key,
+        parent: kek.handle,
+    };
+    let r = f(&mut tpm, &k, &p, loaded, spec.as_ref());
     tpm.flush(key);
     r
+}
+
+/// A key loaded for one operation, and its parent (which salts the sessions
+/// that carry secrets).
+#[derive(Clone, Copy)]
+struct Loaded {
+    key: KeyHandle,
+    parent: KeyHandle,
 }
 
 fn wrong_type(name: &str, p: &TpmtPublic, op: &str) -> AgentError {
@@ -186,7 +198,7 @@ pub fn unseal(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
         if k.origin != "sealed" {
             return Err(wrong_type(name, p, "be unsealed (it is not sealed data)"));
         }
-        tpm.unseal(key, spec)
+        tpm.unseal(key.key, key.parent, spec)
     })?;
     write_atomic(out, &data)
 }
@@ -229,7 +241,7 @@ pub fn sign(
             }
             _ => return Err(wrong_type(name, p, "sign (use `hmac` for HMAC keys)")),
         };
-        match tpm.sign(key, &digest, tpm_scheme, spec)? {
+        match tpm.sign(key.key, &digest, tpm_scheme, spec)? {
             TpmSignature::RsaSsa(s) | TpmSignature::RsaPss(s) => Ok(s.signature().value().to_vec()),
             TpmSignature::EcDsa(s) => {
                 ecdsa_der(p, s.signature_r().value(), s.signature_s().value())
@@ -247,7 +259,7 @@ pub fn decrypt(ctx: &Ctx, name: &str, input: &Path, out: &Path, hash: &str) -> R
     let data = read_input(input)?;
     let (hashing, _) = hash_of(hash, &[])?;
     let plain = with_key(ctx, name, |tpm, _, p, key, spec| match p.object_type {
-        alg::RSA => tpm.rsa_decrypt_oaep(key, &data, hashing, spec),
+        alg::RSA => tpm.rsa_decrypt_oaep(key.key, key.parent, &data, hashing, spec),
         alg::SYMCIPHER => {
             if data.len() < AES_IV_LEN {
                 return Err(AgentError::InvalidArgument {
@@ -259,7 +271,7 @@ pub fn decrypt(ctx: &Ctx, name: &str, input: &Path, out: &Path, hash: &str) -> R
                 });
             }
             let (iv, ct) = data.split_at(AES_IV_LEN);
-            tpm.aes_cfb(key, true, iv, ct, spec)
+            tpm.aes_cfb(key.key, key.parent, true, iv, ct, spec)
         }
         _ => Err(wrong_type(name, p, "decrypt")),
     })?;
@@ -273,7 +285,7 @@ pub fn encrypt(ctx: &Ctx, name: &str, input: &Path, out: &Path) -> Result<()> {
     rand::rngs::OsRng.fill_bytes(&mut iv);
     let ct = with_key(ctx, name, |tpm, _, p, key, spec| {
         match p.object_type {
-        alg::SYMCIPHER => tpm.aes_cfb(key, false, &iv, &data, spec),
+        alg::SYMCIPHER => tpm.aes_cfb(key.key, key.parent, false, &iv, &data, spec),
         alg::RSA => Err(wrong_type(
             name,
             p,
@@ -292,7 +304,7 @@ pub fn hmac(ctx: &Ctx, name: &str, input: &Path, out: &Path) -> Result<()> {
     let data = read_input(input)?;
     let mac = with_key(ctx, name, |tpm, _, p, key, spec| match &p.params {
         byok_protocol::public::PublicParams::KeyedHash { scheme } if scheme.scheme == alg::HMAC => {
-            tpm.hmac(key, &data, spec)
+            tpm.hmac(key.key, key.parent, &data, spec)
         }
         _ => Err(wrong_type(name, p, "compute an HMAC")),
     })?;

@@ -371,7 +371,10 @@ fn main() {
         Command::AttestKey { key, nonce, out } => commands::attest_key(&ctx, &key, &nonce, &out),
     };
     if let Err(e) = r {
-        eprintln!("byok-agent: error: {e}");
+        eprintln!(
+            "byok-agent: error: {}",
+            byok_protocol::text::inert(&e.to_string())
+        );
         std::process::exit(e.exit_code());
     }
 }

@@ -112,6 +112,19 @@ pub enum KekAt {
     Recorded(KeyHandle),
 }
 
+/// Which parameter of a command carries a secret (parameter encryption).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protect {
+    /// The first command parameter (TPM2_Import's inner key, TPM2_Create's
+    /// sealed data, TPM2_HMAC's data).
+    Command,
+    /// The first response parameter (ActivateCredential's secret, Unseal's
+    /// data, RSA_Decrypt's plaintext).
+    Response,
+    /// Both (TPM2_EncryptDecrypt2: plaintext goes in or comes out).
+    Both,
+}
+
 /// A signed attestation as TPM wire bytes.
 pub struct SignedAttest {
     /// TPMS_ATTEST.
@@ -428,9 +441,38 @@ impl Tpm {
         op: &'static str,
         f: impl FnOnce(&mut Context) -> tss_esapi::Result<T>,
     ) -> Result<T> {
-        let auth = self.parent_auth(parent)?;
-        let r = self.ctx.execute_with_session(Some(auth), f);
+        self.with_parent_protected(parent, op, None, f)
+    }
+
+    /// [`Tpm::with_parent`] with a parameter-encryption session for a secret
+    /// the command carries ([`Protect`]), salted with the parent.
+    fn with_parent_protected<T>(
+        &mut self,
+        parent: &Parent,
+        op: &'static str,
+        protect: Option<Protect>,
+        f: impl FnOnce(&mut Context) -> tss_esapi::Result<T>,
+    ) -> Result<T> {
+        let secret = match protect {
+            Some(p) => Some(self.param_session(parent.handle, p)?),
+            None => None,
+        };
+        let auth = match self.parent_auth(parent) {
+            Ok(a) => a,
+            Err(e) => {
+                if let Some(s) = secret {
+                    self.flush_session(s);
+                }
+                return Err(e);
+            }
+        };
+        let r = self
+            .ctx
+            .execute_with_sessions((Some(auth), secret, None), f);
         self.end_session(auth);
+        if let Some(s) = secret {
+            self.flush_session(s);
+        }
         r.map_err(|source| match (&parent.policy, policy_failed(&source)) {
             (Some(p), true) => AgentError::PcrPolicyFailed {
                 op,
@@ -633,15 +675,55 @@ impl Tpm {
         )
         .map_err(|e| AgentError::BadPackage(format!("credential encrypted_secret: {e}")))?;
 
-        let session = self.ek_auth(ek)?;
-        let r = self
-            .ctx
-            .execute_with_sessions((Some(AuthSession::Password), Some(session), None), |c| {
-                c.activate_credential(ak, ek, id, secret)
-            });
+        // The released secret comes back encrypted (a session salted with the EK).
+        let protect = self.param_session(ek, Protect::Response)?;
+        let session = match self.ek_auth(ek) {
+            Ok(s) => s,
+            Err(e) => {
+                self.flush_session(protect);
+                return Err(e);
+            }
+        };
+        let r = self.ctx.execute_with_sessions(
+            (Some(AuthSession::Password), Some(session), Some(protect)),
+            |c| c.activate_credential(ak, ek, id, secret),
+        );
         self.end_session(session);
+        self.flush_session(protect);
         let digest: Digest = r.map_err(|source| AgentError::ActivationRefused { source })?;
         Ok(Zeroizing::new(digest.value().to_vec()))
+    }
+
+    /// A session that encrypts a command's first parameter
+    /// ([`Protect::Command`]) or its response's ([`Protect::Response`]) with
+    /// AES-128-CFB, as `tpm2_startauthsession --tpmkey` sets up: an HMAC
+    /// session salted with `salt` (a decryption key of this TPM whose Name the
+    /// agent has checked: the world's KEK, or the EK), so its session key is
+    /// known only to the TPM and this process. Anyone reading the TCTI sees
+    /// ciphertext for the protected parameter. Flushed by the caller.
+    fn param_session(&mut self, salt: KeyHandle, protect: Protect) -> Result<AuthSession> {
+        let session = self
+            .ctx
+            .start_auth_session(
+                Some(salt),
+                None,
+                None,
+                SessionType::Hmac,
+                SymmetricDefinition::AES_128_CFB,
+                HashingAlgorithm::Sha256,
+            )
+            .map_err(tpm("TPM2_StartAuthSession(salted)"))?
+            .ok_or(AgentError::TpmUnexpected("salted session"))?;
+        let (attrs, mask) = SessionAttributesBuilder::new()
+            .with_continue_session(true)
+            .with_decrypt(matches!(protect, Protect::Command | Protect::Both))
+            .with_encrypt(matches!(protect, Protect::Response | Protect::Both))
+            .build();
+        if let Err(e) = self.ctx.tr_sess_set_attributes(session, attrs, mask) {
+            self.flush_session(session);
+            return Err(tpm("session attributes")(e));
+        }
+        Ok(session)
     }
 
     /// A new SHA-256 policy session (unbound, unsalted: its policy commands
@@ -720,20 +802,40 @@ impl Tpm {
     }
 
     /// Run `f` with the object's authorization: its empty auth value (password
-    /// session) or, for a PCR-bound object, a fresh PolicyPCR session.
+    /// session) or, for a PCR-bound object, a fresh PolicyPCR session; with
+    /// `protect`, also a parameter-encryption session salted with `salt`
+    /// (the object's parent) for the secret the command carries.
     fn with_object_auth<T>(
         &mut self,
         policy: Option<&PcrSpec>,
         op: &'static str,
+        protect: Option<(KeyHandle, Protect)>,
         f: impl FnOnce(&mut Context) -> tss_esapi::Result<T>,
     ) -> Result<T> {
+        let secret = match protect {
+            Some((salt, p)) => Some(self.param_session(salt, p)?),
+            None => None,
+        };
         let session = match policy {
-            Some(spec) => self.pcr_policy_session(spec)?,
+            Some(spec) => match self.pcr_policy_session(spec) {
+                Ok(s) => s,
+                Err(e) => {
+                    if let Some(s) = secret {
+                        self.flush_session(s);
+                    }
+                    return Err(e);
+                }
+            },
             None => AuthSession::Password,
         };
-        let r = self.ctx.execute_with_session(Some(session), f);
+        let r = self
+            .ctx
+            .execute_with_sessions((Some(session), secret, None), f);
         if policy.is_some() {
             self.flush_session(session);
+        }
+        if let Some(s) = secret {
+            self.flush_session(s);
         }
         r.map_err(|source| match (policy, policy_failed(&source)) {
             (Some(spec), true) => AgentError::PcrPolicyFailed {
@@ -755,19 +857,29 @@ impl Tpm {
         let public = Public::unmarshall(template.as_bytes()).map_err(tpm("template"))?;
         // The size limit (MAX_SEALED) is checked by the caller, before any TPM work.
         let sensitive = SensitiveData::try_from(data.to_vec()).map_err(tpm("sealed data"))?;
-        let r = self.with_parent(parent, "TPM2_Create(sealed data)", |c| {
-            c.create(parent.handle, public, None, Some(sensitive), None, None)
-        })?;
+        let r = self.with_parent_protected(
+            parent,
+            "TPM2_Create(sealed data)",
+            Some(Protect::Command),
+            |c| c.create(parent.handle, public, None, Some(sensitive), None, None),
+        )?;
         Ok((public_tpm2b(&r.out_public)?, tpm2b(r.out_private.value())))
     }
 
-    /// TPM2_Unseal.
+    /// TPM2_Unseal; the sealed data comes back encrypted in a session salted
+    /// with `salt` (the object's parent).
     pub fn unseal(
         &mut self,
         object: KeyHandle,
+        salt: KeyHandle,
         policy: Option<&PcrSpec>,
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let data = self.with_object_auth(policy, "TPM2_Unseal", |c| c.unseal(object.into()))?;
+        let data = self.with_object_auth(
+            policy,
+            "TPM2_Unseal",
+            Some((salt, Protect::Response)),
+            |c| c.unseal(object.into()),
+        )?;
         Ok(Zeroizing::new(data.value().to_vec()))
     }
 
@@ -776,6 +888,7 @@ impl Tpm {
     pub fn aes_cfb(
         &mut self,
         key: KeyHandle,
+        salt: KeyHandle,
         decrypt: bool,
         iv: &[u8],
         data: &[u8],
@@ -786,9 +899,12 @@ impl Tpm {
         for chunk in data.chunks(MAX_BUFFER) {
             let input = MaxBuffer::try_from(chunk.to_vec()).map_err(tpm("buffer"))?;
             let iv_in = iv.clone();
-            let (part, iv_out) = self.with_object_auth(policy, "TPM2_EncryptDecrypt2", |c| {
-                c.encrypt_decrypt_2(key, decrypt, SymmetricMode::Cfb, input, iv_in)
-            })?;
+            let (part, iv_out) = self.with_object_auth(
+                policy,
+                "TPM2_EncryptDecrypt2",
+                Some((salt, Protect::Both)),
+                |c| c.encrypt_decrypt_2(key, decrypt, SymmetricMode::Cfb, input, iv_in),
+            )?;
             out.extend_from_slice(part.value());
             iv = iv_out;
         }
@@ -799,6 +915,7 @@ impl Tpm {
     pub fn hmac(
         &mut self,
         key: KeyHandle,
+        salt: KeyHandle,
         data: &[u8],
         policy: Option<&PcrSpec>,
     ) -> Result<Vec<u8>> {
@@ -809,9 +926,10 @@ impl Tpm {
                 data.len()
             ),
         })?;
-        let d = self.with_object_auth(policy, "TPM2_HMAC", |c| {
-            c.hmac(key.into(), input, HashingAlgorithm::Sha256)
-        })?;
+        let d =
+            self.with_object_auth(policy, "TPM2_HMAC", Some((salt, Protect::Command)), |c| {
+                c.hmac(key.into(), input, HashingAlgorithm::Sha256)
+            })?;
         Ok(d.value().to_vec())
     }
 
@@ -867,7 +985,7 @@ impl Tpm {
         let key = Data::try_from(inner_key.to_vec())
             .map_err(|e| AgentError::BadPackage(format!("credential value: {e}")))?;
         let private = self
-            .with_parent(parent, "TPM2_Import", |c| {
+            .with_parent_protected(parent, "TPM2_Import", Some(Protect::Command), |c| {
                 c.import(
                     parent.handle.into(),
                     Some(key),
@@ -902,6 +1020,7 @@ impl Tpm {
     pub fn rsa_decrypt_oaep(
         &mut self,
         key: KeyHandle,
+        salt: KeyHandle,
         ciphertext: &[u8],
         hash: HashingAlgorithm,
         policy: Option<&PcrSpec>,
@@ -911,9 +1030,12 @@ impl Tpm {
         let scheme = tss_esapi::structures::RsaDecryptionScheme::Oaep(
             tss_esapi::structures::HashScheme::new(hash),
         );
-        let plain = self.with_object_auth(policy, "TPM2_RSA_Decrypt", |c| {
-            c.rsa_decrypt(key, ct, scheme, Data::default())
-        })?;
+        let plain = self.with_object_auth(
+            policy,
+            "TPM2_RSA_Decrypt",
+            Some((salt, Protect::Response)),
+            |c| c.rsa_decrypt(key, ct, scheme, Data::default()),
+        )?;
         Ok(Zeroizing::new(plain.value().to_vec()))
     }
 
@@ -965,7 +1087,9 @@ impl Tpm {
             digest: Default::default(),
         })
         .map_err(tpm("hashcheck ticket"))?;
-        self.with_object_auth(policy, "TPM2_Sign", |c| c.sign(key, digest, scheme, ticket))
+        self.with_object_auth(policy, "TPM2_Sign", None, |c| {
+            c.sign(key, digest, scheme, ticket)
+        })
     }
 
     pub fn flush(&mut self, key: KeyHandle) {

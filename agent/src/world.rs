@@ -122,14 +122,34 @@ fn create_compat(tpm: &mut Tpm, kek: &Parent) -> Result<(ByteBuf, ByteBuf)> {
     Ok((ByteBuf::from(public), ByteBuf::from(private)))
 }
 
+/// A KEK's `--pcrs`; warns about PCRs software can reset (a binding to
+/// them alone holds in any boot state, and verifiers that require a binding
+/// refuse it).
 fn parse_pcrs_arg(pcrs: Option<&str>) -> Result<Option<PcrSpec>> {
-    pcrs.map(|s| {
-        PcrSpec::parse(s).map_err(|detail| AgentError::InvalidArgument {
-            what: "--pcrs",
-            detail,
+    let spec = pcrs
+        .map(|s| {
+            PcrSpec::parse(s).map_err(|detail| AgentError::InvalidArgument {
+                what: "--pcrs",
+                detail,
+            })
         })
-    })
-    .transpose()
+        .transpose()?;
+    if let Some(spec) = &spec {
+        let resettable: Vec<String> = spec
+            .pcrs
+            .iter()
+            .filter(|i| byok_protocol::policy::resettable_pcr(**i, false))
+            .map(|i| i.to_string())
+            .collect();
+        if !resettable.is_empty() {
+            eprintln!(
+                "byok-agent: warning: --pcrs {}: PCR(s) {} can be reset by software (16 and 23 at any time, 17-22 by a dynamic launch) and then extended to any value: they do not pin the boot state, and a verifier that requires a PCR-bound KEK (require_kek_pcrs) will not count them; bind to PCRs 0-15 (e.g. sha256:0,2,4,7)",
+                spec.describe(),
+                resettable.join(",")
+            );
+        }
+    }
+    Ok(spec)
 }
 
 /// A new KEK for `world`: returns its record (handle, public, template inputs).

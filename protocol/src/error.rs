@@ -44,6 +44,8 @@ pub enum FormatError {
         expected: &'static str,
         found: String,
     },
+    #[error("{kind} file is larger than {max} bytes, the most this build reads (docs/formats.md)")]
+    TooLarge { kind: &'static str, max: usize },
     #[error("{kind} version {found} is not supported (this build reads version {supported})")]
     UnsupportedVersion {
         kind: &'static str,

@@ -13,6 +13,10 @@ pub const TRANSFER_TYPE: &str = "tpm-byok/transfer";
 pub const RECEIPT_TYPE: &str = "tpm-byok/receipt";
 pub const CHALLENGE_TYPE: &str = "tpm-byok/challenge";
 pub const ACTIVATION_TYPE: &str = "tpm-byok/activation";
+pub const HOST_TYPE: &str = "tpm-byok/host";
+
+/// One mebibyte: the default size cap of an evidence file (docs/formats.md).
+pub const MIB: usize = 1 << 20;
 
 /// A signed TPM attestation: TPMS_ATTEST bytes and the TPMT_SIGNATURE over them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -118,6 +122,12 @@ pub struct KeyInfo {
     /// values are in the authPolicy itself, which the TPM enforces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pcrs: Option<String>,
+    /// The PCR values (index → digest, in the bank of `pcrs`) the authPolicy
+    /// was computed from: the agent and `check-receipt` recompute the
+    /// authPolicy from `pcrs` and these to prove it is exactly that PolicyPCR
+    /// (a policy that can never authorise TPM2_Duplicate), nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcr_values: Option<BTreeMap<u32, ByteBuf>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -172,6 +182,44 @@ pub struct Activation {
     pub secret: ByteBuf,
 }
 
+/// A host enrolled in the operator's registry (`byok-verifier enroll`): its
+/// EK, and per world the AK that a credential activation proved to live in
+/// that EK's TPM. One file per host, `REGISTRY/<host>.cbor`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostRecord {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u64,
+    /// The operator's name for the host (a file name: `[A-Za-z0-9._-]`, 1-64).
+    pub host: String,
+    pub ek: EnrolledEk,
+    /// World id → what was proven for it.
+    pub worlds: BTreeMap<String, EnrolledWorld>,
+    /// Unix time (seconds, UTC) of the host's first enrolment.
+    pub enrolled: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EnrolledEk {
+    /// SHA-256 of the EK certificate's DER, as verified at enrolment.
+    pub certificate_sha256: ByteBuf,
+    /// The EK's Name (nameAlg || H(TPMT_PUBLIC)): the key the registry is searched by.
+    pub name: ByteBuf,
+    /// TPM2B_PUBLIC of the EK.
+    pub public: ByteBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EnrolledWorld {
+    /// TPM2B_PUBLIC of the world's AK: proven to live in the EK's TPM.
+    pub ak_public: ByteBuf,
+    /// Name of the world's KEK when enrolled (informational: a rotated KEK
+    /// is certified by the same AK and needs no new enrolment).
+    pub kek_name: ByteBuf,
+    /// Unix time (seconds, UTC) of this world's enrolment.
+    pub enrolled: u64,
+}
+
 /// The commitment a challenge records for its secret.
 pub fn activation_commitment(secret: &[u8]) -> Vec<u8> {
     let mut data = b"tpm-byok/activation\0".to_vec();
@@ -182,6 +230,9 @@ pub fn activation_commitment(secret: &[u8]) -> Vec<u8> {
 /// A versioned CBOR document of the project.
 pub trait Document: Serialize + DeserializeOwned {
     const TYPE: &'static str;
+    /// The largest file of this type that is read at all (docs/formats.md):
+    /// bigger inputs are refused before any decoding.
+    const MAX_SIZE: usize;
 
     fn to_cbor(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -200,6 +251,18 @@ pub trait Document: Serialize + DeserializeOwned {
     /// even when its other fields would not decode. (The typed decode runs
     /// first, in one pass; only a failure pays for reading the header apart.)
     fn from_cbor(bytes: &[u8]) -> Result<Self, FormatError> {
+        Self::from_cbor_limited(bytes, Self::MAX_SIZE)
+    }
+
+    /// [`Document::from_cbor`] with another size cap (the operator's policy
+    /// may change the evidence cap).
+    fn from_cbor_limited(bytes: &[u8], max: usize) -> Result<Self, FormatError> {
+        if bytes.len() > max {
+            return Err(FormatError::TooLarge {
+                kind: Self::TYPE,
+                max,
+            });
+        }
         let mut cursor = std::io::Cursor::new(bytes);
         let typed: Result<Self, _> = ciborium::from_reader(&mut cursor);
         let doc = match typed {
@@ -232,31 +295,36 @@ pub trait Document: Serialize + DeserializeOwned {
     }
 }
 
+/// The two header fields of any document. Decoding into this reads the
+/// top-level map once and skips every other value without building it
+/// (serde's `IgnoredAny`), so a hostile file costs no more memory than its
+/// own (capped) size.
+#[derive(Deserialize)]
+struct Header {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    version: Option<u64>,
+}
+
+fn read_header(bytes: &[u8]) -> Result<Header, FormatError> {
+    ciborium::from_reader(bytes).map_err(|e| FormatError::Cbor(e.to_string()))
+}
+
 /// The "type" and "version" of an undecodable document: an error naming them
 /// when they are not `expected` and VERSION.
 fn check_header(bytes: &[u8], expected: &'static str) -> Result<(), FormatError> {
-    let value: ciborium::Value =
-        ciborium::from_reader(bytes).map_err(|e| FormatError::Cbor(e.to_string()))?;
-    let map = value
-        .as_map()
-        .ok_or_else(|| FormatError::Cbor("top level is not a map".into()))?;
-    let field = |k: &str| {
-        map.iter()
-            .find(|(key, _)| key.as_text() == Some(k))
-            .map(|(_, v)| v)
-    };
-    let kind = field("type")
-        .and_then(|v| v.as_text())
+    let header = read_header(bytes)?;
+    let kind = header
+        .kind
         .ok_or_else(|| FormatError::Cbor("missing text field \"type\"".into()))?;
     if kind != expected {
         return Err(FormatError::WrongType {
             expected,
-            found: kind.to_string(),
+            found: kind,
         });
     }
-    let version = field("version")
-        .and_then(|v| v.as_integer())
-        .and_then(|i| u64::try_from(i).ok())
+    let version = header
+        .version
         .ok_or_else(|| FormatError::Cbor("missing unsigned field \"version\"".into()))?;
     if version != VERSION {
         return Err(FormatError::UnsupportedVersion {
@@ -269,42 +337,56 @@ fn check_header(bytes: &[u8], expected: &'static str) -> Result<(), FormatError>
 }
 
 impl Document for Evidence {
+    const MAX_SIZE: usize = MIB;
     const TYPE: &'static str = EVIDENCE_TYPE;
     fn header(&self) -> (&str, u64) {
         (&self.kind, self.version)
     }
 }
 impl Document for TransferPackage {
+    const MAX_SIZE: usize = 256 * 1024;
     const TYPE: &'static str = TRANSFER_TYPE;
     fn header(&self) -> (&str, u64) {
         (&self.kind, self.version)
     }
 }
 impl Document for Receipt {
+    const MAX_SIZE: usize = 64 * 1024;
     const TYPE: &'static str = RECEIPT_TYPE;
     fn header(&self) -> (&str, u64) {
         (&self.kind, self.version)
     }
 }
 impl Document for Challenge {
+    const MAX_SIZE: usize = 64 * 1024;
     const TYPE: &'static str = CHALLENGE_TYPE;
     fn header(&self) -> (&str, u64) {
         (&self.kind, self.version)
     }
 }
 impl Document for Activation {
+    const MAX_SIZE: usize = 64 * 1024;
     const TYPE: &'static str = ACTIVATION_TYPE;
     fn header(&self) -> (&str, u64) {
         (&self.kind, self.version)
     }
 }
 
+impl Document for HostRecord {
+    const MAX_SIZE: usize = 256 * 1024;
+    const TYPE: &'static str = HOST_TYPE;
+    fn header(&self) -> (&str, u64) {
+        (&self.kind, self.version)
+    }
+}
+
+/// The largest document of any type (for `inspect`, which reads any of them).
+pub const MAX_DOCUMENT_SIZE: usize = MIB;
+
 /// The type field of any of our documents, for `inspect`.
 pub fn document_type(bytes: &[u8]) -> Option<String> {
-    let value: ciborium::Value = ciborium::from_reader(bytes).ok()?;
-    value
-        .as_map()?
-        .iter()
-        .find(|(k, _)| k.as_text() == Some("type"))
-        .and_then(|(_, v)| v.as_text().map(str::to_string))
+    if bytes.len() > MAX_DOCUMENT_SIZE {
+        return None;
+    }
+    read_header(bytes).ok()?.kind
 }

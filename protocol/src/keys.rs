@@ -4,7 +4,8 @@
 use crate::error::KeyError;
 use crate::public::{PublicId, PublicParams, Scheme, SymDef, TpmtPublic};
 use crate::signature::sec1_point;
-use crate::tpm::{alg, attr, curve};
+use crate::tpm::{alg, curve};
+use crate::transfer::{transfer_attributes, TransferKind};
 use crate::wire::Writer;
 use pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
@@ -50,15 +51,6 @@ pub enum TargetKey {
     P256(p256::SecretKey),
     P384(p384::SecretKey),
 }
-
-/// The attributes every transferred key gets: usable with its (empty) auth
-/// value for sign and decrypt, no dictionary-attack lockout for that empty
-/// auth; fixedTPM/fixedParent clear because TPM2_Import requires it; and
-/// adminWithPolicy clear with an empty authPolicy, so the DUP role (which
-/// always needs a policy session) can never be satisfied: TPM2_Duplicate
-/// refuses the key forever.
-pub const IMPORTED_KEY_ATTRIBUTES: u32 =
-    attr::USER_WITH_AUTH | attr::SIGN | attr::DECRYPT | attr::NO_DA;
 
 impl TargetKey {
     /// Read a private key from PEM or DER: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
@@ -231,7 +223,7 @@ impl TargetKey {
         self.tpm_public().describe_key()
     }
 
-    /// The TPMT_PUBLIC the key is imported with (see [`IMPORTED_KEY_ATTRIBUTES`]).
+    /// The TPMT_PUBLIC the key is imported with (see [`crate::transfer`]).
     pub fn tpm_public(&self) -> TpmtPublic {
         self.tpm_public_with_policy(Vec::new())
     }
@@ -243,11 +235,7 @@ impl TargetKey {
     /// PolicyPCR-only digest never has (checked on swtpm: tpm2_duplicate with a
     /// PolicyPCR session fails with TPM_RC_POLICY_FAIL).
     pub fn tpm_public_with_policy(&self, auth_policy: Vec<u8>) -> TpmtPublic {
-        let attributes = if auth_policy.is_empty() {
-            IMPORTED_KEY_ATTRIBUTES
-        } else {
-            IMPORTED_KEY_ATTRIBUTES & !attr::USER_WITH_AUTH
-        };
+        let attributes = transfer_attributes(TransferKind::Asymmetric, !auth_policy.is_empty());
         let (params, unique, object_type) = match self {
             TargetKey::Rsa(k) => (
                 PublicParams::Rsa {
@@ -365,6 +353,7 @@ mod tests {
 
     #[test]
     fn p256_pem_roundtrip_and_public_area() {
+        use crate::tpm::attr;
         let k = TargetKey::generate(KeyAlg::P256).unwrap();
         let pem = k.to_pkcs8_pem().unwrap();
         let k2 = TargetKey::from_bytes(pem.as_bytes()).unwrap();
@@ -457,18 +446,14 @@ impl SymmetricKey {
 
 impl TpmObjectKey for SymmetricKey {
     fn tpm_public_with_policy(&self, auth_policy: Vec<u8>) -> TpmtPublic {
-        let user = if auth_policy.is_empty() {
-            attr::USER_WITH_AUTH
-        } else {
-            0
-        };
+        let pcr_bound = !auth_policy.is_empty();
         let unique =
             PublicId::Digest(crate::hash::HashAlg::Sha256.digest(&[&self.seed[..], &self.key]));
         let (object_type, attributes, params) = match self.kind {
             // TPM2_EncryptDecrypt: `sign` allows encryption, `decrypt` decryption.
             SymmetricKind::Aes => (
                 alg::SYMCIPHER,
-                user | attr::NO_DA | attr::SIGN | attr::DECRYPT,
+                transfer_attributes(TransferKind::Aes, pcr_bound),
                 PublicParams::SymCipher {
                     symmetric: SymDef {
                         algorithm: alg::AES,
@@ -479,7 +464,7 @@ impl TpmObjectKey for SymmetricKey {
             ),
             SymmetricKind::HmacSha256 => (
                 alg::KEYEDHASH,
-                user | attr::NO_DA | attr::SIGN,
+                transfer_attributes(TransferKind::Hmac, pcr_bound),
                 PublicParams::KeyedHash {
                     scheme: Scheme {
                         scheme: alg::HMAC,

@@ -8,6 +8,7 @@ pub mod ckm;
 pub mod credential;
 pub mod duplicate;
 pub mod error;
+pub mod files;
 pub mod formats;
 pub mod hash;
 pub mod kdf;
@@ -17,7 +18,9 @@ pub mod policy;
 pub mod public;
 pub mod signature;
 pub mod templates;
+pub mod text;
 pub mod tpm;
+pub mod transfer;
 pub mod wire;
 pub mod world;
 

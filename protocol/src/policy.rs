@@ -81,6 +81,14 @@ impl PcrSpec {
     }
 }
 
+/// A PCR that software can reset and then extend to any value it likes: 16
+/// (debug) and 23 (application) at any locality; 17-22 by a dynamic launch
+/// (DRTM), unless the caller trusts that (`allow_drtm`). A binding to such
+/// PCRs alone says nothing about how the platform booted.
+pub fn resettable_pcr(index: u32, allow_drtm: bool) -> bool {
+    matches!(index, 16 | 23) || (!allow_drtm && (17..=22).contains(&index))
+}
+
 /// A policy digest being built, as a trial session would (SHA-256, starting
 /// from zeros).
 #[derive(Debug, Clone)]

@@ -2,7 +2,9 @@
 //! and random mutations of valid structures (a deterministic generator, so a
 //! failure reproduces). Not a substitute for coverage-guided fuzzing.
 
-use byok_protocol::formats::{Document, Evidence, Receipt, TransferPackage};
+use byok_protocol::formats::{
+    Activation, Challenge, Document, Evidence, HostRecord, Receipt, TransferPackage,
+};
 use byok_protocol::keys::{KeyAlg, TargetKey};
 use byok_protocol::{TpmsAttest, TpmtPublic, TpmtSignature};
 
@@ -25,7 +27,15 @@ fn all_parsers(b: &[u8]) {
     let _ = TpmsAttest::parse(b);
     let _ = TpmtSignature::parse(b);
     let _ = Evidence::from_cbor(b);
-    let _ = TransferPackage::from_cbor(b);
+    if let Ok(t) = TransferPackage::from_cbor(b) {
+        if let Ok(p) = TpmtPublic::parse_tpm2b(&t.object.public) {
+            let _ = byok_protocol::transfer::check_transfer_object(&p, &t.key);
+        }
+    }
+    let _ = HostRecord::from_cbor(b);
+    let _ = Challenge::from_cbor(b);
+    let _ = Activation::from_cbor(b);
+    let _ = byok_protocol::formats::document_type(b);
     let _ = Receipt::from_cbor(b);
     let _ = TargetKey::from_bytes(b);
     let _ = byok_protocol::ckm::kwp_unwrap(&[7u8; 32], b);
@@ -33,6 +43,7 @@ fn all_parsers(b: &[u8]) {
     if let Ok(text) = std::str::from_utf8(b) {
         let _ = byok_protocol::keyfile::TpmKeyFile::from_pem(text);
         let _ = byok_protocol::policy::PcrSpec::parse(text);
+        let _ = byok_protocol::text::inert(text);
     }
 }
 
@@ -72,8 +83,30 @@ fn mutated_valid_structures_never_panic() {
         key: KeyInfo {
             alg: "p256".into(),
             label: Some("l".into()),
-            pcrs: None,
+            pcrs: Some("sha256:0".into()),
+            pcr_values: Some([(0, b(&[0; 32]))].into_iter().collect()),
         },
+    };
+    let host = HostRecord {
+        kind: byok_protocol::formats::HOST_TYPE.into(),
+        version: 1,
+        host: "h1".into(),
+        ek: byok_protocol::formats::EnrolledEk {
+            certificate_sha256: b(&[1; 32]),
+            name: b(&public.name()),
+            public: b(&public.to_tpm2b()),
+        },
+        worlds: [(
+            "w".to_string(),
+            byok_protocol::formats::EnrolledWorld {
+                ak_public: b(&public.to_tpm2b()),
+                kek_name: b(&public.name()),
+                enrolled: 1,
+            },
+        )]
+        .into_iter()
+        .collect(),
+        enrolled: 1,
     };
     let pem = key.to_pkcs8_pem().unwrap();
     let seeds = [
@@ -81,6 +114,7 @@ fn mutated_valid_structures_never_panic() {
         public.to_tpm2b(),
         key.tpm_sensitive().to_vec(),
         package.to_cbor(),
+        host.to_cbor(),
         pem.as_bytes().to_vec(),
         byok_protocol::keyfile::TpmKeyFile {
             empty_auth: true,

@@ -5,15 +5,11 @@
 //! AK-EK binding, and verify says so), fails `verify --activation`, and its
 //! package cannot be imported by the real TPM that owns the EK.
 
-use byok_protocol::formats::{Challenge, Document, Evidence, Signed};
-use byok_protocol::public::{
-    primary_qualified_name, qualified_name, PublicId, PublicParams, Scheme, SymDef, TpmtPublic,
-};
-use byok_protocol::tpm::{alg, attr, rh, st};
-use byok_protocol::wire::{tpm2b, Writer};
-use byok_tests::{forged_attest, keygen, nonce, quote_body, tpm_a, verifier, Host};
+use byok_protocol::formats::{Challenge, Document, Evidence};
+use byok_protocol::public::TpmtPublic;
+use byok_tests::forgery::forge;
+use byok_tests::{keygen, nonce, tpm_a, verifier, Host};
 use predicates::str::contains;
-use rsa::traits::PublicKeyParts;
 use serde_bytes::ByteBuf;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
@@ -79,102 +75,6 @@ fn activation_proves_the_ak_ek_binding() {
         .stderr(contains("the returned secret is not the challenge's"));
 }
 
-fn software_rsa() -> rsa::RsaPrivateKey {
-    rsa::RsaPrivateKey::new(&mut rand_core(), 2048).unwrap()
-}
-
-fn rand_core() -> rsa::rand_core::OsRng {
-    rsa::rand_core::OsRng
-}
-
-fn rsa_public(
-    attributes: u32,
-    auth_policy: Vec<u8>,
-    scheme: Scheme,
-    symmetric: SymDef,
-    n: Vec<u8>,
-) -> TpmtPublic {
-    TpmtPublic::build(
-        alg::RSA,
-        alg::SHA256,
-        attributes,
-        auth_policy,
-        PublicParams::Rsa {
-            symmetric,
-            scheme,
-            key_bits: 2048,
-            exponent: 0,
-        },
-        PublicId::Rsa(n),
-    )
-}
-
-fn sign(key: &rsa::RsaPrivateKey, msg: &[u8]) -> Vec<u8> {
-    let digest = byok_protocol::hash::sha256(msg);
-    let sig = key
-        .sign(rsa::Pkcs1v15Sign::new::<rsa::sha2::Sha256>(), &digest)
-        .unwrap();
-    let mut w = Writer::new();
-    w.u16(alg::RSASSA).u16(alg::SHA256).tpm2b(&sig);
-    w.into_vec()
-}
-
-/// Evidence with the host's genuine EK (certificate and public area) but a
-/// software AK and a software KEK that claim every TPM attribute.
-fn forge(genuine: &Evidence) -> Evidence {
-    let ak_key = software_rsa();
-    let kek_key = software_rsa();
-    let ak = rsa_public(
-        attr::FIXED_TPM
-            | attr::FIXED_PARENT
-            | attr::SENSITIVE_DATA_ORIGIN
-            | attr::USER_WITH_AUTH
-            | attr::RESTRICTED
-            | attr::SIGN,
-        vec![],
-        Scheme {
-            scheme: alg::RSASSA,
-            hash: alg::SHA256,
-            extra: 0,
-        },
-        SymDef::NULL,
-        ak_key.n().to_bytes_be(),
-    );
-    let kek = rsa_public(
-        byok_protocol::templates::KEK_ATTRIBUTES,
-        byok_protocol::world::world_policy(&genuine.world).to_vec(),
-        Scheme::NULL,
-        SymDef::AES_128_CFB,
-        kek_key.n().to_bytes_be(),
-    );
-    let ek = TpmtPublic::parse_tpm2b(&genuine.ek.public).unwrap();
-    let ak_qn = qualified_name(
-        &primary_qualified_name(rh::ENDORSEMENT, &ek.name()).unwrap(),
-        &ak.name(),
-    )
-    .unwrap();
-    let mut body = Writer::new();
-    body.tpm2b(&kek.name())
-        .tpm2b(&primary_qualified_name(rh::OWNER, &kek.name()).unwrap());
-    let certify = forged_attest(st::ATTEST_CERTIFY, &ak_qn, &genuine.nonce, &body.into_vec());
-    let quote = forged_attest(
-        st::ATTEST_QUOTE,
-        &ak_qn,
-        &genuine.nonce,
-        &quote_body(&genuine.quote.attest),
-    );
-    let mut ev = genuine.clone();
-    ev.ak.public = ByteBuf::from(tpm2b(ak.as_bytes()));
-    ev.kek.public = ByteBuf::from(tpm2b(kek.as_bytes()));
-    ev.kek.certify = Signed {
-        signature: ByteBuf::from(sign(&ak_key, &certify)),
-        attest: ByteBuf::from(certify),
-    };
-    ev.quote.signature = ByteBuf::from(sign(&ak_key, &quote));
-    ev.quote.attest = ByteBuf::from(quote);
-    ev
-}
-
 #[test]
 fn software_ak_and_kek_beside_a_genuine_ek_fail_activation_and_import() {
     let host = Host::new(tpm_a());
@@ -184,7 +84,8 @@ fn software_ak_and_kek_beside_a_genuine_ek_fail_activation_and_import() {
     let n = nonce();
     let genuine_path = w.join("genuine.evidence");
     host.evidence("eu", &n, &genuine_path);
-    let forged = forge(&Evidence::from_cbor(&std::fs::read(&genuine_path).unwrap()).unwrap());
+    let forged =
+        forge(&Evidence::from_cbor(&std::fs::read(&genuine_path).unwrap()).unwrap()).evidence;
     let forged_path: PathBuf = w.join("forged.evidence");
     std::fs::write(&forged_path, forged.to_cbor()).unwrap();
 

@@ -107,19 +107,30 @@ fn byok_files_from_our_verifier_and_from_openssl_import_and_sign() {
         .stdout(contains("from a .byok file"));
     signs_like(&host, "from-jwk", &w.join("p256.pem"), w);
 
-    // 2. From verified evidence (the compat KEK's key and kid come from TPM-signed bytes).
+    // 2. From verified evidence (the compat KEK's key and kid come from
+    // TPM-signed bytes): only once the host's AK is proven (enrolled), since
+    // nothing else binds this key to the TPM.
     keygen("rsa2048", w.join("rsa.pem"));
-    verifier()
-        .args(["wrap", "--format", "azure", "--nonce", &n, "--evidence"])
-        .arg(&ev)
-        .arg("--roots")
-        .arg(&host.ca_bundle)
-        .arg("--key")
-        .arg(w.join("rsa.pem"))
-        .arg("-o")
-        .arg(w.join("rsa.byok"))
-        .assert()
-        .success();
+    let wrap_from_evidence = |extra: &[&std::ffi::OsStr]| {
+        verifier()
+            .args(["wrap", "--format", "azure", "--nonce", &n, "--evidence"])
+            .arg(&ev)
+            .arg("--roots")
+            .arg(&host.ca_bundle)
+            .arg("--key")
+            .arg(w.join("rsa.pem"))
+            .arg("-o")
+            .arg(w.join("rsa.byok"))
+            .args(extra)
+            .assert()
+    };
+    wrap_from_evidence(&[])
+        .code(10)
+        .stderr(contains("needs the AK proven to live in the EK's TPM"));
+    assert!(!w.join("rsa.byok").exists());
+    let registry = w.join("registry");
+    byok_tests::enroll(&host, "eu", &ev, &n, &registry, &[]).success();
+    wrap_from_evidence(&["--registry".as_ref(), registry.as_os_str()]).success();
     import(&host, &w.join("rsa.byok"), "from-evidence").success();
     signs_like(&host, "from-evidence", &w.join("rsa.pem"), w);
 

@@ -476,6 +476,30 @@ fn receipts_prove_the_key_lives_under_the_attested_kek() {
         .arg(&receipt)
         .assert()
         .success();
+    // A receipt is signed by the AK alone: without proof that the AK lives in
+    // the EK's TPM it proves nothing, so check-receipt wants the host enrolled.
+    let registry = work.path().join("registry");
+    let unproven = || {
+        verifier()
+            .args([
+                "check-receipt",
+                "--nonce",
+                &rn,
+                "--evidence-nonce",
+                &w.nonce,
+                "--receipt",
+            ])
+            .arg(&receipt)
+            .arg("--evidence")
+            .arg(&w.evidence)
+            .arg("--roots")
+            .arg(&host.ca_bundle)
+            .assert()
+    };
+    unproven()
+        .code(10)
+        .stderr(contains("check-receipt needs the AK proven"));
+    byok_tests::enroll(&host, "eu", &w.evidence, &w.nonce, &registry, &[]).success();
     let check = |receipt: &Path, n: &str, transfer: &Path| {
         let mut c = verifier();
         c.args([
@@ -492,6 +516,8 @@ fn receipts_prove_the_key_lives_under_the_attested_kek() {
         .arg(&w.evidence)
         .arg("--roots")
         .arg(&host.ca_bundle)
+        .arg("--registry")
+        .arg(&registry)
         .arg("--transfer")
         .arg(transfer);
         c.assert()
@@ -519,6 +545,7 @@ fn receipts_prove_the_key_lives_under_the_attested_kek() {
     // A receipt checked against another world's evidence; and relabelled to
     // that world, the AK (another world's) gives it away.
     let us = world(&host, "us", work.path());
+    byok_tests::enroll(&host, "us", &us.evidence, &us.nonce, &registry, &[]).success();
     let against_us = |receipt: &Path| {
         verifier()
             .args([
@@ -534,6 +561,8 @@ fn receipts_prove_the_key_lives_under_the_attested_kek() {
             .arg(&us.evidence)
             .arg("--roots")
             .arg(&host.ca_bundle)
+            .arg("--registry")
+            .arg(&registry)
             .assert()
     };
     against_us(&receipt)

@@ -255,6 +255,8 @@ fn receipts_say_generated_inside_the_tpm() {
         .arg(&receipt)
         .assert()
         .success();
+    let registry = wd.join("registry");
+    byok_tests::enroll(&host, "eu", &w.evidence, &w.nonce, &registry, &[]).success();
     verifier()
         .args([
             "check-receipt",
@@ -270,6 +272,8 @@ fn receipts_say_generated_inside_the_tpm() {
         .arg(&w.evidence)
         .arg("--roots")
         .arg(&host.ca_bundle)
+        .arg("--registry")
+        .arg(&registry)
         .assert()
         .success()
         .stdout(contains("\"origin\":\"generated inside the TPM\""))

@@ -64,15 +64,14 @@ fn a_pcr_bound_kek_is_verified_and_enforced_by_the_tpm() {
         ))
         .stdout(contains(format!("sha256:23 = {pcr23}")));
 
-    // The policy file: require a bound KEK, fix the bound values.
+    // The policy file fixes the bound values; requiring a bound KEK is not
+    // met by PCRs 16 and 23, which software can reset (see
+    // `a_kek_bound_to_resettable_pcrs_meets_no_requirement`).
     let policy = |body: &str| {
         let p = wd.join("policy.toml");
         std::fs::write(
             &p,
-            format!(
-                "[worlds.pb]\nroots = [{:?}]\nrequire_kek_pcrs = true\n{body}",
-                host.ca_bundle
-            ),
+            format!("[worlds.pb]\nroots = [{:?}]\n{body}", host.ca_bundle),
         )
         .unwrap();
         verifier()
@@ -89,6 +88,14 @@ fn a_pcr_bound_kek_is_verified_and_enforced_by_the_tpm() {
     ))
     .code(10)
     .stderr(contains("KEK is bound to PCR sha256:16 = 0000"));
+    policy(&format!(
+        "require_kek_pcrs = true\n[worlds.pb.pcrs.sha256]\n16 = \"{}\"\n23 = \"{pcr23}\"\n",
+        "00".repeat(32)
+    ))
+    .code(10)
+    .stderr(contains(
+        "KEK is bound to sha256:16,23 only: software can reset those PCRs",
+    ));
 
     // Wrapped for it, imported while PCRs hold: works.
     let pkg = wd.join("k1.transfer");
@@ -172,6 +179,8 @@ fn keys_wrapped_with_a_pcr_policy_are_usable_only_in_that_state() {
         .arg(&receipt)
         .assert()
         .success();
+    let registry = wd.join("registry");
+    byok_tests::enroll(&host, "eu", &ev.evidence, &ev.nonce, &registry, &[]).success();
     let check = |transfer: bool| {
         let mut c = verifier();
         c.args([
@@ -187,7 +196,9 @@ fn keys_wrapped_with_a_pcr_policy_are_usable_only_in_that_state() {
         .arg("--evidence")
         .arg(&ev.evidence)
         .arg("--roots")
-        .arg(&host.ca_bundle);
+        .arg(&host.ca_bundle)
+        .arg("--registry")
+        .arg(&registry);
         if transfer {
             c.arg("--transfer").arg(&pkg);
         }
@@ -239,4 +250,113 @@ fn keys_wrapped_with_a_pcr_policy_are_usable_only_in_that_state() {
         .failure()
         .stderr(contains("Esys_Duplicate"));
     assert!(!wd.join("dup.priv").exists());
+}
+
+#[test]
+fn a_kek_bound_to_resettable_pcrs_meets_no_requirement() {
+    // init --pcrs sha256:23 warns; a policy requiring a bound KEK refuses
+    // it, however the reference values are set: software can reset PCR 23
+    // and extend it back to the bound value, after which the TPM imports
+    // under the KEK again (shown below), in any boot state.
+    let host = Host::new(tpm_a());
+    let work = TempDir::new().unwrap();
+    let wd = work.path();
+    host.extend_pcr(23, 1);
+    host.agent()
+        .args(["init", "--world", "r23", "--pcrs", "sha256:23"])
+        .assert()
+        .success()
+        .stderr(contains(
+            "warning: --pcrs sha256:23: PCR(s) 23 can be reset by software",
+        ));
+    let ev = evidence(&host, "r23", wd);
+    let pcr23 = hex::encode(byok_protocol::hash::sha256(
+        &[[0u8; 32], [1u8; 32]].concat(),
+    ));
+    let policy = wd.join("policy.toml");
+    let verify = |body: &str| {
+        std::fs::write(
+            &policy,
+            format!("[worlds.r23]\nroots = [{:?}]\n{body}", host.ca_bundle),
+        )
+        .unwrap();
+        verifier()
+            .args(["verify", "--nonce", &ev.nonce, "--evidence"])
+            .arg(&ev.evidence)
+            .arg("--policy")
+            .arg(&policy)
+            .assert()
+    };
+    let refs = format!("[worlds.r23.pcrs.sha256]\n23 = \"{pcr23}\"\n");
+    verify(&format!("require_kek_pcrs = true\n{refs}"))
+        .code(10)
+        .stderr(contains("KEK is bound to sha256:23 only"));
+    // Naming PCR 23 in the requirement is a mistake in the policy itself.
+    verify(&format!("require_kek_pcrs = [23]\n{refs}"))
+        .code(3)
+        .stderr(contains("PCR 23 can be reset by software"));
+    // Without a requirement the binding is reported, not relied on.
+    verify(&refs).success().stdout(contains(
+        "KEK use:    only while PCRs sha256:23 hold these values",
+    ));
+
+    // Why: reset and re-extend, and the TPM takes the key again.
+    let pkg = wd.join("k.transfer");
+    wrap_with(&host, &ev, &keygen("p256", wd.join("k.pem")), &pkg, &[]).success();
+    host.extend_pcr(23, 9);
+    host.import("r23", "k", &pkg).code(8);
+    restore(&host);
+    host.import("r23", "k", &pkg).success();
+}
+
+#[test]
+fn a_required_kek_binding_needs_fixed_pcrs_with_reference_values() {
+    // PCRs 7 and 23 bound: PCR 7 cannot be reset without a platform reset,
+    // so it makes the required binding; every bound PCR needs its reference.
+    let host = Host::new(tpm_a());
+    let work = TempDir::new().unwrap();
+    let wd = work.path();
+    host.extend_pcr(7, 7);
+    host.extend_pcr(23, 1);
+    host.agent()
+        .args(["init", "--world", "r7", "--pcrs", "sha256:7,23"])
+        .assert()
+        .success();
+    let ev = evidence(&host, "r7", wd);
+    let extended = |byte: u8| {
+        hex::encode(byok_protocol::hash::sha256(
+            &[[0u8; 32], [byte; 32]].concat(),
+        ))
+    };
+    let policy = wd.join("policy.toml");
+    let verify = |body: &str| {
+        std::fs::write(
+            &policy,
+            format!("[worlds.r7]\nroots = [{:?}]\n{body}", host.ca_bundle),
+        )
+        .unwrap();
+        verifier()
+            .args(["verify", "--nonce", &ev.nonce, "--evidence"])
+            .arg(&ev.evidence)
+            .arg("--policy")
+            .arg(&policy)
+            .assert()
+    };
+    let (p7, p23) = (extended(7), extended(1));
+    verify(&format!(
+        "require_kek_pcrs = [7]\n[worlds.r7.pcrs.sha256]\n7 = \"{p7}\"\n23 = \"{p23}\"\n"
+    ))
+    .success();
+    verify(&format!(
+        "require_kek_pcrs = [7]\n[worlds.r7.pcrs.sha256]\n7 = \"{p7}\"\n"
+    ))
+    .code(10)
+    .stderr(contains(
+        "KEK is bound to PCR sha256:23, which has no reference value",
+    ));
+    verify(&format!(
+        "require_kek_pcrs = [0, 7]\n[worlds.r7.pcrs.sha256]\n7 = \"{p7}\"\n23 = \"{p23}\"\n"
+    ))
+    .code(10)
+    .stderr(contains("the policy requires PCR(s) 0 too"));
 }

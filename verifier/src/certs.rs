@@ -4,6 +4,14 @@
 //! and the TCG EK EKU (2.23.133.8.1), which web-PKI validators refuse; they are
 //! accepted here. A trust anchor need not be self-signed (a manufacturer root
 //! that is itself issued by another CA can be configured as the anchor).
+//!
+//! The leaf must also fit the TCG EK Credential Profile ([`check_ek_profile`]):
+//! not a CA, keyUsage (when present) for key transport (RSA) or key agreement
+//! (ECC), the TCG EK EKU when an EKU is present, an RSA key of at least 2048
+//! bits or a P-256/P-384 key. On every certificate of the path an unknown
+//! critical extension is refused (as RFC 5280 and OpenSSL do), every CA's
+//! pathLenConstraint is enforced, and nameConstraints are refused (EK
+//! certificates name TPMs in directoryName SANs; we do not evaluate them).
 
 use crate::error::VerifyError;
 use const_oid::ObjectIdentifier;
@@ -22,6 +30,27 @@ const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.100
 const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 const BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
 const KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
+const NAME_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.30");
+
+/// Extensions whose meaning this verifier knows, so that they may be critical:
+/// the ones it checks (basicConstraints, keyUsage, extKeyUsage), the TCG EK
+/// certificate's critical subjectAltName, and the ones that constrain nothing
+/// it relies on (certificatePolicies, which 27 real TPM CA certificates mark
+/// critical; key identifiers, CRL and AIA pointers, subject directory
+/// attributes, issuerAltName). nameConstraints is known, and refused.
+const KNOWN_EXTENSIONS: [ObjectIdentifier; 11] = [
+    BASIC_CONSTRAINTS,
+    KEY_USAGE,
+    EXT_KEY_USAGE,
+    SUBJECT_ALT_NAME,
+    ObjectIdentifier::new_unwrap("2.5.29.32"), // certificatePolicies
+    ObjectIdentifier::new_unwrap("2.5.29.35"), // authorityKeyIdentifier
+    ObjectIdentifier::new_unwrap("2.5.29.14"), // subjectKeyIdentifier
+    ObjectIdentifier::new_unwrap("2.5.29.31"), // cRLDistributionPoints
+    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.1"), // authorityInfoAccess
+    ObjectIdentifier::new_unwrap("2.5.29.9"),  // subjectDirectoryAttributes
+    ObjectIdentifier::new_unwrap("2.5.29.18"), // issuerAltName
+];
 
 /// A parsed certificate with the exact DER it came from: signatures are
 /// checked over the original TBSCertificate bytes, never a re-encoding (some
@@ -91,16 +120,30 @@ fn tbs_range(der: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// The certificates an operator trusts, and intermediates to build paths with.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct TrustStore {
     pub anchors: Vec<Cert>,
     pub intermediates: Vec<Cert>,
     /// Accept SHA-1 certificate signatures (older Infineon and Nationz CAs).
     pub allow_sha1: bool,
+    /// The smallest RSA EK key accepted (never below 2048).
+    pub min_rsa_bits: u16,
     /// Paths already verified in this run (one `now`, one set of anchors),
     /// keyed by the leaf's and the shipped intermediates' DER: a batch of
     /// evidence files from hosts with the same EK chain checks it once.
     pub cache: PathCache,
+}
+
+impl Default for TrustStore {
+    fn default() -> Self {
+        TrustStore {
+            anchors: Vec::new(),
+            intermediates: Vec::new(),
+            allow_sha1: false,
+            min_rsa_bits: 2048,
+            cache: PathCache::default(),
+        }
+    }
 }
 
 /// Successful EK checks shared by the threads of one run: (path, SPKI DER)
@@ -154,7 +197,7 @@ pub fn verify_ek_certificate(
     for c in chain {
         extra.extend(parse_certificates(c).map_err(VerifyError::EkCertificateUnparseable)?);
     }
-    let path = verify_path(&leaf, &extra, store, now)?;
+    let path = verify_ek_path(&leaf, &extra, store, now)?;
     let spki = leaf
         .cert
         .tbs_certificate
@@ -187,7 +230,15 @@ pub fn load_certificates(path: &Path) -> Result<Vec<Cert>, VerifyError> {
     }
     let mut out = Vec::new();
     for f in &files {
-        let bytes = std::fs::read(f).map_err(|e| roots_err(format!("{}: {e}", f.display())))?;
+        let bytes = byok_protocol::files::read_capped(f, crate::MAX_INPUT_SIZE)
+            .map_err(|e| roots_err(format!("{}: {e}", f.display())))?;
+        if bytes.len() > crate::MAX_INPUT_SIZE {
+            return Err(roots_err(format!(
+                "{}: larger than {} bytes",
+                f.display(),
+                crate::MAX_INPUT_SIZE
+            )));
+        }
         out.extend(
             parse_certificates(&bytes).map_err(|e| roots_err(format!("{}: {e}", f.display())))?,
         );
@@ -294,6 +345,125 @@ fn check_ca(c: &Cert) -> Result<(), VerifyError> {
     Ok(())
 }
 
+fn extensions(c: &Cert) -> &[x509_cert::ext::Extension] {
+    c.cert.tbs_certificate.extensions.as_deref().unwrap_or(&[])
+}
+
+/// No critical extension this verifier does not understand (RFC 5280 4.2),
+/// and no nameConstraints.
+fn check_extensions(c: &Cert) -> Result<(), VerifyError> {
+    for e in extensions(c) {
+        if e.extn_id == NAME_CONSTRAINTS {
+            return Err(VerifyError::NameConstraintsUnsupported {
+                subject: subject(c),
+            });
+        }
+        if e.critical && !KNOWN_EXTENSIONS.contains(&e.extn_id) {
+            return Err(VerifyError::CertificateCriticalExtension {
+                subject: subject(c),
+                oid: e.extn_id.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The CA's pathLenConstraint, if any.
+fn path_len(c: &Cert) -> Option<u8> {
+    let bc = extensions(c)
+        .iter()
+        .find(|e| e.extn_id == BASIC_CONSTRAINTS)?;
+    x509_cert::ext::pkix::BasicConstraints::from_der(bc.extn_value.as_bytes())
+        .ok()?
+        .path_len_constraint
+}
+
+fn is_self_issued(c: &Cert) -> bool {
+    names_equal(
+        &c.cert.tbs_certificate.subject,
+        &c.cert.tbs_certificate.issuer,
+    )
+}
+
+/// The leaf as a TCG EK certificate: not a CA; keyUsage, when present,
+/// allows keyEncipherment (RSA EK) or keyAgreement (ECC EK); an extended key
+/// usage, when present, includes the TCG EK certificate purpose
+/// (2.23.133.8.1); an RSA key of at least `min_rsa_bits` (and 2048) bits or a
+/// P-256/P-384 key.
+pub fn check_ek_profile(c: &Cert, min_rsa_bits: u16) -> Result<(), VerifyError> {
+    let profile = |problem: String| VerifyError::EkCertificateProfile {
+        subject: subject(c),
+        problem,
+    };
+    let exts = extensions(c);
+    if let Some(bc) = exts.iter().find(|e| e.extn_id == BASIC_CONSTRAINTS) {
+        let bc = x509_cert::ext::pkix::BasicConstraints::from_der(bc.extn_value.as_bytes())
+            .map_err(|e| profile(format!("basicConstraints unreadable: {e}")))?;
+        if bc.ca {
+            return Err(profile(
+                "it is a CA certificate (basicConstraints cA=TRUE), not an EK certificate".into(),
+            ));
+        }
+    }
+    use spki::DecodePublicKey;
+    let spki = c
+        .cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| VerifyError::EkCertificateUnparseable(e.to_string()))?;
+    let rsa_bits = rsa::RsaPublicKey::from_public_key_der(&spki).ok().map(|k| {
+        use rsa::traits::PublicKeyParts;
+        k.n().bits()
+    });
+    let is_ec = p256::PublicKey::from_public_key_der(&spki).is_ok()
+        || p384::PublicKey::from_public_key_der(&spki).is_ok();
+    match rsa_bits {
+        Some(bits) if bits < usize::from(min_rsa_bits.max(2048)) => {
+            return Err(VerifyError::EkKeyTooWeak {
+                subject: subject(c),
+                key: format!("RSA-{bits}"),
+                min_rsa_bits: min_rsa_bits.max(2048),
+            })
+        }
+        Some(_) => {}
+        None if is_ec => {}
+        None => {
+            return Err(VerifyError::EkKeyTooWeak {
+                subject: subject(c),
+                key: key_description(c),
+                min_rsa_bits: min_rsa_bits.max(2048),
+            })
+        }
+    }
+    if let Some(ku) = exts.iter().find(|e| e.extn_id == KEY_USAGE) {
+        let ku = x509_cert::ext::pkix::KeyUsage::from_der(ku.extn_value.as_bytes())
+            .map_err(|e| profile(format!("keyUsage unreadable: {e}")))?;
+        let (ok, want) = if rsa_bits.is_some() {
+            (
+                ku.key_encipherment(),
+                "keyEncipherment (an RSA EK decrypts)",
+            )
+        } else {
+            (ku.key_agreement(), "keyAgreement (an ECC EK does ECDH)")
+        };
+        if !ok {
+            return Err(profile(format!("its keyUsage lacks {want}")));
+        }
+    }
+    if let Some(eku) = exts.iter().find(|e| e.extn_id == EXT_KEY_USAGE) {
+        let eku = x509_cert::ext::pkix::ExtendedKeyUsage::from_der(eku.extn_value.as_bytes())
+            .map_err(|e| profile(format!("extendedKeyUsage unreadable: {e}")))?;
+        if !eku.0.contains(&TCG_EK_CERTIFICATE) {
+            return Err(profile(
+                "its extendedKeyUsage does not include the TCG EK certificate purpose 2.23.133.8.1"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Check that `issuer_cert` signed `cert`.
 pub fn check_signature(c: &Cert, issuer_cert: &Cert, allow_sha1: bool) -> Result<(), VerifyError> {
     use sha2::Digest;
@@ -385,7 +555,33 @@ pub fn check_signature(c: &Cert, issuer_cert: &Cert, allow_sha1: bool) -> Result
     }
 }
 
-/// Build and check a path from `leaf` to an anchor. `extra` are
+/// A CA with `below` intermediate CAs under it in the path respects its
+/// pathLenConstraint.
+fn check_path_len(ca: &Cert, below: usize) -> Result<(), VerifyError> {
+    match path_len(ca) {
+        Some(max) if below > usize::from(max) => Err(VerifyError::PathLengthExceeded {
+            subject: subject(ca),
+            path_len: max,
+            below,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// An EK certificate: the TCG EK profile on the leaf ([`check_ek_profile`]),
+/// then its path to an anchor ([`verify_path`]). What `verify`, `enroll`,
+/// `wrap` and `ek-cert` use.
+pub fn verify_ek_path(
+    leaf: &Cert,
+    extra: &[Cert],
+    store: &TrustStore,
+    now: SystemTime,
+) -> Result<Vec<String>, VerifyError> {
+    check_ek_profile(leaf, store.min_rsa_bits)?;
+    verify_path(leaf, extra, store, now)
+}
+
+/// Build and check a path from `leaf` (any certificate) to an anchor. `extra` are
 /// intermediates shipped with the evidence (from the TPM's NV).
 /// Returns the subjects along the path, leaf first, anchor last.
 pub fn verify_path(
@@ -395,7 +591,11 @@ pub fn verify_path(
     now: SystemTime,
 ) -> Result<Vec<String>, VerifyError> {
     check_validity(leaf, now)?;
+    check_extensions(leaf)?;
     let mut path = vec![subject(leaf)];
+    // Intermediates below the current CA that count against its
+    // pathLenConstraint (RFC 5280 6.1.4: self-issued ones do not).
+    let mut below = 0usize;
     let mut current = leaf.clone();
     let issued_by = |c: &Cert, by: &Cert| {
         names_equal(
@@ -412,6 +612,9 @@ pub fn verify_path(
                 Ok(()) => {
                     check_validity(anchor, now)?;
                     if anchor.der != current.der {
+                        check_extensions(anchor)?;
+                        check_ca(anchor)?;
+                        check_path_len(anchor, below)?;
                         path.push(subject(anchor));
                     }
                     return Ok(path);
@@ -438,7 +641,12 @@ pub fn verify_path(
         match next {
             Some(n) => {
                 check_validity(&n, now)?;
+                check_extensions(&n)?;
                 check_ca(&n)?;
+                check_path_len(&n, below)?;
+                if !is_self_issued(&n) {
+                    below += 1;
+                }
                 path.push(subject(&n));
                 current = n;
             }

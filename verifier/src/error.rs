@@ -25,6 +25,8 @@ pub enum VerifyError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path} is larger than {max} bytes, the most read for this input")]
+    TooLarge { path: String, max: usize },
     #[error("unreadable {what}: {source}")]
     Format {
         what: &'static str,
@@ -73,6 +75,24 @@ pub enum VerifyError {
     },
     #[error("certificate {subject:?} issues other certificates but is not a CA (basicConstraints/keyUsage)")]
     IssuerNotCa { subject: String },
+    #[error("certificate {subject:?} is not a TPM EK certificate: {problem}")]
+    EkCertificateProfile { subject: String, problem: String },
+    #[error("EK certificate {subject:?} has a {key} key; an EK needs RSA of at least {min_rsa_bits} bits or ECC P-256/P-384")]
+    EkKeyTooWeak {
+        subject: String,
+        key: String,
+        min_rsa_bits: u16,
+    },
+    #[error("certificate {subject:?} has a critical extension {oid} this verifier does not understand, so it must refuse the certificate (RFC 5280 4.2)")]
+    CertificateCriticalExtension { subject: String, oid: String },
+    #[error("CA certificate {subject:?} allows {path_len} intermediate CA(s) below it (pathLenConstraint), but the path has {below}")]
+    PathLengthExceeded {
+        subject: String,
+        path_len: u8,
+        below: usize,
+    },
+    #[error("CA certificate {subject:?} has nameConstraints, which this verifier does not evaluate: refused")]
+    NameConstraintsUnsupported { subject: String },
     #[error("the EK public area in the evidence is not the key in the EK certificate")]
     EkPublicMismatch,
     #[error("EK public area is not a restricted decryption key bound to the TPM: {0}")]
@@ -119,9 +139,17 @@ pub enum VerifyError {
     )]
     KekWorldMismatch { world: String },
     #[error(
-        "KEK is not bound to PCRs, and the policy requires a PCR-bound KEK (require_kek_pcrs)"
+        "KEK is not bound to PCRs, and the policy requires a PCR-bound KEK (require_kek_pcrs); make it with `byok-agent init --pcrs` or `kek rotate --pcrs`"
     )]
     KekNotPcrBound,
+    #[error("KEK is bound to {bound} only: software can reset those PCRs and extend them to any value, so the binding proves nothing about the platform (require_kek_pcrs needs PCRs 0-15; 17-22 with allow_drtm_pcrs)")]
+    KekPcrResettable { bound: String },
+    #[error(
+        "KEK is bound to {bound}, but the policy requires PCR(s) {missing} too (require_kek_pcrs)"
+    )]
+    KekPcrsMissing { bound: String, missing: String },
+    #[error("KEK is bound to PCR {bank}:{index}, which has no reference value in the policy: a required binding must pin values the operator chose (add it under [worlds.W.pcrs.{bank}])")]
+    KekPcrUnreferenced { bank: String, index: u32 },
     #[error("KEK PCR binding in the evidence is malformed: {0}")]
     KekPcrBindingMalformed(String),
     #[error("KEK has a PCR policy but userWithAuth set: its auth value bypasses the policy")]
@@ -166,9 +194,28 @@ pub enum VerifyError {
     #[error("invalid nonce: {0}")]
     BadNonce(String),
 
-    // --- challenge and activation
+    #[error("the evidence ships {found} chain certificates; at most {max} are read")]
+    EkChainTooLong { found: usize, max: usize },
+
+    // --- proof that the AK lives in the EK's TPM
     #[error("activation does not prove the AK-EK binding: {0}")]
     ActivationMismatch(&'static str),
+    #[error("{what} needs the AK proven to live in the EK's TPM, which evidence alone cannot show (a software key could have signed it): enroll the host once (`byok-verifier enroll`, then give --registry DIR), or give --challenge and --activation")]
+    AkNotProven { what: &'static str },
+    #[error("host {host:?} is enrolled with another AK for world {world:?}: this evidence's AK was never proven to live in that host's TPM (if the world was re-initialised, enroll it again with --replace)")]
+    AkNotEnrolled { host: String, world: String },
+    #[error("host {host:?} (this EK) is enrolled, but not for world {world:?}, and enrolment is required: enroll it for this world (`byok-verifier enroll`)")]
+    WorldNotEnrolled { host: String, world: String },
+    #[error("the EK (certificate SHA-256 {ek_certificate_sha256}) is not enrolled in the registry, and enrolment is required: enroll the host first (`byok-verifier enroll`)")]
+    EkNotEnrolled { ek_certificate_sha256: String },
+    #[error("registry {path}: {detail}")]
+    Registry { path: String, detail: String },
+    #[error("registry: host {host:?} is enrolled with another EK (certificate SHA-256 {enrolled}); give --replace to replace it, or choose another --host")]
+    HostEkConflict { host: String, enrolled: String },
+    #[error("registry: this EK is already enrolled as host {host:?}; give --host {host} (or --replace to enrol it under the new name)")]
+    EkEnrolledAs { host: String },
+    #[error("registry: host {host:?} is enrolled with another AK for world {world:?}; give --replace if the world was re-initialised")]
+    WorldAkConflict { host: String, world: String },
 
     // --- receipts
     #[error("receipt is for world {receipt:?}, not {evidence:?} of the evidence")]
@@ -201,8 +248,8 @@ impl VerifyError {
         match self {
             Usage(_) => 2,
             Policy { .. } => 3,
-            Io { .. } | Roots { .. } => 4,
-            Format { .. } | BadNonce(_) | Key(_) => 3,
+            Io { .. } | Roots { .. } | Registry { .. } => 4,
+            Format { .. } | BadNonce(_) | Key(_) | TooLarge { .. } => 3,
             Wrap(_) | CloudRefused { .. } => 5,
             KekPublicUnreadable(_) => 3,
             _ => 10,

@@ -6,17 +6,50 @@ pub mod certs;
 pub mod cloud;
 pub mod error;
 pub mod inspect;
+pub mod pipeline;
 pub mod policy;
 pub mod receipt;
+pub mod registry;
+pub mod report;
 pub mod verify;
 pub mod wrap;
 
 use error::{io, VerifyError};
 use std::path::Path;
 
-/// Read a file, naming it in the error.
-pub fn read(path: &Path) -> Result<Vec<u8>, VerifyError> {
-    std::fs::read(path).map_err(io(path))
+/// Read a file of at most `max` bytes, naming it in the error: a bigger file
+/// is refused after reading `max + 1` bytes (key files, certificates and
+/// other inputs that are not documents).
+pub fn read(path: &Path, max: usize) -> Result<Vec<u8>, VerifyError> {
+    let bytes = byok_protocol::files::read_capped(path, max).map_err(io(path))?;
+    if bytes.len() > max {
+        return Err(VerifyError::TooLarge {
+            path: path.display().to_string(),
+            max,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Read and decode a tpm-byok document, refusing files larger than the
+/// type's cap (`max`, usually `D::MAX_SIZE`) before decoding anything.
+pub fn read_document<D: byok_protocol::formats::Document>(
+    path: &Path,
+    what: &'static str,
+    max: usize,
+) -> Result<D, VerifyError> {
+    let bytes = byok_protocol::files::read_capped(path, max).map_err(io(path))?;
+    D::from_cbor_limited(&bytes, max).map_err(|source| VerifyError::Format { what, source })
+}
+
+/// The largest key, certificate or JWK file read.
+pub const MAX_INPUT_SIZE: usize = 1 << 20;
+
+/// fsync a directory, so a rename or unlink in it survives a crash.
+pub fn sync_dir(dir: &Path) -> Result<(), VerifyError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
 }
 
 /// Write a new output file atomically (temp file, fsync, rename), refusing to
@@ -42,7 +75,8 @@ pub fn write_output(path: &Path, data: &[u8], mode: u32) -> Result<(), VerifyErr
             .map_err(io(&tmp))?;
         f.write_all(data).map_err(io(&tmp))?;
         f.sync_all().map_err(io(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io(path))
+        std::fs::rename(&tmp, path).map_err(io(path))?;
+        sync_dir(dir)
     })();
     if r.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -1,14 +1,22 @@
-//! byok-verifier command line.
+//! byok-verifier command line: parses arguments, runs the library's checks
+//! (`pipeline.rs`, `verify.rs`, `registry.rs`, `receipt.rs`) and prints
+//! (`report.rs`).
 #![forbid(unsafe_code)]
 
-use byok_protocol::formats::{Activation, Challenge, Document, Evidence, Receipt, TransferPackage};
+use byok_protocol::formats::{Document, Receipt, TransferPackage};
 use byok_protocol::keys::{KeyAlg, TargetKey};
-use byok_verifier::certs::{load_certificates, TrustStore};
+use byok_protocol::text::inert;
 use byok_verifier::cloud::{self, Cloud, CloudKey, KeyType};
 use byok_verifier::error::VerifyError;
-use byok_verifier::policy::{self, Policy};
-use byok_verifier::verify::{check_activation, parse_nonce, verify_evidence, Options, Verified};
-use byok_verifier::{inspect, read, receipt, wrap, write_output};
+use byok_verifier::pipeline::{resolve_policy, trust_store, Pipeline, ProofFlags, TrustFlags};
+use byok_verifier::policy::PolicyFile;
+use byok_verifier::report::{
+    identity_json, identity_text, inert_json, verified_json, verified_text,
+};
+use byok_verifier::verify::{parse_nonce, require_proven_ak};
+use byok_verifier::{
+    inspect, read, read_document, receipt, registry, wrap, write_output, MAX_INPUT_SIZE,
+};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -41,6 +49,49 @@ struct Trust {
     policy: Option<PathBuf>,
 }
 
+impl Trust {
+    fn flags(&self) -> TrustFlags {
+        TrustFlags {
+            roots: self.roots.clone(),
+            intermediates: self.intermediates.clone(),
+            allow_sha1: self.allow_sha1,
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+/// The registry of enrolled hosts (`byok-verifier enroll`).
+#[derive(Args, Clone)]
+struct Registered {
+    /// Registry of enrolled hosts: an enrolled EK with its enrolled AK is
+    /// proven; an enrolled EK with another AK is refused.
+    #[arg(long)]
+    registry: Option<PathBuf>,
+    /// Refuse EKs that are not enrolled in --registry for the evidence's world.
+    #[arg(long, requires = "registry")]
+    require_enrolled: bool,
+}
+
+/// A challenge and its answer: proves the AK lives in the EK's TPM now.
+#[derive(Args, Clone)]
+struct Answer {
+    /// The operator's copy of the challenge (`byok-verifier challenge`).
+    #[arg(long, requires = "activation")]
+    challenge: Option<PathBuf>,
+    /// The host's answer to it (`byok-agent activate`).
+    #[arg(long, requires = "challenge")]
+    activation: Option<PathBuf>,
+}
+
+fn proof(r: &Registered, a: Option<&Answer>) -> ProofFlags {
+    ProofFlags {
+        registry: r.registry.clone(),
+        require_enrolled: r.require_enrolled,
+        challenge: a.and_then(|a| a.challenge.clone()),
+        activation: a.and_then(|a| a.activation.clone()),
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Verify evidence files (in parallel).
@@ -57,16 +108,13 @@ enum Command {
         /// One JSON line per file.
         #[arg(long)]
         json: bool,
-        /// The host's answer to a challenge (`byok-agent activate`): proves the
-        /// AK-EK binding now instead of at import. Needs --challenge.
-        #[arg(long, requires = "challenge")]
-        activation: Option<PathBuf>,
-        /// The operator's copy of the challenge the activation answers.
-        #[arg(long, requires = "activation")]
-        challenge: Option<PathBuf>,
+        #[command(flatten)]
+        registered: Registered,
+        #[command(flatten)]
+        answer: Answer,
     },
     /// Verify evidence, then write a credential challenge for its AK and EK
-    /// (answered by `byok-agent activate`, checked by `verify --activation`).
+    /// (answered by `byok-agent activate`, checked by `enroll` or `verify --activation`).
     Challenge {
         #[arg(long)]
         evidence: PathBuf,
@@ -76,15 +124,47 @@ enum Command {
         trust: Trust,
         #[arg(long)]
         world: Option<String>,
+        #[command(flatten)]
+        registered: Registered,
         #[arg(short = 'o', long)]
         out: PathBuf,
+    },
+    /// Enroll a host: verify its evidence and its answer to a challenge, and
+    /// record its EK and the world's AK in the registry (once per host and world).
+    Enroll {
+        #[arg(long)]
+        evidence: PathBuf,
+        #[arg(long)]
+        nonce: String,
+        #[command(flatten)]
+        trust: Trust,
+        #[arg(long)]
+        world: Option<String>,
+        /// The operator's copy of the challenge (`byok-verifier challenge`).
+        #[arg(long)]
+        challenge: PathBuf,
+        /// The host's answer (`byok-agent activate`).
+        #[arg(long)]
+        activation: PathBuf,
+        /// The registry directory (created if missing).
+        #[arg(long)]
+        registry: PathBuf,
+        /// The host's name in the registry (default: its existing name, else ek-<certificate hash>).
+        #[arg(long)]
+        host: Option<String>,
+        /// Replace a record that conflicts (another EK under this name,
+        /// another name for this EK, another AK for this world).
+        #[arg(long)]
+        replace: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Wrap a key: for a verified TPM KEK (default), or for a cloud KMS KEK.
     Wrap {
         /// tpm (a transfer package for verified evidence), azure, gcp or aws.
         #[arg(long, default_value = "tpm")]
         format: String,
-        /// Evidence to verify first (tpm format).
+        /// Evidence to verify first (tpm format; or a host's compat KEK).
         #[arg(long)]
         evidence: Option<PathBuf>,
         #[arg(long)]
@@ -93,6 +173,10 @@ enum Command {
         trust: Trust,
         #[arg(long)]
         world: Option<String>,
+        #[command(flatten)]
+        registered: Registered,
+        #[command(flatten)]
+        answer: Answer,
         /// Private key: PEM or DER (PKCS#8, PKCS#1, SEC1), or raw bytes with --key-type aes|hmac.
         #[arg(long)]
         key: PathBuf,
@@ -121,7 +205,8 @@ enum Command {
         #[arg(long)]
         base64: bool,
     },
-    /// Check a receipt from `byok-agent attest-key` against verified evidence.
+    /// Check a receipt from `byok-agent attest-key` against verified evidence
+    /// of an enrolled host (or one that answered a challenge).
     CheckReceipt {
         #[arg(long)]
         receipt: PathBuf,
@@ -135,6 +220,10 @@ enum Command {
         evidence_nonce: Option<String>,
         #[command(flatten)]
         trust: Trust,
+        #[command(flatten)]
+        registered: Registered,
+        #[command(flatten)]
+        answer: Answer,
         /// The transfer package the key was imported from.
         #[arg(long)]
         transfer: Option<PathBuf>,
@@ -167,63 +256,6 @@ enum Command {
     },
 }
 
-/// The trust store and options for one run: the policy file resolved for the
-/// world, then the command-line flags over it.
-fn resolve(
-    t: &Trust,
-    nonce: &str,
-    world: Option<String>,
-) -> Result<(TrustStore, Options), VerifyError> {
-    let mut policy = match &t.policy {
-        Some(p) => policy::load(p, world.as_deref())?.0,
-        None => Policy::default(),
-    };
-    if t.allow_sha1 {
-        policy.allow_sha1 = true;
-    }
-    let roots = match &t.roots {
-        Some(r) => vec![r.clone()],
-        None => policy.roots.clone(),
-    };
-    if roots.is_empty() {
-        return Err(VerifyError::Usage(
-            "give --roots, or a --policy whose world has roots".into(),
-        ));
-    }
-    let intermediates = match &t.intermediates {
-        Some(i) => vec![i.clone()],
-        None => policy.intermediates.clone(),
-    };
-    let mut store = TrustStore {
-        allow_sha1: policy.allow_sha1,
-        ..Default::default()
-    };
-    for r in &roots {
-        store.anchors.extend(load_certificates(r)?);
-    }
-    for i in &intermediates {
-        store.intermediates.extend(load_certificates(i)?);
-    }
-    let opts = Options {
-        nonce: parse_nonce(nonce)?,
-        world,
-        now: SystemTime::now(),
-        policy,
-    };
-    Ok((store, opts))
-}
-
-fn load_evidence(path: &Path) -> Result<Evidence, VerifyError> {
-    Evidence::from_cbor(&read(path)?).map_err(|source| VerifyError::Format {
-        what: "evidence",
-        source,
-    })
-}
-
-fn verify_file(path: &Path, store: &TrustStore, opts: &Options) -> Result<Verified, VerifyError> {
-    verify_evidence(&load_evidence(path)?, store, opts)
-}
-
 fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, VerifyError> {
     let mut out = Vec::new();
     for p in paths {
@@ -246,112 +278,16 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, VerifyError> {
             out.push(p.clone());
         }
     }
+    if out.is_empty() {
+        return Err(VerifyError::Usage(
+            "--evidence names no file (the directories are empty)".into(),
+        ));
+    }
     Ok(out)
 }
 
-fn verified_json(path: &Path, v: &Verified) -> serde_json::Value {
-    json!({
-        "file": path.display().to_string(),
-        "ok": true,
-        "world": v.world,
-        "ek_chain": v.ek_chain,
-        "ak_name": hex::encode(&v.ak_name),
-        "kek_name": hex::encode(&v.kek_name),
-        "kek": v.kek_public.describe_key(),
-        "tpm": {"manufacturer": v.tpm_manufacturer, "vendor": v.tpm_vendor, "firmware": format!("{:#018x}", v.firmware_version)},
-        "reset_count": v.quote_clock.reset_count,
-        "restart_count": v.quote_clock.restart_count,
-        "clock": v.quote_clock.clock,
-        "pcrs": v.pcrs.iter().map(|(i, d)| (format!("sha256:{i}"), json!(hex::encode(d)))).collect::<serde_json::Map<_, _>>(),
-        "ak_ek_binding": v.ak_binding,
-        "kek_pcr_binding": v.kek_pcr_binding.as_ref().map(|b| json!({
-            "pcrs": b.pcrs.describe(),
-            "values": b.pcrs.pcrs.iter().zip(&b.values).map(|(i, d)| (format!("{}:{i}", b.pcrs.bank.name()), json!(hex::encode(d)))).collect::<serde_json::Map<_, _>>(),
-        })),
-        "compat_kek": v.compat_kek.as_ref().map(|c| serde_json::json!({
-            "key": c.describe_key(),
-            "kid": byok_protocol::world::compat_kid(&v.world, &c.name()),
-        })),
-    })
-}
-
-fn verified_text(path: &Path, v: &Verified) -> String {
-    use std::fmt::Write as _;
-    let mut o = String::new();
-    let _ = writeln!(o, "OK {}: world {:?}", path.display(), v.world);
-    let _ = writeln!(o, "  EK chain:   {}", v.ek_chain.join(" -> "));
-    let _ = writeln!(
-        o,
-        "  TPM:        {} {} firmware {:#018x}",
-        v.tpm_manufacturer, v.tpm_vendor, v.firmware_version
-    );
-    let _ = writeln!(
-        o,
-        "  KEK:        {} name {}",
-        v.kek_public.describe_key(),
-        hex::encode(&v.kek_name)
-    );
-    let _ = writeln!(
-        o,
-        "  AK:         {} name {}",
-        v.ak_public.describe_key(),
-        hex::encode(&v.ak_name)
-    );
-    let _ = writeln!(
-        o,
-        "  clock:      {} ms, resetCount {}, restartCount {}",
-        v.quote_clock.clock, v.quote_clock.reset_count, v.quote_clock.restart_count
-    );
-    let _ = writeln!(
-        o,
-        "  PCRs:       sha256:{}",
-        v.pcrs
-            .keys()
-            .map(|k| k.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    let _ = writeln!(o, "  AK-EK link: {}", v.ak_binding);
-    match &v.kek_pcr_binding {
-        Some(b) => {
-            let _ = writeln!(
-                o,
-                "  KEK use:    only while PCRs {} hold these values (TPM-enforced policy):",
-                b.pcrs.describe()
-            );
-            for (i, d) in b.pcrs.pcrs.iter().zip(&b.values) {
-                let _ = writeln!(
-                    o,
-                    "              {}:{i} = {}",
-                    b.pcrs.bank.name(),
-                    hex::encode(d)
-                );
-            }
-        }
-        None => {
-            let _ = writeln!(o, "  KEK use:    not bound to PCRs");
-        }
-    }
-    if let Some(c) = &v.compat_kek {
-        let _ = writeln!(
-            o,
-            "  compat KEK: {} kid {} (unrestricted decryption, child of the KEK)",
-            c.describe_key(),
-            byok_protocol::world::compat_kid(&v.world, &c.name())
-        );
-    }
-    o
-}
-
-fn cmd_verify(
-    evidence: &[PathBuf],
-    nonce: &str,
-    trust: &Trust,
-    world: Option<String>,
-    as_json: bool,
-) -> Result<(), VerifyError> {
-    let (store, opts) = resolve(trust, nonce, world)?;
-    let files = expand(evidence)?;
+fn cmd_verify(files: &[PathBuf], pipeline: &Pipeline, as_json: bool) -> Result<(), VerifyError> {
+    let files = expand(files)?;
     // Files are independent: verify them on all cores.
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -364,21 +300,22 @@ fn cmd_verify(
     let chunk = files.len().div_ceil(threads).max(1);
     std::thread::scope(|s| {
         for (chunk_files, chunk_results) in files.chunks(chunk).zip(results.chunks_mut(chunk)) {
-            let store = &store;
-            let opts = &opts;
             s.spawn(move || {
                 for (f, r) in chunk_files.iter().zip(chunk_results.iter_mut()) {
-                    *r = Some(match verify_file(f, store, opts) {
+                    *r = Some(match pipeline.check_file(f) {
                         Ok(v) if as_json => (format!("{}\n", verified_json(f, &v)), None),
                         Ok(v) => (verified_text(f, &v), None),
                         Err(e) if as_json => (
                             format!(
                                 "{}\n",
-                                json!({"file": f.display().to_string(), "ok": false, "error": e.to_string()})
+                                inert_json(json!({"file": f.display().to_string(), "ok": false, "error": e.to_string()}))
                             ),
                             Some(e),
                         ),
-                        Err(e) => (format!("FAIL {}: {e}\n", f.display()), Some(e)),
+                        Err(e) => (
+                            format!("FAIL {}: {}\n", inert(&f.display().to_string()), inert(&e.to_string())),
+                            Some(e),
+                        ),
                     });
                 }
             });
@@ -403,6 +340,13 @@ fn cmd_verify(
     }
 }
 
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 fn run(cli: Cli) -> Result<(), VerifyError> {
     match cli.command {
         Command::Verify {
@@ -411,79 +355,97 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
             trust,
             world,
             json,
-            activation: None,
-            challenge: _,
-        } => cmd_verify(&evidence, &nonce, &trust, world, json),
-        Command::Verify {
-            evidence,
-            nonce,
-            trust,
-            world,
-            json,
-            activation: Some(activation),
-            challenge,
+            registered,
+            answer,
         } => {
-            let [evidence] = evidence.as_slice() else {
+            if answer.activation.is_some() && evidence.len() != 1 {
                 return Err(VerifyError::Usage(
                     "--activation checks one evidence file".into(),
                 ));
-            };
-            let (store, opts) = resolve(&trust, &nonce, world)?;
-            let mut verified = verify_file(evidence, &store, &opts)?;
-            let challenge_path = challenge
-                .ok_or_else(|| VerifyError::Usage("--activation needs --challenge".into()))?;
-            let ch = Challenge::from_cbor(&read(&challenge_path)?).map_err(|source| {
-                VerifyError::Format {
-                    what: "challenge",
-                    source,
-                }
-            })?;
-            let act = Activation::from_cbor(&read(&activation)?).map_err(|source| {
-                VerifyError::Format {
-                    what: "activation",
-                    source,
-                }
-            })?;
-            check_activation(&mut verified, &ch, &act)?;
-            if json {
-                println!("{}", verified_json(evidence, &verified));
-            } else {
-                print!("{}", verified_text(evidence, &verified));
             }
-            Ok(())
+            let pipeline = Pipeline::new(
+                &trust.flags(),
+                &proof(&registered, Some(&answer)),
+                parse_nonce(&nonce)?,
+                world,
+            )?;
+            cmd_verify(&evidence, &pipeline, json)
         }
         Command::Challenge {
             evidence,
             nonce,
             trust,
             world,
+            registered,
             out,
         } => {
-            let (store, opts) = resolve(&trust, &nonce, world)?;
-            let verified = verify_file(&evidence, &store, &opts)?;
-            let mut secret = zeroize::Zeroizing::new([0u8; 32]);
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret[..]);
-            let cred = byok_protocol::credential::make_credential(
-                &verified.ek_public,
-                &verified.ak_name,
-                &secret[..],
+            let pipeline = Pipeline::new(
+                &trust.flags(),
+                &proof(&registered, None),
+                parse_nonce(&nonce)?,
+                world,
             )?;
-            let ch = Challenge {
-                kind: byok_protocol::formats::CHALLENGE_TYPE.into(),
-                version: byok_protocol::formats::VERSION,
-                world: verified.world.clone(),
-                ek_name: serde_bytes::ByteBuf::from(verified.ek_public.name()),
-                ak_name: serde_bytes::ByteBuf::from(verified.ak_name.clone()),
-                credential: byok_protocol::formats::CredentialBlob {
-                    id_object: serde_bytes::ByteBuf::from(cred.id_object),
-                    encrypted_secret: serde_bytes::ByteBuf::from(cred.encrypted_secret),
-                },
-                commitment: serde_bytes::ByteBuf::from(
-                    byok_protocol::formats::activation_commitment(&secret[..]),
-                ),
-            };
+            let verified = pipeline.check_file(&evidence)?;
+            let ch = byok_verifier::verify::make_challenge(&verified)?;
             write_output(&out, &ch.to_cbor(), 0o644)?;
-            println!("challenge for the AK of world {:?} written to {} (keep a copy: verify --challenge needs it)", verified.world, out.display());
+            println!(
+                "challenge for the AK of world {:?} ({}) written to {} (keep a copy: enroll and verify --challenge need it)",
+                inert(&verified.world),
+                identity_text(&verified),
+                inert(&out.display().to_string())
+            );
+            Ok(())
+        }
+        Command::Enroll {
+            evidence,
+            nonce,
+            trust,
+            world,
+            challenge,
+            activation,
+            registry: dir,
+            host,
+            replace,
+            json,
+        } => {
+            // Enrolment proves the AK by the activation; an existing record
+            // for this EK is what it may update, so it is not consulted here.
+            let pipeline = Pipeline::new(
+                &trust.flags(),
+                &ProofFlags {
+                    challenge: Some(challenge),
+                    activation: Some(activation),
+                    ..Default::default()
+                },
+                parse_nonce(&nonce)?,
+                world,
+            )?;
+            let mut verified = pipeline.check_file(&evidence)?;
+            let (record, outcome) =
+                registry::enroll(&dir, &verified, host.as_deref(), replace, now_secs())?;
+            verified.host = Some(record.host.clone());
+            if json {
+                let mut v = json!({
+                    "ok": true, "outcome": outcome.describe(), "world": verified.world,
+                    "ak_name": hex::encode(&verified.ak_name), "kek_name": hex::encode(&verified.kek_name),
+                    "record": dir.join(format!("{}.cbor", record.host)).display().to_string(),
+                });
+                if let (serde_json::Value::Object(m), serde_json::Value::Object(id)) =
+                    (&mut v, identity_json(&verified))
+                {
+                    m.extend(id);
+                }
+                println!("{}", inert_json(v));
+            } else {
+                println!(
+                    "{} host {} for world {:?}: AK {} proven in this EK's TPM ({})",
+                    outcome.describe(),
+                    inert(&record.host),
+                    inert(&verified.world),
+                    hex::encode(&verified.ak_name),
+                    identity_text(&verified)
+                );
+            }
             Ok(())
         }
         Command::Wrap {
@@ -492,6 +454,8 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
             nonce,
             trust,
             world,
+            registered,
+            answer,
             key,
             key_type,
             out,
@@ -510,11 +474,20 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                 "aws" => Some(Cloud::Aws),
                 other => {
                     return Err(usage(&format!(
-                        "--format {other:?}: use tpm, azure, gcp or aws"
+                        "--format {:?}: use tpm, azure, gcp or aws",
+                        inert(other)
                     )))
                 }
             };
-            let key_bytes = zeroize::Zeroizing::new(read(&key)?);
+            let key_bytes = zeroize::Zeroizing::new(read(&key, MAX_INPUT_SIZE)?);
+            let pipeline = |nonce: &str| {
+                Pipeline::new(
+                    &trust.flags(),
+                    &proof(&registered, Some(&answer)),
+                    parse_nonce(nonce)?,
+                    world.clone(),
+                )
+            };
             let Some(cloud) = cloud else {
                 if kek_public.is_some() || method.is_some() || kid.is_some() {
                     return Err(usage(
@@ -526,8 +499,9 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                         "--format tpm needs --evidence and --nonce (and --roots or --policy)",
                     ));
                 };
-                let (store, opts) = resolve(&trust, &nonce, world)?;
-                let verified = verify_file(&evidence, &store, &opts)?;
+                // One pass: the package's credential binds it to the TPM that
+                // holds this EK and this AK, so an unproven AK is safe here.
+                let verified = pipeline(&nonce)?.check_file(&evidence)?;
                 let key_pcrs = key_pcrs
                     .as_deref()
                     .map(|s| {
@@ -542,18 +516,20 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                     "hmac" => Box::new(SymmetricKey::new(SymmetricKind::HmacSha256, &key_bytes)?),
                     other => {
                         return Err(usage(&format!(
-                            "--key-type {other:?}: use auto, aes or hmac"
+                            "--key-type {:?}: use auto, aes or hmac",
+                            inert(other)
                         )))
                     }
                 };
                 let package = wrap::wrap(&verified, target.as_ref(), label, key_pcrs.as_ref())?;
                 write_output(&out, &package.to_cbor(), 0o644)?;
                 println!(
-                    "wrapped {} key for world {:?} (KEK {}) into {}",
+                    "wrapped {} key for world {:?} (KEK {}; {}) into {}",
                     target.alg_name(),
-                    verified.world,
+                    inert(&verified.world),
                     hex::encode(&verified.kek_name),
-                    out.display()
+                    identity_text(&verified),
+                    inert(&out.display().to_string())
                 );
                 return Ok(());
             };
@@ -562,6 +538,7 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
             }
             // The cloud KEK: given as a public key, or a tpm-byok host's compat
             // KEK taken from evidence that is verified first.
+            let mut identity = None;
             let kek = match (kek_public, evidence) {
                 (Some(_), Some(_)) => {
                     return Err(usage("give --kek-public or --evidence, not both"))
@@ -569,21 +546,27 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                 (None, None) => return Err(usage(
                     "cloud formats need --kek-public, or --evidence of a host with a compat KEK",
                 )),
-                (Some(path), None) => cloud::read_kek_public(&read(&path)?)?,
+                (Some(path), None) => cloud::read_kek_public(&read(&path, MAX_INPUT_SIZE)?)?,
                 (None, Some(evidence)) => {
                     let Some(nonce) = nonce else {
                         return Err(usage("--evidence needs --nonce (and --roots or --policy)"));
                     };
-                    let (store, opts) = resolve(&trust, &nonce, world)?;
-                    let verified = verify_file(&evidence, &store, &opts)?;
+                    let verified = pipeline(&nonce)?.check_file(&evidence)?;
                     let compat = verified
                         .compat_kek
                         .as_ref()
                         .ok_or(VerifyError::NoCompatKek)?;
+                    // Nothing binds this key to the TPM but the evidence: the
+                    // AK that certified the compat KEK must be proven.
+                    require_proven_ak(
+                        &verified,
+                        "wrapping for a host's compat KEK (--format azure|gcp|aws --evidence)",
+                    )?;
                     let der = byok_protocol::keys::public_key_der(compat)?;
                     use spki::DecodePublicKey;
                     let key = rsa::RsaPublicKey::from_public_key_der(&der)
                         .map_err(|e| VerifyError::KekPublicUnreadable(e.to_string()))?;
+                    identity = Some(identity_text(&verified));
                     cloud::KekPublic {
                         key,
                         kid: Some(byok_protocol::world::compat_kid(
@@ -599,7 +582,8 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                 "hmac" => KeyType::Hmac,
                 other => {
                     return Err(usage(&format!(
-                        "--key-type {other:?}: use auto, aes or hmac"
+                        "--key-type {:?}: use auto, aes or hmac",
+                        inert(other)
                     )))
                 }
             };
@@ -615,11 +599,12 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
             }
             write_output(&out, &blob, 0o644)?;
             println!(
-                "wrapped {} for {} with {} into {}",
+                "wrapped {} for {} with {}{} into {}",
                 target.describe(),
                 cloud.name(),
                 plan.method,
-                out.display()
+                identity.map(|i| format!(" ({i})")).unwrap_or_default(),
+                inert(&out.display().to_string())
             );
             Ok(())
         }
@@ -629,58 +614,65 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
             evidence,
             evidence_nonce,
             trust,
+            registered,
+            answer,
             transfer,
             json,
         } => {
-            let (store, opts) = resolve(&trust, evidence_nonce.as_deref().unwrap_or(&nonce), None)?;
-            let verified = verify_file(&evidence, &store, &opts)?;
-            let r = Receipt::from_cbor(&read(&receipt_path)?).map_err(|source| {
-                VerifyError::Format {
-                    what: "receipt",
-                    source,
-                }
-            })?;
+            let pipeline = Pipeline::new(
+                &trust.flags(),
+                &proof(&registered, Some(&answer)),
+                parse_nonce(evidence_nonce.as_deref().unwrap_or(&nonce))?,
+                None,
+            )?;
+            let verified = pipeline.check_file(&evidence)?;
+            // A receipt is signed by the AK alone: only an AK proven to live
+            // in the EK's TPM makes it a statement of that TPM (checked first
+            // by check_receipt; here before reading more files).
+            require_proven_ak(&verified, "check-receipt")?;
+            let r: Receipt = read_document(&receipt_path, "receipt", Receipt::MAX_SIZE)?;
             let t = match &transfer {
-                Some(p) => Some(TransferPackage::from_cbor(&read(p)?).map_err(|source| {
-                    VerifyError::Format {
-                        what: "transfer package",
-                        source,
-                    }
-                })?),
+                Some(p) => Some(read_document::<TransferPackage>(
+                    p,
+                    "transfer package",
+                    TransferPackage::MAX_SIZE,
+                )?),
                 None => None,
             };
-            let report = receipt::check_receipt(
-                &r,
-                &verified,
-                &parse_nonce(&nonce)?,
-                &opts.policy,
-                t.as_ref(),
-            )?;
+            let policy = &pipeline.for_world(&verified.world)?.opts.policy;
+            let report =
+                receipt::check_receipt(&r, &verified, &parse_nonce(&nonce)?, policy, t.as_ref())?;
             if json {
-                println!(
-                    "{}",
-                    json!({
-                        "ok": true, "world": report.world, "key_name": hex::encode(&report.key_name), "key": report.key,
-                        "attributes": report.attributes, "origin": report.origin, "duplicable": report.duplicable,
-                        "matches_transfer": report.matches_transfer, "kek_name": hex::encode(&verified.kek_name),
-                    })
-                );
+                let mut v = json!({
+                    "ok": true, "world": report.world, "key_name": hex::encode(&report.key_name), "key": report.key,
+                    "attributes": report.attributes, "origin": report.origin, "duplicable": report.duplicable,
+                    "matches_transfer": report.matches_transfer, "kek_name": hex::encode(&verified.kek_name),
+                    "ak_ek_binding": verified.ak_binding.describe(),
+                });
+                if let (serde_json::Value::Object(m), serde_json::Value::Object(id)) =
+                    (&mut v, identity_json(&verified))
+                {
+                    m.extend(id);
+                }
+                println!("{}", inert_json(v));
             } else {
                 println!(
                     "OK receipt {}: {} key {} lives under the KEK of world {:?}",
-                    receipt_path.display(),
+                    inert(&receipt_path.display().to_string()),
                     report.key,
                     hex::encode(&report.key_name),
-                    report.world
+                    inert(&report.world)
                 );
+                println!("  host:        {}", identity_text(&verified));
+                println!("  AK-EK link:  {}", verified.ak_binding.describe());
                 println!("  origin:      {}", report.origin);
                 println!("  attributes:  {}", report.attributes.join("|"));
                 println!(
                     "  duplicable:  {}",
                     match report.duplicable {
-                        Some(false) => "no (fixedParent, an empty authPolicy or a PCR-only policy: TPM2_Duplicate can never be authorised)",
+                        Some(false) => "no (fixedParent, an empty authPolicy, or exactly the package's PolicyPCR-only policy: TPM2_Duplicate can never be authorised)",
                         Some(true) => "yes",
-                        None => "cannot tell (the key has an authPolicy the verifier cannot read)",
+                        None => "cannot tell (the key has an authPolicy the verifier cannot read; give --transfer with the package it was imported from)",
                     }
                 );
                 if report.matches_transfer == Some(true) {
@@ -690,31 +682,52 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
             Ok(())
         }
         Command::EkCert { cert, trust, json } => {
-            // The nonce is not used here; resolve() wants one.
-            let (store, _) = resolve(&trust, "0000000000000000", None)?;
-            let certs = byok_verifier::certs::parse_certificates(&read(&cert)?)
+            let flags = trust.flags();
+            let file = flags.policy.as_deref().map(PolicyFile::load).transpose()?;
+            let policy = resolve_policy(
+                file.as_ref(),
+                &flags,
+                file.as_ref().and_then(|f| f.only_world()),
+            )?;
+            let store = trust_store(&flags, &policy)?;
+            let certs = byok_verifier::certs::parse_certificates(&read(&cert, MAX_INPUT_SIZE)?)
                 .map_err(VerifyError::EkCertificateUnparseable)?;
             let leaf = certs
                 .first()
                 .ok_or_else(|| VerifyError::EkCertificateUnparseable("no certificate".into()))?;
             let path =
-                byok_verifier::certs::verify_path(leaf, &certs[1..], &store, SystemTime::now())?;
+                byok_verifier::certs::verify_ek_path(leaf, &certs[1..], &store, SystemTime::now())?;
             let id = byok_verifier::certs::tpm_identity(leaf);
             let key = byok_verifier::certs::key_description(leaf);
+            let sha = hex::encode(byok_protocol::hash::sha256(leaf.der()));
             if json {
                 println!(
                     "{}",
-                    json!({"ok": true, "path": path, "key": key, "tpm_manufacturer": id.manufacturer,
-                           "tpm_model": id.model, "tpm_version": id.version, "tcg_ek_eku": id.ek_eku})
+                    inert_json(
+                        json!({"ok": true, "path": path, "key": key, "certificate_sha256": sha,
+                           "tpm_manufacturer": id.manufacturer, "tpm_model": id.model,
+                           "tpm_version": id.version, "tcg_ek_eku": id.ek_eku})
+                    )
                 );
             } else {
-                println!("OK {}: {} EK certificate", cert.display(), key);
-                println!("  path:  {}", path.join(" -> "));
+                let t = |s: &Option<String>| inert(s.as_deref().unwrap_or("-")).into_owned();
+                println!(
+                    "OK {}: {} EK certificate, SHA-256 {sha}",
+                    inert(&cert.display().to_string()),
+                    key
+                );
+                println!(
+                    "  path:  {}",
+                    path.iter()
+                        .map(|s| inert(s).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" -> ")
+                );
                 println!(
                     "  TPM:   manufacturer {} model {} version {}",
-                    id.manufacturer.as_deref().unwrap_or("-"),
-                    id.model.as_deref().unwrap_or("-"),
-                    id.version.as_deref().unwrap_or("-")
+                    t(&id.manufacturer),
+                    t(&id.model),
+                    t(&id.version)
                 );
                 println!(
                     "  TCG EK EKU (2.23.133.8.1): {}",
@@ -724,11 +737,12 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
             Ok(())
         }
         Command::Inspect { file, json } => {
-            let bytes = read(&file)?;
+            let bytes = read(&file, byok_protocol::formats::MAX_DOCUMENT_SIZE)?;
             let v = inspect::describe(&bytes).map_err(|e| VerifyError::Format {
                 what: "file",
                 source: byok_protocol::error::FormatError::Cbor(e),
             })?;
+            let v = inert_json(v);
             if json {
                 println!("{v}");
             } else {
@@ -741,7 +755,8 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
         Command::Keygen { alg, out } => {
             let alg = KeyAlg::from_name(&alg).ok_or_else(|| {
                 VerifyError::Key(byok_protocol::error::KeyError::Unsupported(format!(
-                    "--alg {alg:?}; use rsa2048, rsa3072, rsa4096, p256 or p384"
+                    "--alg {:?}; use rsa2048, rsa3072, rsa4096, p256 or p384",
+                    inert(&alg)
                 )))
             })?;
             if out.exists() {
@@ -756,7 +771,11 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
             let key = TargetKey::generate(alg)?;
             let pem = key.to_pkcs8_pem()?;
             write_output(&out, pem.as_bytes(), 0o600)?;
-            println!("generated {} key in {}", alg.name(), out.display());
+            println!(
+                "generated {} key in {}",
+                alg.name(),
+                inert(&out.display().to_string())
+            );
             Ok(())
         }
     }
@@ -770,7 +789,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
-        eprintln!("byok-verifier: error: {e}");
+        eprintln!("byok-verifier: error: {}", inert(&e.to_string()));
         std::process::exit(e.exit_code());
     }
 }

@@ -1,7 +1,11 @@
 //! The operator's policy (TOML, see docs/policy.md): per world, the trust
-//! anchors and intermediates, reference PCR values, allowed algorithms and
-//! minimum key sizes, and whether SHA-1 is accepted. Command-line flags
-//! override it or stand in for it.
+//! anchors and intermediates, reference PCR values, the PCRs a KEK must be
+//! bound to, allowed algorithms and minimum key sizes, whether SHA-1 is
+//! accepted and whether hosts must be enrolled. Command-line flags override
+//! it or stand in for it. A file is loaded once ([`PolicyFile`]) and resolved
+//! for the world of each evidence file ([`PolicyFile::resolve`]): the world
+//! the TPM signed (through the KEK's world binding), so its rules apply with
+//! or without `--world`.
 
 use crate::error::VerifyError;
 use byok_protocol::hash::HashAlg;
@@ -23,9 +27,39 @@ pub struct Policy {
     pub reference_pcrs: BTreeMap<String, BTreeMap<u32, Vec<u8>>>,
     pub roots: Vec<PathBuf>,
     pub intermediates: Vec<PathBuf>,
-    /// Refuse KEKs that are not PCR-bound (`init --pcrs`).
-    pub require_kek_pcrs: bool,
+    /// The PCR binding a KEK must have (`init --pcrs`).
+    pub require_kek_pcrs: KekPcrRequirement,
+    /// PCRs 17-22 (reset by a dynamic launch, DRTM) may make a required
+    /// binding; without this only 0-15 do.
+    pub allow_drtm_pcrs: bool,
+    /// Refuse EKs that are not enrolled in the registry (`--registry`).
+    pub require_enrolled: bool,
+    /// The largest evidence file read (bytes).
+    pub max_evidence_bytes: usize,
 }
+
+/// What the policy demands of a KEK's PCR binding.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum KekPcrRequirement {
+    /// Nothing: a binding is reported, and checked against reference values
+    /// where the policy has them.
+    #[default]
+    None,
+    /// Bound to at least one PCR that software cannot reset
+    /// (`require_kek_pcrs = true`).
+    Any,
+    /// Bound to at least these PCRs (`require_kek_pcrs = [0, 2, 4, 7]`).
+    These(Vec<u32>),
+}
+
+impl KekPcrRequirement {
+    pub fn is_required(&self) -> bool {
+        *self != KekPcrRequirement::None
+    }
+}
+
+/// PCRs software can reset never satisfy a required KEK binding.
+pub use byok_protocol::policy::resettable_pcr;
 
 impl Default for Policy {
     fn default() -> Self {
@@ -37,7 +71,10 @@ impl Default for Policy {
             reference_pcrs: BTreeMap::new(),
             roots: Vec::new(),
             intermediates: Vec::new(),
-            require_kek_pcrs: false,
+            require_kek_pcrs: KekPcrRequirement::None,
+            allow_drtm_pcrs: false,
+            require_enrolled: false,
+            max_evidence_bytes: byok_protocol::formats::MIB,
         }
     }
 }
@@ -51,6 +88,9 @@ impl Policy {
     }
 }
 
+/// One table of the file: `[defaults]` or `[worlds.NAME]` (the same keys;
+/// `max_evidence_bytes` only in `[defaults]`, as files are read before their
+/// world is known).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Rules {
@@ -58,32 +98,29 @@ struct Rules {
     min_rsa_bits: Option<u16>,
     allowed_hashes: Option<Vec<String>>,
     allowed_curves: Option<Vec<String>>,
+    roots: Option<Vec<PathBuf>>,
+    intermediates: Option<Vec<PathBuf>>,
+    require_enrolled: Option<bool>,
+    max_evidence_bytes: Option<usize>,
+    pcrs: Option<BTreeMap<String, BTreeMap<String, String>>>,
+    require_kek_pcrs: Option<RequireKekPcrs>,
+    allow_drtm_pcrs: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RequireKekPcrs {
+    Flag(bool),
+    List(Vec<u32>),
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WorldRules {
-    allow_sha1: Option<bool>,
-    min_rsa_bits: Option<u16>,
-    allowed_hashes: Option<Vec<String>>,
-    allowed_curves: Option<Vec<String>>,
-    #[serde(default)]
-    roots: Vec<PathBuf>,
-    #[serde(default)]
-    intermediates: Vec<PathBuf>,
-    #[serde(default)]
-    pcrs: BTreeMap<String, BTreeMap<String, String>>,
-    #[serde(default)]
-    require_kek_pcrs: bool,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PolicyFile {
+struct PolicyText {
     #[serde(default)]
     defaults: Rules,
     #[serde(default)]
-    worlds: BTreeMap<String, WorldRules>,
+    worlds: BTreeMap<String, Rules>,
 }
 
 fn bad(path: &Path, detail: impl Into<String>) -> VerifyError {
@@ -93,24 +130,25 @@ fn bad(path: &Path, detail: impl Into<String>) -> VerifyError {
     }
 }
 
+/// Apply one table over `p`. Relative root and intermediate paths are
+/// relative to the policy file; reference PCR values add to (and override,
+/// index by index) those already set.
 fn apply(
     p: &mut Policy,
     path: &Path,
-    allow_sha1: Option<bool>,
-    min_rsa_bits: Option<u16>,
-    hashes: &Option<Vec<String>>,
-    curves: &Option<Vec<String>>,
+    r: &Rules,
+    require: &mut Option<RequireKekPcrs>,
 ) -> Result<(), VerifyError> {
-    if let Some(v) = allow_sha1 {
+    if let Some(v) = r.allow_sha1 {
         p.allow_sha1 = v;
     }
-    if let Some(v) = min_rsa_bits {
+    if let Some(v) = r.min_rsa_bits {
         if v < 1024 {
             return Err(bad(path, format!("min_rsa_bits {v} is below 1024")));
         }
         p.min_rsa_bits = v;
     }
-    if let Some(hs) = hashes {
+    if let Some(hs) = &r.allowed_hashes {
         p.allowed_hashes = hs
             .iter()
             .map(|h| {
@@ -123,7 +161,7 @@ fn apply(
             })
             .collect::<Result<_, _>>()?;
     }
-    if let Some(cs) = curves {
+    if let Some(cs) = &r.allowed_curves {
         p.allowed_curves = cs
             .iter()
             .map(|c| match c.as_str() {
@@ -133,75 +171,166 @@ fn apply(
             })
             .collect::<Result<_, _>>()?;
     }
+    let base = path.parent().unwrap_or(Path::new("."));
+    if let Some(roots) = &r.roots {
+        p.roots = roots.iter().map(|r| base.join(r)).collect();
+    }
+    if let Some(ints) = &r.intermediates {
+        p.intermediates = ints.iter().map(|r| base.join(r)).collect();
+    }
+    if let Some(v) = r.require_enrolled {
+        p.require_enrolled = v;
+    }
+    if let Some(v) = r.max_evidence_bytes {
+        if v < 4096 {
+            return Err(bad(path, format!("max_evidence_bytes {v} is below 4096")));
+        }
+        p.max_evidence_bytes = v;
+    }
+    if let Some(v) = r.allow_drtm_pcrs {
+        p.allow_drtm_pcrs = v;
+    }
+    if let Some(v) = &r.require_kek_pcrs {
+        *require = Some(v.clone());
+    }
+    for (bank, values) in r.pcrs.iter().flatten() {
+        let h = HashAlg::from_name(bank)
+            .ok_or_else(|| bad(path, format!("unknown PCR bank {bank:?}")))?;
+        let out = p.reference_pcrs.entry(bank.clone()).or_default();
+        for (index, value) in values {
+            let i: u32 = index
+                .parse()
+                .ok()
+                .filter(|i| *i < 24)
+                .ok_or_else(|| bad(path, format!("PCR index {index:?} in bank {bank}")))?;
+            let v =
+                hex::decode(value).map_err(|_| bad(path, format!("PCR {bank}:{i} is not hex")))?;
+            if v.len() != h.size() {
+                return Err(bad(
+                    path,
+                    format!(
+                        "PCR {bank}:{i} has {} bytes, a {bank} value has {}",
+                        v.len(),
+                        h.size()
+                    ),
+                ));
+            }
+            out.insert(i, v);
+        }
+    }
     Ok(())
 }
 
-/// Load a policy file and resolve it for `world`: `[defaults]`, then the
-/// world's table. With no `world`, a file with exactly one world uses it.
-/// Relative root and intermediate paths are relative to the policy file.
-pub fn load(path: &Path, world: Option<&str>) -> Result<(Policy, Option<String>), VerifyError> {
-    let text = std::fs::read_to_string(path).map_err(|e| bad(path, e.to_string()))?;
-    let file: PolicyFile = toml::from_str(&text).map_err(|e| bad(path, e.to_string()))?;
-    let mut p = Policy::default();
-    let d = &file.defaults;
-    apply(
-        &mut p,
-        path,
-        d.allow_sha1,
-        d.min_rsa_bits,
-        &d.allowed_hashes,
-        &d.allowed_curves,
-    )?;
-    let world = match world {
-        Some(w) => Some(w.to_string()),
-        None if file.worlds.len() == 1 => file.worlds.keys().next().cloned(),
-        None => None,
-    };
-    if let Some(w) = &world {
-        let Some(rules) = file.worlds.get(w) else {
-            return Err(bad(path, format!("no [worlds.{w}] table")));
-        };
-        apply(
-            &mut p,
-            path,
-            rules.allow_sha1,
-            rules.min_rsa_bits,
-            &rules.allowed_hashes,
-            &rules.allowed_curves,
-        )?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        p.roots = rules.roots.iter().map(|r| base.join(r)).collect();
-        p.intermediates = rules.intermediates.iter().map(|r| base.join(r)).collect();
-        p.require_kek_pcrs = rules.require_kek_pcrs;
-        for (bank, values) in &rules.pcrs {
-            let h = HashAlg::from_name(bank)
-                .ok_or_else(|| bad(path, format!("unknown PCR bank {bank:?}")))?;
-            let mut out = BTreeMap::new();
-            for (index, value) in values {
-                let i: u32 = index
-                    .parse()
-                    .ok()
-                    .filter(|i| *i < 24)
-                    .ok_or_else(|| bad(path, format!("PCR index {index:?} in bank {bank}")))?;
-                let v = hex::decode(value)
-                    .map_err(|_| bad(path, format!("PCR {bank}:{i} is not hex")))?;
-                if v.len() != h.size() {
-                    return Err(bad(
-                        path,
-                        format!(
-                            "PCR {bank}:{i} has {} bytes, a {bank} value has {}",
-                            v.len(),
-                            h.size()
-                        ),
-                    ));
-                }
-                out.insert(i, v);
+/// The KEK PCR requirement of a resolved table, checked: a list names real
+/// PCRs that software cannot reset.
+fn requirement(
+    path: &Path,
+    table: &str,
+    r: Option<RequireKekPcrs>,
+    allow_drtm: bool,
+) -> Result<KekPcrRequirement, VerifyError> {
+    Ok(match r {
+        None | Some(RequireKekPcrs::Flag(false)) => KekPcrRequirement::None,
+        Some(RequireKekPcrs::Flag(true)) => KekPcrRequirement::Any,
+        Some(RequireKekPcrs::List(mut list)) => {
+            list.sort();
+            list.dedup();
+            if list.is_empty() {
+                return Err(bad(
+                    path,
+                    format!(
+                        "[{table}] require_kek_pcrs = [] names no PCR (use true, false or a list)"
+                    ),
+                ));
             }
-            p.reference_pcrs.insert(bank.clone(), out);
+            if let Some(i) = list.iter().find(|i| **i > 23) {
+                return Err(bad(
+                    path,
+                    format!("[{table}] require_kek_pcrs: PCR {i} does not exist (0-23)"),
+                ));
+            }
+            if let Some(i) = list.iter().find(|i| resettable_pcr(**i, allow_drtm)) {
+                return Err(bad(path, format!("[{table}] require_kek_pcrs: PCR {i} can be reset by software, so a binding to it proves nothing about the platform (use PCRs 0-15; 17-22 need allow_drtm_pcrs = true)")));
+            }
+            KekPcrRequirement::These(list)
+        }
+    })
+}
+
+/// A policy file, read and checked once; resolved per world.
+#[derive(Debug)]
+pub struct PolicyFile {
+    path: PathBuf,
+    text: PolicyText,
+}
+
+impl PolicyFile {
+    /// Read and check the whole file: every world's table is resolved once
+    /// here, so a mistake anywhere is reported before any evidence is read.
+    pub fn load(path: &Path) -> Result<PolicyFile, VerifyError> {
+        let bytes = byok_protocol::files::read_capped(path, POLICY_MAX_SIZE)
+            .map_err(|e| bad(path, e.to_string()))?;
+        if bytes.len() > POLICY_MAX_SIZE {
+            return Err(bad(path, format!("larger than {POLICY_MAX_SIZE} bytes")));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| bad(path, "not UTF-8 text"))?;
+        let text: PolicyText = toml::from_str(&text).map_err(|e| bad(path, e.to_string()))?;
+        for (w, rules) in &text.worlds {
+            if rules.max_evidence_bytes.is_some() {
+                return Err(bad(
+                    path,
+                    format!("[worlds.{w}] max_evidence_bytes: set it in [defaults] (files are read before their world is known)"),
+                ));
+            }
+        }
+        let file = PolicyFile {
+            path: path.to_path_buf(),
+            text,
+        };
+        file.resolve(None)?;
+        for w in file.text.worlds.keys() {
+            file.resolve(Some(w))?;
+        }
+        Ok(file)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn has_world(&self, world: &str) -> bool {
+        self.text.worlds.contains_key(world)
+    }
+
+    /// The only world of a one-world file (for commands that have no
+    /// evidence to take a world from, such as `ek-cert`).
+    pub fn only_world(&self) -> Option<&str> {
+        let mut worlds = self.text.worlds.keys();
+        match (worlds.next(), worlds.next()) {
+            (Some(w), None) => Some(w),
+            _ => None,
         }
     }
-    Ok((p, world))
+
+    /// The rules for `world`: `[defaults]`, then `[worlds.WORLD]` when the
+    /// file has that table.
+    pub fn resolve(&self, world: Option<&str>) -> Result<Policy, VerifyError> {
+        let path = self.path.as_path();
+        let mut p = Policy::default();
+        let mut require = None;
+        apply(&mut p, path, &self.text.defaults, &mut require)?;
+        let mut table = "defaults".to_string();
+        if let Some((w, rules)) = world.and_then(|w| self.text.worlds.get_key_value(w)) {
+            apply(&mut p, path, rules, &mut require)?;
+            table = format!("worlds.{w}");
+        }
+        p.require_kek_pcrs = requirement(path, &table, require, p.allow_drtm_pcrs)?;
+        Ok(p)
+    }
 }
+
+/// The largest policy file read.
+const POLICY_MAX_SIZE: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {
@@ -214,28 +343,41 @@ mod tests {
         (d, p)
     }
 
+    fn load(p: &Path, world: Option<&str>) -> Result<Policy, VerifyError> {
+        PolicyFile::load(p)?.resolve(world)
+    }
+
     #[test]
     fn defaults_then_world() {
         let (_d, p) = write(
             r#"
 [defaults]
 min_rsa_bits = 3072
+require_enrolled = true
 [worlds.eu]
 roots = ["ca.pem"]
 allow_sha1 = true
 allowed_curves = ["P-384"]
+require_kek_pcrs = [7, 0]
 [worlds.eu.pcrs.sha256]
 0 = "0000000000000000000000000000000000000000000000000000000000000000"
 "#,
         );
-        let (pol, w) = load(&p, None).unwrap();
-        assert_eq!(w.as_deref(), Some("eu"));
+        let file = PolicyFile::load(&p).unwrap();
+        assert_eq!(file.only_world(), Some("eu"));
+        let pol = file.resolve(Some("eu")).unwrap();
         assert_eq!(pol.min_rsa_bits, 3072);
+        assert!(pol.require_enrolled);
         assert!(pol.allow_sha1 && pol.allows_hash(HashAlg::Sha1));
         assert_eq!(pol.allowed_curves, vec![curve::NIST_P384]);
         assert_eq!(pol.reference_pcrs["sha256"][&0], vec![0u8; 32]);
         assert_eq!(pol.roots, vec![p.parent().unwrap().join("ca.pem")]);
+        assert_eq!(pol.require_kek_pcrs, KekPcrRequirement::These(vec![0, 7]));
         assert!(!Policy::default().allows_hash(HashAlg::Sha1));
+        // Another world gets the defaults only.
+        let other = file.resolve(Some("us")).unwrap();
+        assert!(other.roots.is_empty() && other.require_enrolled);
+        assert_eq!(other.require_kek_pcrs, KekPcrRequirement::None);
     }
 
     #[test]
@@ -246,24 +388,56 @@ allowed_curves = ["P-384"]
             ("[worlds.eu.pcrs.sha256]\n24 = \"00\"\n", "PCR index"),
             ("[worlds.eu]\nallowed_hashes = [\"md5\"]\n", "unknown hash"),
             ("[defaults]\nmin_rsa_bits = 512\n", "below 1024"),
+            (
+                "[worlds.eu]\nrequire_kek_pcrs = [0, 23]\n",
+                "PCR 23 can be reset",
+            ),
+            (
+                "[worlds.eu]\nrequire_kek_pcrs = [17]\n",
+                "PCR 17 can be reset",
+            ),
+            (
+                "[worlds.eu]\nrequire_kek_pcrs = [24]\n",
+                "PCR 24 does not exist",
+            ),
+            ("[worlds.eu]\nrequire_kek_pcrs = []\n", "names no PCR"),
+            (
+                "[worlds.eu]\nmax_evidence_bytes = 9999\n",
+                "set it in [defaults]",
+            ),
+            ("[defaults]\nmax_evidence_bytes = 10\n", "below 4096"),
         ] {
             let (_d, p) = write(text);
-            let e = load(&p, None).unwrap_err().to_string();
+            let e = PolicyFile::load(&p).unwrap_err().to_string();
             assert!(e.contains(expect), "{text}: {e}");
         }
-        let (_d, p) = write("[worlds.eu]\n");
-        assert!(load(&p, Some("us"))
-            .unwrap_err()
-            .to_string()
-            .contains("no [worlds.us] table"));
-        // Two worlds and none named: only the defaults apply.
+        // DRTM PCRs are allowed when the policy trusts the dynamic launch.
+        let (_d, p) = write("[worlds.eu]\nallow_drtm_pcrs = true\nrequire_kek_pcrs = [17]\n");
+        assert_eq!(
+            load(&p, Some("eu")).unwrap().require_kek_pcrs,
+            KekPcrRequirement::These(vec![17])
+        );
+        // Two worlds: each resolves its own table.
         let (_d, p) = write("[worlds.eu]\nroots = [\"a.pem\"]\n[worlds.us]\nroots = [\"b.pem\"]\n");
-        let (pol, w) = load(&p, None).unwrap();
-        assert_eq!(w, None);
-        assert!(pol.roots.is_empty());
-        let (pol, _) = load(&p, Some("us")).unwrap();
-        assert_eq!(pol.roots, vec![p.parent().unwrap().join("b.pem")]);
+        let file = PolicyFile::load(&p).unwrap();
+        assert_eq!(file.only_world(), None);
+        assert!(file.resolve(None).unwrap().roots.is_empty());
+        assert_eq!(
+            file.resolve(Some("us")).unwrap().roots,
+            vec![p.parent().unwrap().join("b.pem")]
+        );
         let (_d, p) = write("[defaults]\nmin_rsa_bits = 1024\n");
-        assert_eq!(load(&p, None).unwrap().0.min_rsa_bits, 1024);
+        assert_eq!(load(&p, None).unwrap().min_rsa_bits, 1024);
+    }
+
+    #[test]
+    fn resettable_pcrs() {
+        for i in [16, 23, 17, 20, 22] {
+            assert!(resettable_pcr(i, false), "{i}");
+        }
+        for i in [0, 7, 15] {
+            assert!(!resettable_pcr(i, false), "{i}");
+        }
+        assert!(!resettable_pcr(17, true) && resettable_pcr(23, true));
     }
 }

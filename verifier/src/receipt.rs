@@ -24,6 +24,14 @@ pub struct ReceiptReport {
     pub matches_transfer: Option<bool>,
 }
 
+/// Check a receipt against verified evidence whose AK is proven to live in
+/// the EK's TPM (a receipt is signed by the AK alone: from an unproven AK it
+/// says nothing about any TPM). The checks, in order: the AK is proven; the
+/// receipt's world and AK are the evidence's; the certify is genuine (magic,
+/// type, signature by the AK with an allowed hash, the receipt's nonce, the
+/// AK as signer); the certified name is the receipt key's; the key's
+/// qualified name puts it under the attested KEK; with the package, the key
+/// is exactly the wrapped one. Then what the key is (origin, duplicability).
 pub fn check_receipt(
     receipt: &Receipt,
     verified: &Verified,
@@ -31,6 +39,7 @@ pub fn check_receipt(
     policy: &crate::policy::Policy,
     transfer: Option<&TransferPackage>,
 ) -> Result<ReceiptReport, VerifyError> {
+    crate::verify::require_proven_ak(verified, "check-receipt")?;
     if receipt.world != verified.world {
         return Err(VerifyError::ReceiptWorldMismatch {
             receipt: receipt.world.clone(),
@@ -97,13 +106,16 @@ pub fn check_receipt(
         (true, false) => "created in the TPM from data the host supplied (sealed data)",
         (false, _) => "imported",
     };
-    // Duplication needs the DUP role, which always takes a policy session
-    // whose command code is TPM_CC_Duplicate: impossible with fixedParent set,
-    // with an empty authPolicy, or with the PolicyPCR-only policy `wrap
-    // --key-pcrs` writes (known here when the receipt matches the package).
+    // Duplication needs fixedParent clear and the DUP role, which always
+    // takes a policy session whose command code is TPM_CC_Duplicate:
+    // impossible with fixedParent set, with an empty authPolicy, or with
+    // exactly the PolicyPCR-only policy `wrap --key-pcrs` writes (recomputed
+    // from the package's PCRs and values: the receipt's key is the package's,
+    // checked above). Any other policy might allow it: "cannot tell".
     let never = key.has(attr::FIXED_PARENT)
         || key.auth_policy.is_empty()
-        || transfer.is_some_and(|t| t.key.pcrs.is_some());
+        || transfer
+            .is_some_and(|t| byok_protocol::transfer::check_transfer_object(&key, &t.key).is_ok());
     let duplicable = if never { Some(false) } else { None };
     Ok(ReceiptReport {
         world: receipt.world.clone(),

@@ -27,13 +27,83 @@ pub struct Options {
     pub policy: Policy,
 }
 
-/// How the AK is tied to the EK.
-pub const AK_BINDING_AT_IMPORT: &str =
-    "not proven by evidence alone: enforced by the TPM at import (the key is released only to the TPM holding this EK and an object with this AK's name)";
+/// How the AK is tied to the EK's TPM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AkBinding {
+    /// Not proven by evidence alone (a software key could have signed it):
+    /// a transfer package is still safe, because the TPM enforces the binding
+    /// at import (the key is released only to the TPM holding this EK and an
+    /// object with this AK's name). Nothing else may rest on it.
+    AtImport,
+    /// Proven now: the TPM holding the EK released a credential bound to the
+    /// AK's name (`challenge`, `activate`, `--activation`).
+    Activated,
+    /// Proven at enrolment (a credential activation), kept in the registry.
+    Enrolled { host: String, enrolled: u64 },
+}
 
-/// How the AK is tied to the EK once a challenge was answered.
-pub const AK_BINDING_PROVEN: &str =
-    "proven: the TPM holding this EK released a credential bound to this AK's name (challenge and activation)";
+impl AkBinding {
+    /// A TPM activated a credential for this AK under this EK: the AK is a
+    /// key of that TPM, so what it signs is TPM-made.
+    pub fn proven(&self) -> bool {
+        !matches!(self, AkBinding::AtImport)
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            AkBinding::AtImport => "not proven by evidence alone: enforced by the TPM at import (the key is released only to the TPM holding this EK and an object with this AK's name); enroll the host to prove it".into(),
+            AkBinding::Activated => "proven: the TPM holding this EK released a credential bound to this AK's name (challenge and activation)".into(),
+            AkBinding::Enrolled { host, enrolled } => format!(
+                "proven (host {}, enrolled {})",
+                byok_protocol::text::inert(host),
+                crate::registry::utc(*enrolled)
+            ),
+        }
+    }
+}
+
+/// Refuse what would rest on evidence claims alone: `what` needs an AK
+/// proven to live in the EK's TPM (enrolment, or challenge and activation).
+pub fn require_proven_ak(verified: &Verified, what: &'static str) -> Result<(), VerifyError> {
+    if verified.ak_binding.proven() {
+        Ok(())
+    } else {
+        Err(VerifyError::AkNotProven { what })
+    }
+}
+
+/// A credential challenge for the AK and EK of verified evidence:
+/// MakeCredential(EK, Name(AK), S) for a fresh 32-byte secret S, and the
+/// commitment to S. Only a TPM holding that EK and an object with that exact
+/// AK name can recover S (`byok-agent activate`); [`check_activation`] checks
+/// the answer against the commitment.
+pub fn make_challenge(
+    verified: &Verified,
+) -> Result<byok_protocol::formats::Challenge, VerifyError> {
+    use byok_protocol::formats::{
+        activation_commitment, Challenge, CredentialBlob, CHALLENGE_TYPE, VERSION,
+    };
+    use serde_bytes::ByteBuf;
+    let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret[..]);
+    let cred = byok_protocol::credential::make_credential(
+        &verified.ek_public,
+        &verified.ak_name,
+        &secret[..],
+    )?;
+    Ok(Challenge {
+        kind: CHALLENGE_TYPE.into(),
+        version: VERSION,
+        world: verified.world.clone(),
+        ek_name: ByteBuf::from(verified.ek_name.clone()),
+        ak_name: ByteBuf::from(verified.ak_name.clone()),
+        credential: CredentialBlob {
+            id_object: ByteBuf::from(cred.id_object),
+            encrypted_secret: ByteBuf::from(cred.encrypted_secret),
+        },
+        commitment: ByteBuf::from(activation_commitment(&secret[..])),
+    })
+}
 
 /// Check an answered challenge against verified evidence: the challenge was
 /// made for this evidence's EK and AK, and the host returned the secret whose
@@ -44,7 +114,7 @@ pub fn check_activation(
     activation: &byok_protocol::formats::Activation,
 ) -> Result<(), VerifyError> {
     if challenge.ak_name.as_slice() != verified.ak_name.as_slice()
-        || challenge.ek_name.as_slice() != verified.ek_public.name().as_slice()
+        || challenge.ek_name.as_slice() != verified.ek_name.as_slice()
     {
         return Err(VerifyError::ActivationMismatch(
             "the challenge was made for another EK or AK than this evidence's",
@@ -63,7 +133,9 @@ pub fn check_activation(
             "the returned secret is not the challenge's: the AK and EK are not in one TPM",
         ));
     }
-    verified.ak_binding = AK_BINDING_PROVEN;
+    if !verified.ak_binding.proven() {
+        verified.ak_binding = AkBinding::Activated;
+    }
     Ok(())
 }
 
@@ -72,6 +144,12 @@ pub fn check_activation(
 pub struct Verified {
     pub world: String,
     pub ek_public: TpmtPublic,
+    /// The EK's Name: the key it is enrolled under in a registry.
+    pub ek_name: Vec<u8>,
+    /// SHA-256 of the EK certificate's DER.
+    pub ek_certificate_sha256: [u8; 32],
+    /// The registry's name for this EK's host, when it is enrolled.
+    pub host: Option<String>,
     pub ak_public: TpmtPublic,
     pub ak_name: Vec<u8>,
     pub ak_qualified_name: Vec<u8>,
@@ -84,7 +162,7 @@ pub struct Verified {
     pub pcrs: BTreeMap<u32, Vec<u8>>,
     pub tpm_manufacturer: String,
     pub tpm_vendor: String,
-    pub ak_binding: &'static str,
+    pub ak_binding: AkBinding,
     /// The world's compat KEK, certified and checked, when the evidence has one.
     pub compat_kek: Option<TpmtPublic>,
     /// A PCR-bound KEK: the PCRs and values the TPM requires before it uses it.
@@ -103,8 +181,8 @@ pub struct KekPcrBinding {
 /// value), or a PCR binding (PolicyPCR over the values the evidence reports,
 /// then PolicySecret(owner) with the world as policyRef; userWithAuth clear so
 /// the TPM enforces it). The reported PCR values are trusted only because
-/// they recompute the signed authPolicy; the policy may require a binding and
-/// fixes the values through its reference PCRs.
+/// they recompute the signed authPolicy. The policy's rules then apply
+/// ([`check_kek_pcr_rules`]).
 fn check_kek_binding(
     ev: &Evidence,
     kek: &TpmtPublic,
@@ -120,9 +198,7 @@ fn check_kek_binding(
             if kek.auth_policy != plain {
                 return Err(mismatch());
             }
-            if policy.require_kek_pcrs {
-                return Err(VerifyError::KekNotPcrBound);
-            }
+            check_kek_pcr_rules(None, policy)?;
             return Ok(None);
         }
         Some(b) => b,
@@ -157,21 +233,81 @@ fn check_kek_binding(
     if kek.has(attr::USER_WITH_AUTH) {
         return Err(VerifyError::KekPcrBindingNotEnforced);
     }
-    if let Some(refs) = policy.reference_pcrs.get(bank_name) {
-        for (i, v) in spec.pcrs.iter().zip(&values) {
-            if let Some(want) = refs.get(i) {
-                if want != v {
-                    return Err(VerifyError::KekPcrBindingMismatch {
-                        bank: bank_name.clone(),
-                        index: *i,
-                        expected: hex::encode(want),
-                        found: hex::encode(v),
-                    });
-                }
+    let binding = KekPcrBinding { pcrs: spec, values };
+    check_kek_pcr_rules(Some(&binding), policy)?;
+    Ok(Some(binding))
+}
+
+/// The policy's rules for a KEK's PCR binding:
+/// - bound values equal the policy's reference values, where it has them;
+/// - when the policy requires a binding (`require_kek_pcrs`): there is one,
+///   it includes every PCR the policy names (or, for `true`, at least one),
+///   a PCR software can reset (16, 23; 17-22 unless `allow_drtm_pcrs`)
+///   never counts, and every bound PCR has a reference value, so the binding
+///   pins a platform state the operator chose.
+fn check_kek_pcr_rules(
+    binding: Option<&KekPcrBinding>,
+    policy: &Policy,
+) -> Result<(), VerifyError> {
+    use crate::policy::{resettable_pcr, KekPcrRequirement};
+    let Some(b) = binding else {
+        return if policy.require_kek_pcrs.is_required() {
+            Err(VerifyError::KekNotPcrBound)
+        } else {
+            Ok(())
+        };
+    };
+    let bank = b.pcrs.bank.name();
+    let refs = policy.reference_pcrs.get(bank);
+    for (i, v) in b.pcrs.pcrs.iter().zip(&b.values) {
+        match refs.and_then(|r| r.get(i)) {
+            Some(want) if want != v => {
+                return Err(VerifyError::KekPcrBindingMismatch {
+                    bank: bank.to_string(),
+                    index: *i,
+                    expected: hex::encode(want),
+                    found: hex::encode(v),
+                })
+            }
+            Some(_) => {}
+            None if policy.require_kek_pcrs.is_required() => {
+                return Err(VerifyError::KekPcrUnreferenced {
+                    bank: bank.to_string(),
+                    index: *i,
+                })
+            }
+            None => {}
+        }
+    }
+    let counted: Vec<u32> = b
+        .pcrs
+        .pcrs
+        .iter()
+        .copied()
+        .filter(|i| !resettable_pcr(*i, policy.allow_drtm_pcrs))
+        .collect();
+    match &policy.require_kek_pcrs {
+        KekPcrRequirement::None => Ok(()),
+        KekPcrRequirement::Any if counted.is_empty() => Err(VerifyError::KekPcrResettable {
+            bound: b.pcrs.describe(),
+        }),
+        KekPcrRequirement::Any => Ok(()),
+        KekPcrRequirement::These(required) => {
+            let missing: Vec<String> = required
+                .iter()
+                .filter(|i| !counted.contains(i))
+                .map(|i| i.to_string())
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(VerifyError::KekPcrsMissing {
+                    bound: b.pcrs.describe(),
+                    missing: missing.join(","),
+                })
             }
         }
     }
-    Ok(Some(KekPcrBinding { pcrs: spec, values }))
 }
 
 pub fn parse_nonce(hex_nonce: &str) -> Result<Vec<u8>, VerifyError> {
@@ -569,6 +705,9 @@ fn check_pcrs(
     Ok(values)
 }
 
+/// The most intermediate certificates an evidence file may ship.
+pub const MAX_SHIPPED_CHAIN: usize = 8;
+
 /// Verify one evidence file against the operator's nonce, roots and world.
 pub fn verify_evidence(
     ev: &Evidence,
@@ -609,6 +748,14 @@ fn verify_inner(
     }
 
     // EK: certificate chain to a root, and the EK public is the certified key.
+    // The chain shipped in the evidence is bounded: each entry may cost a
+    // signature check.
+    if ev.ek.chain.len() > MAX_SHIPPED_CHAIN {
+        return Err(VerifyError::EkChainTooLong {
+            found: ev.ek.chain.len(),
+            max: MAX_SHIPPED_CHAIN,
+        });
+    }
     let chain: Vec<&[u8]> = ev.ek.chain.iter().map(|c| c.as_slice()).collect();
     let (ek_chain, ek_spki) = match store {
         Some(store) => verify_ek_certificate(&ev.ek.certificate, &chain, store, opts.now)?,
@@ -729,6 +876,9 @@ fn verify_inner(
 
     Ok(Verified {
         world: ev.world.clone(),
+        ek_name: ek_public.name(),
+        ek_certificate_sha256: byok_protocol::hash::sha256(&ev.ek.certificate),
+        host: None,
         ek_public,
         ak_public,
         ak_name,
@@ -742,7 +892,7 @@ fn verify_inner(
         pcrs,
         tpm_manufacturer: ev.tpm.manufacturer.clone(),
         tpm_vendor: ev.tpm.vendor.clone(),
-        ak_binding: AK_BINDING_AT_IMPORT,
+        ak_binding: AkBinding::AtImport,
         compat_kek,
         kek_pcr_binding,
     })

@@ -14,7 +14,7 @@ use serde_bytes::ByteBuf;
 use zeroize::Zeroizing;
 
 /// Wrap `key` so that only the TPM of `verified` can import it under the KEK:
-/// - the key's public area is written here (non-duplicable, see `IMPORTED_KEY_ATTRIBUTES`);
+/// - the key's public area is written here (non-duplicable, see `byok_protocol::transfer`);
 /// - its sensitive area gets an inner AES-128-CFB wrapper keyed by a fresh
 ///   random K, then the outer duplication wrapper for the KEK (seed RSA-OAEP
 ///   "DUPLICATE" to the KEK);
@@ -26,9 +26,13 @@ pub fn wrap(
     label: Option<String>,
     key_pcrs: Option<&PcrSpec>,
 ) -> Result<TransferPackage, VerifyError> {
-    let policy = match key_pcrs {
-        None => Vec::new(),
-        Some(spec) => key_pcr_policy(verified, spec)?,
+    let values = match key_pcrs {
+        None => None,
+        Some(spec) => Some(quoted_values(verified, spec)?),
+    };
+    let policy = match (key_pcrs, &values) {
+        (Some(spec), Some(v)) => PolicyDigest::new().pcr(spec, v).into_vec(),
+        _ => Vec::new(),
     };
     let public = key.tpm_public_with_policy(policy);
     let sensitive = key.tpm_sensitive();
@@ -56,14 +60,22 @@ pub fn wrap(
             alg: key.alg_name(),
             label,
             pcrs: key_pcrs.map(|s| s.describe()),
+            pcr_values: key_pcrs.zip(values).map(|(spec, values)| {
+                spec.pcrs
+                    .iter()
+                    .copied()
+                    .zip(values.into_iter().map(ByteBuf::from))
+                    .collect()
+            }),
         },
     })
 }
 
-/// `wrap --key-pcrs`: a PolicyPCR authPolicy over the values the TPM quoted
-/// in the verified evidence (which the policy's reference values, if any,
-/// already fixed), so the imported key works only in that platform state.
-fn key_pcr_policy(verified: &Verified, spec: &PcrSpec) -> Result<Vec<u8>, VerifyError> {
+/// `wrap --key-pcrs`: the values the TPM quoted in the verified evidence
+/// (which the policy's reference values, if any, already fixed); the key's
+/// PolicyPCR authPolicy is computed over them, so the imported key works only
+/// in that platform state.
+fn quoted_values(verified: &Verified, spec: &PcrSpec) -> Result<Vec<Vec<u8>>, VerifyError> {
     if spec.bank != byok_protocol::HashAlg::Sha256 {
         return Err(VerifyError::Usage(
             "--key-pcrs binds to quoted values: use the sha256 bank".into(),
@@ -80,5 +92,5 @@ fn key_pcr_policy(verified: &Verified, spec: &PcrSpec) -> Result<Vec<u8>, Verify
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(PolicyDigest::new().pcr(spec, &values).into_vec())
+    Ok(values)
 }

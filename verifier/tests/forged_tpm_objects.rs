@@ -13,6 +13,7 @@ use byok_protocol::world::world_policy;
 use byok_tests::{forged_attest, nonce, quote_body, tpm_a, Host};
 use byok_verifier::certs::{load_certificates, TrustStore};
 use byok_verifier::error::VerifyError;
+use byok_verifier::policy::KekPcrRequirement;
 use byok_verifier::verify::{verify_evidence, Options};
 use serde_bytes::ByteBuf;
 use std::str::FromStr;
@@ -586,7 +587,12 @@ fn ecc_storage_kek_certified_by_the_ak_verifies_and_wraps() {
 
 /// A KEK template bound to PCRs 16 and 23 at `values`, as `init --pcrs` makes it.
 fn pcr_bound_kek(attributes: u32, values: &[Vec<u8>]) -> TpmtPublic {
-    let spec = byok_protocol::policy::PcrSpec::parse("sha256:16,23").unwrap();
+    pcr_bound_kek_on("sha256:16,23", attributes, values)
+}
+
+/// A KEK template bound to the PCRs of `spec` at `values`.
+fn pcr_bound_kek_on(spec: &str, attributes: u32, values: &[Vec<u8>]) -> TpmtPublic {
+    let spec = byok_protocol::policy::PcrSpec::parse(spec).unwrap();
     let policy = byok_protocol::world::pcr_bound_kek_policy("eu", &spec, values);
     let t = kek_like(attributes);
     TpmtPublic::build(
@@ -602,8 +608,16 @@ fn pcr_bound_kek(attributes: u32, values: &[Vec<u8>]) -> TpmtPublic {
 fn binding(
     values: &[Vec<u8>],
 ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<u32, ByteBuf>> {
-    let bank = [16u32, 23]
-        .into_iter()
+    binding_on(&[16, 23], values)
+}
+
+fn binding_on(
+    pcrs: &[u32],
+    values: &[Vec<u8>],
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<u32, ByteBuf>> {
+    let bank = pcrs
+        .iter()
+        .copied()
         .zip(values.iter().map(|v| ByteBuf::from(v.clone())))
         .collect();
     [("sha256".to_string(), bank)].into_iter().collect()
@@ -694,12 +708,73 @@ fn pcr_bound_keks_verify_only_with_the_values_their_policy_was_made_from() {
         ),
         "{r:?}"
     );
-    // A policy that requires a PCR-bound KEK refuses the plain one.
+    // A policy that requires a PCR-bound KEK refuses the plain one, and one
+    // bound only to PCRs software can reset (16 and 23), even with reference
+    // values for both.
     let mut opts = s.opts.clone();
-    opts.policy.require_kek_pcrs = true;
-    verify_evidence(&ev, &s.store, &opts).expect("bound KEK meets require_kek_pcrs");
+    opts.policy.require_kek_pcrs = KekPcrRequirement::Any;
     let r = verify_evidence(&s.ev, &s.store, &opts).map(|_| ());
     assert!(matches!(r, Err(VerifyError::KekNotPcrBound)), "{r:?}");
+    opts.policy.reference_pcrs.insert(
+        "sha256".into(),
+        [(16u32, values[0].clone()), (23, values[1].clone())]
+            .into_iter()
+            .collect(),
+    );
+    let r = verify_evidence(&ev, &s.store, &opts).map(|_| ());
+    assert!(
+        matches!(&r, Err(VerifyError::KekPcrResettable { bound }) if bound == "sha256:16,23"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn required_kek_pcr_bindings_need_fixed_pcrs_with_reference_values() {
+    let s = setup();
+    // PCRs 6 and 7 as swtpm quotes them (zeros), so the quoted values and
+    // the references agree. (Resettable PCRs: the test above.)
+    let values = vec![vec![0u8; 32], vec![0u8; 32]];
+    let mut ev = with_tpm_kek(
+        &s,
+        Hierarchy::Owner,
+        &pcr_bound_kek_on("sha256:6,7", STORAGE & !attr::USER_WITH_AUTH, &values),
+    )
+    .unwrap();
+    ev.kek.pcr_binding = Some(binding_on(&[6, 7], &values));
+    let with = |req: KekPcrRequirement, refs: &[(u32, &Vec<u8>)]| {
+        let mut opts = s.opts.clone();
+        opts.policy.require_kek_pcrs = req;
+        opts.policy.reference_pcrs.insert(
+            "sha256".into(),
+            refs.iter().map(|(i, v)| (*i, v.to_vec())).collect(),
+        );
+        verify_evidence(&ev, &s.store, &opts).map(|_| ())
+    };
+    let all = [(6u32, &values[0]), (7, &values[1])];
+    // Bound to fixed PCRs with every bound PCR referenced: accepted.
+    with(KekPcrRequirement::Any, &all).expect("PCRs 6 and 7 make the binding");
+    with(KekPcrRequirement::These(vec![7]), &all).expect("PCR 7 required and bound");
+    // A bound PCR without a reference value.
+    let r = with(KekPcrRequirement::Any, &all[1..]);
+    assert!(
+        matches!(r, Err(VerifyError::KekPcrUnreferenced { index: 6, .. })),
+        "{r:?}"
+    );
+    // A required PCR the KEK is not bound to.
+    let r = with(KekPcrRequirement::These(vec![0, 7]), &all);
+    assert!(
+        matches!(&r, Err(VerifyError::KekPcrsMissing { missing, .. }) if missing == "0"),
+        "{r:?}"
+    );
+    // Not required: reported, and reference values where the policy has them
+    // are still compared.
+    with(KekPcrRequirement::None, &[]).expect("binding reported only");
+    let other = vec![0x11u8; 32];
+    let r = with(KekPcrRequirement::None, &[(6, &other)]);
+    assert!(
+        matches!(r, Err(VerifyError::KekPcrBindingMismatch { index: 6, .. })),
+        "{r:?}"
+    );
 }
 
 #[test]

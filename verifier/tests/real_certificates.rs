@@ -3,7 +3,9 @@
 //! message where that folder is absent.
 
 use assert_cmd::Command;
-use byok_verifier::certs::{parse_certificates, tpm_identity, verify_path, Cert, TrustStore};
+use byok_verifier::certs::{
+    parse_certificates, tpm_identity, verify_ek_path, verify_path, Cert, TrustStore,
+};
 use byok_verifier::error::VerifyError;
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -53,7 +55,7 @@ fn stm_rsa_ek_verifies_to_the_stm_root_and_to_globalsign_above_it() {
         intermediates: all_cas(&d),
         ..Default::default()
     };
-    let path = verify_path(&ek, &[], &stm, now).unwrap();
+    let path = verify_ek_path(&ek, &[], &stm, now).unwrap();
     assert_eq!(path.len(), 3, "{path:?}");
     assert!(path[1].contains("STM TPM EK Intermediate CA 05"));
     assert!(path[2].contains("STM TPM EK Root CA"));
@@ -63,7 +65,7 @@ fn stm_rsa_ek_verifies_to_the_stm_root_and_to_globalsign_above_it() {
         intermediates: all_cas(&d),
         ..Default::default()
     };
-    let path = verify_path(&ek, &[], &gs, now).unwrap();
+    let path = verify_ek_path(&ek, &[], &gs, now).unwrap();
     assert!(
         path.last()
             .unwrap()
@@ -87,14 +89,14 @@ fn stm_rsa_ek_verifies_to_the_stm_root_and_to_globalsign_above_it() {
             intermediates: Vec::new(),
             ..Default::default()
         };
-        let r = verify_path(&ek, &[], &wrong, now);
+        let r = verify_ek_path(&ek, &[], &wrong, now);
         assert!(
             matches!(r, Err(VerifyError::EkChainUntrusted { .. })),
             "{other}: {r:?}"
         );
     }
     // Without its intermediate: untrusted.
-    let r = verify_path(
+    let r = verify_ek_path(
         &ek,
         &[],
         &TrustStore {
@@ -115,7 +117,7 @@ fn stm_ecc_ek_verifies_to_its_root() {
         intermediates: all_cas(&d),
         ..Default::default()
     };
-    let path = verify_path(&ek, &[], &store, SystemTime::now()).unwrap();
+    let path = verify_ek_path(&ek, &[], &store, SystemTime::now()).unwrap();
     assert!(path.last().unwrap().contains("STM TPM ECC Root CA 01"));
     assert_eq!(byok_verifier::certs::key_description(&ek), "EC P-256");
 }

@@ -3,7 +3,7 @@
 //! what a receipt reports (origin, duplicability), and the PCR policy the
 //! wrapper writes into an imported key.
 
-use byok_protocol::formats::{Document, Evidence, Receipt, TransferPackage};
+use byok_protocol::formats::{Activation, Document, Evidence, Receipt, TransferPackage};
 use byok_protocol::keys::{KeyAlg, TargetKey};
 use byok_protocol::policy::{PcrSpec, PolicyDigest};
 use byok_protocol::public::TpmtPublic;
@@ -12,7 +12,9 @@ use byok_tests::{nonce, tpm_a, Host};
 use byok_verifier::certs::{load_certificates, TrustStore};
 use byok_verifier::error::VerifyError;
 use byok_verifier::receipt::check_receipt;
-use byok_verifier::verify::{verify_evidence, Options, Verified};
+use byok_verifier::verify::{
+    check_activation, make_challenge, verify_evidence, AkBinding, Options, Verified,
+};
 use serde_bytes::ByteBuf;
 use std::path::Path;
 use std::time::SystemTime;
@@ -46,7 +48,22 @@ fn verified(host: &Host, world: &str, work: &Path) -> Verified {
         policy: Default::default(),
         now: SystemTime::now(),
     };
-    verify_evidence(&ev, &store, &opts).unwrap()
+    let mut v = verify_evidence(&ev, &store, &opts).unwrap();
+    // Receipts need the AK proven: a real challenge answered by the TPM.
+    let ch = make_challenge(&v).unwrap();
+    let cp = work.join(format!("{world}.challenge"));
+    let ap = work.join(format!("{world}.activation"));
+    std::fs::write(&cp, ch.to_cbor()).unwrap();
+    host.agent()
+        .args(["activate", "--world", world, "--in"])
+        .arg(&cp)
+        .arg("-o")
+        .arg(&ap)
+        .assert()
+        .success();
+    let act = Activation::from_cbor(&std::fs::read(&ap).unwrap()).unwrap();
+    check_activation(&mut v, &ch, &act).unwrap();
+    v
 }
 
 fn import(host: &Host, world: &str, name: &str, pkg: &TransferPackage, work: &Path) {
@@ -93,6 +110,11 @@ fn each_receipt_check_refuses_its_forgery() {
     let r = receipt(&host, "k", &rn, w);
 
     let ok = check_receipt(&r, &eu, &nb, &policy, Some(&pkg)).unwrap();
+    // The same evidence without a proven AK: the receipt proves nothing.
+    let mut unproven = eu.clone();
+    unproven.ak_binding = AkBinding::AtImport;
+    let e = check_receipt(&r, &unproven, &nb, &policy, Some(&pkg)).unwrap_err();
+    assert!(matches!(e, VerifyError::AkNotProven { .. }), "{e}");
     assert_eq!(ok.origin, "imported");
     assert_eq!(ok.duplicable, Some(false));
     assert_eq!(ok.matches_transfer, Some(true));

@@ -1,0 +1,224 @@
+//! One run of checks over evidence files: every file is read with its size
+//! cap, verified with the policy of the world it is for (the world the TPM
+//! signed, through the KEK's world binding; `--world` only narrows it), then
+//! the AK's link to the EK is proven where the operator gave the means (the
+//! registry of enrolled hosts, or a challenge and its activation).
+//!
+//! The order, for each file:
+//! 1. read at most the evidence cap (`max_evidence_bytes`, 1 MiB by default);
+//! 2. resolve the policy for the evidence's world: `[defaults]`, then
+//!    `[worlds.W]`, then the command-line flags; its trust store is built once
+//!    per world and shared by the threads;
+//! 3. [`verify_evidence`]: every TPM-signed claim and the EK certificate path;
+//! 4. the registry ([`Registry::check`]): proven when the EK and AK are
+//!    enrolled, refused when the EK is enrolled with another AK, and refused
+//!    when not enrolled if enrolment is required (`--require-enrolled` or the
+//!    world's `require_enrolled`);
+//! 5. the activation, when given ([`check_activation`]).
+
+use crate::certs::{load_certificates, TrustStore};
+use crate::error::VerifyError;
+use crate::policy::{Policy, PolicyFile};
+use crate::registry::Registry;
+use crate::verify::{check_activation, verify_evidence, Options, Verified};
+use byok_protocol::formats::{Activation, Challenge, Document, Evidence};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// The trust inputs of a command line (each overrides the policy file).
+#[derive(Debug, Clone, Default)]
+pub struct TrustFlags {
+    pub roots: Option<PathBuf>,
+    pub intermediates: Option<PathBuf>,
+    pub allow_sha1: bool,
+    pub policy: Option<PathBuf>,
+}
+
+/// How the operator lets the AK be proven.
+#[derive(Debug, Clone, Default)]
+pub struct ProofFlags {
+    pub registry: Option<PathBuf>,
+    pub require_enrolled: bool,
+    /// The operator's copy of a challenge and the host's activation.
+    pub challenge: Option<PathBuf>,
+    pub activation: Option<PathBuf>,
+}
+
+/// A trust store and the options for one world.
+pub struct Resolved {
+    pub store: TrustStore,
+    pub opts: Options,
+}
+
+/// Build the trust store a policy (and the flags over it) names.
+pub fn trust_store(flags: &TrustFlags, policy: &Policy) -> Result<TrustStore, VerifyError> {
+    let roots = match &flags.roots {
+        Some(r) => vec![r.clone()],
+        None => policy.roots.clone(),
+    };
+    if roots.is_empty() {
+        return Err(VerifyError::Usage(
+            "give --roots, or a --policy whose world (or [defaults]) has roots".into(),
+        ));
+    }
+    let intermediates = match &flags.intermediates {
+        Some(i) => vec![i.clone()],
+        None => policy.intermediates.clone(),
+    };
+    let mut store = TrustStore {
+        allow_sha1: policy.allow_sha1,
+        min_rsa_bits: policy.min_rsa_bits,
+        ..Default::default()
+    };
+    for r in &roots {
+        store.anchors.extend(load_certificates(r)?);
+    }
+    for i in &intermediates {
+        store.intermediates.extend(load_certificates(i)?);
+    }
+    Ok(store)
+}
+
+/// The policy file (if any) resolved for `world`, with the flags applied.
+pub fn resolve_policy(
+    file: Option<&PolicyFile>,
+    flags: &TrustFlags,
+    world: Option<&str>,
+) -> Result<Policy, VerifyError> {
+    let mut policy = match file {
+        Some(f) => f.resolve(world)?,
+        None => Policy::default(),
+    };
+    if flags.allow_sha1 {
+        policy.allow_sha1 = true;
+    }
+    Ok(policy)
+}
+
+/// The checks of one command run.
+pub struct Pipeline {
+    flags: TrustFlags,
+    policy: Option<PolicyFile>,
+    nonce: Vec<u8>,
+    world: Option<String>,
+    now: SystemTime,
+    registry: Option<Registry>,
+    require_enrolled: bool,
+    answer: Option<(Challenge, Activation)>,
+    resolved: Mutex<HashMap<String, Arc<Resolved>>>,
+}
+
+impl Pipeline {
+    pub fn new(
+        flags: &TrustFlags,
+        proof: &ProofFlags,
+        nonce: Vec<u8>,
+        world: Option<String>,
+    ) -> Result<Pipeline, VerifyError> {
+        let policy = flags.policy.as_deref().map(PolicyFile::load).transpose()?;
+        if let (Some(p), Some(w)) = (&policy, &world) {
+            if !p.has_world(w) {
+                return Err(VerifyError::Policy {
+                    path: p.path().display().to_string(),
+                    detail: format!("no [worlds.{w}] table"),
+                });
+            }
+        }
+        let registry = proof.registry.as_deref().map(Registry::open).transpose()?;
+        let answer = match (&proof.challenge, &proof.activation) {
+            (Some(c), Some(a)) => Some((
+                crate::read_document::<Challenge>(c, "challenge", Challenge::MAX_SIZE)?,
+                crate::read_document::<Activation>(a, "activation", Activation::MAX_SIZE)?,
+            )),
+            (None, None) => None,
+            _ => {
+                return Err(VerifyError::Usage(
+                    "--challenge and --activation go together".into(),
+                ))
+            }
+        };
+        Ok(Pipeline {
+            flags: flags.clone(),
+            policy,
+            nonce,
+            world,
+            now: SystemTime::now(),
+            registry,
+            require_enrolled: proof.require_enrolled,
+            answer,
+            resolved: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn nonce(&self) -> &[u8] {
+        &self.nonce
+    }
+
+    pub fn registry(&self) -> Option<&Registry> {
+        self.registry.as_ref()
+    }
+
+    /// The largest evidence file read (the `[defaults]` cap).
+    pub fn max_evidence_bytes(&self) -> Result<usize, VerifyError> {
+        Ok(resolve_policy(self.policy.as_ref(), &self.flags, None)?.max_evidence_bytes)
+    }
+
+    /// The trust store and options for `world`, built once per run.
+    pub fn for_world(&self, world: &str) -> Result<Arc<Resolved>, VerifyError> {
+        if let Some(r) = self
+            .resolved
+            .lock()
+            .ok()
+            .and_then(|m| m.get(world).cloned())
+        {
+            return Ok(r);
+        }
+        let policy = resolve_policy(self.policy.as_ref(), &self.flags, Some(world))?;
+        let store = trust_store(&self.flags, &policy)?;
+        let r = Arc::new(Resolved {
+            store,
+            opts: Options {
+                nonce: self.nonce.clone(),
+                world: self.world.clone(),
+                now: self.now,
+                policy,
+            },
+        });
+        if let Ok(mut m) = self.resolved.lock() {
+            m.entry(world.to_string()).or_insert_with(|| r.clone());
+        }
+        Ok(r)
+    }
+
+    pub fn read_evidence(&self, path: &Path) -> Result<Evidence, VerifyError> {
+        crate::read_document::<Evidence>(path, "evidence", self.max_evidence_bytes()?)
+    }
+
+    /// Every check on one evidence file (see the module comment).
+    pub fn check_file(&self, path: &Path) -> Result<Verified, VerifyError> {
+        self.check(&self.read_evidence(path)?)
+    }
+
+    /// Every check on decoded evidence.
+    pub fn check(&self, ev: &Evidence) -> Result<Verified, VerifyError> {
+        let resolved = self.for_world(&ev.world)?;
+        let mut verified = verify_evidence(ev, &resolved.store, &resolved.opts)?;
+        let require = self.require_enrolled || resolved.opts.policy.require_enrolled;
+        match &self.registry {
+            Some(reg) => reg.check(&mut verified, require)?,
+            None if require => {
+                return Err(VerifyError::Usage(format!(
+                    "enrolment is required for world {:?} (--require-enrolled or the policy's require_enrolled): give --registry DIR",
+                    byok_protocol::text::inert(&verified.world)
+                )))
+            }
+            None => {}
+        }
+        if let Some((challenge, activation)) = &self.answer {
+            check_activation(&mut verified, challenge, activation)?;
+        }
+        Ok(verified)
+    }
+}

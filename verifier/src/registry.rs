@@ -1,0 +1,338 @@
+//! The registry of enrolled hosts: the registrar step Keylime runs online,
+//! kept offline as a plain directory (one `tpm-byok/host` CBOR file per host,
+//! `DIR/<host>.cbor`; docs/formats.md). Enrolment verifies evidence and a
+//! credential activation once, and records the EK and, per world, the AK the
+//! activation proved to live in that EK's TPM. Afterwards evidence whose EK
+//! and AK match a record is proven without a new challenge; evidence whose EK
+//! is enrolled with another AK is refused.
+//!
+//! The registry is trusted configuration, like the roots: keep it where the
+//! roots are kept (for example in git). A record that does not read is an
+//! error, never skipped.
+
+use crate::error::VerifyError;
+use crate::verify::{AkBinding, Verified};
+use byok_protocol::formats::{Document, EnrolledEk, EnrolledWorld, HostRecord, HOST_TYPE, VERSION};
+use byok_protocol::world::valid_id;
+use serde_bytes::ByteBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The enrolled hosts of one registry directory, indexed by EK Name.
+#[derive(Debug, Default)]
+pub struct Registry {
+    dir: PathBuf,
+    hosts: Vec<HostRecord>,
+    by_ek: HashMap<Vec<u8>, usize>,
+}
+
+fn registry_err(path: &Path, detail: impl Into<String>) -> VerifyError {
+    VerifyError::Registry {
+        path: path.display().to_string(),
+        detail: detail.into(),
+    }
+}
+
+fn record_path(dir: &Path, host: &str) -> PathBuf {
+    dir.join(format!("{host}.cbor"))
+}
+
+impl Registry {
+    /// Read every host record of `dir` (which must exist).
+    pub fn open(dir: &Path) -> Result<Registry, VerifyError> {
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            registry_err(
+                dir,
+                format!("{e} (create it with the first `byok-verifier enroll --registry`)"),
+            )
+        })?;
+        let mut reg = Registry {
+            dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                !name.starts_with('.') && name.ends_with(".cbor")
+            })
+            .collect();
+        files.sort();
+        for f in files {
+            let bytes = byok_protocol::files::read_capped(&f, HostRecord::MAX_SIZE)
+                .map_err(|e| registry_err(&f, e.to_string()))?;
+            let rec = HostRecord::from_cbor(&bytes).map_err(|e| registry_err(&f, e.to_string()))?;
+            let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            if rec.host != stem || !valid_id(&rec.host) {
+                return Err(registry_err(
+                    &f,
+                    format!(
+                        "the record names host {:?}; its file must be <host>.cbor",
+                        byok_protocol::text::inert(&rec.host)
+                    ),
+                ));
+            }
+            if let Some(w) = rec.worlds.keys().find(|w| !valid_id(w)) {
+                return Err(registry_err(
+                    &f,
+                    format!("invalid world id {:?}", byok_protocol::text::inert(w)),
+                ));
+            }
+            let i = reg.hosts.len();
+            if let Some(other) = reg.by_ek.insert(rec.ek.name.to_vec(), i) {
+                return Err(registry_err(
+                    &f,
+                    format!(
+                        "its EK is also enrolled as host {:?}: one EK, one host",
+                        reg.hosts[other].host
+                    ),
+                ));
+            }
+            reg.hosts.push(rec);
+        }
+        Ok(reg)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn hosts(&self) -> &[HostRecord] {
+        &self.hosts
+    }
+
+    /// The record of the host with this EK.
+    pub fn by_ek(&self, ek_name: &[u8]) -> Option<&HostRecord> {
+        self.by_ek.get(ek_name).map(|i| &self.hosts[*i])
+    }
+
+    pub fn by_host(&self, host: &str) -> Option<&HostRecord> {
+        self.hosts.iter().find(|h| h.host == host)
+    }
+
+    /// Apply the registry to verified evidence: an enrolled EK with its
+    /// enrolled AK for this world is proven (`AkBinding::Enrolled`); an
+    /// enrolled EK with another AK is refused; with `require`, an EK that is
+    /// not enrolled (or not for this world) is refused.
+    pub fn check(&self, verified: &mut Verified, require: bool) -> Result<(), VerifyError> {
+        let Some(rec) = self.by_ek(&verified.ek_name) else {
+            return if require {
+                Err(VerifyError::EkNotEnrolled {
+                    ek_certificate_sha256: hex::encode(verified.ek_certificate_sha256),
+                })
+            } else {
+                Ok(())
+            };
+        };
+        verified.host = Some(rec.host.clone());
+        match rec.worlds.get(&verified.world) {
+            Some(w) if ak_name(&w.ak_public).as_deref() == Some(verified.ak_name.as_slice()) => {
+                verified.ak_binding = AkBinding::Enrolled {
+                    host: rec.host.clone(),
+                    enrolled: w.enrolled,
+                };
+                Ok(())
+            }
+            Some(_) => Err(VerifyError::AkNotEnrolled {
+                host: rec.host.clone(),
+                world: verified.world.clone(),
+            }),
+            None if require => Err(VerifyError::WorldNotEnrolled {
+                host: rec.host.clone(),
+                world: verified.world.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+fn ak_name(public: &[u8]) -> Option<Vec<u8>> {
+    byok_protocol::TpmtPublic::parse_tpm2b(public)
+        .ok()
+        .map(|p| p.name())
+}
+
+/// What an enrolment changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrolOutcome {
+    /// A new host record.
+    Created,
+    /// A world added to (or its KEK name updated in) an existing host.
+    Updated,
+    /// The host already had this EK and this AK for this world.
+    Unchanged,
+    /// `--replace`: an existing record (another EK, another AK, another host
+    /// name for this EK) was replaced.
+    Replaced,
+}
+
+impl EnrolOutcome {
+    pub fn describe(self) -> &'static str {
+        match self {
+            EnrolOutcome::Created => "enrolled",
+            EnrolOutcome::Updated => "enrolled (record updated)",
+            EnrolOutcome::Unchanged => "already enrolled (nothing changed)",
+            EnrolOutcome::Replaced => "enrolled (replacing the earlier record)",
+        }
+    }
+}
+
+/// The default host name of an EK: "ek-" and the first 12 hex digits of its
+/// certificate's SHA-256.
+pub fn default_host_name(verified: &Verified) -> String {
+    format!("ek-{}", &hex::encode(verified.ek_certificate_sha256)[..12])
+}
+
+/// Record `verified` (whose AK an activation proved: `AkBinding::Activated`)
+/// in the registry at `dir` (created if missing), under `host` or the EK's
+/// existing host name or [`default_host_name`]. Under the registry's lock:
+/// a different EK under an existing host name, a second host name for an
+/// enrolled EK, or another AK for an enrolled world is refused unless
+/// `replace`.
+pub fn enroll(
+    dir: &Path,
+    verified: &Verified,
+    host: Option<&str>,
+    replace: bool,
+    now: u64,
+) -> Result<(HostRecord, EnrolOutcome), VerifyError> {
+    if verified.ak_binding != AkBinding::Activated {
+        return Err(VerifyError::AkNotProven { what: "enrolment" });
+    }
+    if let Some(h) = host {
+        if !valid_id(h) {
+            return Err(VerifyError::Usage(format!(
+                "--host {:?}: use 1-64 characters of A-Z a-z 0-9 . _ - (not starting with a dot)",
+                byok_protocol::text::inert(h)
+            )));
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| registry_err(dir, e.to_string()))?;
+    let lock_path = dir.join(".lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| registry_err(&lock_path, e.to_string()))?;
+    lock.lock()
+        .map_err(|e| registry_err(&lock_path, e.to_string()))?;
+    let reg = Registry::open(dir)?;
+
+    let by_ek = reg.by_ek(&verified.ek_name).cloned();
+    let name = match (host, &by_ek) {
+        (Some(h), _) => h.to_string(),
+        (None, Some(rec)) => rec.host.clone(),
+        (None, None) => default_host_name(verified),
+    };
+    let world = EnrolledWorld {
+        ak_public: ByteBuf::from(verified.ak_public.to_tpm2b()),
+        kek_name: ByteBuf::from(verified.kek_name.clone()),
+        enrolled: now,
+    };
+    let fresh = || HostRecord {
+        kind: HOST_TYPE.into(),
+        version: VERSION,
+        host: name.clone(),
+        ek: EnrolledEk {
+            certificate_sha256: ByteBuf::from(verified.ek_certificate_sha256.to_vec()),
+            name: ByteBuf::from(verified.ek_name.clone()),
+            public: ByteBuf::from(verified.ek_public.to_tpm2b()),
+        },
+        worlds: [(verified.world.clone(), world.clone())]
+            .into_iter()
+            .collect(),
+        enrolled: now,
+    };
+    // This EK under another host name.
+    let mut remove = None;
+    if let Some(rec) = by_ek.as_ref().filter(|r| r.host != name) {
+        if !replace {
+            return Err(VerifyError::EkEnrolledAs {
+                host: rec.host.clone(),
+            });
+        }
+        remove = Some(record_path(dir, &rec.host));
+    }
+    let (record, outcome) = match reg.by_host(&name) {
+        None if remove.is_some() => (fresh(), EnrolOutcome::Replaced),
+        None => (fresh(), EnrolOutcome::Created),
+        Some(rec) if rec.ek.name.as_slice() != verified.ek_name.as_slice() => {
+            if !replace {
+                return Err(VerifyError::HostEkConflict {
+                    host: name.clone(),
+                    enrolled: hex::encode(&rec.ek.certificate_sha256),
+                });
+            }
+            (fresh(), EnrolOutcome::Replaced)
+        }
+        Some(rec) => {
+            let mut rec = rec.clone();
+            let outcome = match rec.worlds.get(&verified.world) {
+                Some(w)
+                    if ak_name(&w.ak_public).as_deref() != Some(verified.ak_name.as_slice()) =>
+                {
+                    if !replace {
+                        return Err(VerifyError::WorldAkConflict {
+                            host: name.clone(),
+                            world: verified.world.clone(),
+                        });
+                    }
+                    EnrolOutcome::Replaced
+                }
+                Some(w) if w.kek_name.as_slice() == verified.kek_name.as_slice() => {
+                    EnrolOutcome::Unchanged
+                }
+                _ => EnrolOutcome::Updated,
+            };
+            if outcome != EnrolOutcome::Unchanged {
+                rec.worlds.insert(verified.world.clone(), world);
+            }
+            (rec, outcome)
+        }
+    };
+    if outcome != EnrolOutcome::Unchanged {
+        crate::write_output(&record_path(dir, &name), &record.to_cbor(), 0o644)?;
+        if let Some(old) = remove {
+            std::fs::remove_file(&old).map_err(|e| registry_err(&old, e.to_string()))?;
+            crate::sync_dir(dir)?;
+        }
+    }
+    drop(lock);
+    Ok((record, outcome))
+}
+
+/// A Unix time as "YYYY-MM-DD HH:MM:SS UTC".
+pub fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_796_222_096), "2026-12-02 14:34:56 UTC");
+        assert_eq!(utc(4_102_444_799), "2099-12-31 23:59:59 UTC");
+    }
+}

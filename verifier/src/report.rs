@@ -1,0 +1,174 @@
+//! What `verify` and the commands built on it print: one text block or one
+//! JSON line per evidence file. Every string that did not come from this
+//! program (TPM vendor strings, the world id, file and host names, labels)
+//! passes through `byok_protocol::text::inert` first, so printing a hostile
+//! file cannot move the cursor, recolour the terminal or fake a line.
+
+use crate::verify::Verified;
+use byok_protocol::text::inert;
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Every string (and map key) of `v` made inert, recursively.
+pub fn inert_json(v: Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(inert(&s).into_owned()),
+        Value::Array(a) => Value::Array(a.into_iter().map(inert_json).collect()),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (inert(&k).into_owned(), inert_json(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// The EK and host a result is about, as JSON fields.
+pub fn identity_json(v: &Verified) -> Value {
+    json!({
+        "host": v.host,
+        "ek_certificate_sha256": hex::encode(v.ek_certificate_sha256),
+        "ek_name": hex::encode(&v.ek_name),
+    })
+}
+
+/// The EK and host a result is about, as one line.
+pub fn identity_text(v: &Verified) -> String {
+    format!(
+        "host {}, EK certificate SHA-256 {}, EK name {}",
+        v.host
+            .as_deref()
+            .map(|h| inert(h).into_owned())
+            .unwrap_or_else(|| "(not enrolled)".into()),
+        hex::encode(v.ek_certificate_sha256),
+        hex::encode(&v.ek_name)
+    )
+}
+
+pub fn verified_json(path: &Path, v: &Verified) -> Value {
+    let mut out = json!({
+        "file": path.display().to_string(),
+        "ok": true,
+        "world": v.world,
+        "ek_chain": v.ek_chain,
+        "ak_name": hex::encode(&v.ak_name),
+        "kek_name": hex::encode(&v.kek_name),
+        "kek": v.kek_public.describe_key(),
+        "tpm": {"manufacturer": v.tpm_manufacturer, "vendor": v.tpm_vendor, "firmware": format!("{:#018x}", v.firmware_version)},
+        "reset_count": v.quote_clock.reset_count,
+        "restart_count": v.quote_clock.restart_count,
+        "clock": v.quote_clock.clock,
+        "pcrs": v.pcrs.iter().map(|(i, d)| (format!("sha256:{i}"), json!(hex::encode(d)))).collect::<serde_json::Map<_, _>>(),
+        "ak_proven": v.ak_binding.proven(),
+        "ak_ek_binding": v.ak_binding.describe(),
+        "kek_pcr_binding": v.kek_pcr_binding.as_ref().map(|b| json!({
+            "pcrs": b.pcrs.describe(),
+            "values": b.pcrs.pcrs.iter().zip(&b.values).map(|(i, d)| (format!("{}:{i}", b.pcrs.bank.name()), json!(hex::encode(d)))).collect::<serde_json::Map<_, _>>(),
+        })),
+        "compat_kek": v.compat_kek.as_ref().map(|c| json!({
+            "key": c.describe_key(),
+            "kid": byok_protocol::world::compat_kid(&v.world, &c.name()),
+        })),
+    });
+    if let (Value::Object(m), Value::Object(id)) = (&mut out, identity_json(v)) {
+        m.extend(id);
+    }
+    inert_json(out)
+}
+
+pub fn verified_text(path: &Path, v: &Verified) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "OK {}: world {:?}",
+        inert(&path.display().to_string()),
+        inert(&v.world)
+    );
+    let _ = writeln!(
+        o,
+        "  host:       {}",
+        v.host
+            .as_deref()
+            .map(|h| inert(h).into_owned())
+            .unwrap_or_else(|| "(not enrolled)".into())
+    );
+    let _ = writeln!(
+        o,
+        "  EK:         certificate SHA-256 {}, name {}",
+        hex::encode(v.ek_certificate_sha256),
+        hex::encode(&v.ek_name)
+    );
+    let _ = writeln!(
+        o,
+        "  EK chain:   {}",
+        v.ek_chain
+            .iter()
+            .map(|s| inert(s).into_owned())
+            .collect::<Vec<_>>()
+            .join(" -> ")
+    );
+    let _ = writeln!(
+        o,
+        "  TPM:        {} {} firmware {:#018x}",
+        inert(&v.tpm_manufacturer),
+        inert(&v.tpm_vendor),
+        v.firmware_version
+    );
+    let _ = writeln!(
+        o,
+        "  KEK:        {} name {}",
+        v.kek_public.describe_key(),
+        hex::encode(&v.kek_name)
+    );
+    let _ = writeln!(
+        o,
+        "  AK:         {} name {}",
+        v.ak_public.describe_key(),
+        hex::encode(&v.ak_name)
+    );
+    let _ = writeln!(
+        o,
+        "  clock:      {} ms, resetCount {}, restartCount {}",
+        v.quote_clock.clock, v.quote_clock.reset_count, v.quote_clock.restart_count
+    );
+    let _ = writeln!(
+        o,
+        "  PCRs:       sha256:{}",
+        v.pcrs
+            .keys()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let _ = writeln!(o, "  AK-EK link: {}", v.ak_binding.describe());
+    match &v.kek_pcr_binding {
+        Some(b) => {
+            let _ = writeln!(
+                o,
+                "  KEK use:    only while PCRs {} hold these values (TPM-enforced policy):",
+                b.pcrs.describe()
+            );
+            for (i, d) in b.pcrs.pcrs.iter().zip(&b.values) {
+                let _ = writeln!(
+                    o,
+                    "              {}:{i} = {}",
+                    b.pcrs.bank.name(),
+                    hex::encode(d)
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(o, "  KEK use:    not bound to PCRs");
+        }
+    }
+    if let Some(c) = &v.compat_kek {
+        let _ = writeln!(
+            o,
+            "  compat KEK: {} kid {} (unrestricted decryption, child of the KEK)",
+            c.describe_key(),
+            inert(&byok_protocol::world::compat_kid(&v.world, &c.name()))
+        );
+    }
+    o
+}
