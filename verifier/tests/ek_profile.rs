@@ -106,8 +106,11 @@ fn issue(dir: &Path, name: &str, key: &str, ca: &str, ext: &str) {
 const CA: &str = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n";
 const EK: &str = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,keyEncipherment\nextendedKeyUsage=2.23.133.8.1\n";
 
-/// The bogus leaves: extensions, and the error each must give.
-fn bogus() -> Vec<(&'static str, &'static str, String, fn(&VerifyError) -> bool)> {
+/// A bogus leaf: its name, key, extensions, and the error it must give.
+type Bogus = (&'static str, &'static str, String, fn(&VerifyError) -> bool);
+
+/// The bogus leaves.
+fn bogus() -> Vec<Bogus> {
     vec![
         (
             "ca-leaf",
