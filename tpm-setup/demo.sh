@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole tpm-byok flow on a fresh machine: install what is missing, build,
 # provision a swtpm with EK certificates from a local CA, then run
-# init -> evidence -> verify -> keygen -> wrap -> import -> sign -> OpenSSL
-# check -> attest-key -> check-receipt, printing each step and its time.
+# init -> evidence -> enroll the host (challenge -> activate -> enroll) ->
+# verify -> keygen -> wrap -> import -> sign -> OpenSSL check -> attest-key ->
+# check-receipt, printing each step and its time.
 #
 #   tpm-setup/demo.sh [WORK_DIR]     (default: a new temporary directory)
 set -euo pipefail
@@ -38,15 +39,25 @@ nonce=$(openssl rand -hex 16)
 
 step "TPM host: byok-agent init --world demo   (EK, AK under the EK, the world's KEK)"
 t=$(now); "${A[@]}" init --world demo; took "$t"
+registry="$work/registry"
+step "enroll the host once: byok-verifier challenge -> byok-agent activate -> byok-verifier enroll"
+t=$(now)
+enonce=$(openssl rand -hex 16)
+"${A[@]}" evidence --world demo --nonce "$enonce" -o "$work/enrol.evidence"
+"$verifier" challenge --evidence "$work/enrol.evidence" --nonce "$enonce" --roots "$roots" -o "$work/challenge.cbor" >/dev/null
+"${A[@]}" activate --world demo --in "$work/challenge.cbor" -o "$work/activation.cbor" >/dev/null
+"$verifier" enroll --evidence "$work/enrol.evidence" --nonce "$enonce" --roots "$roots" \
+  --challenge "$work/challenge.cbor" --activation "$work/activation.cbor" --registry "$registry" --host demo-host
+took "$t"
 t_transfer=$(now)
 step "TPM host: byok-agent evidence --nonce $nonce"
 t=$(now); "${A[@]}" evidence --world demo --nonce "$nonce" -o "$work/demo.evidence"; took "$t"
-step "operator: byok-verifier verify (EK chain, AK, KEK certify, quote, world)"
-t=$(now); "$verifier" verify --evidence "$work/demo.evidence" --nonce "$nonce" --roots "$roots" --world demo; took "$t"
+step "operator: byok-verifier verify (EK chain and profile, AK proven by the registry, KEK certify, quote, world)"
+t=$(now); "$verifier" verify --evidence "$work/demo.evidence" --nonce "$nonce" --roots "$roots" --registry "$registry" --world demo; took "$t"
 step "operator: byok-verifier keygen --alg p256 (offline)"
 t=$(now); "$verifier" keygen --alg p256 -o "$work/key.pem"; took "$t"
 step "operator: byok-verifier wrap (verifies again, then builds the transfer package)"
-t=$(now); "$verifier" wrap --evidence "$work/demo.evidence" --nonce "$nonce" --roots "$roots" --world demo --key "$work/key.pem" -o "$work/key.transfer"; took "$t"
+t=$(now); "$verifier" wrap --evidence "$work/demo.evidence" --nonce "$nonce" --roots "$roots" --registry "$registry" --world demo --key "$work/key.pem" -o "$work/key.transfer"; took "$t"
 step "TPM host: byok-agent import (ActivateCredential with AK+EK, then TPM2_Import under the KEK)"
 t=$(now); "${A[@]}" import --world demo --in "$work/key.transfer" --name demo-key; took "$t"
 step "TPM host: byok-agent sign (inside the TPM)"
@@ -61,5 +72,5 @@ rnonce=$(openssl rand -hex 16)
 "${A[@]}" attest-key --key demo-key --nonce "$rnonce" -o "$work/key.receipt"
 step "operator: byok-verifier check-receipt (the wrapped key lives under the attested KEK)"
 "$verifier" check-receipt --receipt "$work/key.receipt" --nonce "$rnonce" --evidence "$work/demo.evidence" \
-  --evidence-nonce "$nonce" --roots "$roots" --transfer "$work/key.transfer"
+  --evidence-nonce "$nonce" --roots "$roots" --registry "$registry" --transfer "$work/key.transfer"
 printf '\n== done in %s ms (work directory %s)\n' "$(ms "$t_all")" "$work"

@@ -39,10 +39,28 @@ openssl pkey -in "$seeds/p256.pem" -outform DER -out "$seeds/p256.der"
 openssl x509 -in "$work/tpm/ca-bundle.pem" -outform DER -out "$seeds/ca.der"
 cp "$work/tpm/ca-bundle.pem" "$seeds/ca.pem"
 printf 'sha256:0,7,16' > "$seeds/pcrs"
+# A registry host record (challenge -> activate -> enroll) and a policy file.
+"$verifier" challenge --evidence "$seeds/evidence" --nonce "$n" --roots "$work/tpm/ca-bundle.pem" \
+  -o "$work/challenge" >/dev/null
+"${A[@]}" activate --world fuzz --in "$work/challenge" -o "$work/activation" >/dev/null
+"$verifier" enroll --evidence "$seeds/evidence" --nonce "$n" --roots "$work/tpm/ca-bundle.pem" \
+  --challenge "$work/challenge" --activation "$work/activation" --registry "$work/registry" --host h1 >/dev/null
+cp "$work/registry/h1.cbor" "$seeds/host"
+cat > "$seeds/policy.toml" <<'POLICY'
+[defaults]
+min_rsa_bits = 2048
+require_enrolled = true
+[worlds.fuzz]
+roots = ["ca.pem"]
+require_kek_pcrs = [0, 7]
+[worlds.fuzz.pcrs.sha256]
+0 = "0000000000000000000000000000000000000000000000000000000000000000"
+7 = "0000000000000000000000000000000000000000000000000000000000000000"
+POLICY
 
 cd "$root/fuzz"
 status=0
-for target in tpm_structures documents keys certificates verify_evidence; do
+for target in tpm_structures documents keys certificates verify_evidence trust_inputs; do
   mkdir -p "corpus/$target"
   cp "$seeds"/* "corpus/$target/"
   echo "fuzz: $target for ${secs}s" >&2

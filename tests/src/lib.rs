@@ -186,9 +186,14 @@ impl Host {
 
     /// `byok-agent --tcti … --state-dir …`.
     pub fn agent(&self) -> Command {
+        self.agent_via(&self.tpm.tcti())
+    }
+
+    /// The agent of this host reaching its TPM through another TCTI (a relay).
+    pub fn agent_via(&self, tcti: &str) -> Command {
         let mut c = Command::cargo_bin("byok-agent").expect("byok-agent binary");
         c.arg("--tcti")
-            .arg(self.tpm.tcti())
+            .arg(tcti)
             .arg("--state-dir")
             .arg(self.state.path())
             .env("TSS2_LOG", "all+none")
@@ -638,5 +643,45 @@ pub mod forgery {
             },
             certify: certify(f, &ak_qn, nonce, &public.name(), &qn),
         }
+    }
+}
+
+/// A transfer package built the way `wrap` builds one, from public evidence
+/// data only, but carrying any `public` area, key info and inner key (the
+/// credential secret): what anyone can send a host.
+pub fn hand_made_package(
+    ev: &byok_protocol::formats::Evidence,
+    key: &dyn byok_protocol::keys::TpmObjectKey,
+    public: &byok_protocol::public::TpmtPublic,
+    info: byok_protocol::formats::KeyInfo,
+    inner: &[u8; 16],
+) -> byok_protocol::formats::TransferPackage {
+    use byok_protocol::formats::{CredentialBlob, ObjectBlob, TransferPackage};
+    use byok_protocol::public::TpmtPublic;
+    use serde_bytes::ByteBuf;
+    let kek = TpmtPublic::parse_tpm2b(&ev.kek.public).expect("KEK public");
+    let ek = TpmtPublic::parse_tpm2b(&ev.ek.public).expect("EK public");
+    let ak = TpmtPublic::parse_tpm2b(&ev.ak.public).expect("AK public");
+    let blob = byok_protocol::duplicate::duplicate(&kek, public, &key.tpm_sensitive(), Some(inner))
+        .expect("duplication blob");
+    let cred =
+        byok_protocol::credential::make_credential(&ek, &ak.name(), inner).expect("credential");
+    TransferPackage {
+        kind: byok_protocol::formats::TRANSFER_TYPE.into(),
+        version: byok_protocol::formats::VERSION,
+        world: ev.world.clone(),
+        kek_name: ByteBuf::from(kek.name()),
+        ak_name: ByteBuf::from(ak.name()),
+        credential: CredentialBlob {
+            id_object: ByteBuf::from(cred.id_object),
+            encrypted_secret: ByteBuf::from(cred.encrypted_secret),
+        },
+        object: ObjectBlob {
+            public: ByteBuf::from(public.to_tpm2b()),
+            duplicate: ByteBuf::from(blob.duplicate),
+            seed: ByteBuf::from(blob.seed),
+            inner: "aes128cfb".into(),
+        },
+        key: info,
     }
 }

@@ -109,6 +109,20 @@ pub fn describe(bytes: &[u8]) -> Result<Value, String> {
                 "certify": attest_json(&r.certify.attest),
             }))
         }
+        Some(byok_protocol::formats::HOST_TYPE) => {
+            let h =
+                byok_protocol::formats::HostRecord::from_cbor(bytes).map_err(|e| e.to_string())?;
+            Ok(json!({
+                "type": h.kind, "version": h.version, "host": h.host,
+                "enrolled": crate::registry::utc(h.enrolled),
+                "ek": {"certificate_sha256": hex::encode(&h.ek.certificate_sha256), "name": hex::encode(&h.ek.name), "public": public_json(&h.ek.public)},
+                "worlds": h.worlds.iter().map(|(w, e)| (w.clone(), json!({
+                    "ak": public_json(&e.ak_public),
+                    "kek_name": hex::encode(&e.kek_name),
+                    "enrolled": crate::registry::utc(e.enrolled),
+                }))).collect::<serde_json::Map<_, _>>(),
+            }))
+        }
         Some(other) => Err(format!("unknown document type {other:?}")),
         None => Err("not a tpm-byok CBOR document (no \"type\" field)".into()),
     }

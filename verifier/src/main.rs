@@ -663,7 +663,7 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                     hex::encode(&report.key_name),
                     inert(&report.world)
                 );
-                println!("  host:        {}", identity_text(&verified));
+                println!("  identity:    {}", identity_text(&verified));
                 println!("  AK-EK link:  {}", verified.ak_binding.describe());
                 println!("  origin:      {}", report.origin);
                 println!("  attributes:  {}", report.attributes.join("|"));

@@ -107,6 +107,7 @@ pub struct Pipeline {
     registry: Option<Registry>,
     require_enrolled: bool,
     answer: Option<(Challenge, Activation)>,
+    max_evidence_bytes: usize,
     resolved: Mutex<HashMap<String, Arc<Resolved>>>,
 }
 
@@ -139,7 +140,9 @@ impl Pipeline {
                 ))
             }
         };
+        let max_evidence_bytes = resolve_policy(policy.as_ref(), flags, None)?.max_evidence_bytes;
         Ok(Pipeline {
+            max_evidence_bytes,
             flags: flags.clone(),
             policy,
             nonce,
@@ -161,8 +164,8 @@ impl Pipeline {
     }
 
     /// The largest evidence file read (the `[defaults]` cap).
-    pub fn max_evidence_bytes(&self) -> Result<usize, VerifyError> {
-        Ok(resolve_policy(self.policy.as_ref(), &self.flags, None)?.max_evidence_bytes)
+    pub fn max_evidence_bytes(&self) -> usize {
+        self.max_evidence_bytes
     }
 
     /// The trust store and options for `world`, built once per run.
@@ -193,7 +196,7 @@ impl Pipeline {
     }
 
     pub fn read_evidence(&self, path: &Path) -> Result<Evidence, VerifyError> {
-        crate::read_document::<Evidence>(path, "evidence", self.max_evidence_bytes()?)
+        crate::read_document::<Evidence>(path, "evidence", self.max_evidence_bytes)
     }
 
     /// Every check on one evidence file (see the module comment).

@@ -274,7 +274,13 @@ impl PolicyFile {
             return Err(bad(path, format!("larger than {POLICY_MAX_SIZE} bytes")));
         }
         let text = String::from_utf8(bytes).map_err(|_| bad(path, "not UTF-8 text"))?;
-        let text: PolicyText = toml::from_str(&text).map_err(|e| bad(path, e.to_string()))?;
+        Self::from_text(path, &text)
+    }
+
+    /// Parse and check policy `text` (read from `path`, against which
+    /// relative roots resolve).
+    pub fn from_text(path: &Path, text: &str) -> Result<PolicyFile, VerifyError> {
+        let text: PolicyText = toml::from_str(text).map_err(|e| bad(path, e.to_string()))?;
         for (w, rules) in &text.worlds {
             if rules.max_evidence_bytes.is_some() {
                 return Err(bad(

@@ -10,17 +10,34 @@ use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// Every string (and map key) of `v` made inert, recursively.
-pub fn inert_json(v: Value) -> Value {
+/// Every string (and map key) of `v` made inert, recursively. Strings that
+/// need nothing are left in place (the common case costs one scan).
+pub fn inert_json(mut v: Value) -> Value {
+    make_inert(&mut v);
+    v
+}
+
+fn make_inert(v: &mut Value) {
     match v {
-        Value::String(s) => Value::String(inert(&s).into_owned()),
-        Value::Array(a) => Value::Array(a.into_iter().map(inert_json).collect()),
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .map(|(k, v)| (inert(&k).into_owned(), inert_json(v)))
-                .collect(),
-        ),
-        other => other,
+        Value::String(s) => {
+            if let std::borrow::Cow::Owned(clean) = inert(s) {
+                *s = clean;
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(make_inert),
+        Value::Object(m) => {
+            if m.keys()
+                .any(|k| matches!(inert(k), std::borrow::Cow::Owned(_)))
+            {
+                let taken = std::mem::take(m);
+                *m = taken
+                    .into_iter()
+                    .map(|(k, v)| (inert(&k).into_owned(), v))
+                    .collect();
+            }
+            m.values_mut().for_each(make_inert);
+        }
+        _ => {}
     }
 }
 
