@@ -130,6 +130,29 @@ pub struct KeyInfo {
     pub pcr_values: Option<BTreeMap<u32, ByteBuf>>,
 }
 
+impl KeyInfo {
+    /// The key info of a package, with its PolicyPCR binding (the PCRs and
+    /// the values, in selection order) when it has one.
+    pub fn new(
+        alg: String,
+        label: Option<String>,
+        pcr_binding: Option<(&crate::policy::PcrSpec, &[Vec<u8>])>,
+    ) -> KeyInfo {
+        KeyInfo {
+            alg,
+            label,
+            pcrs: pcr_binding.map(|(spec, _)| spec.describe()),
+            pcr_values: pcr_binding.map(|(spec, values)| {
+                spec.pcrs
+                    .iter()
+                    .copied()
+                    .zip(values.iter().map(|v| ByteBuf::from(v.clone())))
+                    .collect()
+            }),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TransferPackage {
     #[serde(rename = "type")]

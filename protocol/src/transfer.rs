@@ -154,24 +154,14 @@ pub fn check_transfer_object(
 mod tests {
     use super::*;
     use crate::keys::{KeyAlg, SymmetricKey, SymmetricKind, TargetKey, TpmObjectKey};
-    use serde_bytes::ByteBuf;
-    use std::collections::BTreeMap;
 
     fn info(pcrs: Option<(&str, Vec<Vec<u8>>)>) -> KeyInfo {
-        KeyInfo {
-            alg: "x".into(),
-            label: None,
-            pcrs: pcrs.as_ref().map(|(s, _)| s.to_string()),
-            pcr_values: pcrs.map(|(s, v)| {
-                PcrSpec::parse(s)
-                    .unwrap()
-                    .pcrs
-                    .into_iter()
-                    .zip(v)
-                    .map(|(i, d)| (i, ByteBuf::from(d)))
-                    .collect::<BTreeMap<_, _>>()
-            }),
-        }
+        let spec = pcrs.as_ref().map(|(s, _)| PcrSpec::parse(s).unwrap());
+        KeyInfo::new(
+            "x".into(),
+            None,
+            spec.as_ref().zip(pcrs.as_ref().map(|(_, v)| v.as_slice())),
+        )
     }
 
     fn objects() -> Vec<Box<dyn TpmObjectKey>> {

@@ -12,7 +12,6 @@ use byok_protocol::public::TpmtPublic;
 use byok_protocol::tpm::attr;
 use byok_tests::{hand_made_package, nonce, tpm_a, Host};
 use predicates::str::contains;
-use serde_bytes::ByteBuf;
 use tempfile::TempDir;
 
 /// TPM_CC_Duplicate.
@@ -22,19 +21,12 @@ const CC_DUPLICATE: u32 = 0x0000_014b;
 const INNER: [u8; 16] = [0x5a; 16];
 
 fn info(pcrs: Option<(&str, Vec<Vec<u8>>)>) -> KeyInfo {
-    KeyInfo {
-        alg: "p256".into(),
-        label: None,
-        pcrs: pcrs.as_ref().map(|(s, _)| s.to_string()),
-        pcr_values: pcrs.map(|(s, v)| {
-            PcrSpec::parse(s)
-                .unwrap()
-                .pcrs
-                .into_iter()
-                .zip(v.into_iter().map(ByteBuf::from))
-                .collect()
-        }),
-    }
+    let spec = pcrs.as_ref().map(|(s, _)| PcrSpec::parse(s).unwrap());
+    KeyInfo::new(
+        "p256".into(),
+        None,
+        spec.as_ref().zip(pcrs.as_ref().map(|(_, v)| v.as_slice())),
+    )
 }
 
 fn with_attributes(p: &TpmtPublic, attributes: u32) -> TpmtPublic {

@@ -13,6 +13,28 @@ fn restore(host: &Host) {
     host.extend_pcr(23, 1);
 }
 
+/// `verify` of `ev` with a policy file holding `[worlds.WORLD]`, the host's
+/// roots and `body` (written beside the evidence).
+fn verify_with_policy(
+    host: &Host,
+    ev: &World,
+    world: &str,
+    body: &str,
+) -> assert_cmd::assert::Assert {
+    let p = ev.evidence.with_extension("policy.toml");
+    std::fs::write(
+        &p,
+        format!("[worlds.{world}]\nroots = [{:?}]\n{body}", host.ca_bundle),
+    )
+    .unwrap();
+    verifier()
+        .args(["verify", "--nonce", &ev.nonce, "--evidence"])
+        .arg(&ev.evidence)
+        .arg("--policy")
+        .arg(&p)
+        .assert()
+}
+
 /// Evidence quoting PCRs 0, 7, 16 and 23 (the bound ones among them).
 fn evidence(host: &Host, world: &str, work: &Path) -> World {
     let n = nonce();
@@ -67,20 +89,7 @@ fn a_pcr_bound_kek_is_verified_and_enforced_by_the_tpm() {
     // The policy file fixes the bound values; requiring a bound KEK is not
     // met by PCRs 16 and 23, which software can reset (see
     // `a_kek_bound_to_resettable_pcrs_meets_no_requirement`).
-    let policy = |body: &str| {
-        let p = wd.join("policy.toml");
-        std::fs::write(
-            &p,
-            format!("[worlds.pb]\nroots = [{:?}]\n{body}", host.ca_bundle),
-        )
-        .unwrap();
-        verifier()
-            .args(["verify", "--nonce", &ev.nonce, "--evidence"])
-            .arg(&ev.evidence)
-            .arg("--policy")
-            .arg(&p)
-            .assert()
-    };
+    let policy = |body: &str| verify_with_policy(&host, &ev, "pb", body);
     policy(&format!("[worlds.pb.pcrs.sha256]\n23 = \"{pcr23}\"\n")).success();
     policy(&format!(
         "[worlds.pb.pcrs.sha256]\n16 = \"{}\"\n",
@@ -273,20 +282,7 @@ fn a_kek_bound_to_resettable_pcrs_meets_no_requirement() {
     let pcr23 = hex::encode(byok_protocol::hash::sha256(
         &[[0u8; 32], [1u8; 32]].concat(),
     ));
-    let policy = wd.join("policy.toml");
-    let verify = |body: &str| {
-        std::fs::write(
-            &policy,
-            format!("[worlds.r23]\nroots = [{:?}]\n{body}", host.ca_bundle),
-        )
-        .unwrap();
-        verifier()
-            .args(["verify", "--nonce", &ev.nonce, "--evidence"])
-            .arg(&ev.evidence)
-            .arg("--policy")
-            .arg(&policy)
-            .assert()
-    };
+    let verify = |body: &str| verify_with_policy(&host, &ev, "r23", body);
     let refs = format!("[worlds.r23.pcrs.sha256]\n23 = \"{pcr23}\"\n");
     verify(&format!("require_kek_pcrs = true\n{refs}"))
         .code(10)
@@ -328,20 +324,7 @@ fn a_required_kek_binding_needs_fixed_pcrs_with_reference_values() {
             &[[0u8; 32], [byte; 32]].concat(),
         ))
     };
-    let policy = wd.join("policy.toml");
-    let verify = |body: &str| {
-        std::fs::write(
-            &policy,
-            format!("[worlds.r7]\nroots = [{:?}]\n{body}", host.ca_bundle),
-        )
-        .unwrap();
-        verifier()
-            .args(["verify", "--nonce", &ev.nonce, "--evidence"])
-            .arg(&ev.evidence)
-            .arg("--policy")
-            .arg(&policy)
-            .assert()
-    };
+    let verify = |body: &str| verify_with_policy(&host, &ev, "r7", body);
     let (p7, p23) = (extended(7), extended(1));
     verify(&format!(
         "require_kek_pcrs = [7]\n[worlds.r7.pcrs.sha256]\n7 = \"{p7}\"\n23 = \"{p23}\"\n"

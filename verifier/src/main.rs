@@ -11,7 +11,7 @@ use byok_verifier::error::VerifyError;
 use byok_verifier::pipeline::{resolve_policy, trust_store, Pipeline, ProofFlags, TrustFlags};
 use byok_verifier::policy::PolicyFile;
 use byok_verifier::report::{
-    identity_json, identity_text, inert_json, verified_json, verified_text,
+    identity_text, inert_json, verified_json, verified_text, with_identity,
 };
 use byok_verifier::verify::{parse_nonce, require_proven_ak};
 use byok_verifier::{
@@ -425,17 +425,12 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                 registry::enroll(&dir, &verified, host.as_deref(), replace, now_secs())?;
             verified.host = Some(record.host.clone());
             if json {
-                let mut v = json!({
+                let v = json!({
                     "ok": true, "outcome": outcome.describe(), "world": verified.world,
                     "ak_name": hex::encode(&verified.ak_name), "kek_name": hex::encode(&verified.kek_name),
                     "record": dir.join(format!("{}.cbor", record.host)).display().to_string(),
                 });
-                if let (serde_json::Value::Object(m), serde_json::Value::Object(id)) =
-                    (&mut v, identity_json(&verified))
-                {
-                    m.extend(id);
-                }
-                println!("{}", inert_json(v));
+                println!("{}", with_identity(v, &verified));
             } else {
                 println!(
                     "{} host {} for world {:?}: AK {} proven in this EK's TPM ({})",
@@ -643,18 +638,13 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
             let report =
                 receipt::check_receipt(&r, &verified, &parse_nonce(&nonce)?, policy, t.as_ref())?;
             if json {
-                let mut v = json!({
+                let v = json!({
                     "ok": true, "world": report.world, "key_name": hex::encode(&report.key_name), "key": report.key,
                     "attributes": report.attributes, "origin": report.origin, "duplicable": report.duplicable,
                     "matches_transfer": report.matches_transfer, "kek_name": hex::encode(&verified.kek_name),
                     "ak_ek_binding": verified.ak_binding.describe(),
                 });
-                if let (serde_json::Value::Object(m), serde_json::Value::Object(id)) =
-                    (&mut v, identity_json(&verified))
-                {
-                    m.extend(id);
-                }
-                println!("{}", inert_json(v));
+                println!("{}", with_identity(v, &verified));
             } else {
                 println!(
                     "OK receipt {}: {} key {} lives under the KEK of world {:?}",

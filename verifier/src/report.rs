@@ -50,6 +50,14 @@ pub fn identity_json(v: &Verified) -> Value {
     })
 }
 
+/// `v` (a JSON object) with the EK and host fields added, made inert.
+pub fn with_identity(mut v: Value, verified: &Verified) -> Value {
+    if let (Value::Object(m), Value::Object(id)) = (&mut v, identity_json(verified)) {
+        m.extend(id);
+    }
+    inert_json(v)
+}
+
 /// The EK and host a result is about, as one line.
 pub fn identity_text(v: &Verified) -> String {
     format!(
@@ -64,7 +72,7 @@ pub fn identity_text(v: &Verified) -> String {
 }
 
 pub fn verified_json(path: &Path, v: &Verified) -> Value {
-    let mut out = json!({
+    let out = json!({
         "file": path.display().to_string(),
         "ok": true,
         "world": v.world,
@@ -88,10 +96,7 @@ pub fn verified_json(path: &Path, v: &Verified) -> Value {
             "kid": byok_protocol::world::compat_kid(&v.world, &c.name()),
         })),
     });
-    if let (Value::Object(m), Value::Object(id)) = (&mut out, identity_json(v)) {
-        m.extend(id);
-    }
-    inert_json(out)
+    with_identity(out, v)
 }
 
 pub fn verified_text(path: &Path, v: &Verified) -> String {

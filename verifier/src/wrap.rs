@@ -56,18 +56,7 @@ pub fn wrap(
             seed: ByteBuf::from(blob.seed),
             inner: "aes128cfb".into(),
         },
-        key: KeyInfo {
-            alg: key.alg_name(),
-            label,
-            pcrs: key_pcrs.map(|s| s.describe()),
-            pcr_values: key_pcrs.zip(values).map(|(spec, values)| {
-                spec.pcrs
-                    .iter()
-                    .copied()
-                    .zip(values.into_iter().map(ByteBuf::from))
-                    .collect()
-            }),
-        },
+        key: KeyInfo::new(key.alg_name(), label, key_pcrs.zip(values.as_deref())),
     })
 }
 
