@@ -384,7 +384,8 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                 &proof(&registered, None),
                 parse_nonce(&nonce)?,
                 world,
-            )?;
+            )?
+            .enrolling();
             let verified = pipeline.check_file(&evidence)?;
             let ch = byok_verifier::verify::make_challenge(&verified)?;
             write_output(&out, &ch.to_cbor(), 0o644)?;
@@ -419,7 +420,8 @@ fn run(cli: Cli) -> Result<(), VerifyError> {
                 },
                 parse_nonce(&nonce)?,
                 world,
-            )?;
+            )?
+            .enrolling();
             let mut verified = pipeline.check_file(&evidence)?;
             let (record, outcome) =
                 registry::enroll(&dir, &verified, host.as_deref(), replace, now_secs())?;

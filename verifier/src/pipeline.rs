@@ -107,6 +107,9 @@ pub struct Pipeline {
     registry: Option<Registry>,
     require_enrolled: bool,
     answer: Option<(Challenge, Activation)>,
+    /// For `challenge` and `enroll`: the steps that make a proof must not
+    /// demand one (see [`Pipeline::enrolling`]).
+    enrolling: bool,
     max_evidence_bytes: usize,
     resolved: Mutex<HashMap<String, Arc<Resolved>>>,
 }
@@ -142,6 +145,7 @@ impl Pipeline {
         };
         let max_evidence_bytes = resolve_policy(policy.as_ref(), flags, None)?.max_evidence_bytes;
         Ok(Pipeline {
+            enrolling: false,
             max_evidence_bytes,
             flags: flags.clone(),
             policy,
@@ -153,6 +157,15 @@ impl Pipeline {
             answer,
             resolved: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A pipeline for `challenge` and `enroll`, which make the proof the
+    /// others demand: enrolment is not required (a host is not enrolled yet,
+    /// or is being enrolled again after its world was re-initialised), and the
+    /// registry only names the host.
+    pub fn enrolling(mut self) -> Pipeline {
+        self.enrolling = true;
+        self
     }
 
     pub fn nonce(&self) -> &[u8] {
@@ -210,7 +223,11 @@ impl Pipeline {
         let mut verified = verify_evidence(ev, &resolved.store, &resolved.opts)?;
         let require = self.require_enrolled || resolved.opts.policy.require_enrolled;
         match &self.registry {
+            Some(reg) if self.enrolling => {
+                verified.host = reg.by_ek(&verified.ek_name).map(|r| r.host.clone());
+            }
             Some(reg) => reg.check(&mut verified, require)?,
+            None if self.enrolling => {}
             None if require => {
                 return Err(VerifyError::Usage(format!(
                     "enrolment is required for world {:?} (--require-enrolled or the policy's require_enrolled): give --registry DIR",
