@@ -174,6 +174,26 @@ mod tests {
     }
 
     #[test]
+    fn the_transfer_attributes_are_the_documented_ones() {
+        // docs/formats.md: userWithAuth|noDA|sign|decrypt (HMAC: no decrypt),
+        // userWithAuth clear when PCR-bound; nothing else.
+        use TransferKind::*;
+        let (u, n, s, d) = (attr::USER_WITH_AUTH, attr::NO_DA, attr::SIGN, attr::DECRYPT);
+        assert_eq!(transfer_attributes(Asymmetric, false), u | n | s | d);
+        assert_eq!(transfer_attributes(Asymmetric, true), n | s | d);
+        assert_eq!(transfer_attributes(Aes, false), u | n | s | d);
+        assert_eq!(transfer_attributes(Aes, true), n | s | d);
+        assert_eq!(transfer_attributes(Hmac, false), u | n | s);
+        assert_eq!(transfer_attributes(Hmac, true), n | s);
+        assert_eq!(transfer_attributes(Asymmetric, false), 0x0006_0440);
+        assert_eq!(TransferKind::of(alg::RSA), Some(Asymmetric));
+        assert_eq!(TransferKind::of(alg::ECC), Some(Asymmetric));
+        assert_eq!(TransferKind::of(alg::SYMCIPHER), Some(Aes));
+        assert_eq!(TransferKind::of(alg::KEYEDHASH), Some(Hmac));
+        assert_eq!(TransferKind::of(alg::NULL), None);
+    }
+
+    #[test]
     fn every_object_wrap_writes_passes() {
         let spec = PcrSpec::parse("sha256:0,7").unwrap();
         let values = vec![vec![0u8; 32], vec![7u8; 32]];
