@@ -431,7 +431,10 @@ pub fn check_ek_profile(c: &Cert, min_rsa_bits: u16) -> Result<(), VerifyError> 
         None => {
             return Err(VerifyError::EkKeyTooWeak {
                 subject: subject(c),
-                key: key_description(c),
+                key: format!(
+                    "of another type ({})",
+                    c.cert.tbs_certificate.subject_public_key_info.algorithm.oid
+                ),
                 min_rsa_bits: min_rsa_bits.max(2048),
             })
         }

@@ -77,7 +77,7 @@ pub enum VerifyError {
     IssuerNotCa { subject: String },
     #[error("certificate {subject:?} is not a TPM EK certificate: {problem}")]
     EkCertificateProfile { subject: String, problem: String },
-    #[error("EK certificate {subject:?} has a {key} key; an EK needs RSA of at least {min_rsa_bits} bits or ECC P-256/P-384")]
+    #[error("EK certificate {subject:?} has key {key}; an EK needs RSA of at least {min_rsa_bits} bits or ECC P-256/P-384")]
     EkKeyTooWeak {
         subject: String,
         key: String,

@@ -73,6 +73,7 @@ fn root(dir: &Path, name: &str, bc: &str) {
 fn issue(dir: &Path, name: &str, key: &str, ca: &str, ext: &str) {
     std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
     let mut req = vec!["req", "-newkey", key, "-nodes"];
+    // "ec" is P-256; "rsa:N" and "ed25519" need no parameters.
     if key == "ec" {
         req.extend(["-pkeyopt", "ec_paramgen_curve:P-256"]);
     }
@@ -268,6 +269,79 @@ fn non_ek_leaves_and_broken_paths_are_refused() {
     assert!(
         matches!(r, Err(VerifyError::NameConstraintsUnsupported { .. })),
         "{r:?}"
+    );
+
+    // A key of another type (Ed25519) is no EK key.
+    issue(d, "ek-ed25519", "ed25519", "int", EK);
+    let r = verify_ek_path(&load(d, "ek-ed25519.pem"), &[], &store, now);
+    assert!(
+        matches!(&r, Err(VerifyError::EkKeyTooWeak { key, .. }) if key.contains("1.3.101.112")),
+        "{r:?}"
+    );
+
+    // A self-issued intermediate (a key rollover: the root's name, a new key,
+    // signed by the root) does not count against pathLenConstraint
+    // (RFC 5280 6.1.4), as OpenSSL agrees.
+    ok(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "roll.key",
+            "-out",
+            "roll.csr",
+            "-subj",
+            "/CN=root0",
+        ],
+    );
+    std::fs::write(d.join("roll.ext"), CA).unwrap();
+    ok(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "roll.csr",
+            "-CA",
+            "root0.pem",
+            "-CAkey",
+            "root0.key",
+            "-CAcreateserial",
+            "-out",
+            "roll.pem",
+            "-days",
+            "3650",
+            "-sha256",
+            "-extfile",
+            "roll.ext",
+        ],
+    );
+    issue(d, "ek-roll", "rsa:2048", "roll", EK);
+    let rolled = TrustStore {
+        anchors: vec![load(d, "root0.pem")],
+        intermediates: vec![load(d, "roll.pem")],
+        ..Default::default()
+    };
+    let path = verify_ek_path(&load(d, "ek-roll.pem"), &[], &rolled, now).expect("self-issued");
+    assert_eq!(path.len(), 3, "{path:?}");
+    let out = openssl(
+        d,
+        &[
+            "verify",
+            "-CAfile",
+            "root0.pem",
+            "-untrusted",
+            "roll.pem",
+            "ek-roll.pem",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 
     // The policy may raise the RSA minimum.
