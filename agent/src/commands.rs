@@ -242,6 +242,7 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
     let inner_key = tpm.activate_credential(
         ak,
         ek,
+        kek.handle,
         &pkg.credential.id_object,
         &pkg.credential.encrypted_secret,
     );
@@ -305,8 +306,11 @@ pub fn activate(ctx: &Ctx, world: &str, input: &Path, out: &Path) -> Result<()> 
     let mut tpm = Tpm::open(&ctx.tcti)?;
     let (ek, _) = world_ek(&mut tpm, &w)?;
     let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;
+    // A challenge's secret goes back to the verifier in the activation file
+    // anyway: the EK salts its session.
     let secret = tpm.activate_credential(
         ak,
+        ek,
         ek,
         &ch.credential.id_object,
         &ch.credential.encrypted_secret,

@@ -653,11 +653,16 @@ impl Tpm {
     }
 
     /// TPM2_ActivateCredential with the AK as the credentialed object and the
-    /// EK as the decryption key (a PolicySecret(endorsement) session).
+    /// EK as the decryption key (a PolicySecret(endorsement) session). The
+    /// released secret comes back encrypted in a session salted with `salt`:
+    /// the world's KEK when the secret matters (import), whose public area
+    /// the agent has checked by Name against its record, so a party on the
+    /// TCTI cannot substitute the salting key.
     pub fn activate_credential(
         &mut self,
         ak: KeyHandle,
         ek: KeyHandle,
+        salt: KeyHandle,
         id_object: &[u8],
         encrypted_secret: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
@@ -675,8 +680,7 @@ impl Tpm {
         )
         .map_err(|e| AgentError::BadPackage(format!("credential encrypted_secret: {e}")))?;
 
-        // The released secret comes back encrypted (a session salted with the EK).
-        let protect = self.param_session(ek, Protect::Response)?;
+        let protect = self.param_session(salt, Protect::Response)?;
         let session = match self.ek_auth(ek) {
             Ok(s) => s,
             Err(e) => {
