@@ -97,6 +97,10 @@ fn enrolment_and_the_registry_check() {
         }
     );
     assert!(v.ak_binding.proven());
+    assert_eq!(
+        v.ak_binding.describe(),
+        "proven (host a, enrolled 1970-01-01 00:01:40 UTC)"
+    );
     assert_eq!(v.host.as_deref(), Some("a"));
     // Another AK for the enrolled EK and world: refused, required or not.
     let mut other = verified(&a, "eu", w);
@@ -192,4 +196,57 @@ fn enrolment_and_the_registry_check() {
         Registry::open(&w.join("missing")),
         Err(VerifyError::Registry { .. })
     ));
+}
+
+#[test]
+fn an_activation_answers_exactly_its_challenge() {
+    // Each field of the challenge and the answer must match the evidence:
+    // the challenge's EK and AK names, the answer's AK name and world, and
+    // the secret against the commitment.
+    let host = Host::new(tpm_a());
+    let work = TempDir::new().unwrap();
+    let w = work.path();
+    host.init("eu");
+    let v = verified(&host, "eu", w);
+    let ch = make_challenge(&v).unwrap();
+    let cp = w.join("c.cbor");
+    let ap = w.join("a.cbor");
+    std::fs::write(&cp, ch.to_cbor()).unwrap();
+    host.agent()
+        .args(["activate", "--world", "eu", "--in"])
+        .arg(&cp)
+        .arg("-o")
+        .arg(&ap)
+        .assert()
+        .success();
+    let act = Activation::from_cbor(&std::fs::read(&ap).unwrap()).unwrap();
+    let refused = |ch: &byok_protocol::formats::Challenge, act: &Activation| {
+        let mut v = v.clone();
+        let r = check_activation(&mut v, ch, act);
+        assert_eq!(v.ak_binding, AkBinding::AtImport);
+        matches!(r, Err(VerifyError::ActivationMismatch(_)))
+    };
+    let flip = |b: &serde_bytes::ByteBuf| {
+        let mut b = b.to_vec();
+        b[4] ^= 1;
+        serde_bytes::ByteBuf::from(b)
+    };
+    let mut c = ch.clone();
+    c.ek_name = flip(&c.ek_name);
+    assert!(refused(&c, &act), "another EK");
+    let mut c = ch.clone();
+    c.ak_name = flip(&c.ak_name);
+    assert!(refused(&c, &act), "another AK in the challenge");
+    let mut a = act.clone();
+    a.ak_name = flip(&a.ak_name);
+    assert!(refused(&ch, &a), "another AK in the answer");
+    let mut a = act.clone();
+    a.world = "us".into();
+    assert!(refused(&ch, &a), "another world");
+    let mut a = act.clone();
+    a.secret = flip(&a.secret);
+    assert!(refused(&ch, &a), "another secret");
+    let mut v2 = v.clone();
+    check_activation(&mut v2, &ch, &act).unwrap();
+    assert_eq!(v2.ak_binding, AkBinding::Activated);
 }
