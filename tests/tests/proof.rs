@@ -414,9 +414,18 @@ fn unsigned_text_reaches_the_terminal_inert() {
         }
         clean(&c.assert().success().get_output().stdout);
     }
-    // A failure message naming hostile text is inert too.
+    // A failure message naming hostile text is inert too: another nonce, and
+    // a world id with escapes (the KEK's signed world binding refuses it, and
+    // the message names it).
     let out = verify(&host, &hostile, &nonce(), &[]).code(10);
     clean(&out.get_output().stderr);
+    let mut ev = evidence_of(&genuine);
+    ev.world = fake.into();
+    let relabelled = w.join("world.evidence");
+    std::fs::write(&relabelled, ev.to_cbor()).unwrap();
+    let out = verify(&host, &relabelled, &n, &[]).code(10);
+    let err = clean(&out.get_output().stderr);
+    assert!(err.contains("KEK is bound to another world"), "{err}");
 
     // A label in a transfer package: shown by inspect and by the agent.
     let key = keygen("p256", w.join("k.pem"));
@@ -434,23 +443,22 @@ fn unsigned_text_reaches_the_terminal_inert() {
         .arg(&pkg)
         .assert()
         .success();
-    clean(
-        &verifier()
-            .arg("inspect")
-            .arg(&pkg)
-            .assert()
-            .success()
-            .get_output()
-            .stdout,
-    );
+    // The key's algorithm name is unsigned too.
+    let mut t =
+        byok_protocol::formats::TransferPackage::from_cbor(&std::fs::read(&pkg).unwrap()).unwrap();
+    t.key.alg = fake.into();
+    std::fs::write(&pkg, t.to_cbor()).unwrap();
+    let out = verifier().arg("inspect").arg(&pkg).assert().success();
+    clean(&out.get_output().stdout);
     host.import("eu", "k", &pkg).success();
-    clean(
-        &host
-            .agent()
-            .args(["keys", "show", "k"])
-            .assert()
-            .success()
-            .get_output()
-            .stdout,
+    let out = host.agent().args(["keys", "show", "k"]).assert().success();
+    clean(&out.get_output().stdout);
+    // `keys list` separates its columns with tabs: those are its own.
+    let out = host.agent().args(["keys", "list"]).assert().success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        text.contains("\\u{1b}") && !text.contains('\x1b') && !text.contains('\u{9b}'),
+        "{text:?}"
     );
+    assert_eq!(text.lines().count(), 1, "{text:?}");
 }
