@@ -168,19 +168,6 @@ impl Pipeline {
         self
     }
 
-    pub fn nonce(&self) -> &[u8] {
-        &self.nonce
-    }
-
-    pub fn registry(&self) -> Option<&Registry> {
-        self.registry.as_ref()
-    }
-
-    /// The largest evidence file read (the `[defaults]` cap).
-    pub fn max_evidence_bytes(&self) -> usize {
-        self.max_evidence_bytes
-    }
-
     /// The trust store and options for `world`, built once per run.
     pub fn for_world(&self, world: &str) -> Result<Arc<Resolved>, VerifyError> {
         if let Some(r) = self

@@ -250,3 +250,137 @@ fn an_activation_answers_exactly_its_challenge() {
     check_activation(&mut v2, &ch, &act).unwrap();
     assert_eq!(v2.ak_binding, AkBinding::Activated);
 }
+
+#[test]
+fn a_run_applies_the_world_policy_the_registry_and_the_activation() {
+    use byok_verifier::pipeline::{Pipeline, ProofFlags, TrustFlags};
+    let host = Host::new(tpm_a());
+    let work = TempDir::new().unwrap();
+    let w = work.path();
+    host.init("w1");
+    host.init("w2");
+    let n = nonce();
+    let evidence = |world: &str| {
+        let p = w.join(format!("{world}.evidence"));
+        host.evidence(world, &n, &p);
+        p
+    };
+    let (e1, e2) = (evidence("w1"), evidence("w2"));
+    let policy = w.join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[defaults]\nroots = [{:?}]\n[worlds.w1]\nrequire_kek_pcrs = true\n[worlds.w2]\nrequire_enrolled = true\n",
+            host.ca_bundle
+        ),
+    )
+    .unwrap();
+    let flags = TrustFlags {
+        policy: Some(policy.clone()),
+        ..Default::default()
+    };
+    let run = |proof: &ProofFlags, world: Option<&str>| {
+        Pipeline::new(
+            &flags,
+            proof,
+            hex::decode(&n).unwrap(),
+            world.map(String::from),
+        )
+    };
+    let none = ProofFlags::default();
+    // Each file gets its own world's rules, without --world.
+    let p = run(&none, None).unwrap();
+    assert!(matches!(
+        p.check_file(&e1),
+        Err(VerifyError::KekNotPcrBound)
+    ));
+    // w2 requires enrolment: without a registry, a usage error naming it.
+    let e = p.check_file(&e2).unwrap_err();
+    assert!(
+        matches!(e, VerifyError::Usage(ref m) if m.contains("--registry")),
+        "{e}"
+    );
+    // ... which does not stop the steps that enrol.
+    let v = run(&none, None)
+        .unwrap()
+        .enrolling()
+        .check_file(&e2)
+        .unwrap();
+    assert_eq!(v.ak_binding, AkBinding::AtImport);
+    // With the registry, after enrolment: proven.
+    let dir = w.join("registry");
+    let va = activated(&host, "w2", w);
+    enroll(&dir, &va, Some("h"), false, 7).unwrap();
+    let reg = ProofFlags {
+        registry: Some(dir.clone()),
+        ..Default::default()
+    };
+    let v = run(&reg, None).unwrap().check_file(&e2).unwrap();
+    assert_eq!(
+        v.ak_binding,
+        AkBinding::Enrolled {
+            host: "h".into(),
+            enrolled: 7
+        }
+    );
+    // --require-enrolled applies to worlds whose policy does not ask for it.
+    let strict = ProofFlags {
+        require_enrolled: true,
+        ..reg.clone()
+    };
+    assert!(matches!(
+        run(&strict, None).unwrap().check_file(&e1),
+        Err(VerifyError::KekNotPcrBound)
+    ));
+    let mut relaxed = std::fs::read_to_string(&policy).unwrap();
+    relaxed = relaxed.replace("require_kek_pcrs = true", "");
+    std::fs::write(&policy, &relaxed).unwrap();
+    let e = run(&strict, None).unwrap().check_file(&e1).unwrap_err();
+    assert!(matches!(e, VerifyError::WorldNotEnrolled { .. }), "{e}");
+    assert_eq!(
+        run(&reg, None).unwrap().check_file(&e1).unwrap().ak_binding,
+        AkBinding::AtImport
+    );
+    // --world narrows the run; a world the policy has no table for is a typo.
+    assert!(matches!(
+        run(&none, Some("w1")).unwrap().check_file(&e2),
+        Err(VerifyError::WorldMismatch { .. })
+    ));
+    assert!(matches!(
+        run(&none, Some("w3")),
+        Err(VerifyError::Policy { .. })
+    ));
+    // A challenge and its answer, both or neither.
+    let c = ProofFlags {
+        challenge: Some(w.join("c.cbor")),
+        ..Default::default()
+    };
+    assert!(matches!(run(&c, None), Err(VerifyError::Usage(_))));
+    // The evidence cap of [defaults].
+    std::fs::write(
+        &policy,
+        format!(
+            "[defaults]\nroots = [{:?}]\nmax_evidence_bytes = 4096\n",
+            host.ca_bundle
+        ),
+    )
+    .unwrap();
+    let mut big = Evidence::from_cbor(&std::fs::read(&e1).unwrap()).unwrap();
+    big.ek.chain = vec![big.ek.certificate.clone(); 4];
+    let big_path = w.join("big.evidence");
+    std::fs::write(&big_path, big.to_cbor()).unwrap();
+    assert!(std::fs::metadata(&big_path).unwrap().len() > 4096);
+    let p = run(&none, None).unwrap();
+    p.check_file(&e1).expect("under the cap");
+    let e = p.check_file(&big_path).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VerifyError::Format {
+                source: byok_protocol::error::FormatError::TooLarge { max: 4096, .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
