@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 /// The enrolled hosts of one registry directory, indexed by EK Name.
 #[derive(Debug, Default)]
 pub struct Registry {
-    dir: PathBuf,
     hosts: Vec<HostRecord>,
     by_ek: HashMap<Vec<u8>, usize>,
 }
@@ -46,10 +45,7 @@ impl Registry {
                 format!("{e} (create it with the first `byok-verifier enroll --registry`)"),
             )
         })?;
-        let mut reg = Registry {
-            dir: dir.to_path_buf(),
-            ..Default::default()
-        };
+        let mut reg = Registry::default();
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
@@ -91,10 +87,6 @@ impl Registry {
             reg.hosts.push(rec);
         }
         Ok(reg)
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     pub fn hosts(&self) -> &[HostRecord] {

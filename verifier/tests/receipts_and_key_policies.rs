@@ -110,6 +110,13 @@ fn each_receipt_check_refuses_its_forgery() {
     let r = receipt(&host, "k", &rn, w);
 
     let ok = check_receipt(&r, &eu, &nb, &policy, Some(&pkg)).unwrap();
+    // Without the package: an imported key with an empty authPolicy is still
+    // provably not duplicable.
+    let alone = check_receipt(&r, &eu, &nb, &policy, None).unwrap();
+    assert_eq!(
+        (alone.duplicable, alone.matches_transfer),
+        (Some(false), None)
+    );
     // The same evidence without a proven AK: the receipt proves nothing.
     let mut unproven = eu.clone();
     unproven.ak_binding = AkBinding::AtImport;

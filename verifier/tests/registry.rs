@@ -77,6 +77,9 @@ fn enrolment_and_the_registry_check() {
 
     let (rec, outcome) = enroll(&dir, &va, Some("a"), false, 100).unwrap();
     assert_eq!(outcome, EnrolOutcome::Created);
+    assert_eq!(outcome.describe(), "enrolled");
+    // Files that are not records (a README in the git checkout) are not read.
+    std::fs::write(dir.join("README.md"), "enrolled hosts").unwrap();
     assert_eq!(rec.enrolled, 100);
     assert_eq!(rec.worlds["eu"].enrolled, 100);
     assert_eq!(
@@ -132,6 +135,13 @@ fn enrolment_and_the_registry_check() {
     let vb = activated(&b, "eu", w);
     let e = enroll(&dir, &vb, Some("a"), false, 300).unwrap_err();
     assert!(matches!(e, VerifyError::HostEkConflict { .. }), "{e}");
+    // Without a name, a new EK gets one from its certificate.
+    let other_dir = w.join("other-registry");
+    let (rec, _) = enroll(&other_dir, &vb, None, false, 300).unwrap();
+    assert_eq!(
+        rec.host,
+        format!("ek-{}", &hex::encode(vb.ek_certificate_sha256)[..12])
+    );
     let e = enroll(&dir, &va, Some("a2"), false, 300).unwrap_err();
     assert!(
         matches!(e, VerifyError::EkEnrolledAs { ref host } if host == "a"),
@@ -156,6 +166,10 @@ fn enrolment_and_the_registry_check() {
     );
     let (rec, outcome) = enroll(&dir, &va, Some("a2"), true, 500).unwrap();
     assert_eq!(outcome, EnrolOutcome::Replaced);
+    assert_eq!(
+        outcome.describe(),
+        "enrolled (replacing the earlier record)"
+    );
     assert_eq!(rec.host, "a2");
     assert!(!dir.join("a.cbor").exists() && dir.join("a2.cbor").exists());
     let reg = Registry::open(&dir).unwrap();
