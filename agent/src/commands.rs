@@ -33,20 +33,12 @@ pub(crate) fn check_id(what: &'static str, v: &str) -> Result<()> {
 }
 
 fn parse_nonce(hex_nonce: &str) -> Result<Vec<u8>> {
-    let n = hex::decode(hex_nonce.trim()).map_err(|e| AgentError::InvalidArgument {
-        what: "--nonce",
-        detail: format!("not hex: {e}"),
-    })?;
-    if !(8..=64).contains(&n.len()) {
-        return Err(AgentError::InvalidArgument {
+    byok_protocol::nonce::Nonce::parse_hex(hex_nonce)
+        .map(|n| n.into_bytes())
+        .map_err(|e| AgentError::InvalidArgument {
             what: "--nonce",
-            detail: format!(
-                "{} bytes; use 8 to 64 bytes (16 to 128 hex digits)",
-                n.len()
-            ),
-        });
-    }
-    Ok(n)
+            detail: e.to_string(),
+        })
 }
 
 pub(crate) fn parse_public(bytes: &[u8], what: &str) -> Result<TpmtPublic> {
@@ -67,31 +59,21 @@ fn signed(a: crate::tpm::SignedAttest) -> Signed {
     }
 }
 
+/// `evidence --pcrs`: the one PCR syntax (`sha256:0,7`, or bare `0,7`);
+/// quotes are of the sha256 bank.
 fn parse_pcrs(s: &str) -> Result<Vec<u32>> {
-    let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let i: u32 = part.parse().map_err(|_| AgentError::InvalidArgument {
+    let spec =
+        byok_protocol::policy::PcrSpec::parse(s).map_err(|detail| AgentError::InvalidArgument {
             what: "--pcrs",
-            detail: format!("{part:?} is not a PCR index"),
+            detail,
         })?;
-        if i > 23 {
-            return Err(AgentError::InvalidArgument {
-                what: "--pcrs",
-                detail: format!("PCR {i} does not exist (0-23)"),
-            });
-        }
-        if !out.contains(&i) {
-            out.push(i);
-        }
-    }
-    out.sort();
-    if out.is_empty() {
+    if spec.bank != byok_protocol::HashAlg::Sha256 {
         return Err(AgentError::InvalidArgument {
             what: "--pcrs",
-            detail: "select at least one PCR".into(),
+            detail: format!("{}: evidence quotes the sha256 bank", spec.describe()),
         });
     }
-    Ok(out)
+    Ok(spec.pcrs)
 }
 
 pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> Result<()> {

@@ -128,6 +128,15 @@ impl AgentError {
 
 pub type Result<T> = std::result::Result<T, AgentError>;
 
+impl From<byok_protocol::files::FileError> for AgentError {
+    fn from(e: byok_protocol::files::FileError) -> AgentError {
+        AgentError::Io {
+            path: e.path.display().to_string(),
+            source: e.source,
+        }
+    }
+}
+
 pub fn tpm(op: &'static str) -> impl FnOnce(tss_esapi::Error) -> AgentError {
     move |source| AgentError::Tpm { op, source }
 }

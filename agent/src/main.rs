@@ -73,7 +73,7 @@ enum Command {
         /// The operator's nonce, hex (8-64 bytes).
         #[arg(long)]
         nonce: String,
-        /// sha256 PCRs to quote, comma-separated.
+        /// PCRs to quote: sha256:0,7 (or bare 0,7; the sha256 bank).
         #[arg(long, default_value = "0,1,2,3,4,5,6,7")]
         pcrs: String,
         #[arg(short = 'o', long)]

@@ -10,7 +10,6 @@ use crate::error::{io, AgentError, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -163,7 +162,9 @@ impl StateDir {
     pub fn delete_world(&self, world: &str) -> Result<()> {
         let p = self.world_path(world);
         fs::remove_file(&p).map_err(io(&p))?;
-        sync_dir(p.parent().unwrap_or(&self.root))
+        Ok(byok_protocol::files::sync_dir(
+            p.parent().unwrap_or(&self.root),
+        )?)
     }
 
     pub fn has_world(&self, world: &str) -> bool {
@@ -196,7 +197,9 @@ impl StateDir {
             return Err(AgentError::UnknownKey(name.to_string()));
         }
         fs::remove_file(&p).map_err(io(&p))?;
-        sync_dir(p.parent().unwrap_or(&self.root))
+        Ok(byok_protocol::files::sync_dir(
+            p.parent().unwrap_or(&self.root),
+        )?)
     }
 }
 
@@ -235,33 +238,5 @@ fn list<T: DeserializeOwned>(dir: &Path) -> Result<Vec<T>> {
 /// Write `data` to `path` atomically: a 0600 temp file in the same
 /// directory, fsync, rename over the target, fsync the directory.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io(&tmp))?;
-        f.write_all(data).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        fs::rename(&tmp, path).map_err(io(path))?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    Ok(byok_protocol::files::write_atomic(path, data, 0o600)?)
 }

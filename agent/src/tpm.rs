@@ -332,7 +332,7 @@ impl Tpm {
             detail: e.to_string(),
         })?;
         // NV indices are often larger than the certificate: cut to the DER length.
-        if let Some(len) = der_length(&cert) {
+        if let Some(len) = byok_protocol::der::sequence_len(&cert) {
             cert.truncate(len);
         }
         Ok(cert)
@@ -1134,25 +1134,6 @@ fn signed(attest: tss_esapi::structures::Attest, sig: Signature) -> Result<Signe
         attest: attest.marshall().map_err(tpm("marshal TPMS_ATTEST"))?,
         signature: sig.marshall().map_err(tpm("marshal TPMT_SIGNATURE"))?,
     })
-}
-
-/// The length of the DER element at the start of `b` (header + content).
-fn der_length(b: &[u8]) -> Option<usize> {
-    if b.len() < 2 || b[0] != 0x30 {
-        return None;
-    }
-    let first = b[1] as usize;
-    if first < 0x80 {
-        return Some(2 + first);
-    }
-    let n = first & 0x7f;
-    if n == 0 || n > 3 || b.len() < 2 + n {
-        return None;
-    }
-    let len = b[2..2 + n]
-        .iter()
-        .fold(0usize, |a, x| (a << 8) | *x as usize);
-    Some(2 + n + len).filter(|&t| t <= b.len())
 }
 
 pub use tss_esapi::interface_types::algorithm::HashingAlgorithm as Hashing;

@@ -6,6 +6,7 @@
 pub mod attest;
 pub mod ckm;
 pub mod credential;
+pub mod der;
 pub mod duplicate;
 pub mod error;
 pub mod files;
@@ -14,6 +15,7 @@ pub mod hash;
 pub mod kdf;
 pub mod keyfile;
 pub mod keys;
+pub mod nonce;
 pub mod policy;
 pub mod public;
 pub mod signature;

@@ -92,26 +92,7 @@ impl Cert {
     }
 }
 
-/// (header length, total length) of the DER TLV at the start of `b`.
-fn tlv(b: &[u8]) -> Option<(usize, usize)> {
-    let first = *b.get(1)? as usize;
-    let (hdr, len) = if first < 0x80 {
-        (2, first)
-    } else {
-        let n = first & 0x7f;
-        if n == 0 || n > 4 || b.len() < 2 + n {
-            return None;
-        }
-        (
-            2 + n,
-            b[2..2 + n]
-                .iter()
-                .fold(0usize, |a, x| (a << 8) | *x as usize),
-        )
-    };
-    let total = hdr.checked_add(len)?;
-    (total <= b.len()).then_some((hdr, total))
-}
+use byok_protocol::der::element as tlv;
 
 fn tbs_range(der: &[u8]) -> Option<(usize, usize)> {
     let (outer_hdr, _) = tlv(der)?;
@@ -752,35 +733,4 @@ pub fn key_description(c: &Cert) -> String {
         return "EC P-384".into();
     }
     "unsupported key".into()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::tlv;
-
-    #[test]
-    fn der_lengths() {
-        assert_eq!(tlv(&[0x30, 0x03, 1, 2, 3]), Some((2, 5)));
-        assert_eq!(tlv(&[0x30, 0x03, 1, 2, 3, 9, 9]), Some((2, 5)));
-        assert_eq!(tlv(&[0x30, 0x7f]), None);
-        assert_eq!(tlv(&[0x30, 0x03, 1]), None);
-        let mut one = vec![0x30, 0x81, 0x80];
-        one.extend([0u8; 0x80]);
-        assert_eq!(tlv(&one), Some((3, 131)));
-        one.pop();
-        assert_eq!(tlv(&one), None);
-        let mut two = vec![0x30, 0x82, 0x01, 0x00];
-        two.extend([0u8; 0x100]);
-        assert_eq!(tlv(&two), Some((4, 260)));
-        let mut three = vec![0x30, 0x83, 0x00, 0x01, 0x00];
-        three.extend([0u8; 0x100]);
-        assert_eq!(tlv(&three), Some((5, 261)));
-        // Indefinite length, more than four length bytes, truncated length bytes, no length.
-        assert_eq!(tlv(&[0x30, 0x80, 0, 0]), None);
-        assert_eq!(tlv(&[[0x30, 0x80].as_slice(), &[0u8; 200]].concat()), None);
-        assert_eq!(tlv(&[0x30, 0x84, 0, 0, 0, 2, 1, 2]), Some((6, 8)));
-        assert_eq!(tlv(&[0x30, 0x85, 0, 0, 0, 0, 1, 0]), None);
-        assert_eq!(tlv(&[0x30, 0x82, 0x01]), None);
-        assert_eq!(tlv(&[0x30]), None);
-    }
 }

@@ -192,7 +192,7 @@ pub enum VerifyError {
     #[error("evidence's nonce field is not the operator's nonce")]
     EvidenceNonceMismatch,
     #[error("invalid nonce: {0}")]
-    BadNonce(String),
+    BadNonce(#[from] byok_protocol::nonce::NonceError),
 
     #[error("the evidence ships {found} chain certificates; at most {max} are read")]
     EkChainTooLong { found: usize, max: usize },
@@ -253,6 +253,15 @@ impl VerifyError {
             Wrap(_) | CloudRefused { .. } => 5,
             KekPublicUnreadable(_) => 3,
             _ => 10,
+        }
+    }
+}
+
+impl From<byok_protocol::files::FileError> for VerifyError {
+    fn from(e: byok_protocol::files::FileError) -> VerifyError {
+        VerifyError::Io {
+            path: e.path.display().to_string(),
+            source: e.source,
         }
     }
 }

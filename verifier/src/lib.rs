@@ -45,41 +45,7 @@ pub fn read_document<D: byok_protocol::formats::Document>(
 /// The largest key, certificate or JWK file read.
 pub const MAX_INPUT_SIZE: usize = 1 << 20;
 
-/// fsync a directory, so a rename or unlink in it survives a crash.
-pub fn sync_dir(dir: &Path) -> Result<(), VerifyError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
-}
-
-/// Write a new output file atomically (temp file, fsync, rename), refusing to
-/// leave a partial file behind.
+/// Write an output file atomically (see `byok_protocol::files::write_atomic`).
 pub fn write_output(path: &Path, data: &[u8], mode: u32) -> Result<(), VerifyError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let r = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(io(&tmp))?;
-        f.write_all(data).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io(path))?;
-        sync_dir(dir)
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
+    Ok(byok_protocol::files::write_atomic(path, data, mode)?)
 }

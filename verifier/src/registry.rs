@@ -287,7 +287,7 @@ pub fn enroll(
         crate::write_output(&record_path(dir, &name), &record.to_cbor(), 0o644)?;
         if let Some(old) = remove {
             std::fs::remove_file(&old).map_err(|e| registry_err(&old, e.to_string()))?;
-            crate::sync_dir(dir)?;
+            byok_protocol::files::sync_dir(dir)?;
         }
     }
     drop(lock);
