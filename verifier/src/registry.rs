@@ -326,5 +326,11 @@ mod tests {
         assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(utc(1_796_222_096), "2026-12-02 14:34:56 UTC");
         assert_eq!(utc(4_102_444_799), "2099-12-31 23:59:59 UTC");
+        // Century and 400-year leap rules (checked with GNU date).
+        assert_eq!(utc(4_107_542_399), "2100-02-28 23:59:59 UTC");
+        assert_eq!(utc(4_107_542_400), "2100-03-01 00:00:00 UTC");
+        assert_eq!(utc(13_574_563_200), "2400-02-29 00:00:00 UTC");
+        assert_eq!(utc(946_684_799), "1999-12-31 23:59:59 UTC");
+        assert_eq!(utc(1_709_164_800), "2024-02-29 00:00:00 UTC");
     }
 }

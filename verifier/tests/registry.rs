@@ -370,6 +370,26 @@ fn a_run_applies_the_world_policy_the_registry_and_the_activation() {
         ..Default::default()
     };
     assert!(matches!(run(&c, None), Err(VerifyError::Usage(_))));
+    // The policy's RSA minimum reaches the EK certificate check.
+    std::fs::write(
+        &policy,
+        format!(
+            "[defaults]\nroots = [{:?}]\nmin_rsa_bits = 3072\n",
+            host.ca_bundle
+        ),
+    )
+    .unwrap();
+    let e = run(&none, None).unwrap().check_file(&e1).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VerifyError::EkKeyTooWeak {
+                min_rsa_bits: 3072,
+                ..
+            }
+        ),
+        "{e}"
+    );
     // The evidence cap of [defaults].
     std::fs::write(
         &policy,
