@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod certs;
+pub mod check;
 pub mod cloud;
 pub mod error;
 pub mod inspect;

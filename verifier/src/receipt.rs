@@ -1,8 +1,9 @@
 //! `check-receipt`: a key certified by the verified AK lives under the verified KEK.
 
+use crate::check::attest::check_signed_attest;
+use crate::check::certified::certified_qualified_name;
 use crate::error::VerifyError;
-use crate::verify::{check_signed_attest, Verified};
-use byok_protocol::attest::Attested;
+use crate::verify::Verified;
 use byok_protocol::formats::{Receipt, TransferPackage};
 use byok_protocol::public::{primary_qualified_name, qualified_name, TpmtPublic};
 use byok_protocol::tpm::{attr, rh, st};
@@ -69,19 +70,10 @@ pub fn check_receipt(
             source,
         })?;
     let key_name = key.name();
-    let Attested::Certify {
-        name,
-        qualified_name: qn,
-    } = &attest.attested
-    else {
-        return Err(VerifyError::CertifiedNameMismatch);
-    };
-    if name != &key_name {
-        return Err(VerifyError::CertifiedNameMismatch);
-    }
+    let qn = certified_qualified_name(&attest, &key).ok_or(VerifyError::CertifiedNameMismatch)?;
     let kek_qn = primary_qualified_name(rh::OWNER, &verified.kek_name)
         .ok_or(VerifyError::ReceiptKeyNotUnderKek)?;
-    if qualified_name(&kek_qn, &key_name).as_ref() != Some(qn) {
+    if qualified_name(&kek_qn, &key_name).as_deref() != Some(qn) {
         return Err(VerifyError::ReceiptKeyNotUnderKek);
     }
     let matches_transfer = match transfer {

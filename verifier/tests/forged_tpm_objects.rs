@@ -917,7 +917,7 @@ fn a_kek_imported_from_outside_is_refused() {
         matches!(&r, Err(VerifyError::KekHierarchy(d)) if d.contains("not a primary of the owner")),
         "{r:?}"
     );
-    let r = byok_verifier::verify::check_kek(&public, &s.opts.policy);
+    let r = byok_verifier::check::kek::check_kek(&public, &s.opts.policy);
     assert!(matches!(r, Err(VerifyError::KekNotFixedTpm)), "{r:?}");
     let mut only_origin = TpmtPublic::build(
         public.object_type,
@@ -927,7 +927,7 @@ fn a_kek_imported_from_outside_is_refused() {
         public.params.clone(),
         public.unique.clone(),
     );
-    let r = byok_verifier::verify::check_kek(&only_origin, &s.opts.policy);
+    let r = byok_verifier::check::kek::check_kek(&only_origin, &s.opts.policy);
     assert!(
         matches!(r, Err(VerifyError::KekNotSensitiveDataOrigin)),
         "{r:?}"
@@ -940,5 +940,5 @@ fn a_kek_imported_from_outside_is_refused() {
         only_origin.params.clone(),
         only_origin.unique.clone(),
     );
-    byok_verifier::verify::check_kek(&only_origin, &s.opts.policy).unwrap();
+    byok_verifier::check::kek::check_kek(&only_origin, &s.opts.policy).unwrap();
 }

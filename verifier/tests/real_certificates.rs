@@ -203,7 +203,7 @@ fn ek_cert_command() {
 fn ecc_ek_public_area_must_be_the_certified_point() {
     use byok_protocol::public::{PublicId, PublicParams, Scheme, SymDef, TpmtPublic};
     use byok_protocol::tpm::{alg, attr, curve};
-    use byok_verifier::verify::check_ek_matches_certificate;
+    use byok_verifier::check::ek::check_ek_matches_certificate;
     use der::Encode;
     let Some(d) = testdata() else { return };
     let ek = cert(&d, "ek-real/stm-ek-ecc-by-STM_ECC_01I.pem");

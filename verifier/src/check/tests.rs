@@ -1,0 +1,145 @@
+//! Attribute checks on public areas built in software. A TPM refuses to
+//! create fixedTPM keys without fixedParent or sensitiveDataOrigin, so those
+//! checks cannot be reached with TPM-made keys (tests/forged_tpm_objects.rs
+//! covers the reachable ones); they are defence in depth, defended here.
+use super::ak::check_ak;
+use super::ek::check_ek;
+use super::kek::{check_compat_kek, check_kek};
+use crate::error::VerifyError;
+use crate::policy::Policy;
+use byok_protocol::public::{PublicId, PublicParams, Scheme, SymDef, TpmtPublic};
+use byok_protocol::tpm::{alg, attr};
+
+fn rsa(attributes: u32, symmetric: SymDef, key_bits: u16) -> TpmtPublic {
+    TpmtPublic::build(
+        alg::RSA,
+        alg::SHA256,
+        attributes,
+        vec![],
+        PublicParams::Rsa {
+            symmetric,
+            scheme: Scheme::NULL,
+            key_bits,
+            exponent: 0,
+        },
+        PublicId::Rsa(vec![0xc5; key_bits as usize / 8]),
+    )
+}
+
+const KEK: u32 = byok_protocol::templates::KEK_ATTRIBUTES;
+const AK: u32 = attr::FIXED_TPM
+    | attr::FIXED_PARENT
+    | attr::SENSITIVE_DATA_ORIGIN
+    | attr::USER_WITH_AUTH
+    | attr::RESTRICTED
+    | attr::SIGN;
+
+#[test]
+fn kek_attribute_checks() {
+    assert!(check_kek(&rsa(KEK, SymDef::AES_128_CFB, 2048), &Policy::default()).is_ok());
+    assert!(matches!(
+        check_kek(
+            &rsa(KEK & !attr::FIXED_TPM, SymDef::AES_128_CFB, 2048),
+            &Policy::default()
+        ),
+        Err(VerifyError::KekNotFixedTpm)
+    ));
+    assert!(matches!(
+        check_kek(
+            &rsa(KEK & !attr::FIXED_PARENT, SymDef::AES_128_CFB, 2048),
+            &Policy::default()
+        ),
+        Err(VerifyError::KekNotFixedParent)
+    ));
+    assert!(matches!(
+        check_kek(
+            &rsa(
+                KEK & !attr::SENSITIVE_DATA_ORIGIN,
+                SymDef::AES_128_CFB,
+                2048
+            ),
+            &Policy::default()
+        ),
+        Err(VerifyError::KekNotSensitiveDataOrigin)
+    ));
+    assert!(
+        matches!(check_kek(&rsa(KEK & !attr::RESTRICTED, SymDef::AES_128_CFB, 2048), &Policy::default()), Err(VerifyError::KekNotStorageKey(d)) if d == "lacks restricted")
+    );
+    assert!(
+        matches!(check_kek(&rsa(KEK & !attr::DECRYPT, SymDef::AES_128_CFB, 2048), &Policy::default()), Err(VerifyError::KekNotStorageKey(d)) if d == "lacks decrypt")
+    );
+    assert!(
+        matches!(check_kek(&rsa(KEK | attr::SIGN, SymDef::AES_128_CFB, 2048), &Policy::default()), Err(VerifyError::KekNotStorageKey(d)) if d == "has sign")
+    );
+    assert!(matches!(
+        check_kek(&rsa(KEK, SymDef::NULL, 2048), &Policy::default()),
+        Err(VerifyError::KekKeyUnsupported(_))
+    ));
+    assert!(matches!(
+        check_kek(&rsa(KEK, SymDef::AES_128_CFB, 1024), &Policy::default()),
+        Err(VerifyError::KekKeyUnsupported(_))
+    ));
+}
+
+#[test]
+fn ak_attribute_checks() {
+    assert!(check_ak(&rsa(AK, SymDef::NULL, 2048), &Policy::default()).is_ok());
+    for (a, what) in [
+        (attr::FIXED_TPM, "lacks fixedTPM"),
+        (attr::FIXED_PARENT, "lacks fixedParent"),
+        (attr::SENSITIVE_DATA_ORIGIN, "lacks sensitiveDataOrigin"),
+        (attr::RESTRICTED, "lacks restricted"),
+        (attr::SIGN, "lacks sign"),
+    ] {
+        assert!(
+            matches!(check_ak(&rsa(AK & !a, SymDef::NULL, 2048), &Policy::default()), Err(VerifyError::AkAttributes(d)) if d == what),
+            "{what}"
+        );
+    }
+    assert!(
+        matches!(check_ak(&rsa(AK | attr::DECRYPT, SymDef::NULL, 2048), &Policy::default()), Err(VerifyError::AkAttributes(d)) if d == "has decrypt")
+    );
+    assert!(matches!(
+        check_ak(&rsa(AK, SymDef::NULL, 1024), &Policy::default()),
+        Err(VerifyError::AkKeyUnsupported(_))
+    ));
+}
+
+#[test]
+fn ek_attribute_checks() {
+    let ek = KEK | attr::ADMIN_WITH_POLICY;
+    assert!(check_ek(&rsa(ek, SymDef::AES_128_CFB, 2048)).is_ok());
+    assert!(
+        matches!(check_ek(&rsa(ek & !attr::FIXED_TPM, SymDef::AES_128_CFB, 2048)), Err(VerifyError::EkAttributes(d)) if d == "lacks fixedTPM")
+    );
+    assert!(
+        matches!(check_ek(&rsa(ek | attr::SIGN, SymDef::AES_128_CFB, 2048)), Err(VerifyError::EkAttributes(d)) if d == "has sign")
+    );
+}
+
+#[test]
+fn compat_kek_attribute_checks() {
+    let compat = byok_protocol::templates::COMPAT_KEK_ATTRIBUTES;
+    assert!(check_compat_kek(&rsa(compat, SymDef::NULL, 3072)).is_ok());
+    for (a, what) in [
+        (attr::FIXED_TPM, "lacks fixedTPM"),
+        (attr::FIXED_PARENT, "lacks fixedParent"),
+        (attr::SENSITIVE_DATA_ORIGIN, "lacks sensitiveDataOrigin"),
+        (attr::DECRYPT, "lacks decrypt"),
+    ] {
+        assert!(
+            matches!(check_compat_kek(&rsa(compat & !a, SymDef::NULL, 3072)), Err(VerifyError::CompatKekAttributes(d)) if d == what),
+            "{what}"
+        );
+    }
+    assert!(
+        matches!(check_compat_kek(&rsa(compat | attr::SIGN, SymDef::NULL, 3072)), Err(VerifyError::CompatKekAttributes(d)) if d == "has sign")
+    );
+    assert!(
+        matches!(check_compat_kek(&rsa(compat | attr::RESTRICTED, SymDef::NULL, 3072)), Err(VerifyError::CompatKekAttributes(d)) if d == "has restricted")
+    );
+    assert!(matches!(
+        check_compat_kek(&rsa(compat, SymDef::NULL, 1024)),
+        Err(VerifyError::CompatKekAttributes(_))
+    ));
+}
