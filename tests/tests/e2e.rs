@@ -730,11 +730,13 @@ fn bad_arguments_get_one_clear_line() {
         .assert()
         .code(4)
         .stderr(contains("not overwriting a key"));
+    // A key type outside the listed ones is a usage error (clap lists them).
     verifier()
         .args(["keygen", "--alg", "dsa", "-o"])
         .arg(work.path().join("d.pem"))
         .assert()
-        .code(3);
+        .code(2)
+        .stderr(contains("[possible values: rsa2048, rsa3072, rsa4096, p256, p384]"));
     std::fs::write(work.path().join("junk"), b"\xa1\x61x\x01").unwrap();
     verifier()
         .args(["inspect"])

@@ -27,11 +27,14 @@ impl Cloud {
     }
 }
 
-/// How a raw (non-PEM/DER) key file is to be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a key file is to be read (`wrap --key-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum KeyType {
+    /// PEM or DER: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
     Auto,
+    /// 16, 24 or 32 raw bytes.
     Aes,
+    /// 16 to 64 raw bytes (HMAC-SHA-256).
     Hmac,
 }
 
@@ -145,6 +148,32 @@ pub fn read_kek_public(bytes: &[u8]) -> Result<KekPublic, VerifyError> {
             .map_err(|_| bad("not PEM, DER or JWK of an RSA public key".into()))?
     };
     Ok(KekPublic { key, kid: None })
+}
+
+/// The compat KEK of verified evidence as a cloud KEK (its kid names the
+/// world and its Name). Nothing binds a key wrapped for it to the TPM but
+/// the evidence: the AK that certified it must be proven to live in the
+/// EK's TPM (enrolment, or challenge and activation).
+pub fn compat_kek_public(verified: &crate::verify::Verified) -> Result<KekPublic, VerifyError> {
+    let compat = verified
+        .compat_kek
+        .as_ref()
+        .ok_or(VerifyError::NoCompatKek)?;
+    crate::verify::require_proven_ak(
+        verified,
+        "wrapping for a host's compat KEK (--format azure|gcp|aws --evidence)",
+    )?;
+    let der = byok_protocol::keys::public_key_der(compat)?;
+    use spki::DecodePublicKey;
+    let key = rsa::RsaPublicKey::from_public_key_der(&der)
+        .map_err(|e| VerifyError::KekPublicUnreadable(e.to_string()))?;
+    Ok(KekPublic {
+        key,
+        kid: Some(byok_protocol::world::compat_kid(
+            &verified.world,
+            &compat.name(),
+        )),
+    })
 }
 
 /// The wrapping a method names.

@@ -2,6 +2,7 @@
 //! Pure Rust: no TPM software is needed on the operator's workstation.
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod certs;
 pub mod check;
 pub mod cloud;

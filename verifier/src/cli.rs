@@ -1,0 +1,302 @@
+//! The byok-verifier command line (clap derive). Enum-like options are
+//! `ValueEnum`s, so `--help` lists their values and bad values are refused
+//! by clap with the list.
+
+use byok_verifier::cloud::KeyType;
+use byok_verifier::pipeline::{ProofFlags, TrustFlags};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "byok-verifier",
+    version,
+    about = "tpm-byok verifier: check TPM evidence and wrap keys offline"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct Trust {
+    /// Trust anchors: a PEM/DER file or a directory of them (else the policy's roots).
+    #[arg(long)]
+    pub roots: Option<PathBuf>,
+    /// Extra intermediate CA certificates (file or directory).
+    #[arg(long)]
+    pub intermediates: Option<PathBuf>,
+    /// Accept SHA-1 signatures on attestations and certificates.
+    #[arg(long)]
+    pub allow_sha1: bool,
+    /// Policy file (TOML, docs/policy.md): roots, reference PCRs, algorithms per world.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+}
+
+impl Trust {
+    pub fn flags(&self) -> TrustFlags {
+        TrustFlags {
+            roots: self.roots.clone(),
+            intermediates: self.intermediates.clone(),
+            allow_sha1: self.allow_sha1,
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+/// The registry of enrolled hosts (`byok-verifier enroll`).
+#[derive(Args, Clone)]
+pub struct Registered {
+    /// Registry of enrolled hosts: an enrolled EK with its enrolled AK is
+    /// proven; an enrolled EK with another AK is refused.
+    #[arg(long)]
+    pub registry: Option<PathBuf>,
+    /// Refuse EKs that are not enrolled in --registry for the evidence's world.
+    #[arg(long, requires = "registry")]
+    pub require_enrolled: bool,
+}
+
+/// A challenge and its answer: proves the AK lives in the EK's TPM now.
+#[derive(Args, Clone)]
+pub struct Answer {
+    /// The operator's copy of the challenge (`byok-verifier challenge`).
+    #[arg(long, requires = "activation")]
+    pub challenge: Option<PathBuf>,
+    /// The host's answer to it (`byok-agent activate`).
+    #[arg(long, requires = "challenge")]
+    pub activation: Option<PathBuf>,
+}
+
+pub fn proof(r: &Registered, a: Option<&Answer>) -> ProofFlags {
+    ProofFlags {
+        registry: r.registry.clone(),
+        require_enrolled: r.require_enrolled,
+        challenge: a.and_then(|a| a.challenge.clone()),
+        activation: a.and_then(|a| a.activation.clone()),
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Verify evidence files (in parallel).
+    Verify(VerifyArgs),
+    /// Verify evidence, then write a credential challenge for its AK and EK
+    /// (answered by `byok-agent activate`, checked by `enroll` or `verify --activation`).
+    Challenge(ChallengeArgs),
+    /// Enroll a host: verify its evidence and its answer to a challenge, and
+    /// record its EK and the world's AK in the registry (once per host and world).
+    Enroll(EnrollArgs),
+    /// Wrap a key: for a verified TPM KEK (default), or for a cloud KMS KEK.
+    Wrap(WrapArgs),
+    /// Check a receipt from `byok-agent attest-key` against verified evidence
+    /// of an enrolled host (or one that answered a challenge).
+    CheckReceipt(CheckReceiptArgs),
+    /// Check one EK certificate against manufacturer roots (before enrolling a host).
+    EkCert(EkCertArgs),
+    /// Show what a tpm-byok file holds (nothing is verified).
+    Inspect(InspectArgs),
+    /// Generate a key offline (PKCS#8 PEM, mode 0600).
+    Keygen(KeygenArgs),
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// Evidence files or directories of them.
+    #[arg(long, num_args = 1.., required = true)]
+    pub evidence: Vec<PathBuf>,
+    #[arg(long)]
+    pub nonce: String,
+    #[command(flatten)]
+    pub trust: Trust,
+    #[arg(long)]
+    pub world: Option<String>,
+    /// One JSON line per file.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub registered: Registered,
+    #[command(flatten)]
+    pub answer: Answer,
+}
+
+#[derive(Args)]
+pub struct ChallengeArgs {
+    #[arg(long)]
+    pub evidence: PathBuf,
+    #[arg(long)]
+    pub nonce: String,
+    #[command(flatten)]
+    pub trust: Trust,
+    #[arg(long)]
+    pub world: Option<String>,
+    #[command(flatten)]
+    pub registered: Registered,
+    #[arg(short = 'o', long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct EnrollArgs {
+    #[arg(long)]
+    pub evidence: PathBuf,
+    #[arg(long)]
+    pub nonce: String,
+    #[command(flatten)]
+    pub trust: Trust,
+    #[arg(long)]
+    pub world: Option<String>,
+    /// The operator's copy of the challenge (`byok-verifier challenge`).
+    #[arg(long)]
+    pub challenge: PathBuf,
+    /// The host's answer (`byok-agent activate`).
+    #[arg(long)]
+    pub activation: PathBuf,
+    /// The registry directory (created if missing).
+    #[arg(long)]
+    pub registry: PathBuf,
+    /// The host's name in the registry (default: its existing name, else ek-<certificate hash>).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Replace a record that conflicts (another EK under this name,
+    /// another name for this EK, another AK for this world).
+    #[arg(long)]
+    pub replace: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct WrapArgs {
+    /// What to write: a transfer package for verified evidence, or a cloud KMS import blob.
+    #[arg(long, value_enum, default_value_t = WrapFormat::Tpm)]
+    pub format: WrapFormat,
+    /// Evidence to verify first (tpm format; or a host's compat KEK).
+    #[arg(long)]
+    pub evidence: Option<PathBuf>,
+    #[arg(long)]
+    pub nonce: Option<String>,
+    #[command(flatten)]
+    pub trust: Trust,
+    #[arg(long)]
+    pub world: Option<String>,
+    #[command(flatten)]
+    pub registered: Registered,
+    #[command(flatten)]
+    pub answer: Answer,
+    /// Private key: PEM or DER (PKCS#8, PKCS#1, SEC1), or raw bytes with --key-type aes|hmac.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// How to read --key: auto (PEM/DER RSA or EC), aes or hmac (raw bytes).
+    #[arg(long, value_enum, default_value_t = KeyType::Auto)]
+    pub key_type: KeyType,
+    #[arg(short = 'o', long)]
+    pub out: PathBuf,
+    /// Free-text label carried in the package (unsigned, informational).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Bind the key to the quoted values of these PCRs (e.g. sha256:0,7):
+    /// the TPM will use it only in that platform state (TPM2_PolicyPCR).
+    #[arg(long)]
+    pub key_pcrs: Option<String>,
+    /// Cloud KEK public key: PEM (SPKI or PKCS#1), DER or JWK.
+    #[arg(long)]
+    pub kek_public: Option<PathBuf>,
+    /// Azure KEK id (else the JWK's "kid").
+    #[arg(long)]
+    pub kid: Option<String>,
+    /// The cloud's own method name (GCP import method, AWS wrapping algorithm).
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Write GCP/AWS output as base64 text instead of raw bytes.
+    #[arg(long)]
+    pub base64: bool,
+}
+
+#[derive(Args)]
+pub struct CheckReceiptArgs {
+    #[arg(long)]
+    pub receipt: PathBuf,
+    /// The receipt's nonce.
+    #[arg(long)]
+    pub nonce: String,
+    #[arg(long)]
+    pub evidence: PathBuf,
+    /// The evidence's nonce (defaults to --nonce).
+    #[arg(long)]
+    pub evidence_nonce: Option<String>,
+    #[command(flatten)]
+    pub trust: Trust,
+    #[command(flatten)]
+    pub registered: Registered,
+    #[command(flatten)]
+    pub answer: Answer,
+    /// The transfer package the key was imported from.
+    #[arg(long)]
+    pub transfer: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct EkCertArgs {
+    /// The EK certificate (PEM or DER).
+    #[arg(long)]
+    pub cert: PathBuf,
+    #[command(flatten)]
+    pub trust: Trust,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct InspectArgs {
+    pub file: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct KeygenArgs {
+    /// The key type.
+    #[arg(long, value_enum)]
+    pub alg: KeygenAlg,
+    #[arg(short = 'o', long)]
+    pub out: PathBuf,
+}
+
+/// `wrap --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WrapFormat {
+    /// A tpm-byok transfer package for a verified TPM KEK.
+    Tpm,
+    /// Azure Key Vault / Managed HSM `.byok`.
+    Azure,
+    /// Google Cloud KMS import job.
+    Gcp,
+    /// AWS KMS import.
+    Aws,
+}
+
+/// `keygen --alg`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KeygenAlg {
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+    P256,
+    P384,
+}
+
+impl From<KeygenAlg> for byok_protocol::keys::KeyAlg {
+    fn from(a: KeygenAlg) -> Self {
+        use byok_protocol::keys::KeyAlg;
+        match a {
+            KeygenAlg::Rsa2048 => KeyAlg::Rsa2048,
+            KeygenAlg::Rsa3072 => KeyAlg::Rsa3072,
+            KeygenAlg::Rsa4096 => KeyAlg::Rsa4096,
+            KeygenAlg::P256 => KeyAlg::P256,
+            KeygenAlg::P384 => KeyAlg::P384,
+        }
+    }
+}
