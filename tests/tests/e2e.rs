@@ -736,7 +736,9 @@ fn bad_arguments_get_one_clear_line() {
         .arg(work.path().join("d.pem"))
         .assert()
         .code(2)
-        .stderr(contains("[possible values: rsa2048, rsa3072, rsa4096, p256, p384]"));
+        .stderr(contains(
+            "[possible values: rsa2048, rsa3072, rsa4096, p256, p384]",
+        ));
     std::fs::write(work.path().join("junk"), b"\xa1\x61x\x01").unwrap();
     verifier()
         .args(["inspect"])
