@@ -1,0 +1,231 @@
+//! Every TPM command the agent sends lives under `tpm/`, by job: `endorsement.rs`
+//! (the EK, the AK and credential activation), `auth.rs` (authorisation and
+//! parameter-encryption sessions, PCR policies), `objects.rs` (primaries,
+//! persistence, create, import, load), `attest.rs` (certify, quote),
+//! `crypto.rs` (sign, decrypt, encrypt, HMAC, unseal). The agent works on a
+//! TPM with three transient slots and no resource manager (swtpm): leftovers
+//! are flushed at start, and every object or session it loads is flushed
+//! before returning.
+
+mod attest;
+mod auth;
+mod crypto;
+mod endorsement;
+mod objects;
+
+pub use endorsement::EkKind;
+
+use crate::error::{tpm, AgentError, Result};
+use byok_protocol::policy::PcrSpec;
+use byok_protocol::wire::{tpm2b, unwrap_tpm2b};
+use std::str::FromStr;
+use tss_esapi::constants::CapabilityType;
+use tss_esapi::handles::{KeyHandle, PersistentTpmHandle, SessionHandle, TpmHandle};
+use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+use tss_esapi::interface_types::session_handles::AuthSession;
+use tss_esapi::structures::{
+    CapabilityData, PcrSelectionListBuilder, PcrSlot, Private, Public, Signature,
+};
+use tss_esapi::tcti_ldr::TctiNameConf;
+use tss_esapi::traits::{Marshall, UnMarshall};
+use tss_esapi::Context;
+
+const KEK_HANDLE_FIRST: u32 = 0x8100_0100;
+const KEK_HANDLE_LAST: u32 = 0x8100_01ff;
+const TPM_RC_RETRY: u32 = 0x922;
+/// TPM2B_MAX_BUFFER on swtpm and most TPMs (TPM2_EncryptDecrypt2, TPM2_HMAC).
+const MAX_BUFFER: usize = 1024;
+/// MAX_SYM_DATA: the largest sealed object.
+pub const MAX_SEALED: usize = 128;
+
+/// The parent of an object and how to authorize its use: the world's KEK
+/// with its empty auth value, or a PCR-bound KEK through its policy
+/// (PolicyPCR, then PolicySecret(owner) with the world binding as policyRef).
+pub struct Parent {
+    pub handle: KeyHandle,
+    pub policy: Option<ParentPolicy>,
+}
+
+pub struct ParentPolicy {
+    pub pcrs: PcrSpec,
+    pub policy_ref: Vec<u8>,
+}
+
+pub struct Tpm {
+    ctx: Context,
+    /// The EK's public area, read once per process: it decides how the EK is
+    /// authorised (for the AK load and ActivateCredential) and goes into evidence.
+    ek_public: Option<(KeyHandle, Public)>,
+}
+
+/// What a KEK handle holds.
+pub enum KekAt {
+    Missing,
+    /// Another object than the recorded KEK.
+    Other,
+    Recorded(KeyHandle),
+}
+
+/// Which parameter of a command carries a secret (parameter encryption).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protect {
+    /// The first command parameter (TPM2_Import's inner key, TPM2_Create's
+    /// sealed data, TPM2_HMAC's data).
+    Command,
+    /// The first response parameter (ActivateCredential's secret, Unseal's
+    /// data, RSA_Decrypt's plaintext).
+    Response,
+    /// Both (TPM2_EncryptDecrypt2: plaintext goes in or comes out).
+    Both,
+}
+
+/// A signed attestation as TPM wire bytes.
+pub struct SignedAttest {
+    /// TPMS_ATTEST.
+    pub attest: Vec<u8>,
+    /// TPMT_SIGNATURE.
+    pub signature: Vec<u8>,
+}
+
+/// (PCR index, value) in selection order.
+pub type PcrValues = Vec<(u32, Vec<u8>)>;
+
+pub struct TpmIdentity {
+    pub manufacturer: String,
+    pub vendor: String,
+    pub firmware: u64,
+}
+
+/// Bytes of a TPM-returned Public as TPM2B_PUBLIC.
+pub(super) fn public_tpm2b(p: &Public) -> Result<Vec<u8>> {
+    let tpmt = p.marshall().map_err(tpm("marshal TPMT_PUBLIC"))?;
+    Ok(tpm2b(&tpmt))
+}
+
+pub(super) fn public_from_tpm2b(bytes: &[u8]) -> Result<Public> {
+    let inner =
+        unwrap_tpm2b("TPM2B_PUBLIC", bytes).map_err(|e| AgentError::Protocol(e.to_string()))?;
+    Public::unmarshall(inner).map_err(tpm("unmarshal TPMT_PUBLIC"))
+}
+
+pub(super) fn private_from_tpm2b(bytes: &[u8]) -> Result<Private> {
+    let inner =
+        unwrap_tpm2b("TPM2B_PRIVATE", bytes).map_err(|e| AgentError::Protocol(e.to_string()))?;
+    Private::try_from(inner.to_vec()).map_err(tpm("TPM2B_PRIVATE"))
+}
+
+pub(super) fn is_retry(e: &tss_esapi::Error) -> bool {
+    match e {
+        // TPM_RC_RETRY is a format-zero warning (0x922).
+        tss_esapi::Error::Tss2Error(
+            tss_esapi::constants::response_code::Tss2ResponseCode::FormatZero(rc),
+        ) => rc.0 & 0xfff == TPM_RC_RETRY,
+        _ => false,
+    }
+}
+
+/// TPM_RC_POLICY_FAIL (the policy digest differs: PCRs changed) or
+/// TPM_RC_PCR_CHANGED (they changed between PolicyPCR and the command).
+pub(super) fn policy_failed(e: &tss_esapi::Error) -> bool {
+    use tss_esapi::constants::response_code::Tss2ResponseCodeKind as K;
+    matches!(
+        e,
+        tss_esapi::Error::Tss2Error(rc)
+            if matches!(rc.kind(), Some(K::PolicyFail) | Some(K::PcrChanged))
+    )
+}
+
+pub(super) fn pcr_selection(
+    spec: &PcrSpec,
+) -> tss_esapi::Result<tss_esapi::structures::PcrSelectionList> {
+    let bank = match spec.bank {
+        byok_protocol::HashAlg::Sha1 => HashingAlgorithm::Sha1,
+        byok_protocol::HashAlg::Sha256 => HashingAlgorithm::Sha256,
+        byok_protocol::HashAlg::Sha384 => HashingAlgorithm::Sha384,
+        byok_protocol::HashAlg::Sha512 => HashingAlgorithm::Sha512,
+    };
+    let slots: Vec<PcrSlot> = spec
+        .pcrs
+        .iter()
+        .map(|i| PcrSlot::try_from(1u32 << i))
+        .collect::<tss_esapi::Result<_>>()?;
+    PcrSelectionListBuilder::new()
+        .with_selection(bank, &slots)
+        .build()
+}
+
+pub(super) fn signed(
+    attest: tss_esapi::structures::Attest,
+    sig: Signature,
+) -> Result<SignedAttest> {
+    Ok(SignedAttest {
+        attest: attest.marshall().map_err(tpm("marshal TPMS_ATTEST"))?,
+        signature: sig.marshall().map_err(tpm("marshal TPMT_SIGNATURE"))?,
+    })
+}
+
+impl Tpm {
+    pub fn open(tcti: &str) -> Result<Tpm> {
+        let conf = TctiNameConf::from_str(tcti).map_err(|source| AgentError::TpmOpen {
+            tcti: tcti.to_string(),
+            source,
+        })?;
+        let ctx = Context::new(conf).map_err(|source| AgentError::TpmOpen {
+            tcti: tcti.to_string(),
+            source,
+        })?;
+        let mut t = Tpm {
+            ctx,
+            ek_public: None,
+        };
+        t.flush_leftovers()?;
+        Ok(t)
+    }
+
+    /// Flush transient objects and sessions left by an earlier process that
+    /// died (swtpm has no resource manager to do it).
+    pub(super) fn flush_leftovers(&mut self) -> Result<()> {
+        for first in [0x8000_0000u32, 0x0200_0000, 0x0300_0000] {
+            let (data, _) = self
+                .ctx
+                .get_capability(CapabilityType::Handles, first, 32)
+                .map_err(tpm("TPM2_GetCapability(handles)"))?;
+            let CapabilityData::Handles(list) = data else {
+                continue;
+            };
+            for h in list.into_inner() {
+                if let Ok(obj) = self
+                    .ctx
+                    .execute_without_session(|c| c.tr_from_tpm_public(h))
+                {
+                    let _ = self.ctx.flush_context(obj);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn persistent(&mut self, handle: u32) -> Result<Option<KeyHandle>> {
+        let h = PersistentTpmHandle::new(handle).map_err(tpm("persistent handle"))?;
+        match self
+            .ctx
+            .execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::Persistent(h)))
+        {
+            Ok(obj) => Ok(Some(KeyHandle::from(obj))),
+            Err(_) => Ok(None),
+        }
+    }
+
+    pub fn flush_session(&mut self, session: AuthSession) {
+        let _ = self.ctx.flush_context(SessionHandle::from(session).into());
+    }
+
+    pub fn flush(&mut self, key: KeyHandle) {
+        let _ = self.ctx.flush_context(key.into());
+    }
+}
+
+pub use tss_esapi::interface_types::algorithm::HashingAlgorithm as Hashing;
+pub use tss_esapi::structures::{
+    HashScheme as TpmHashScheme, Signature as TpmSignature, SignatureScheme as TpmSignatureScheme,
+};
