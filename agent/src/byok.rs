@@ -5,6 +5,7 @@
 //! RSA block, but the AES key and then the target key pass through this
 //! process's memory (zeroized buffers) on their way into TPM2_Import.
 
+use crate::cli::KeyFormat;
 use crate::commands::{check_id, parse_public, Ctx};
 use crate::error::{AgentError, Result};
 use crate::state::{write_atomic, KeyState, StateDir};
@@ -19,7 +20,7 @@ use serde_bytes::ByteBuf;
 use std::path::Path;
 use zeroize::Zeroizing;
 
-pub fn export_kek(ctx: &Ctx, world: &str, format: &str, out: Option<&Path>) -> Result<()> {
+pub fn export_kek(ctx: &Ctx, world: &str, format: KeyFormat, out: Option<&Path>) -> Result<()> {
     check_id("world", world)?;
     let state = StateDir::open(&ctx.state_dir)?;
     let w = state.world(world)?;
@@ -29,9 +30,9 @@ pub fn export_kek(ctx: &Ctx, world: &str, format: &str, out: Option<&Path>) -> R
         .ok_or_else(|| AgentError::NoCompatKek(world.to_string()))?;
     let p = parse_public(public, "compat KEK public")?;
     let text = match format {
-        "pem" => byok_protocol::keys::public_key_pem(&p)
+        KeyFormat::Pem => byok_protocol::keys::public_key_pem(&p)
             .map_err(|e| AgentError::Protocol(e.to_string()))?,
-        "jwk" => {
+        KeyFormat::Jwk => {
             let (
                 byok_protocol::public::PublicParams::Rsa { exponent, .. },
                 byok_protocol::public::PublicId::Rsa(n),
@@ -55,12 +56,6 @@ pub fn export_kek(ctx: &Ctx, world: &str, format: &str, out: Option<&Path>) -> R
                 "e": b64(&e_bytes),
             });
             format!("{jwk:#}\n")
-        }
-        other => {
-            return Err(AgentError::InvalidArgument {
-                what: "--format",
-                detail: format!("{other:?}; use pem or jwk"),
-            })
         }
     };
     match out {

@@ -4,6 +4,7 @@
 //! TPM operation (with a PolicyPCR session when the key is PCR-bound) and
 //! flushes the key.
 
+use crate::cli::{Digest, RsaPadding};
 use crate::commands::{check_id, parse_public, Ctx};
 use crate::error::{io, AgentError, Result};
 use crate::state::{write_atomic, KeyState, StateDir};
@@ -86,22 +87,15 @@ pub fn create(
     ctx: &Ctx,
     world: &str,
     name: &str,
-    alg_name: &str,
+    key_alg: BornKeyAlg,
     pcrs: Option<&str>,
 ) -> Result<()> {
-    let key_alg = BornKeyAlg::from_name(alg_name).ok_or_else(|| AgentError::InvalidArgument {
-        what: "--alg",
-        detail: format!(
-            "{alg_name:?}; use one of {}",
-            BornKeyAlg::ALL.map(|a| a.name()).join(", ")
-        ),
-    })?;
     let p = create_under_kek(
         ctx,
         world,
         name,
         pcrs,
-        alg_name,
+        key_alg.name(),
         "generated",
         |tpm, kek, policy| tpm.create_child(kek, &born_key_template(key_alg, policy)),
     )?;
@@ -203,18 +197,13 @@ pub fn unseal(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
     write_atomic(out, &data)
 }
 
-fn hash_of(hash: &str, data: &[u8]) -> Result<(Hashing, Vec<u8>)> {
-    Ok(match hash {
-        "sha256" => (Hashing::Sha256, sha2::Sha256::digest(data).to_vec()),
-        "sha384" => (Hashing::Sha384, sha2::Sha384::digest(data).to_vec()),
-        "sha512" => (Hashing::Sha512, sha2::Sha512::digest(data).to_vec()),
-        other => {
-            return Err(AgentError::InvalidArgument {
-                what: "--hash",
-                detail: format!("{other:?}; use sha256, sha384 or sha512"),
-            })
-        }
-    })
+/// The TPM's name of `hash`, and the digest of `data` with it.
+fn hash_of(hash: Digest, data: &[u8]) -> (Hashing, Vec<u8>) {
+    match hash {
+        Digest::Sha256 => (Hashing::Sha256, sha2::Sha256::digest(data).to_vec()),
+        Digest::Sha384 => (Hashing::Sha384, sha2::Sha384::digest(data).to_vec()),
+        Digest::Sha512 => (Hashing::Sha512, sha2::Sha512::digest(data).to_vec()),
+    }
 }
 
 pub fn sign(
@@ -222,23 +211,17 @@ pub fn sign(
     name: &str,
     input: &Path,
     out: &Path,
-    hash: &str,
-    scheme: &str,
+    hash: Digest,
+    scheme: RsaPadding,
 ) -> Result<()> {
     check_id("key name", name)?;
-    let (hashing, digest) = hash_of(hash, &read_input(input)?)?;
+    let (hashing, digest) = hash_of(hash, &read_input(input)?);
     let bytes = with_key(ctx, name, |tpm, _, p, key, spec| {
         let hs = TpmHashScheme::new(hashing);
         let tpm_scheme = match (p.object_type, scheme) {
-            (alg::RSA, "pkcs1") => TpmSignatureScheme::RsaSsa { hash_scheme: hs },
-            (alg::RSA, "pss") => TpmSignatureScheme::RsaPss { hash_scheme: hs },
+            (alg::RSA, RsaPadding::Pkcs1) => TpmSignatureScheme::RsaSsa { hash_scheme: hs },
+            (alg::RSA, RsaPadding::Pss) => TpmSignatureScheme::RsaPss { hash_scheme: hs },
             (alg::ECC, _) => TpmSignatureScheme::EcDsa { hash_scheme: hs },
-            (alg::RSA, other) => {
-                return Err(AgentError::InvalidArgument {
-                    what: "--scheme",
-                    detail: format!("{other:?}; use pkcs1 or pss"),
-                })
-            }
             _ => return Err(wrong_type(name, p, "sign (use `hmac` for HMAC keys)")),
         };
         match tpm.sign(key.key, &digest, tpm_scheme, spec)? {
@@ -255,9 +238,9 @@ pub fn sign(
 /// `decrypt`: RSA-OAEP (MGF1 with the same hash, empty label) for RSA keys;
 /// AES-256-CFB for AES keys, the input being IV (16 bytes) || ciphertext as
 /// `encrypt` writes it.
-pub fn decrypt(ctx: &Ctx, name: &str, input: &Path, out: &Path, hash: &str) -> Result<()> {
+pub fn decrypt(ctx: &Ctx, name: &str, input: &Path, out: &Path, hash: Digest) -> Result<()> {
     let data = read_input(input)?;
-    let (hashing, _) = hash_of(hash, &[])?;
+    let (hashing, _) = hash_of(hash, &[]);
     let plain = with_key(ctx, name, |tpm, _, p, key, spec| match p.object_type {
         alg::RSA => tpm.rsa_decrypt_oaep(key.key, key.parent, &data, hashing, spec),
         alg::SYMCIPHER => {

@@ -183,26 +183,16 @@ fn new_kek(
 
 pub struct InitOptions<'a> {
     pub compat: bool,
-    pub kek_alg: &'a str,
-    pub ek: &'a str,
+    pub kek_alg: KekAlg,
+    /// None: the first EK whose certificate is in NV.
+    pub ek: Option<EkKind>,
     pub pcrs: Option<&'a str>,
 }
 
 pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
     check_id("world", world)?;
-    let kek_alg = KekAlg::from_name(opts.kek_alg).ok_or_else(|| AgentError::InvalidArgument {
-        what: "--kek-alg",
-        detail: format!("{:?}; use rsa2048, p256 or p384", opts.kek_alg),
-    })?;
-    let ek_kind = match opts.ek {
-        "auto" => None,
-        other => Some(
-            EkKind::from_name(other).ok_or_else(|| AgentError::InvalidArgument {
-                what: "--ek",
-                detail: format!("{other:?}; use auto, rsa, ecc-p256 or ecc-p384"),
-            })?,
-        ),
-    };
+    let kek_alg = opts.kek_alg;
+    let ek_kind = opts.ek;
     let pcrs = parse_pcrs_arg(opts.pcrs)?;
     let state = StateDir::open(&ctx.state_dir)?;
     let mut tpm = Tpm::open(&ctx.tcti)?;

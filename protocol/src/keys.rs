@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 /// Key algorithms that can be generated, wrapped and imported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum KeyAlg {
     Rsa2048,
     Rsa3072,

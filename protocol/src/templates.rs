@@ -17,6 +17,7 @@ pub const KEK_ATTRIBUTES: u32 = attr::FIXED_TPM
 
 /// The KEK's key type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum KekAlg {
     Rsa2048,
     P256,
@@ -150,6 +151,7 @@ pub fn compat_kek_template() -> TpmtPublic {
 
 /// Keys the agent generates inside the TPM (`byok-agent key create`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum BornKeyAlg {
     Rsa2048,
     Rsa3072,

@@ -229,7 +229,7 @@ fn keys_born_in_the_tpm_sign_decrypt_encrypt_and_mac() {
         .assert()
         .code(2)
         .stderr(contains(
-            "use one of rsa2048, rsa3072, p256, p384, aes256, hmac-sha256",
+            "[possible values: rsa2048, rsa3072, p256, p384, aes256, hmac-sha256]",
         ));
     host.agent()
         .args([

@@ -2,6 +2,7 @@
 //! `ValueEnum`s, so `--help` lists their values and bad values are refused
 //! by clap with the list.
 
+use byok_protocol::keys::KeyAlg;
 use byok_verifier::cloud::KeyType;
 use byok_verifier::pipeline::{ProofFlags, TrustFlags};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -260,7 +261,7 @@ pub struct InspectArgs {
 pub struct KeygenArgs {
     /// The key type.
     #[arg(long, value_enum)]
-    pub alg: KeygenAlg,
+    pub alg: KeyAlg,
     #[arg(short = 'o', long)]
     pub out: PathBuf,
 }
@@ -276,27 +277,4 @@ pub enum WrapFormat {
     Gcp,
     /// AWS KMS import.
     Aws,
-}
-
-/// `keygen --alg`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum KeygenAlg {
-    Rsa2048,
-    Rsa3072,
-    Rsa4096,
-    P256,
-    P384,
-}
-
-impl From<KeygenAlg> for byok_protocol::keys::KeyAlg {
-    fn from(a: KeygenAlg) -> Self {
-        use byok_protocol::keys::KeyAlg;
-        match a {
-            KeygenAlg::Rsa2048 => KeyAlg::Rsa2048,
-            KeygenAlg::Rsa3072 => KeyAlg::Rsa3072,
-            KeygenAlg::Rsa4096 => KeyAlg::Rsa4096,
-            KeygenAlg::P256 => KeyAlg::P256,
-            KeygenAlg::P384 => KeyAlg::P384,
-        }
-    }
 }

@@ -6,7 +6,7 @@ use crate::cli::{
     VerifyArgs, WrapArgs, WrapFormat,
 };
 use byok_protocol::formats::{Document, Receipt, TransferPackage};
-use byok_protocol::keys::{KeyAlg, SymmetricKey, SymmetricKind, TargetKey, TpmObjectKey};
+use byok_protocol::keys::{SymmetricKey, SymmetricKind, TargetKey, TpmObjectKey};
 use byok_protocol::text::inert;
 use byok_verifier::cloud::{self, Cloud, CloudKey, KeyType};
 use byok_verifier::error::VerifyError;
@@ -353,7 +353,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
 }
 
 pub fn keygen(a: KeygenArgs) -> Result<()> {
-    let alg = KeyAlg::from(a.alg);
+    let alg = a.alg;
     if a.out.exists() {
         return Err(VerifyError::Io {
             path: a.out.display().to_string(),

@@ -55,10 +55,6 @@ impl EkKind {
         }
     }
 
-    pub fn from_name(s: &str) -> Option<EkKind> {
-        EkKind::ALL.into_iter().find(|k| k.name() == s)
-    }
-
     pub fn from_handle(h: u32) -> Option<EkKind> {
         EkKind::ALL.into_iter().find(|k| k.handle() == h)
     }
