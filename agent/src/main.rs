@@ -1,14 +1,12 @@
 //! byok-agent: the TPM host side of tpm-byok.
 #![forbid(unsafe_code)]
 
-mod byok;
 mod cli;
-mod commands;
+mod cmd;
+mod context;
 mod error;
-mod keys;
 mod state;
 mod tpm;
-mod world;
 
 use clap::Parser;
 use cli::{Cli, Command, KekAction, KeysAction, WorldAction, WorldsAction};
@@ -41,7 +39,7 @@ fn state_dir(cli: &Option<PathBuf>) -> PathBuf {
 
 fn main() {
     let cli = Cli::parse();
-    let ctx = commands::Ctx {
+    let ctx = context::Ctx {
         tcti: tcti(&cli.tcti),
         state_dir: state_dir(&cli.state_dir),
     };
@@ -52,10 +50,10 @@ fn main() {
             kek_alg,
             ek,
             pcrs,
-        } => world::init(
+        } => cmd::world::init(
             &ctx,
             &world,
-            &world::InitOptions {
+            &cmd::world::InitOptions {
                 compat: compat_kek,
                 kek_alg,
                 ek: ek.kind(),
@@ -64,60 +62,66 @@ fn main() {
         ),
         Command::Kek { action } => match action {
             KekAction::Export { world, format, out } => {
-                byok::export_kek(&ctx, &world, format, out.as_deref())
+                cmd::transfer::export_kek(&ctx, &world, format, out.as_deref())
             }
-            KekAction::Rotate { world, pcrs } => world::kek_rotate(&ctx, &world, pcrs.as_deref()),
+            KekAction::Rotate { world, pcrs } => {
+                cmd::world::kek_rotate(&ctx, &world, pcrs.as_deref())
+            }
         },
         Command::Worlds { action } => match action.unwrap_or(WorldsAction::List) {
-            WorldsAction::List => world::worlds_list(&ctx),
+            WorldsAction::List => cmd::world::worlds_list(&ctx),
         },
         Command::World { action } => match action {
-            WorldAction::Destroy { world, yes } => world::world_destroy(&ctx, &world, yes),
+            WorldAction::Destroy { world, yes } => cmd::world::world_destroy(&ctx, &world, yes),
         },
         Command::Evidence {
             world,
             nonce,
             pcrs,
             out,
-        } => commands::evidence(&ctx, &world, &nonce, &pcrs, &out),
-        Command::Import { world, input, name } => commands::import(&ctx, &world, &input, &name),
-        Command::Activate { world, input, out } => commands::activate(&ctx, &world, &input, &out),
+        } => cmd::attest::evidence(&ctx, &world, &nonce, &pcrs, &out),
+        Command::Import { world, input, name } => {
+            cmd::transfer::import(&ctx, &world, &input, &name)
+        }
+        Command::Activate { world, input, out } => {
+            cmd::attest::activate(&ctx, &world, &input, &out)
+        }
         Command::Keys { action } => match action.unwrap_or(KeysAction::List { world: None }) {
-            KeysAction::List { world } => commands::keys_list(&ctx, world.as_deref()),
-            KeysAction::Show { name } => commands::keys_show(&ctx, &name),
-            KeysAction::Delete { name } => commands::keys_delete(&ctx, &name),
+            KeysAction::List { world } => cmd::keys::keys_list(&ctx, world.as_deref()),
+            KeysAction::Show { name } => cmd::keys::keys_show(&ctx, &name),
+            KeysAction::Delete { name } => cmd::keys::keys_delete(&ctx, &name),
             KeysAction::Create {
                 world,
                 name,
                 alg,
                 pcrs,
-            } => keys::create(&ctx, &world, &name, alg, pcrs.as_deref()),
+            } => cmd::keys::create(&ctx, &world, &name, alg, pcrs.as_deref()),
         },
-        Command::Public { key, out } => commands::public(&ctx, &key, &out),
+        Command::Public { key, out } => cmd::keys::public(&ctx, &key, &out),
         Command::Sign {
             key,
             input,
             out,
             hash,
             scheme,
-        } => keys::sign(&ctx, &key, &input, &out, hash, scheme),
+        } => cmd::keys::sign(&ctx, &key, &input, &out, hash, scheme),
         Command::Decrypt {
             key,
             input,
             out,
             hash,
-        } => keys::decrypt(&ctx, &key, &input, &out, hash),
-        Command::Encrypt { key, input, out } => keys::encrypt(&ctx, &key, &input, &out),
-        Command::Hmac { key, input, out } => keys::hmac(&ctx, &key, &input, &out),
+        } => cmd::keys::decrypt(&ctx, &key, &input, &out, hash),
+        Command::Encrypt { key, input, out } => cmd::keys::encrypt(&ctx, &key, &input, &out),
+        Command::Hmac { key, input, out } => cmd::keys::hmac(&ctx, &key, &input, &out),
         Command::Seal {
             world,
             name,
             input,
             pcrs,
-        } => keys::seal(&ctx, &world, &name, &input, pcrs.as_deref()),
-        Command::Unseal { name, out } => keys::unseal(&ctx, &name, &out),
-        Command::Keyfile { key, out } => keys::keyfile(&ctx, &key, &out),
-        Command::AttestKey { key, nonce, out } => commands::attest_key(&ctx, &key, &nonce, &out),
+        } => cmd::keys::seal(&ctx, &world, &name, &input, pcrs.as_deref()),
+        Command::Unseal { name, out } => cmd::keys::unseal(&ctx, &name, &out),
+        Command::Keyfile { key, out } => cmd::keys::keyfile(&ctx, &key, &out),
+        Command::AttestKey { key, nonce, out } => cmd::attest::attest_key(&ctx, &key, &nonce, &out),
     };
     if let Err(e) = r {
         eprintln!(

@@ -1,36 +1,20 @@
-//! The agent's commands: what each reads, which TPM operations it runs (see
-//! `tpm.rs`) and what it writes.
+//! Attestation: `evidence` (the KEK certified and the PCRs quoted by the
+//! world's AK), `activate` (answering a credential challenge with the AK and
+//! the EK) and `attest-key` (a receipt: a key certified by the AK).
 
-use crate::error::{io, AgentError, Result};
-use crate::state::{write_atomic, KeyState, StateDir};
+use crate::context::{
+    check_id, kek_pcr_binding, key_parent, parse_public, read_file, world_ek, world_kek, Ctx,
+};
+use crate::error::{AgentError, Result};
+use crate::state::{write_atomic, StateDir};
 use crate::tpm::Tpm;
-use crate::world::{kek_pcr_binding, key_parent, retired_generation, world_ek, world_kek};
 use byok_protocol::formats::{
     Document, EkEvidence, Evidence, KekEvidence, PublicOnly, QuoteEvidence, Receipt, Signed,
-    TpmInfo, TransferPackage,
+    TpmInfo,
 };
-use byok_protocol::public::TpmtPublic;
-use byok_protocol::text::inert;
-use byok_protocol::world::valid_id;
 use serde_bytes::ByteBuf;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-pub struct Ctx {
-    pub tcti: String,
-    pub state_dir: PathBuf,
-}
-
-pub(crate) fn check_id(what: &'static str, v: &str) -> Result<()> {
-    if valid_id(v) {
-        Ok(())
-    } else {
-        Err(AgentError::InvalidId {
-            what,
-            value: v.to_string(),
-        })
-    }
-}
+use std::path::Path;
 
 fn parse_nonce(hex_nonce: &str) -> Result<Vec<u8>> {
     byok_protocol::nonce::Nonce::parse_hex(hex_nonce)
@@ -39,17 +23,6 @@ fn parse_nonce(hex_nonce: &str) -> Result<Vec<u8>> {
             what: "--nonce",
             detail: e.to_string(),
         })
-}
-
-pub(crate) fn parse_public(bytes: &[u8], what: &str) -> Result<TpmtPublic> {
-    TpmtPublic::parse_tpm2b(bytes).map_err(|e| AgentError::CorruptState {
-        path: what.to_string(),
-        detail: e.to_string(),
-    })
-}
-
-fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(io(path))
 }
 
 fn signed(a: crate::tpm::SignedAttest) -> Signed {
@@ -156,112 +129,6 @@ pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> 
     Ok(())
 }
 
-pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
-    check_id("world", world)?;
-    check_id("key name", name)?;
-    let bytes = read_file(input)?;
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-        return crate::byok::import_byok(ctx, world, &bytes, name);
-    }
-    let pkg =
-        TransferPackage::from_cbor(&bytes).map_err(|e| AgentError::BadPackage(e.to_string()))?;
-    let state = StateDir::open(&ctx.state_dir)?;
-    if state.has_key(name) {
-        return Err(AgentError::KeyExists(name.to_string()));
-    }
-    if pkg.world != world {
-        return Err(AgentError::PackageWorldMismatch {
-            package: pkg.world,
-            world: world.to_string(),
-        });
-    }
-    let w = state.world(world)?;
-    let kek_name = parse_public(&w.kek_public, "KEK public")?.name();
-    if let Some(generation) = retired_generation(&w, &pkg.kek_name) {
-        return Err(AgentError::KekRotated {
-            world: world.to_string(),
-            generation,
-        });
-    }
-    if pkg.kek_name.as_ref() != kek_name.as_slice() {
-        return Err(AgentError::PackageKekMismatch {
-            world: world.to_string(),
-            package: hex::encode(&pkg.kek_name),
-            ours: hex::encode(kek_name),
-        });
-    }
-    let ak_name = parse_public(&w.ak_public, "AK public")?.name();
-    if pkg.ak_name.as_ref() != ak_name.as_slice() {
-        return Err(AgentError::PackageAkMismatch {
-            world: world.to_string(),
-            package: hex::encode(&pkg.ak_name),
-            ours: hex::encode(ak_name),
-        });
-    }
-    if pkg.object.inner != "aes128cfb" {
-        return Err(AgentError::BadPackage(format!(
-            "inner wrapper {:?} is not supported",
-            pkg.object.inner
-        )));
-    }
-    let object = TpmtPublic::parse_tpm2b(&pkg.object.public)
-        .map_err(|e| AgentError::BadPackage(format!("object public: {e}")))?;
-    // Only the objects `wrap` writes: an empty authPolicy or exactly the
-    // package's PolicyPCR, adminWithPolicy clear, the transfer attributes.
-    // Anything else could be taken out again with TPM2_Duplicate.
-    let key_pcrs = match byok_protocol::transfer::check_transfer_object(&object, &pkg.key)? {
-        byok_protocol::transfer::TransferAuth::AuthValue => None,
-        byok_protocol::transfer::TransferAuth::Pcrs(spec) => Some(spec),
-    };
-
-    let mut tpm = Tpm::open(&ctx.tcti)?;
-    if !tpm.supports(&pkg.object.public)? {
-        return Err(AgentError::UnsupportedByTpm(object.describe_key()));
-    }
-    let kek = world_kek(&mut tpm, &state, &w)?;
-    let (ek, _) = world_ek(&mut tpm, &w)?;
-    let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;
-    let inner_key = tpm.activate_credential(
-        ak,
-        ek,
-        kek.handle,
-        &pkg.credential.id_object,
-        &pkg.credential.encrypted_secret,
-    );
-    tpm.flush(ak);
-    let inner_key = inner_key?;
-    let private = tpm.import(
-        &kek,
-        &inner_key,
-        &pkg.object.public,
-        &pkg.object.duplicate,
-        &pkg.object.seed,
-    )?;
-    drop(inner_key);
-    // Prove the imported blob loads before recording it.
-    let loaded = tpm.load(&kek, &pkg.object.public, &private)?;
-    tpm.flush(loaded);
-
-    let key = KeyState {
-        name: name.to_string(),
-        world: world.to_string(),
-        alg: pkg.key.alg.clone(),
-        origin: "imported".into(),
-        public: pkg.object.public.clone(),
-        private: ByteBuf::from(private),
-        label: pkg.key.label.clone(),
-        policy_pcrs: key_pcrs.map(|s| s.describe()),
-        kek_handle: None,
-    };
-    state.put_key(&key)?;
-    println!(
-        "imported {} key {name:?} into world {world} (name {})",
-        object.describe_key(),
-        hex::encode(object.name())
-    );
-    Ok(())
-}
-
 /// Answer a credential challenge: TPM2_ActivateCredential with the world's AK
 /// and the EK releases the secret only if this TPM holds both.
 pub fn activate(ctx: &Ctx, world: &str, input: &Path, out: &Path) -> Result<()> {
@@ -308,75 +175,6 @@ pub fn activate(ctx: &Ctx, world: &str, input: &Path, out: &Path) -> Result<()> 
     };
     write_atomic(out, &answer.to_cbor())?;
     println!("activation for world {world} written to {}", out.display());
-    Ok(())
-}
-
-pub fn keys_list(ctx: &Ctx, world: Option<&str>) -> Result<()> {
-    let state = StateDir::open(&ctx.state_dir)?;
-    if let Some(w) = world {
-        check_id("world", w)?;
-        state.world(w)?;
-    }
-    for k in state
-        .keys()?
-        .into_iter()
-        .filter(|k| world.is_none_or(|w| k.world == w))
-    {
-        println!(
-            "{}\t{}\t{}\t{}",
-            k.name,
-            k.world,
-            inert(&k.alg),
-            inert(&k.origin)
-        );
-    }
-    Ok(())
-}
-
-pub fn keys_show(ctx: &Ctx, name: &str) -> Result<()> {
-    check_id("key name", name)?;
-    let state = StateDir::open(&ctx.state_dir)?;
-    let k = state.key(name)?;
-    let p = parse_public(&k.public, "key public")?;
-    println!("name:       {}", k.name);
-    println!("world:      {}", k.world);
-    println!("algorithm:  {} ({})", inert(&k.alg), p.describe_key());
-    println!("origin:     {}", inert(&k.origin));
-    println!("tpm name:   {}", hex::encode(p.name()));
-    println!(
-        "attributes: {}",
-        byok_protocol::tpm::attr::names(p.attributes).join("|")
-    );
-    if !p.auth_policy.is_empty() {
-        println!("authPolicy: {}", hex::encode(&p.auth_policy));
-    }
-    if let Some(pcrs) = &k.policy_pcrs {
-        println!("bound to:   PCRs {pcrs} (TPM2_PolicyPCR; use fails once they change)");
-    }
-    if let Some(l) = &k.label {
-        println!("label:      {}", inert(l));
-    }
-    Ok(())
-}
-
-pub fn keys_delete(ctx: &Ctx, name: &str) -> Result<()> {
-    check_id("key name", name)?;
-    let state = StateDir::open(&ctx.state_dir)?;
-    state.delete_key(name)?;
-    println!(
-        "deleted key {name:?} (its TPM-encrypted blob is gone; the key cannot be loaded again)"
-    );
-    Ok(())
-}
-
-pub fn public(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
-    check_id("key name", name)?;
-    let state = StateDir::open(&ctx.state_dir)?;
-    let k = state.key(name)?;
-    let p = parse_public(&k.public, "key public")?;
-    let pem =
-        byok_protocol::keys::public_key_pem(&p).map_err(|e| AgentError::Protocol(e.to_string()))?;
-    write_atomic(out, pem.as_bytes())?;
     Ok(())
 }
 

@@ -3,16 +3,17 @@
 //! encrypt, hmac). Each command loads the key under its world's KEK, runs one
 //! TPM operation (with a PolicyPCR session when the key is PCR-bound) and
 //! flushes the key.
+//! Also the stored keys themselves: `keys list|show|delete` and `public`.
 
 use crate::cli::{Digest, RsaPadding};
-use crate::commands::{check_id, parse_public, Ctx};
+use crate::context::{check_id, key_parent, parse_public, world_kek, Ctx};
 use crate::error::{io, AgentError, Result};
 use crate::state::{write_atomic, KeyState, StateDir};
 use crate::tpm::{Hashing, Parent, Tpm, TpmHashScheme, TpmSignature, TpmSignatureScheme};
-use crate::world::{key_parent, world_kek};
 use byok_protocol::policy::{PcrSpec, PolicyDigest};
 use byok_protocol::public::TpmtPublic;
 use byok_protocol::templates::{born_key_template, sealed_data_template, BornKeyAlg};
+use byok_protocol::text::inert;
 use byok_protocol::tpm::alg;
 use rand::RngCore;
 use serde_bytes::ByteBuf;
@@ -382,5 +383,74 @@ pub fn keyfile(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
         k.world,
         parent
     );
+    Ok(())
+}
+
+pub fn keys_list(ctx: &Ctx, world: Option<&str>) -> Result<()> {
+    let state = StateDir::open(&ctx.state_dir)?;
+    if let Some(w) = world {
+        check_id("world", w)?;
+        state.world(w)?;
+    }
+    for k in state
+        .keys()?
+        .into_iter()
+        .filter(|k| world.is_none_or(|w| k.world == w))
+    {
+        println!(
+            "{}\t{}\t{}\t{}",
+            k.name,
+            k.world,
+            inert(&k.alg),
+            inert(&k.origin)
+        );
+    }
+    Ok(())
+}
+
+pub fn keys_show(ctx: &Ctx, name: &str) -> Result<()> {
+    check_id("key name", name)?;
+    let state = StateDir::open(&ctx.state_dir)?;
+    let k = state.key(name)?;
+    let p = parse_public(&k.public, "key public")?;
+    println!("name:       {}", k.name);
+    println!("world:      {}", k.world);
+    println!("algorithm:  {} ({})", inert(&k.alg), p.describe_key());
+    println!("origin:     {}", inert(&k.origin));
+    println!("tpm name:   {}", hex::encode(p.name()));
+    println!(
+        "attributes: {}",
+        byok_protocol::tpm::attr::names(p.attributes).join("|")
+    );
+    if !p.auth_policy.is_empty() {
+        println!("authPolicy: {}", hex::encode(&p.auth_policy));
+    }
+    if let Some(pcrs) = &k.policy_pcrs {
+        println!("bound to:   PCRs {pcrs} (TPM2_PolicyPCR; use fails once they change)");
+    }
+    if let Some(l) = &k.label {
+        println!("label:      {}", inert(l));
+    }
+    Ok(())
+}
+
+pub fn keys_delete(ctx: &Ctx, name: &str) -> Result<()> {
+    check_id("key name", name)?;
+    let state = StateDir::open(&ctx.state_dir)?;
+    state.delete_key(name)?;
+    println!(
+        "deleted key {name:?} (its TPM-encrypted blob is gone; the key cannot be loaded again)"
+    );
+    Ok(())
+}
+
+pub fn public(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
+    check_id("key name", name)?;
+    let state = StateDir::open(&ctx.state_dir)?;
+    let k = state.key(name)?;
+    let p = parse_public(&k.public, "key public")?;
+    let pem =
+        byok_protocol::keys::public_key_pem(&p).map_err(|e| AgentError::Protocol(e.to_string()))?;
+    write_atomic(out, pem.as_bytes())?;
     Ok(())
 }

@@ -1,17 +1,25 @@
-//! The compat path (BRIEF §7): `.byok` files (CKM_RSA_AES_KEY_WRAP) for the
+//! Transfer into the TPM: `import` of a transfer package (below), and the
+//! compat path (BRIEF §7): `.byok` files (CKM_RSA_AES_KEY_WRAP) for the
 //! world's compat KEK, and its public key as PEM or JWK.
 //!
 //! Weaker than the TPM package, and documented as such: the TPM decrypts the
 //! RSA block, but the AES key and then the target key pass through this
 //! process's memory (zeroized buffers) on their way into TPM2_Import.
+//!
+//! `import` of a package: ActivateCredential (AK, EK) releases the inner key
+//! only in the TPM the package was made for, TPM2_Import decrypts the key
+//! under the world's KEK; the package's object is checked first to be one
+//! `byok-verifier wrap` makes.
 
 use crate::cli::KeyFormat;
-use crate::commands::{check_id, parse_public, Ctx};
+use crate::context::{
+    check_id, parse_public, read_file, retired_generation, world_ek, world_kek, Ctx,
+};
 use crate::error::{AgentError, Result};
 use crate::state::{write_atomic, KeyState, StateDir};
 use crate::tpm::{Hashing, Tpm};
-use crate::world::world_kek;
 use base64::Engine as _;
+use byok_protocol::formats::{Document, TransferPackage};
 use byok_protocol::keys::{SymmetricKey, SymmetricKind, TargetKey, TpmObjectKey};
 use byok_protocol::public::TpmtPublic;
 use byok_protocol::world::compat_kid;
@@ -19,6 +27,112 @@ use rand::RngCore;
 use serde_bytes::ByteBuf;
 use std::path::Path;
 use zeroize::Zeroizing;
+
+pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
+    check_id("world", world)?;
+    check_id("key name", name)?;
+    let bytes = read_file(input)?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        return import_byok(ctx, world, &bytes, name);
+    }
+    let pkg =
+        TransferPackage::from_cbor(&bytes).map_err(|e| AgentError::BadPackage(e.to_string()))?;
+    let state = StateDir::open(&ctx.state_dir)?;
+    if state.has_key(name) {
+        return Err(AgentError::KeyExists(name.to_string()));
+    }
+    if pkg.world != world {
+        return Err(AgentError::PackageWorldMismatch {
+            package: pkg.world,
+            world: world.to_string(),
+        });
+    }
+    let w = state.world(world)?;
+    let kek_name = parse_public(&w.kek_public, "KEK public")?.name();
+    if let Some(generation) = retired_generation(&w, &pkg.kek_name) {
+        return Err(AgentError::KekRotated {
+            world: world.to_string(),
+            generation,
+        });
+    }
+    if pkg.kek_name.as_ref() != kek_name.as_slice() {
+        return Err(AgentError::PackageKekMismatch {
+            world: world.to_string(),
+            package: hex::encode(&pkg.kek_name),
+            ours: hex::encode(kek_name),
+        });
+    }
+    let ak_name = parse_public(&w.ak_public, "AK public")?.name();
+    if pkg.ak_name.as_ref() != ak_name.as_slice() {
+        return Err(AgentError::PackageAkMismatch {
+            world: world.to_string(),
+            package: hex::encode(&pkg.ak_name),
+            ours: hex::encode(ak_name),
+        });
+    }
+    if pkg.object.inner != "aes128cfb" {
+        return Err(AgentError::BadPackage(format!(
+            "inner wrapper {:?} is not supported",
+            pkg.object.inner
+        )));
+    }
+    let object = TpmtPublic::parse_tpm2b(&pkg.object.public)
+        .map_err(|e| AgentError::BadPackage(format!("object public: {e}")))?;
+    // Only the objects `wrap` writes: an empty authPolicy or exactly the
+    // package's PolicyPCR, adminWithPolicy clear, the transfer attributes.
+    // Anything else could be taken out again with TPM2_Duplicate.
+    let key_pcrs = match byok_protocol::transfer::check_transfer_object(&object, &pkg.key)? {
+        byok_protocol::transfer::TransferAuth::AuthValue => None,
+        byok_protocol::transfer::TransferAuth::Pcrs(spec) => Some(spec),
+    };
+
+    let mut tpm = Tpm::open(&ctx.tcti)?;
+    if !tpm.supports(&pkg.object.public)? {
+        return Err(AgentError::UnsupportedByTpm(object.describe_key()));
+    }
+    let kek = world_kek(&mut tpm, &state, &w)?;
+    let (ek, _) = world_ek(&mut tpm, &w)?;
+    let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;
+    let inner_key = tpm.activate_credential(
+        ak,
+        ek,
+        kek.handle,
+        &pkg.credential.id_object,
+        &pkg.credential.encrypted_secret,
+    );
+    tpm.flush(ak);
+    let inner_key = inner_key?;
+    let private = tpm.import(
+        &kek,
+        &inner_key,
+        &pkg.object.public,
+        &pkg.object.duplicate,
+        &pkg.object.seed,
+    )?;
+    drop(inner_key);
+    // Prove the imported blob loads before recording it.
+    let loaded = tpm.load(&kek, &pkg.object.public, &private)?;
+    tpm.flush(loaded);
+
+    let key = KeyState {
+        name: name.to_string(),
+        world: world.to_string(),
+        alg: pkg.key.alg.clone(),
+        origin: "imported".into(),
+        public: pkg.object.public.clone(),
+        private: ByteBuf::from(private),
+        label: pkg.key.label.clone(),
+        policy_pcrs: key_pcrs.map(|s| s.describe()),
+        kek_handle: None,
+    };
+    state.put_key(&key)?;
+    println!(
+        "imported {} key {name:?} into world {world} (name {})",
+        object.describe_key(),
+        hex::encode(object.name())
+    );
+    Ok(())
+}
 
 pub fn export_kek(ctx: &Ctx, world: &str, format: KeyFormat, out: Option<&Path>) -> Result<()> {
     check_id("world", world)?;

@@ -3,118 +3,14 @@
 //! lives under (re-creating an evicted KEK, recognising a cleared TPM),
 //! `worlds list`, `kek rotate` and `world destroy`.
 
-use crate::commands::{check_id, parse_public, Ctx};
+use crate::context::{check_id, kek_parent, kek_spec, parse_public, record_pcrs, world_kek, Ctx};
 use crate::error::{AgentError, Result};
 use crate::state::{KekRecord, KeyState, StateDir, WorldState};
-use crate::tpm::{EkKind, KekAt, Parent, ParentPolicy, Tpm};
+use crate::tpm::{EkKind, KekAt, Parent, Tpm};
 use byok_protocol::policy::PcrSpec;
-use byok_protocol::public::TpmtPublic;
 use byok_protocol::templates::{compat_kek_template, kek_template, KekAlg, KekSpec};
-use byok_protocol::world::{pcr_bound_kek_policy, world_policy};
+use byok_protocol::world::pcr_bound_kek_policy;
 use serde_bytes::ByteBuf;
-
-fn record_pcrs(world: &str, rec: &KekRecord) -> Result<Option<PcrSpec>> {
-    rec.pcrs
-        .as_deref()
-        .map(|p| {
-            PcrSpec::parse(p).map_err(|detail| AgentError::CorruptState {
-                path: format!("world {world}"),
-                detail,
-            })
-        })
-        .transpose()
-}
-
-/// The template inputs of a recorded KEK.
-fn kek_spec(world: &str, rec: &KekRecord) -> Result<KekSpec> {
-    let alg_name = rec.alg.as_deref().unwrap_or("rsa2048");
-    let alg = KekAlg::from_name(alg_name).ok_or_else(|| AgentError::CorruptState {
-        path: format!("world {world}"),
-        detail: format!("unknown KEK type {alg_name:?}"),
-    })?;
-    let values: Vec<Vec<u8>> = rec.pcr_values.iter().map(|v| v.to_vec()).collect();
-    Ok(KekSpec {
-        alg,
-        generation: rec.generation,
-        auth_policy: record_pcrs(world, rec)?.map(|s| pcr_bound_kek_policy(world, &s, &values)),
-    })
-}
-
-/// The KEK of `rec` as a parent: checked against its recorded public area;
-/// re-created from its template when it was evicted; an error naming every
-/// lost world when the owner seed changed (TPM2_Clear).
-pub(crate) fn kek_parent(
-    tpm: &mut Tpm,
-    state: &StateDir,
-    world: &str,
-    rec: &KekRecord,
-) -> Result<Parent> {
-    let handle = match tpm.kek(rec.handle, &rec.public)? {
-        KekAt::Recorded(k) => k,
-        KekAt::Other => {
-            return Err(AgentError::KekChanged {
-                world: world.to_string(),
-                handle: rec.handle,
-            })
-        }
-        KekAt::Missing => {
-            let template = kek_template(world, &kek_spec(world, rec)?);
-            if !tpm.restore_kek(&template, rec.handle, &rec.public)? {
-                return Err(owner_seed_changed(tpm, state)?);
-            }
-            eprintln!(
-                "byok-agent: note: world {}: the KEK at {:#010x} was not in the TPM (evicted); re-created from its template",
-                world, rec.handle
-            );
-            match tpm.kek(rec.handle, &rec.public)? {
-                KekAt::Recorded(k) => k,
-                _ => return Err(AgentError::TpmUnexpected("KEK just restored")),
-            }
-        }
-    };
-    let policy = record_pcrs(world, rec)?.map(|pcrs| ParentPolicy {
-        pcrs,
-        policy_ref: world_policy(world).to_vec(),
-    });
-    Ok(Parent { handle, policy })
-}
-
-/// The world's current KEK.
-pub(crate) fn world_kek(tpm: &mut Tpm, state: &StateDir, w: &WorldState) -> Result<Parent> {
-    kek_parent(tpm, state, &w.world, &w.current_kek())
-}
-
-/// The KEK key `k` lives under (the current one, or a retired one after rotation).
-pub(crate) fn key_parent(
-    tpm: &mut Tpm,
-    state: &StateDir,
-    w: &WorldState,
-    k: &KeyState,
-) -> Result<Parent> {
-    let handle = k.kek_handle.unwrap_or(w.kek_handle);
-    let rec = w.kek_at(handle).ok_or_else(|| AgentError::CorruptState {
-        path: format!("key {}", k.name),
-        detail: format!("its KEK {handle:#010x} is not a KEK of world {}", w.world),
-    })?;
-    kek_parent(tpm, state, &w.world, &rec)
-}
-
-/// Which worlds' KEKs are gone, for the "TPM was cleared" error.
-fn owner_seed_changed(tpm: &mut Tpm, state: &StateDir) -> Result<AgentError> {
-    let mut lost = Vec::new();
-    for w in state.worlds()? {
-        let intact = matches!(tpm.kek(w.kek_handle, &w.kek_public)?, KekAt::Recorded(_));
-        if !intact {
-            lost.push(w.world);
-        }
-    }
-    let keys = state
-        .keys()?
-        .iter()
-        .filter(|k| lost.contains(&k.world))
-        .count();
-    Ok(AgentError::OwnerSeedChanged { worlds: lost, keys })
-}
 
 /// The world's compat KEK, created under the KEK (TPM2_Create).
 fn create_compat(tpm: &mut Tpm, kek: &Parent) -> Result<(ByteBuf, ByteBuf)> {
@@ -458,47 +354,4 @@ pub fn world_destroy(ctx: &Ctx, world: &str, yes: bool) -> Result<()> {
         keys.len()
     );
     Ok(())
-}
-
-/// The record name of a retired KEK whose name is `kek_name`, if any.
-pub(crate) fn retired_generation(w: &WorldState, kek_name: &[u8]) -> Option<u32> {
-    w.retired_keks.iter().find_map(|r| {
-        TpmtPublic::parse_tpm2b(&r.public)
-            .ok()
-            .filter(|p| p.name() == kek_name)
-            .map(|_| r.generation)
-    })
-}
-
-/// The EK the world's AK was created under.
-pub(crate) fn world_ek(
-    tpm: &mut Tpm,
-    w: &WorldState,
-) -> Result<(tss_esapi::handles::KeyHandle, EkKind)> {
-    let kind = EkKind::from_handle(w.ek_handle).ok_or_else(|| AgentError::CorruptState {
-        path: format!("world {}", w.world),
-        detail: format!("unknown EK handle {:#010x}", w.ek_handle),
-    })?;
-    Ok((tpm.ek(kind)?, kind))
-}
-
-/// Evidence's `kek.pcr_binding`: the PCR values a PCR-bound KEK's authPolicy
-/// was computed from (bank => index => value), for the verifier to recompute.
-pub(crate) fn kek_pcr_binding(
-    w: &WorldState,
-) -> Result<Option<std::collections::BTreeMap<String, std::collections::BTreeMap<u32, ByteBuf>>>> {
-    let rec = w.current_kek();
-    let Some(spec) = record_pcrs(&w.world, &rec)? else {
-        return Ok(None);
-    };
-    if spec.pcrs.len() != rec.pcr_values.len() {
-        return Err(AgentError::CorruptState {
-            path: format!("world {}", w.world),
-            detail: "KEK PCR values do not match its PCR list".into(),
-        });
-    }
-    let bank = spec.pcrs.iter().copied().zip(rec.pcr_values).collect();
-    Ok(Some(
-        [(spec.bank.name().to_string(), bank)].into_iter().collect(),
-    ))
 }
