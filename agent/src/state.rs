@@ -98,8 +98,7 @@ pub struct KeyState {
     pub name: String,
     pub world: String,
     pub alg: String,
-    /// "imported", "generated" (inside the TPM) or "sealed" (sealed data).
-    pub origin: String,
+    pub origin: byok_protocol::formats::KeyOrigin,
     /// TPM2B_PUBLIC.
     pub public: ByteBuf,
     /// TPM2B_PRIVATE, encrypted by the TPM under the world's KEK.

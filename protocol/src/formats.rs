@@ -100,6 +100,50 @@ pub struct CredentialBlob {
     pub encrypted_secret: ByteBuf,
 }
 
+/// The inner wrapper of a package's duplication blob; its key is the
+/// credential's secret. One kind exists.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum InnerWrap {
+    /// AES-128-CFB (TPM2_Import's symmetricAlg), written "aes128cfb".
+    #[serde(rename = "aes128cfb")]
+    Aes128Cfb,
+}
+
+/// Where a key the agent keeps came from (its state files: "imported",
+/// "imported (.byok)", "generated", "sealed").
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum KeyOrigin {
+    /// A transfer package: TPM2_Import of a key wrapped by `byok-verifier wrap`.
+    #[serde(rename = "imported")]
+    Imported,
+    /// A `.byok` file for the compat KEK.
+    #[serde(rename = "imported (.byok)")]
+    ImportedByok,
+    /// Generated inside the TPM (`key create`).
+    #[serde(rename = "generated")]
+    Generated,
+    /// Sealed data (`seal`).
+    #[serde(rename = "sealed")]
+    Sealed,
+}
+
+impl KeyOrigin {
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyOrigin::Imported => "imported",
+            KeyOrigin::ImportedByok => "imported (.byok)",
+            KeyOrigin::Generated => "generated",
+            KeyOrigin::Sealed => "sealed",
+        }
+    }
+}
+
+impl std::fmt::Display for KeyOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ObjectBlob {
     /// TPM2B_PUBLIC of the key, written by the verifier.
@@ -108,8 +152,8 @@ pub struct ObjectBlob {
     pub duplicate: ByteBuf,
     /// TPM2B_ENCRYPTED_SECRET outer-wrapper seed.
     pub seed: ByteBuf,
-    /// Inner wrapper algorithm: "aes128cfb".
-    pub inner: String,
+    /// Inner wrapper algorithm.
+    pub inner: InnerWrap,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -78,7 +78,7 @@ fn mutated_valid_structures_never_panic() {
             public: b(&public.to_tpm2b()),
             duplicate: b(&[0, 0]),
             seed: b(&[0, 0]),
-            inner: "aes128cfb".into(),
+            inner: byok_protocol::formats::InnerWrap::Aes128Cfb,
         },
         key: KeyInfo {
             alg: "p256".into(),

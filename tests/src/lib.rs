@@ -680,7 +680,7 @@ pub fn hand_made_package(
             public: ByteBuf::from(public.to_tpm2b()),
             duplicate: ByteBuf::from(blob.duplicate),
             seed: ByteBuf::from(blob.seed),
-            inner: "aes128cfb".into(),
+            inner: byok_protocol::formats::InnerWrap::Aes128Cfb,
         },
         key: info,
     }

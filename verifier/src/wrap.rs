@@ -5,7 +5,7 @@ use crate::verify::Verified;
 use byok_protocol::credential::make_credential;
 use byok_protocol::duplicate::duplicate;
 use byok_protocol::formats::{
-    CredentialBlob, KeyInfo, ObjectBlob, TransferPackage, TRANSFER_TYPE, VERSION,
+    CredentialBlob, InnerWrap, KeyInfo, ObjectBlob, TransferPackage, TRANSFER_TYPE, VERSION,
 };
 use byok_protocol::keys::TpmObjectKey;
 use byok_protocol::policy::{PcrSpec, PolicyDigest};
@@ -54,7 +54,7 @@ pub fn wrap(
             public: ByteBuf::from(public.to_tpm2b()),
             duplicate: ByteBuf::from(blob.duplicate),
             seed: ByteBuf::from(blob.seed),
-            inner: "aes128cfb".into(),
+            inner: InnerWrap::Aes128Cfb,
         },
         key: KeyInfo::new(key.alg_name(), label, key_pcrs.zip(values.as_deref())),
     })

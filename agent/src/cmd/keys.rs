@@ -10,6 +10,7 @@ use crate::context::{check_id, key_parent, parse_public, world_kek, Ctx};
 use crate::error::{io, AgentError, Result};
 use crate::state::{write_atomic, KeyState, StateDir};
 use crate::tpm::{Hashing, Parent, Tpm, TpmHashScheme, TpmSignature, TpmSignatureScheme};
+use byok_protocol::formats::KeyOrigin;
 use byok_protocol::policy::{PcrSpec, PolicyDigest};
 use byok_protocol::public::TpmtPublic;
 use byok_protocol::templates::{born_key_template, sealed_data_template, BornKeyAlg};
@@ -49,7 +50,7 @@ fn create_under_kek(
     name: &str,
     pcrs: Option<&str>,
     alg_name: &str,
-    origin: &str,
+    origin: KeyOrigin,
     make: impl FnOnce(&mut Tpm, &Parent, Vec<u8>) -> Result<(Vec<u8>, Vec<u8>)>,
 ) -> Result<TpmtPublic> {
     check_id("world", world)?;
@@ -72,7 +73,7 @@ fn create_under_kek(
         name: name.to_string(),
         world: world.to_string(),
         alg: alg_name.to_string(),
-        origin: origin.to_string(),
+        origin,
         public: ByteBuf::from(public),
         private: ByteBuf::from(private),
         label: None,
@@ -97,7 +98,7 @@ pub fn create(
         name,
         pcrs,
         key_alg.name(),
-        "generated",
+        KeyOrigin::Generated,
         |tpm, kek, policy| tpm.create_child(kek, &born_key_template(key_alg, policy)),
     )?;
     println!(
@@ -129,7 +130,7 @@ pub fn seal(ctx: &Ctx, world: &str, name: &str, input: &Path, pcrs: Option<&str>
         name,
         pcrs,
         "sealed-data",
-        "sealed",
+        KeyOrigin::Sealed,
         |tpm, kek, policy| tpm.create_sealed(kek, &sealed_data_template(policy), &data),
     )?;
     println!(
@@ -190,7 +191,7 @@ fn wrong_type(name: &str, p: &TpmtPublic, op: &str) -> AgentError {
 
 pub fn unseal(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
     let data = with_key(ctx, name, |tpm, k, p, key, spec| {
-        if k.origin != "sealed" {
+        if k.origin != KeyOrigin::Sealed {
             return Err(wrong_type(name, p, "be unsealed (it is not sealed data)"));
         }
         tpm.unseal(key.key, key.parent, spec)
@@ -342,7 +343,7 @@ pub fn keyfile(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
     let k = state.key(name)?;
     let w = state.world(&k.world)?;
     let p = parse_public(&k.public, "key public")?;
-    if k.origin == "sealed" {
+    if k.origin == KeyOrigin::Sealed {
         return Err(wrong_type(
             name,
             &p,
@@ -397,13 +398,7 @@ pub fn keys_list(ctx: &Ctx, world: Option<&str>) -> Result<()> {
         .into_iter()
         .filter(|k| world.is_none_or(|w| k.world == w))
     {
-        println!(
-            "{}\t{}\t{}\t{}",
-            k.name,
-            k.world,
-            inert(&k.alg),
-            inert(&k.origin)
-        );
+        println!("{}\t{}\t{}\t{}", k.name, k.world, inert(&k.alg), k.origin);
     }
     Ok(())
 }
@@ -416,7 +411,7 @@ pub fn keys_show(ctx: &Ctx, name: &str) -> Result<()> {
     println!("name:       {}", k.name);
     println!("world:      {}", k.world);
     println!("algorithm:  {} ({})", inert(&k.alg), p.describe_key());
-    println!("origin:     {}", inert(&k.origin));
+    println!("origin:     {}", k.origin);
     println!("tpm name:   {}", hex::encode(p.name()));
     println!(
         "attributes: {}",

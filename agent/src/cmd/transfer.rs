@@ -19,6 +19,7 @@ use crate::error::{AgentError, Result};
 use crate::state::{write_atomic, KeyState, StateDir};
 use crate::tpm::{Hashing, Tpm};
 use base64::Engine as _;
+use byok_protocol::formats::KeyOrigin;
 use byok_protocol::formats::{Document, TransferPackage};
 use byok_protocol::keys::{SymmetricKey, SymmetricKind, TargetKey, TpmObjectKey};
 use byok_protocol::public::TpmtPublic;
@@ -70,12 +71,6 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
             ours: hex::encode(ak_name),
         });
     }
-    if pkg.object.inner != "aes128cfb" {
-        return Err(AgentError::BadPackage(format!(
-            "inner wrapper {:?} is not supported",
-            pkg.object.inner
-        )));
-    }
     let object = TpmtPublic::parse_tpm2b(&pkg.object.public)
         .map_err(|e| AgentError::BadPackage(format!("object public: {e}")))?;
     // Only the objects `wrap` writes: an empty authPolicy or exactly the
@@ -118,7 +113,7 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
         name: name.to_string(),
         world: world.to_string(),
         alg: pkg.key.alg.clone(),
-        origin: "imported".into(),
+        origin: KeyOrigin::Imported,
         public: pkg.object.public.clone(),
         private: ByteBuf::from(private),
         label: pkg.key.label.clone(),
@@ -309,7 +304,7 @@ pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<(
         name: name.to_string(),
         world: world.to_string(),
         alg,
-        origin: "imported (.byok)".into(),
+        origin: KeyOrigin::ImportedByok,
         public: ByteBuf::from(public.to_tpm2b()),
         private: ByteBuf::from(private),
         label: doc
