@@ -7,7 +7,6 @@
 use crate::error::{io, AgentError, Result};
 use crate::state::{KekRecord, KeyState, StateDir, WorldState};
 use crate::tpm::{EkKind, KekAt, Parent, ParentPolicy, Tpm};
-use byok_protocol::policy::PcrSpec;
 use byok_protocol::public::TpmtPublic;
 use byok_protocol::templates::{kek_template, KekAlg, KekSpec};
 use byok_protocol::world::{pcr_bound_kek_policy, valid_id, world_policy};
@@ -41,30 +40,17 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(io(path))
 }
 
-pub(crate) fn record_pcrs(world: &str, rec: &KekRecord) -> Result<Option<PcrSpec>> {
-    rec.pcrs
-        .as_deref()
-        .map(|p| {
-            PcrSpec::parse(p).map_err(|detail| AgentError::CorruptState {
-                path: format!("world {world}"),
-                detail,
-            })
-        })
-        .transpose()
-}
-
 /// The template inputs of a recorded KEK.
 pub(crate) fn kek_spec(world: &str, rec: &KekRecord) -> Result<KekSpec> {
-    let alg_name = rec.alg.as_deref().unwrap_or("rsa2048");
-    let alg = KekAlg::from_name(alg_name).ok_or_else(|| AgentError::CorruptState {
-        path: format!("world {world}"),
-        detail: format!("unknown KEK type {alg_name:?}"),
-    })?;
+    let alg = rec.alg.unwrap_or(KekAlg::Rsa2048);
     let values: Vec<Vec<u8>> = rec.pcr_values.iter().map(|v| v.to_vec()).collect();
     Ok(KekSpec {
         alg,
         generation: rec.generation,
-        auth_policy: record_pcrs(world, rec)?.map(|s| pcr_bound_kek_policy(world, &s, &values)),
+        auth_policy: rec
+            .pcrs
+            .as_ref()
+            .map(|s| pcr_bound_kek_policy(world, s, &values)),
     })
 }
 
@@ -100,7 +86,7 @@ pub(crate) fn kek_parent(
             }
         }
     };
-    let policy = record_pcrs(world, rec)?.map(|pcrs| ParentPolicy {
+    let policy = rec.pcrs.clone().map(|pcrs| ParentPolicy {
         pcrs,
         policy_ref: world_policy(world).to_vec(),
     });
@@ -172,7 +158,7 @@ pub(crate) fn kek_pcr_binding(
     w: &WorldState,
 ) -> Result<Option<std::collections::BTreeMap<String, std::collections::BTreeMap<u32, ByteBuf>>>> {
     let rec = w.current_kek();
-    let Some(spec) = record_pcrs(&w.world, &rec)? else {
+    let Some(spec) = rec.pcrs.clone() else {
         return Ok(None);
     };
     if spec.pcrs.len() != rec.pcr_values.len() {

@@ -7,6 +7,8 @@
 //! the state can be used without the TPM that wrapped it.
 
 use crate::error::{io, AgentError, Result};
+use byok_protocol::policy::PcrSpec;
+use byok_protocol::templates::KekAlg;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use std::fs::{self, File, OpenOptions};
@@ -31,16 +33,16 @@ pub struct WorldState {
     pub compat_public: Option<ByteBuf>,
     #[serde(default)]
     pub compat_private: Option<ByteBuf>,
-    /// The KEK's type ("rsa2048", "p256", "p384"; absent: rsa2048).
+    /// The KEK's type (absent: rsa2048).
     #[serde(default)]
-    pub kek_alg: Option<String>,
+    pub kek_alg: Option<KekAlg>,
     /// Incremented by `kek rotate`; part of the KEK's template.
     #[serde(default)]
     pub kek_generation: u32,
     /// A PCR-bound KEK (`init --pcrs`): the PCRs and their values at init,
     /// from which its authPolicy is computed.
     #[serde(default)]
-    pub kek_pcrs: Option<String>,
+    pub kek_pcrs: Option<PcrSpec>,
     #[serde(default)]
     pub kek_pcr_values: Vec<ByteBuf>,
     /// KEKs replaced by `kek rotate`, kept for the keys stored under them.
@@ -55,11 +57,11 @@ pub struct KekRecord {
     /// TPM2B_PUBLIC.
     pub public: ByteBuf,
     #[serde(default)]
-    pub alg: Option<String>,
+    pub alg: Option<KekAlg>,
     #[serde(default)]
     pub generation: u32,
     #[serde(default)]
-    pub pcrs: Option<String>,
+    pub pcrs: Option<PcrSpec>,
     #[serde(default)]
     pub pcr_values: Vec<ByteBuf>,
     /// The compat KEK that lived under it, if any (TPM2B_PUBLIC).
@@ -73,7 +75,7 @@ impl WorldState {
         KekRecord {
             handle: self.kek_handle,
             public: self.kek_public.clone(),
-            alg: self.kek_alg.clone(),
+            alg: self.kek_alg,
             generation: self.kek_generation,
             pcrs: self.kek_pcrs.clone(),
             pcr_values: self.kek_pcr_values.clone(),
@@ -108,7 +110,7 @@ pub struct KeyState {
     /// The PCRs (e.g. "sha256:0,7") whose values at creation are in the
     /// object's authPolicy (TPM2_PolicyPCR); None: used with its empty auth value.
     #[serde(default)]
-    pub policy_pcrs: Option<String>,
+    pub policy_pcrs: Option<PcrSpec>,
     /// The persistent handle of the KEK it lives under when that is not the
     /// world's current KEK (set by `kek rotate`); None: the current KEK.
     #[serde(default)]

@@ -165,7 +165,7 @@ pub struct KeyInfo {
     /// authPolicy, so the agent knows which policy session to start. The
     /// values are in the authPolicy itself, which the TPM enforces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pcrs: Option<String>,
+    pub pcrs: Option<crate::policy::PcrSpec>,
     /// The PCR values (index → digest, in the bank of `pcrs`) the authPolicy
     /// was computed from: the agent and `check-receipt` recompute the
     /// authPolicy from `pcrs` and these to prove it is exactly that PolicyPCR
@@ -185,7 +185,7 @@ impl KeyInfo {
         KeyInfo {
             alg,
             label,
-            pcrs: pcr_binding.map(|(spec, _)| spec.describe()),
+            pcrs: pcr_binding.map(|(spec, _)| spec.clone()),
             pcr_values: pcr_binding.map(|(spec, values)| {
                 spec.pcrs
                     .iter()

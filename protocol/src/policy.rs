@@ -89,6 +89,28 @@ pub fn resettable_pcr(index: u32, allow_drtm: bool) -> bool {
     matches!(index, 16 | 23) || (!allow_drtm && (17..=22).contains(&index))
 }
 
+impl std::fmt::Display for PcrSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// Stored and sent as its text ("sha256:0,7"), parsed by [`PcrSpec::parse`]
+/// on the way in: state files and packages keep their format, and a value is
+/// parsed once, where it is read.
+impl serde::Serialize for PcrSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.describe())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PcrSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        PcrSpec::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A policy digest being built, as a trial session would (SHA-256, starting
 /// from zeros).
 #[derive(Debug, Clone)]

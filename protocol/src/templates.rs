@@ -15,8 +15,9 @@ pub const KEK_ATTRIBUTES: u32 = attr::FIXED_TPM
     | attr::RESTRICTED
     | attr::DECRYPT;
 
-/// The KEK's key type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The KEK's key type (in state files "rsa2048", "p256", "p384").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum KekAlg {
     Rsa2048,

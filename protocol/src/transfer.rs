@@ -102,7 +102,7 @@ pub fn check_transfer_object(
             TransferAuth::AuthValue
         }
         (Some(spec), Some(values)) => {
-            let spec = PcrSpec::parse(spec).map_err(TransferObjectError::PcrBinding)?;
+            let spec = spec.clone();
             if public.auth_policy.is_empty() {
                 return Err(TransferObjectError::MissingPolicy(spec.describe()));
             }
@@ -128,8 +128,9 @@ pub fn check_transfer_object(
         }
         (Some(spec), None) => {
             return Err(TransferObjectError::PcrBinding(format!(
-                "PCRs {spec} without their values (wrapped by an older byok-verifier: wrap the key again)"
-            )))
+            "PCRs {} without their values (wrapped by an older byok-verifier: wrap the key again)",
+            spec.describe()
+        )))
         }
         (None, Some(_)) => {
             return Err(TransferObjectError::PcrBinding(

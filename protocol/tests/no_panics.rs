@@ -83,7 +83,7 @@ fn mutated_valid_structures_never_panic() {
         key: KeyInfo {
             alg: "p256".into(),
             label: Some("l".into()),
-            pcrs: Some("sha256:0".into()),
+            pcrs: Some(byok_protocol::policy::PcrSpec::parse("sha256:0").unwrap()),
             pcr_values: Some([(0, b(&[0; 32]))].into_iter().collect()),
         },
     };

@@ -77,7 +77,7 @@ fn create_under_kek(
         public: ByteBuf::from(public),
         private: ByteBuf::from(private),
         label: None,
-        policy_pcrs: spec.map(|s| s.describe()),
+        policy_pcrs: spec,
         kek_handle: None,
     })?;
     Ok(parsed)
@@ -153,15 +153,7 @@ fn with_key<T>(
     let k = state.key(name)?;
     let w = state.world(&k.world)?;
     let p = parse_public(&k.public, "key public")?;
-    let spec = match &k.policy_pcrs {
-        Some(s) => Some(
-            PcrSpec::parse(s).map_err(|detail| AgentError::CorruptState {
-                path: format!("key {name}"),
-                detail,
-            })?,
-        ),
-        None => None,
-    };
+    let spec = k.policy_pcrs.clone();
     let mut tpm = Tpm::open(&ctx.tcti)?;
     let kek = key_parent(&mut tpm, &state, &w, &k)?;
     let key = tpm.load(&kek, &k.public, &k.private)?;

@@ -117,7 +117,7 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
         public: pkg.object.public.clone(),
         private: ByteBuf::from(private),
         label: pkg.key.label.clone(),
-        policy_pcrs: key_pcrs.map(|s| s.describe()),
+        policy_pcrs: key_pcrs,
         kek_handle: None,
     };
     state.put_key(&key)?;

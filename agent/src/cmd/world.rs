@@ -3,7 +3,7 @@
 //! lives under (re-creating an evicted KEK, recognising a cleared TPM),
 //! `worlds list`, `kek rotate` and `world destroy`.
 
-use crate::context::{check_id, kek_parent, kek_spec, parse_public, record_pcrs, world_kek, Ctx};
+use crate::context::{check_id, kek_parent, kek_spec, parse_public, world_kek, Ctx};
 use crate::error::{AgentError, Result};
 use crate::state::{KekRecord, KeyState, StateDir, WorldState};
 use crate::tpm::{EkKind, KekAt, Parent, Tpm};
@@ -69,9 +69,9 @@ fn new_kek(
     Ok(KekRecord {
         handle,
         public: ByteBuf::from(public),
-        alg: Some(alg.name().to_string()),
+        alg: Some(alg),
         generation,
-        pcrs: pcrs.map(|s| s.describe()),
+        pcrs: pcrs.cloned(),
         pcr_values: values.into_iter().map(ByteBuf::from).collect(),
         compat_public: None,
     })
@@ -97,7 +97,7 @@ pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
         // Re-running init reloads the world (re-creating an evicted KEK) and
         // can add a compat KEK; it never changes an existing KEK.
         let mut w = state.world(world)?;
-        let recorded_alg = w.kek_alg.as_deref().unwrap_or("rsa2048");
+        let recorded_alg = w.kek_alg.unwrap_or(KekAlg::Rsa2048).name();
         let differs =
             |what: &'static str, detail: String| AgentError::InvalidArgument { what, detail };
         if recorded_alg != kek_alg.name() {
@@ -108,7 +108,7 @@ pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
         }
         if pcrs
             .as_ref()
-            .is_some_and(|p| Some(p.describe()) != w.kek_pcrs)
+            .is_some_and(|p| Some(p) != w.kek_pcrs.as_ref())
         {
             return Err(differs(
                 "--pcrs",
@@ -161,7 +161,7 @@ pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
         ak_private: ByteBuf::from(ak_private),
         compat_public,
         compat_private,
-        kek_alg: kek.alg.clone(),
+        kek_alg: kek.alg,
         kek_generation: 0,
         kek_pcrs: kek.pcrs.clone(),
         kek_pcr_values: kek.pcr_values.clone(),
@@ -227,7 +227,10 @@ pub fn worlds_list(ctx: &Ctx) -> Result<()> {
             rec.handle,
             described,
             rec.generation,
-            rec.pcrs.as_deref().unwrap_or("-"),
+            rec.pcrs
+                .as_ref()
+                .map(|p| p.describe())
+                .unwrap_or_else(|| "-".into()),
             keys.iter().filter(|k| k.world == w.world).count(),
             status,
             if w.retired_keks.is_empty() {
@@ -260,7 +263,7 @@ pub fn kek_rotate(ctx: &Ctx, world: &str, pcrs: Option<&str>) -> Result<()> {
     let pcrs = match pcrs {
         Some("none") => None,
         Some(s) => parse_pcrs_arg(Some(s))?,
-        None => record_pcrs(world, &old)?,
+        None => old.pcrs.clone(),
     };
     let alg = kek_spec(world, &old)?.alg;
     let generation = w
@@ -302,7 +305,7 @@ pub fn kek_rotate(ctx: &Ctx, world: &str, pcrs: Option<&str>) -> Result<()> {
         p.describe_key(),
         hex::encode(p.name()),
         new.pcrs
-            .as_deref()
+            .as_ref()
             .map(|s| format!(", bound to PCRs {s}"))
             .unwrap_or_default()
     );
