@@ -95,7 +95,7 @@ pub(crate) fn kek_parent(
 
 /// The world's current KEK.
 pub(crate) fn world_kek(tpm: &mut Tpm, state: &StateDir, w: &WorldState) -> Result<Parent> {
-    kek_parent(tpm, state, &w.world, &w.current_kek())
+    kek_parent(tpm, state, &w.world, &w.kek)
 }
 
 /// The KEK key `k` lives under (the current one, or a retired one after rotation).
@@ -105,19 +105,19 @@ pub(crate) fn key_parent(
     w: &WorldState,
     k: &KeyState,
 ) -> Result<Parent> {
-    let handle = k.kek_handle.unwrap_or(w.kek_handle);
+    let handle = k.kek_handle.unwrap_or(w.kek.handle);
     let rec = w.kek_at(handle).ok_or_else(|| AgentError::CorruptState {
         path: format!("key {}", k.name),
         detail: format!("its KEK {handle:#010x} is not a KEK of world {}", w.world),
     })?;
-    kek_parent(tpm, state, &w.world, &rec)
+    kek_parent(tpm, state, &w.world, rec)
 }
 
 /// Which worlds' KEKs are gone, for the "TPM was cleared" error.
 pub(crate) fn owner_seed_changed(tpm: &mut Tpm, state: &StateDir) -> Result<AgentError> {
     let mut lost = Vec::new();
     for w in state.worlds()? {
-        let intact = matches!(tpm.kek(w.kek_handle, &w.kek_public)?, KekAt::Recorded(_));
+        let intact = matches!(tpm.kek(w.kek.handle, &w.kek.public)?, KekAt::Recorded(_));
         if !intact {
             lost.push(w.world);
         }
@@ -132,7 +132,7 @@ pub(crate) fn owner_seed_changed(tpm: &mut Tpm, state: &StateDir) -> Result<Agen
 
 /// The record name of a retired KEK whose name is `kek_name`, if any.
 pub(crate) fn retired_generation(w: &WorldState, kek_name: &[u8]) -> Option<u32> {
-    w.retired_keks.iter().find_map(|r| {
+    w.retired.iter().find_map(|r| {
         TpmtPublic::parse_tpm2b(&r.public)
             .ok()
             .filter(|p| p.name() == kek_name)
@@ -157,7 +157,7 @@ pub(crate) fn world_ek(
 pub(crate) fn kek_pcr_binding(
     w: &WorldState,
 ) -> Result<Option<std::collections::BTreeMap<String, std::collections::BTreeMap<u32, ByteBuf>>>> {
-    let rec = w.current_kek();
+    let rec = w.kek.clone();
     let Some(spec) = rec.pcrs.clone() else {
         return Ok(None);
     };

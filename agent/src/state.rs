@@ -15,39 +15,93 @@ use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+/// A world on this host: its EK and AK, its current KEK and the KEKs it
+/// replaced (kept for the keys stored under them).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "WorldFile", into = "WorldFile")]
 pub struct WorldState {
     pub world: String,
-    /// Persistent handle of the world's KEK (an owner-hierarchy primary).
-    pub kek_handle: u32,
-    /// TPM2B_PUBLIC of the KEK.
-    pub kek_public: ByteBuf,
     /// Persistent handle of the EK the AK was created under.
     pub ek_handle: u32,
     /// TPM2B_PUBLIC and TPM2B_PRIVATE of the AK (a child of the EK).
     pub ak_public: ByteBuf,
     pub ak_private: ByteBuf,
-    /// The compat KEK (`init --compat-kek`): TPM2B_PUBLIC and TPM2B_PRIVATE of
-    /// an unrestricted RSA-3072 decryption key, a child of the KEK.
-    #[serde(default)]
-    pub compat_public: Option<ByteBuf>,
-    #[serde(default)]
+    /// The current KEK (with the compat KEK's public area, if any).
+    pub kek: KekRecord,
+    /// The compat KEK's TPM2B_PRIVATE (`init --compat-kek`: an unrestricted
+    /// RSA-3072 decryption key, a child of the current KEK).
     pub compat_private: Option<ByteBuf>,
-    /// The KEK's type (absent: rsa2048).
+    /// KEKs replaced by `kek rotate`.
+    pub retired: Vec<KekRecord>,
+}
+
+/// A world's state file (`worlds/<world>.cbor`), flat as every version of
+/// the agent has written it: the current KEK's fields beside the world's.
+#[derive(Serialize, Deserialize)]
+struct WorldFile {
+    world: String,
+    kek_handle: u32,
+    kek_public: ByteBuf,
+    ek_handle: u32,
+    ak_public: ByteBuf,
+    ak_private: ByteBuf,
     #[serde(default)]
-    pub kek_alg: Option<KekAlg>,
-    /// Incremented by `kek rotate`; part of the KEK's template.
+    compat_public: Option<ByteBuf>,
     #[serde(default)]
-    pub kek_generation: u32,
-    /// A PCR-bound KEK (`init --pcrs`): the PCRs and their values at init,
-    /// from which its authPolicy is computed.
+    compat_private: Option<ByteBuf>,
+    /// Absent: rsa2048.
     #[serde(default)]
-    pub kek_pcrs: Option<PcrSpec>,
+    kek_alg: Option<KekAlg>,
     #[serde(default)]
-    pub kek_pcr_values: Vec<ByteBuf>,
-    /// KEKs replaced by `kek rotate`, kept for the keys stored under them.
+    kek_generation: u32,
     #[serde(default)]
-    pub retired_keks: Vec<KekRecord>,
+    kek_pcrs: Option<PcrSpec>,
+    #[serde(default)]
+    kek_pcr_values: Vec<ByteBuf>,
+    #[serde(default)]
+    retired_keks: Vec<KekRecord>,
+}
+
+impl From<WorldFile> for WorldState {
+    fn from(f: WorldFile) -> Self {
+        WorldState {
+            world: f.world,
+            ek_handle: f.ek_handle,
+            ak_public: f.ak_public,
+            ak_private: f.ak_private,
+            kek: KekRecord {
+                handle: f.kek_handle,
+                public: f.kek_public,
+                alg: f.kek_alg,
+                generation: f.kek_generation,
+                pcrs: f.kek_pcrs,
+                pcr_values: f.kek_pcr_values,
+                compat_public: f.compat_public,
+            },
+            compat_private: f.compat_private,
+            retired: f.retired_keks,
+        }
+    }
+}
+
+impl From<WorldState> for WorldFile {
+    fn from(w: WorldState) -> Self {
+        WorldFile {
+            world: w.world,
+            kek_handle: w.kek.handle,
+            kek_public: w.kek.public,
+            ek_handle: w.ek_handle,
+            ak_public: w.ak_public,
+            ak_private: w.ak_private,
+            compat_public: w.kek.compat_public,
+            compat_private: w.compat_private,
+            kek_alg: w.kek.alg,
+            kek_generation: w.kek.generation,
+            kek_pcrs: w.kek.pcrs,
+            kek_pcr_values: w.kek.pcr_values,
+            retired_keks: w.retired,
+        }
+    }
 }
 
 /// One KEK of a world: where it is and how to re-create it from its template.
@@ -70,28 +124,11 @@ pub struct KekRecord {
 }
 
 impl WorldState {
-    /// The world's current KEK as a record.
-    pub fn current_kek(&self) -> KekRecord {
-        KekRecord {
-            handle: self.kek_handle,
-            public: self.kek_public.clone(),
-            alg: self.kek_alg,
-            generation: self.kek_generation,
-            pcrs: self.kek_pcrs.clone(),
-            pcr_values: self.kek_pcr_values.clone(),
-            compat_public: self.compat_public.clone(),
-        }
-    }
-
     /// The KEK at `handle`: the current one or a retired one.
-    pub fn kek_at(&self, handle: u32) -> Option<KekRecord> {
-        if handle == self.kek_handle {
-            return Some(self.current_kek());
-        }
-        self.retired_keks
-            .iter()
+    pub fn kek_at(&self, handle: u32) -> Option<&KekRecord> {
+        std::iter::once(&self.kek)
+            .chain(&self.retired)
             .find(|k| k.handle == handle)
-            .cloned()
     }
 }
 
@@ -240,4 +277,100 @@ fn list<T: DeserializeOwned>(dir: &Path) -> Result<Vec<T>> {
 /// directory, fsync, rename over the target, fsync the directory.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     Ok(byok_protocol::files::write_atomic(path, data, 0o600)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ciborium::Value;
+
+    fn text(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    /// A world file as the agent has always written it (flat), with a
+    /// PCR-bound KEK and one retired KEK.
+    fn flat() -> Value {
+        let bytes = |b: u8| Value::Bytes(vec![b; 4]);
+        Value::Map(vec![
+            (text("world"), text("eu")),
+            (text("kek_handle"), Value::Integer(0x8100_0101u32.into())),
+            (text("kek_public"), bytes(1)),
+            (text("ek_handle"), Value::Integer(0x8101_0001u32.into())),
+            (text("ak_public"), bytes(2)),
+            (text("ak_private"), bytes(3)),
+            (text("compat_public"), bytes(4)),
+            (text("compat_private"), bytes(5)),
+            (text("kek_alg"), text("p256")),
+            (text("kek_generation"), Value::Integer(1.into())),
+            (text("kek_pcrs"), text("sha256:0,7")),
+            (
+                text("kek_pcr_values"),
+                Value::Array(vec![bytes(6), bytes(7)]),
+            ),
+            (
+                text("retired_keks"),
+                Value::Array(vec![Value::Map(vec![
+                    (text("handle"), Value::Integer(0x8100_0100u32.into())),
+                    (text("public"), bytes(8)),
+                    (text("alg"), text("p256")),
+                ])]),
+            ),
+        ])
+    }
+
+    #[test]
+    fn world_files_keep_their_flat_form() {
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&flat(), &mut cbor).unwrap();
+        let w: WorldState = ciborium::from_reader(&cbor[..]).unwrap();
+        assert_eq!(w.kek.handle, 0x8100_0101);
+        assert_eq!(w.kek.alg, Some(KekAlg::P256));
+        assert_eq!(w.kek.generation, 1);
+        assert_eq!(
+            w.kek.pcrs.as_ref().map(|p| p.describe()).as_deref(),
+            Some("sha256:0,7")
+        );
+        assert_eq!(
+            w.kek.compat_public.as_deref().map(|b| b.as_slice()),
+            Some(&[4u8; 4][..])
+        );
+        assert_eq!(
+            w.compat_private.as_deref().map(|b| b.as_slice()),
+            Some(&[5u8; 4][..])
+        );
+        assert_eq!(w.retired.len(), 1);
+        assert_eq!(w.kek_at(0x8100_0100).map(|k| k.generation), Some(0));
+        // Written back: the same flat fields.
+        let mut out = Vec::new();
+        ciborium::into_writer(&w, &mut out).unwrap();
+        let v: Value = ciborium::from_reader(&out[..]).unwrap();
+        let keys: Vec<&str> = v
+            .as_map()
+            .unwrap()
+            .iter()
+            .filter_map(|(k, _)| k.as_text())
+            .collect();
+        for k in [
+            "world",
+            "kek_handle",
+            "kek_public",
+            "kek_alg",
+            "kek_pcrs",
+            "retired_keks",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from {keys:?}");
+        }
+        let again: WorldState = ciborium::from_reader(&out[..]).unwrap();
+        assert_eq!(again.kek.pcr_values, w.kek.pcr_values);
+        // A file of the oldest form (no kek_alg): an RSA-2048 KEK.
+        let mut old = flat();
+        if let Value::Map(m) = &mut old {
+            m.retain(|(k, _)| k.as_text() != Some("kek_alg"));
+        }
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&old, &mut cbor).unwrap();
+        let w: WorldState = ciborium::from_reader(&cbor[..]).unwrap();
+        assert_eq!(w.kek.alg, None);
+    }
 }

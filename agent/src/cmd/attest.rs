@@ -66,7 +66,7 @@ pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> 
     let attested = (|| {
         let certify = tpm.certify(kek.handle.into(), ak, &nonce)?;
         let quote = tpm.quote(ak, &nonce, &pcrs)?;
-        let compat = match (&w.compat_public, &w.compat_private) {
+        let compat = match (&w.kek.compat_public, &w.compat_private) {
             (Some(public), Some(private)) => {
                 let key = tpm.load(&kek, public, private)?;
                 let c = tpm.certify(key.into(), ak, &nonce);
@@ -109,7 +109,7 @@ pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> 
             public: w.ak_public.clone(),
         },
         kek: KekEvidence {
-            public: w.kek_public.clone(),
+            public: w.kek.public.clone(),
             certify: Signed {
                 attest: ByteBuf::from(certify.attest),
                 signature: ByteBuf::from(certify.signature),

@@ -350,8 +350,8 @@ pub fn keyfile(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
             ),
         });
     }
-    let parent = k.kek_handle.unwrap_or(w.kek_handle);
-    if let Some(pcrs) = w.kek_at(parent).and_then(|r| r.pcrs) {
+    let parent = k.kek_handle.unwrap_or(w.kek.handle);
+    if let Some(pcrs) = w.kek_at(parent).and_then(|r| r.pcrs.clone()) {
         return Err(AgentError::InvalidArgument {
             what: "--key",
             detail: format!(

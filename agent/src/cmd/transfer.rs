@@ -49,7 +49,7 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
         });
     }
     let w = state.world(world)?;
-    let kek_name = parse_public(&w.kek_public, "KEK public")?.name();
+    let kek_name = parse_public(&w.kek.public, "KEK public")?.name();
     if let Some(generation) = retired_generation(&w, &pkg.kek_name) {
         return Err(AgentError::KekRotated {
             world: world.to_string(),
@@ -134,6 +134,7 @@ pub fn export_kek(ctx: &Ctx, world: &str, format: KeyFormat, out: Option<&Path>)
     let state = StateDir::open(&ctx.state_dir)?;
     let w = state.world(world)?;
     let public = w
+        .kek
         .compat_public
         .as_ref()
         .ok_or_else(|| AgentError::NoCompatKek(world.to_string()))?;
@@ -211,12 +212,13 @@ pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<(
         return Err(AgentError::KeyExists(name.to_string()));
     }
     let w = state.world(world)?;
-    let (Some(compat_public), Some(compat_private)) = (&w.compat_public, &w.compat_private) else {
+    let (Some(compat_public), Some(compat_private)) = (&w.kek.compat_public, &w.compat_private)
+    else {
         return Err(AgentError::NoCompatKek(world.to_string()));
     };
     let compat = parse_public(compat_public, "compat KEK public")?;
     let ours = compat_kid(world, &compat.name());
-    if let Some(old) = w.retired_keks.iter().find(|r| {
+    if let Some(old) = w.retired.iter().find(|r| {
         r.compat_public.as_ref().is_some_and(|p| {
             TpmtPublic::parse_tpm2b(p).is_ok_and(|c| compat_kid(world, &c.name()) == kid)
         })
@@ -279,7 +281,7 @@ pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<(
     if !tpm.supports(&public.to_tpm2b())? {
         return Err(AgentError::UnsupportedByTpm(public.describe_key()));
     }
-    let kek_public = parse_public(&w.kek_public, "KEK public")?;
+    let kek_public = parse_public(&w.kek.public, "KEK public")?;
     let mut inner = Zeroizing::new([0u8; 16]);
     rand::rngs::OsRng.fill_bytes(&mut inner[..]);
     let blob = byok_protocol::duplicate::duplicate(

@@ -97,7 +97,7 @@ pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
         // Re-running init reloads the world (re-creating an evicted KEK) and
         // can add a compat KEK; it never changes an existing KEK.
         let mut w = state.world(world)?;
-        let recorded_alg = w.kek_alg.unwrap_or(KekAlg::Rsa2048).name();
+        let recorded_alg = w.kek.alg.unwrap_or(KekAlg::Rsa2048).name();
         let differs =
             |what: &'static str, detail: String| AgentError::InvalidArgument { what, detail };
         if recorded_alg != kek_alg.name() {
@@ -108,7 +108,7 @@ pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
         }
         if pcrs
             .as_ref()
-            .is_some_and(|p| Some(p) != w.kek_pcrs.as_ref())
+            .is_some_and(|p| Some(p) != w.kek.pcrs.as_ref())
         {
             return Err(differs(
                 "--pcrs",
@@ -124,11 +124,11 @@ pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
         let kek = world_kek(&mut tpm, &state, &w)?;
         println!(
             "world {world}: already initialised, KEK at {:#010x}",
-            w.kek_handle
+            w.kek.handle
         );
-        if opts.compat && w.compat_public.is_none() {
+        if opts.compat && w.kek.compat_public.is_none() {
             let (public, private) = create_compat(&mut tpm, &kek)?;
-            w.compat_public = Some(public);
+            w.kek.compat_public = Some(public);
             w.compat_private = Some(private);
             state.put_world(&w)?;
             println!("world {world}: compat KEK (RSA-3072 decryption) added");
@@ -154,31 +154,28 @@ pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
     };
     let w = WorldState {
         world: world.to_string(),
-        kek_handle: kek.handle,
-        kek_public: kek.public.clone(),
         ek_handle: ek_kind.handle(),
         ak_public: ByteBuf::from(ak_public),
         ak_private: ByteBuf::from(ak_private),
-        compat_public,
+        kek: KekRecord {
+            compat_public,
+            ..kek
+        },
         compat_private,
-        kek_alg: kek.alg,
-        kek_generation: 0,
-        kek_pcrs: kek.pcrs.clone(),
-        kek_pcr_values: kek.pcr_values.clone(),
-        retired_keks: Vec::new(),
+        retired: Vec::new(),
     };
     state.put_world(&w)?;
-    let kek_public = parse_public(&w.kek_public, "KEK public")?;
+    let kek_public = parse_public(&w.kek.public, "KEK public")?;
     let ak = parse_public(&w.ak_public, "AK public")?;
     println!("world {world}: initialised");
     println!("  EK   {:#010x}  {}", ek_kind.handle(), ek_kind.name());
     println!(
         "  KEK  {:#010x}  {}  name {}",
-        w.kek_handle,
+        w.kek.handle,
         kek_public.describe_key(),
         hex::encode(kek_public.name())
     );
-    if let Some(p) = &w.kek_pcrs {
+    if let Some(p) = &w.kek.pcrs {
         println!("       bound to PCRs {p}: usable only while they keep their current values");
     }
     println!(
@@ -186,7 +183,7 @@ pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
         ak.describe_key(),
         hex::encode(ak.name())
     );
-    if let Some(p) = &w.compat_public {
+    if let Some(p) = &w.kek.compat_public {
         let c = parse_public(p, "compat KEK public")?;
         println!(
             "  compat KEK  {}  kid {}",
@@ -205,7 +202,7 @@ pub fn worlds_list(ctx: &Ctx) -> Result<()> {
     let mut tpm = Tpm::open(&ctx.tcti)?;
     println!("WORLD\tKEK\tTYPE\tGENERATION\tPCRS\tKEYS\tSTATUS");
     for w in &worlds {
-        let rec = w.current_kek();
+        let rec = w.kek.clone();
         let status = match tpm.kek(rec.handle, &rec.public)? {
             KekAt::Recorded(_) => "ok".to_string(),
             KekAt::Other => "KEK handle holds another object".to_string(),
@@ -233,13 +230,10 @@ pub fn worlds_list(ctx: &Ctx) -> Result<()> {
                 .unwrap_or_else(|| "-".into()),
             keys.iter().filter(|k| k.world == w.world).count(),
             status,
-            if w.retired_keks.is_empty() {
+            if w.retired.is_empty() {
                 String::new()
             } else {
-                format!(
-                    " ({} retired KEK(s) kept for older keys)",
-                    w.retired_keks.len()
-                )
+                format!(" ({} retired KEK(s) kept for older keys)", w.retired.len())
             }
         );
     }
@@ -259,7 +253,7 @@ pub fn kek_rotate(ctx: &Ctx, world: &str, pcrs: Option<&str>) -> Result<()> {
     let mut w = state.world(world)?;
     let mut tpm = Tpm::open(&ctx.tcti)?;
     world_kek(&mut tpm, &state, &w)?;
-    let old = w.current_kek();
+    let old = w.kek.clone();
     let pcrs = match pcrs {
         Some("none") => None,
         Some(s) => parse_pcrs_arg(Some(s))?,
@@ -267,7 +261,7 @@ pub fn kek_rotate(ctx: &Ctx, world: &str, pcrs: Option<&str>) -> Result<()> {
     };
     let alg = kek_spec(world, &old)?.alg;
     let generation = w
-        .retired_keks
+        .retired
         .iter()
         .map(|k| k.generation)
         .chain([old.generation])
@@ -284,21 +278,17 @@ pub fn kek_rotate(ctx: &Ctx, world: &str, pcrs: Option<&str>) -> Result<()> {
             pinned += 1;
         }
     }
-    let new = new_kek(&mut tpm, world, alg, generation, pcrs.as_ref())?;
-    if w.compat_public.is_some() {
+    let mut new = new_kek(&mut tpm, world, alg, generation, pcrs.as_ref())?;
+    if old.compat_public.is_some() {
         let parent = kek_parent(&mut tpm, &state, world, &new)?;
         let (p, k) = create_compat(&mut tpm, &parent)?;
-        w.compat_public = Some(p);
+        new.compat_public = Some(p);
         w.compat_private = Some(k);
     }
-    w.retired_keks.push(old.clone());
-    w.kek_handle = new.handle;
-    w.kek_public = new.public.clone();
-    w.kek_generation = generation;
-    w.kek_pcrs = new.pcrs.clone();
-    w.kek_pcr_values = new.pcr_values.clone();
+    w.retired.push(old.clone());
+    w.kek = new.clone();
     state.put_world(&w)?;
-    let p = parse_public(&w.kek_public, "KEK public")?;
+    let p = parse_public(&w.kek.public, "KEK public")?;
     println!(
         "world {world}: KEK rotated to generation {generation} at {:#010x} ({}, name {}){}",
         new.handle,
@@ -327,8 +317,8 @@ pub fn world_destroy(ctx: &Ctx, world: &str, yes: bool) -> Result<()> {
         .into_iter()
         .filter(|k| k.world == world)
         .collect();
-    let mut keks = vec![w.current_kek()];
-    keks.extend(w.retired_keks.iter().cloned());
+    let mut keks = vec![w.kek.clone()];
+    keks.extend(w.retired.iter().cloned());
     if !yes {
         return Err(AgentError::InvalidArgument {
             what: "world destroy",
