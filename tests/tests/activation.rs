@@ -118,6 +118,15 @@ fn software_ak_and_kek_beside_a_genuine_ek_fail_activation_and_import() {
         .assert()
         .code(8)
         .stderr(contains("TPM2_ActivateCredential"));
+    // The refusal left nothing loaded in the TPM: no transient object, no session.
+    for what in ["handles-transient", "handles-loaded-session"] {
+        let out = host.tpm2("tpm2_getcap").arg(what).assert().success();
+        assert!(
+            out.get_output().stdout.is_empty(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.get_output().stdout)
+        );
+    }
     assert!(!w.join("a.cbor").exists());
     // A made-up answer fails verify --activation.
     let fake = byok_protocol::formats::Activation {

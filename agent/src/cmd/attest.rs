@@ -62,27 +62,26 @@ pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> 
     let ek_certificate = tpm.ek_certificate(ek_kind)?;
     let identity = tpm.identity()?;
 
+    // What is loaded is flushed when `tpm` goes out of scope, on any path;
+    // the AK and the compat KEK are flushed as soon as they are done with
+    // (swtpm has three slots).
     let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;
-    let attested = (|| {
-        let certify = tpm.certify(kek.handle.into(), ak, &nonce)?;
-        let quote = tpm.quote(ak, &nonce, &pcrs)?;
-        let compat = match (&w.kek.compat_public, &w.compat_private) {
-            (Some(public), Some(private)) => {
-                let key = tpm.load(&kek, public, private)?;
-                let c = tpm.certify(key.into(), ak, &nonce);
-                tpm.flush(key);
-                Some(KekEvidence {
-                    public: public.clone(),
-                    certify: signed(c?),
-                    pcr_binding: None,
-                })
-            }
-            _ => None,
-        };
-        Ok::<_, AgentError>((certify, quote, compat))
-    })();
+    let certify = tpm.certify(kek.handle.into(), ak, &nonce)?;
+    let (quote, values) = tpm.quote(ak, &nonce, &pcrs)?;
+    let compat_kek = match (&w.kek.compat_public, &w.compat_private) {
+        (Some(public), Some(private)) => {
+            let key = tpm.load(&kek, public, private)?;
+            let c = tpm.certify(key.into(), ak, &nonce)?;
+            tpm.flush(key);
+            Some(KekEvidence {
+                public: public.clone(),
+                certify: signed(c),
+                pcr_binding: None,
+            })
+        }
+        _ => None,
+    };
     tpm.flush(ak);
-    let (certify, (quote, values), compat_kek) = attested?;
 
     let mut bank = BTreeMap::new();
     for (i, v) in values {
@@ -163,9 +162,8 @@ pub fn activate(ctx: &Ctx, world: &str, input: &Path, out: &Path) -> Result<()> 
         ek,
         &ch.credential.id_object,
         &ch.credential.encrypted_secret,
-    );
+    )?;
     tpm.flush(ak);
-    let secret = secret?;
     let answer = Activation {
         kind: ACTIVATION_TYPE.into(),
         version: VERSION,
@@ -188,17 +186,10 @@ pub fn attest_key(ctx: &Ctx, name: &str, nonce: &str, out: &Path) -> Result<()> 
     let kek = key_parent(&mut tpm, &state, &w, &k)?;
     let (ek, _) = world_ek(&mut tpm, &w)?;
     let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;
-    let key = match tpm.load(&kek, &k.public, &k.private) {
-        Ok(key) => key,
-        Err(e) => {
-            tpm.flush(ak);
-            return Err(e);
-        }
-    };
-    let certify = tpm.certify(key.into(), ak, &nonce);
+    let key = tpm.load(&kek, &k.public, &k.private)?;
+    let certify = tpm.certify(key.into(), ak, &nonce)?;
     tpm.flush(key);
     tpm.flush(ak);
-    let certify = certify?;
     let receipt = Receipt {
         kind: byok_protocol::formats::RECEIPT_TYPE.into(),
         version: byok_protocol::formats::VERSION,

@@ -94,9 +94,8 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
         kek.handle,
         &pkg.credential.id_object,
         &pkg.credential.encrypted_secret,
-    );
+    )?;
     tpm.flush(ak);
-    let inner_key = inner_key?;
     let private = tpm.import(
         &kek,
         &inner_key,
@@ -254,9 +253,8 @@ pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<(
         .map_err(|e| match e {
             AgentError::Tpm { source, .. } => AgentError::DecryptRefused { source },
             e => e,
-        });
+        })?;
     tpm.flush(compat_key);
-    let aes = aes?;
     if aes.len() != 32 {
         return Err(bad("the RSA block does not hold an AES-256 key"));
     }

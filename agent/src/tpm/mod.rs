@@ -4,8 +4,11 @@
 //! persistence, create, import, load), `attest.rs` (certify, quote),
 //! `crypto.rs` (sign, decrypt, encrypt, HMAC, unseal). The agent works on a
 //! TPM with three transient slots and no resource manager (swtpm): leftovers
-//! are flushed at start, and every object or session it loads is flushed
-//! before returning.
+//! are flushed at start, commands flush what they load as soon as they are
+//! done with it, and whatever a command still holds when it returns, on any
+//! path (an error, an early return), is flushed when its `Tpm` is dropped:
+//! tss-esapi's `Context` records every handle it loaded or started and
+//! flushes them on drop (only those: nothing another program loaded).
 
 mod attest;
 mod auth;
