@@ -37,6 +37,7 @@ fn state_dir(cli: &Option<PathBuf>) -> PathBuf {
     home.join(".local/state/tpm-byok")
 }
 
+// Long on purpose: one arm per command, the dispatch table.
 fn main() {
     let cli = Cli::parse();
     let ctx = context::Ctx {

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod attest;
+pub mod byok;
 pub mod ckm;
 pub mod credential;
 pub mod der;

@@ -69,6 +69,8 @@ pub enum SignatureError {
     Invalid,
 }
 
+// Long on purpose: one branch per signature scheme a TPM emits (RSASSA,
+// RSAPSS, ECDSA), each with its hash and key checks side by side.
 /// Verify `sig` over `message` with the public key in `key`. Returns the
 /// hash algorithm the signature used (the caller decides whether it is allowed).
 ///

@@ -130,6 +130,8 @@ fn bad(path: &Path, detail: impl Into<String>) -> VerifyError {
     }
 }
 
+// Long on purpose: one block per policy key, in the order docs/policy.md
+// lists them.
 /// Apply one table over `p`. Relative root and intermediate paths are
 /// relative to the policy file; reference PCR values add to (and override,
 /// index by index) those already set.

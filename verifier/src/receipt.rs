@@ -25,6 +25,8 @@ pub struct ReceiptReport {
     pub matches_transfer: Option<bool>,
 }
 
+// Long on purpose: the checks in the order the doc comment lists them,
+// each naming its failure.
 /// Check a receipt against verified evidence whose AK is proven to live in
 /// the EK's TPM (a receipt is signed by the AK alone: from an unproven AK it
 /// says nothing about any TPM). The checks, in order: the AK is proven; the

@@ -210,7 +210,32 @@ pub fn enroll(
     lock.lock()
         .map_err(|e| registry_err(&lock_path, e.to_string()))?;
     let reg = Registry::open(dir)?;
+    let (record, outcome, replaced) = decide(&reg, verified, host, replace, now)?;
+    if outcome != EnrolOutcome::Unchanged {
+        crate::write_output(&record_path(dir, &record.host), &record.to_cbor(), 0o644)?;
+        if let Some(old) = replaced {
+            let old = record_path(dir, &old);
+            std::fs::remove_file(&old).map_err(|e| registry_err(&old, e.to_string()))?;
+            byok_protocol::files::sync_dir(dir)?;
+        }
+    }
+    drop(lock);
+    Ok((record, outcome))
+}
 
+// Long on purpose: the conflict rules as one match over what the registry
+// holds for this host name and this EK.
+/// What enrolling `verified` changes in `reg` (read under the lock): the
+/// record to write, the outcome, and the host whose record it replaces
+/// (this EK under another name, with `replace`). The conflicts of
+/// [`enroll`] are refused here.
+fn decide(
+    reg: &Registry,
+    verified: &Verified,
+    host: Option<&str>,
+    replace: bool,
+    now: u64,
+) -> Result<(HostRecord, EnrolOutcome, Option<String>), VerifyError> {
     let by_ek = reg.by_ek(&verified.ek_name).cloned();
     let name = match (host, &by_ek) {
         (Some(h), _) => h.to_string(),
@@ -244,7 +269,7 @@ pub fn enroll(
                 host: rec.host.clone(),
             });
         }
-        remove = Some(record_path(dir, &rec.host));
+        remove = Some(rec.host.clone());
     }
     let (record, outcome) = match reg.by_host(&name) {
         None if remove.is_some() => (fresh(), EnrolOutcome::Replaced),
@@ -283,15 +308,7 @@ pub fn enroll(
             (rec, outcome)
         }
     };
-    if outcome != EnrolOutcome::Unchanged {
-        crate::write_output(&record_path(dir, &name), &record.to_cbor(), 0o644)?;
-        if let Some(old) = remove {
-            std::fs::remove_file(&old).map_err(|e| registry_err(&old, e.to_string()))?;
-            byok_protocol::files::sync_dir(dir)?;
-        }
-    }
-    drop(lock);
-    Ok((record, outcome))
+    Ok((record, outcome, remove))
 }
 
 /// A Unix time as "YYYY-MM-DD HH:MM:SS UTC".

@@ -99,6 +99,7 @@ pub fn verified_json(path: &Path, v: &Verified) -> Value {
     with_identity(out, v)
 }
 
+// Long on purpose: one line per fact, in the order an operator reads them.
 pub fn verified_text(path: &Path, v: &Verified) -> String {
     let mut o = String::new();
     let _ = writeln!(

@@ -16,12 +16,14 @@ use crate::context::{
     check_id, parse_public, read_file, retired_generation, world_ek, world_kek, Ctx,
 };
 use crate::error::{AgentError, Result};
-use crate::state::{write_atomic, KeyState, StateDir};
-use crate::tpm::{Hashing, Tpm};
+use crate::state::{write_atomic, KeyState, StateDir, WorldState};
+use crate::tpm::{Hashing, Parent, Tpm};
 use base64::Engine as _;
+use byok_protocol::byok::{ByokFile, ByokWrapping};
 use byok_protocol::formats::KeyOrigin;
 use byok_protocol::formats::{Document, TransferPackage};
 use byok_protocol::keys::{SymmetricKey, SymmetricKind, TargetKey, TpmObjectKey};
+use byok_protocol::policy::PcrSpec;
 use byok_protocol::public::TpmtPublic;
 use byok_protocol::world::compat_kid;
 use rand::RngCore;
@@ -42,44 +44,8 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
     if state.has_key(name) {
         return Err(AgentError::KeyExists(name.to_string()));
     }
-    if pkg.world != world {
-        return Err(AgentError::PackageWorldMismatch {
-            package: pkg.world,
-            world: world.to_string(),
-        });
-    }
     let w = state.world(world)?;
-    let kek_name = parse_public(&w.kek.public, "KEK public")?.name();
-    if let Some(generation) = retired_generation(&w, &pkg.kek_name) {
-        return Err(AgentError::KekRotated {
-            world: world.to_string(),
-            generation,
-        });
-    }
-    if pkg.kek_name.as_ref() != kek_name.as_slice() {
-        return Err(AgentError::PackageKekMismatch {
-            world: world.to_string(),
-            package: hex::encode(&pkg.kek_name),
-            ours: hex::encode(kek_name),
-        });
-    }
-    let ak_name = parse_public(&w.ak_public, "AK public")?.name();
-    if pkg.ak_name.as_ref() != ak_name.as_slice() {
-        return Err(AgentError::PackageAkMismatch {
-            world: world.to_string(),
-            package: hex::encode(&pkg.ak_name),
-            ours: hex::encode(ak_name),
-        });
-    }
-    let object = TpmtPublic::parse_tpm2b(&pkg.object.public)
-        .map_err(|e| AgentError::BadPackage(format!("object public: {e}")))?;
-    // Only the objects `wrap` writes: an empty authPolicy or exactly the
-    // package's PolicyPCR, adminWithPolicy clear, the transfer attributes.
-    // Anything else could be taken out again with TPM2_Duplicate.
-    let key_pcrs = match byok_protocol::transfer::check_transfer_object(&object, &pkg.key)? {
-        byok_protocol::transfer::TransferAuth::AuthValue => None,
-        byok_protocol::transfer::TransferAuth::Pcrs(spec) => Some(spec),
-    };
+    let (object, key_pcrs) = check_package(&pkg, &w)?;
 
     let mut tpm = Tpm::open(&ctx.tcti)?;
     if !tpm.supports(&pkg.object.public)? {
@@ -126,6 +92,87 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
         hex::encode(object.name())
     );
     Ok(())
+}
+
+/// Into the TPM as a non-duplicable object under the storage KEK: a
+/// duplication blob made here (the object `wrap` would write), with a
+/// one-time inner key, imported and loaded once to prove it works. Returns
+/// the public area and the TPM-encrypted private blob.
+fn import_software_key(
+    tpm: &mut Tpm,
+    kek: &Parent,
+    w: &WorldState,
+    target: &dyn TpmObjectKey,
+) -> Result<(TpmtPublic, Vec<u8>)> {
+    let public = target.tpm_public_with_policy(Vec::new());
+    if !tpm.supports(&public.to_tpm2b())? {
+        return Err(AgentError::UnsupportedByTpm(public.describe_key()));
+    }
+    let kek_public = parse_public(&w.kek.public, "KEK public")?;
+    let mut inner = Zeroizing::new([0u8; 16]);
+    rand::rngs::OsRng.fill_bytes(&mut inner[..]);
+    let blob = byok_protocol::duplicate::duplicate(
+        &kek_public,
+        &public,
+        &target.tpm_sensitive(),
+        Some(&inner),
+    )
+    .map_err(|e| AgentError::Protocol(e.to_string()))?;
+    let private = tpm.import(
+        kek,
+        &inner[..],
+        &public.to_tpm2b(),
+        &blob.duplicate,
+        &blob.seed,
+    )?;
+    let loaded = tpm.load(kek, &public.to_tpm2b(), &private)?;
+    tpm.flush(loaded);
+    Ok((public, private))
+}
+
+/// What the agent checks of a package before any TPM work: made for this
+/// world, its current KEK (a rotated one is named as such) and its AK, and
+/// carrying an object `wrap` makes (an empty authPolicy or exactly the
+/// package's PolicyPCR, adminWithPolicy clear, the transfer attributes:
+/// anything else could be taken out again with TPM2_Duplicate). Returns the
+/// object's public area and its PCR binding.
+fn check_package(pkg: &TransferPackage, w: &WorldState) -> Result<(TpmtPublic, Option<PcrSpec>)> {
+    let world = w.world.as_str();
+    if pkg.world != world {
+        return Err(AgentError::PackageWorldMismatch {
+            package: pkg.world.clone(),
+            world: world.to_string(),
+        });
+    }
+    if let Some(generation) = retired_generation(w, &pkg.kek_name) {
+        return Err(AgentError::KekRotated {
+            world: world.to_string(),
+            generation,
+        });
+    }
+    let kek_name = parse_public(&w.kek.public, "KEK public")?.name();
+    if pkg.kek_name.as_ref() != kek_name.as_slice() {
+        return Err(AgentError::PackageKekMismatch {
+            world: world.to_string(),
+            package: hex::encode(&pkg.kek_name),
+            ours: hex::encode(kek_name),
+        });
+    }
+    let ak_name = parse_public(&w.ak_public, "AK public")?.name();
+    if pkg.ak_name.as_ref() != ak_name.as_slice() {
+        return Err(AgentError::PackageAkMismatch {
+            world: world.to_string(),
+            package: hex::encode(&pkg.ak_name),
+            ours: hex::encode(ak_name),
+        });
+    }
+    let object = TpmtPublic::parse_tpm2b(&pkg.object.public)
+        .map_err(|e| AgentError::BadPackage(format!("object public: {e}")))?;
+    let key_pcrs = match byok_protocol::transfer::check_transfer_object(&object, &pkg.key)? {
+        byok_protocol::transfer::TransferAuth::AuthValue => None,
+        byok_protocol::transfer::TransferAuth::Pcrs(spec) => Some(spec),
+    };
+    Ok((object, key_pcrs))
 }
 
 pub fn export_kek(ctx: &Ctx, world: &str, format: KeyFormat, out: Option<&Path>) -> Result<()> {
@@ -176,35 +223,21 @@ pub fn export_kek(ctx: &Ctx, world: &str, format: KeyFormat, out: Option<&Path>)
     }
 }
 
+// Long on purpose: the checks of a .byok run top to bottom in the order
+// their failures are reported (document, kid, rotated KEK, sizes), then the
+// unwrap in the TPM and the import; splitting it would scatter that order.
 /// Import a `.byok` file made for this world's compat KEK.
 pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<()> {
     let bad = |s: &str| AgentError::BadByok(s.to_string());
-    let doc: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| AgentError::BadByok(format!("JSON: {e}")))?;
-    let header = doc.get("header").ok_or_else(|| bad("no \"header\""))?;
-    let hash = match header.get("enc").and_then(|v| v.as_str()) {
-        Some("CKM_RSA_AES_KEY_WRAP") => Hashing::Sha1,
-        Some("RSA_AES_KEY_WRAP_256") => Hashing::Sha256,
-        other => {
-            return Err(AgentError::BadByok(format!(
-                "enc {other:?} is not CKM_RSA_AES_KEY_WRAP or RSA_AES_KEY_WRAP_256"
-            )))
-        }
+    let doc = ByokFile::from_json(bytes).map_err(|e| AgentError::BadByok(e.to_string()))?;
+    let hash = match doc.header.enc {
+        ByokWrapping::CkmRsaAesKeyWrap => Hashing::Sha1,
+        ByokWrapping::RsaAesKeyWrap256 => Hashing::Sha256,
     };
-    if header.get("alg").and_then(|v| v.as_str()) != Some("dir") {
-        return Err(bad("header \"alg\" is not \"dir\""));
-    }
-    let kid = header
-        .get("kid")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| bad("no header \"kid\""))?;
-    let ciphertext = doc
-        .get("ciphertext")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| bad("no \"ciphertext\""))?;
-    let blob = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(ciphertext.trim_end_matches('='))
-        .map_err(|e| AgentError::BadByok(format!("ciphertext is not base64url: {e}")))?;
+    let kid = doc.header.kid.as_str();
+    let blob = doc
+        .ciphertext_bytes()
+        .map_err(|e| AgentError::BadByok(e.to_string()))?;
 
     let state = StateDir::open(&ctx.state_dir)?;
     if state.has_key(name) {
@@ -272,33 +305,9 @@ pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<(
     };
     drop(pkcs8);
 
-    // Into the TPM as a non-duplicable object under the storage KEK: a
-    // duplication blob made here, with a one-time inner key.
-    let public = target.tpm_public_with_policy(Vec::new());
     let alg = target.alg_name();
-    if !tpm.supports(&public.to_tpm2b())? {
-        return Err(AgentError::UnsupportedByTpm(public.describe_key()));
-    }
-    let kek_public = parse_public(&w.kek.public, "KEK public")?;
-    let mut inner = Zeroizing::new([0u8; 16]);
-    rand::rngs::OsRng.fill_bytes(&mut inner[..]);
-    let blob = byok_protocol::duplicate::duplicate(
-        &kek_public,
-        &public,
-        &target.tpm_sensitive(),
-        Some(&inner),
-    )
-    .map_err(|e| AgentError::Protocol(e.to_string()))?;
+    let (public, private) = import_software_key(&mut tpm, &kek, &w, target.as_ref())?;
     drop(target);
-    let private = tpm.import(
-        &kek,
-        &inner[..],
-        &public.to_tpm2b(),
-        &blob.duplicate,
-        &blob.seed,
-    )?;
-    let loaded = tpm.load(&kek, &public.to_tpm2b(), &private)?;
-    tpm.flush(loaded);
 
     state.put_key(&KeyState {
         name: name.to_string(),
@@ -307,10 +316,7 @@ pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<(
         origin: KeyOrigin::ImportedByok,
         public: ByteBuf::from(public.to_tpm2b()),
         private: ByteBuf::from(private),
-        label: doc
-            .get("generator")
-            .and_then(|g| g.as_str())
-            .map(|g| format!("generator: {g}")),
+        label: doc.generator.as_ref().map(|g| format!("generator: {g}")),
         policy_pcrs: None,
         kek_handle: None,
     })?;

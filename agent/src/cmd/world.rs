@@ -94,46 +94,7 @@ pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
     let mut tpm = Tpm::open(&ctx.tcti)?;
 
     if state.has_world(world) {
-        // Re-running init reloads the world (re-creating an evicted KEK) and
-        // can add a compat KEK; it never changes an existing KEK.
-        let mut w = state.world(world)?;
-        let recorded_alg = w.kek.alg.unwrap_or(KekAlg::Rsa2048).name();
-        let differs =
-            |what: &'static str, detail: String| AgentError::InvalidArgument { what, detail };
-        if recorded_alg != kek_alg.name() {
-            return Err(differs(
-                "--kek-alg",
-                format!("world {world} exists with a {recorded_alg} KEK; a world's KEK type does not change (destroy and re-create the world)"),
-            ));
-        }
-        if pcrs
-            .as_ref()
-            .is_some_and(|p| Some(p) != w.kek.pcrs.as_ref())
-        {
-            return Err(differs(
-                "--pcrs",
-                format!("world {world} exists; change its KEK's PCR binding with `byok-agent kek rotate --world {world} --pcrs ...`"),
-            ));
-        }
-        if ek_kind.is_some_and(|k| k.handle() != w.ek_handle) {
-            return Err(differs(
-                "--ek",
-                format!("world {world} exists with the EK at {:#010x}", w.ek_handle),
-            ));
-        }
-        let kek = world_kek(&mut tpm, &state, &w)?;
-        println!(
-            "world {world}: already initialised, KEK at {:#010x}",
-            w.kek.handle
-        );
-        if opts.compat && w.kek.compat_public.is_none() {
-            let (public, private) = create_compat(&mut tpm, &kek)?;
-            w.kek.compat_public = Some(public);
-            w.compat_private = Some(private);
-            state.put_world(&w)?;
-            println!("world {world}: compat KEK (RSA-3072 decryption) added");
-        }
-        return Ok(());
+        return reinit(&state, &mut tpm, world, opts, pcrs.as_ref());
     }
 
     let ek_kind = match ek_kind {
@@ -165,6 +126,58 @@ pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
         retired: Vec::new(),
     };
     state.put_world(&w)?;
+    print_world(&w, ek_kind)
+}
+
+/// `init` of a world that exists: reload it (re-creating an evicted KEK)
+/// and add a compat KEK if asked; an existing KEK never changes (its type,
+/// PCR binding or EK differing from the options is an error).
+fn reinit(
+    state: &StateDir,
+    tpm: &mut Tpm,
+    world: &str,
+    opts: &InitOptions,
+    pcrs: Option<&PcrSpec>,
+) -> Result<()> {
+    let mut w = state.world(world)?;
+    let recorded_alg = w.kek.alg.unwrap_or(KekAlg::Rsa2048).name();
+    let differs = |what: &'static str, detail: String| AgentError::InvalidArgument { what, detail };
+    if recorded_alg != opts.kek_alg.name() {
+        return Err(differs(
+            "--kek-alg",
+            format!("world {world} exists with a {recorded_alg} KEK; a world's KEK type does not change (destroy and re-create the world)"),
+        ));
+    }
+    if pcrs.is_some_and(|p| Some(p) != w.kek.pcrs.as_ref()) {
+        return Err(differs(
+            "--pcrs",
+            format!("world {world} exists; change its KEK's PCR binding with `byok-agent kek rotate --world {world} --pcrs ...`"),
+        ));
+    }
+    if opts.ek.is_some_and(|k| k.handle() != w.ek_handle) {
+        return Err(differs(
+            "--ek",
+            format!("world {world} exists with the EK at {:#010x}", w.ek_handle),
+        ));
+    }
+    let kek = world_kek(tpm, state, &w)?;
+    println!(
+        "world {world}: already initialised, KEK at {:#010x}",
+        w.kek.handle
+    );
+    if opts.compat && w.kek.compat_public.is_none() {
+        let (public, private) = create_compat(tpm, &kek)?;
+        w.kek.compat_public = Some(public);
+        w.compat_private = Some(private);
+        state.put_world(&w)?;
+        println!("world {world}: compat KEK (RSA-3072 decryption) added");
+    }
+    Ok(())
+}
+
+/// What `init` prints of a new world.
+fn print_world(w: &WorldState, ek_kind: EkKind) -> Result<()> {
+    let world = w.world.as_str();
     let kek_public = parse_public(&w.kek.public, "KEK public")?;
     let ak = parse_public(&w.ak_public, "AK public")?;
     println!("world {world}: initialised");

@@ -137,6 +137,8 @@ pub fn verify_ek_path(
     verify_path(leaf, extra, store, now)
 }
 
+// Long on purpose: the path-building loop (RFC 5280 6.1) with its
+// constraints, kept whole so the order of the checks reads as one algorithm.
 /// Build and check a path from `leaf` (any certificate) to an anchor. `extra` are
 /// intermediates shipped with the evidence (from the TPM's NV).
 /// Returns the subjects along the path, leaf first, anchor last.
