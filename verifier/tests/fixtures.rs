@@ -1,0 +1,207 @@
+//! The verifier on real files from two swtpm hosts (tests/fixtures/, written
+//! by tpm-setup/fixtures.sh): no TPM, no swtpm, no tpm2-tools needed, so these
+//! run anywhere `cargo test -p byok-verifier --test fixtures` does.
+
+use assert_cmd::Command;
+use byok_protocol::formats::{Activation, Challenge, Document, Evidence, Receipt, TransferPackage};
+use byok_verifier::certs::{load_certificates, TrustStore};
+use byok_verifier::check::activation::{check_activation, AkBinding};
+use byok_verifier::error::VerifyError;
+use byok_verifier::receipt::check_receipt;
+use byok_verifier::registry::Registry;
+use byok_verifier::verify::{verify_evidence, Options, Verified};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+const N1: &str = "00112233445566778899aabbccddeeff";
+const N2: &str = "ffeeddccbbaa99887766554433221100";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name)
+}
+
+fn read<D: Document>(name: &str) -> D {
+    D::from_cbor(&std::fs::read(fixture(name)).unwrap()).unwrap()
+}
+
+fn store(ca: &str) -> TrustStore {
+    TrustStore {
+        anchors: load_certificates(&fixture(ca)).unwrap(),
+        ..Default::default()
+    }
+}
+
+fn opts(world: &str) -> Options {
+    Options {
+        nonce: hex::decode(N1).unwrap(),
+        world: Some(world.into()),
+        policy: Default::default(),
+        now: SystemTime::now(),
+    }
+}
+
+fn verify(ev: &Evidence, ca: &str, world: &str) -> Result<Verified, VerifyError> {
+    verify_evidence(ev, &store(ca), &opts(world))
+}
+
+/// a-eu.evidence, verified and proven by its challenge and activation.
+fn proven() -> Verified {
+    let mut v = verify(&read("a-eu.evidence"), "a-ca.pem", "eu").unwrap();
+    check_activation(
+        &mut v,
+        &read::<Challenge>("a-eu.challenge"),
+        &read::<Activation>("a-eu.activation"),
+    )
+    .unwrap();
+    v
+}
+
+#[test]
+fn genuine_evidence_verifies_but_is_not_proven_by_itself() {
+    let v = verify(&read("a-eu.evidence"), "a-ca.pem", "eu").unwrap();
+    assert_eq!(v.world, "eu");
+    assert!(matches!(v.ak_binding, AkBinding::AtImport));
+    assert!(!v.ak_binding.proven());
+    let us = verify(&read("a-us.evidence"), "a-ca.pem", "us").unwrap();
+    assert_eq!(us.ek_name, v.ek_name, "one host, one EK");
+    assert_ne!(us.ak_name, v.ak_name, "one AK per world");
+    assert_ne!(us.kek_name, v.kek_name, "one KEK per world");
+}
+
+#[test]
+fn evidence_is_refused_for_another_ca_world_or_nonce() {
+    assert!(matches!(
+        verify(&read("b-eu.evidence"), "a-ca.pem", "eu"),
+        Err(VerifyError::EkChainUntrusted { .. })
+    ));
+    verify(&read("b-eu.evidence"), "b-ca.pem", "eu").unwrap();
+    assert!(matches!(
+        verify(&read("a-us.evidence"), "a-ca.pem", "eu"),
+        Err(VerifyError::WorldMismatch { .. })
+    ));
+    let mut o = opts("eu");
+    o.nonce[0] ^= 1;
+    let r = verify_evidence(&read("a-eu.evidence"), &store("a-ca.pem"), &o);
+    assert!(matches!(r, Err(VerifyError::EvidenceNonceMismatch)), "{r:?}");
+}
+
+#[test]
+fn a_sample_of_flipped_signed_bytes_is_refused() {
+    let ev: Evidence = read("a-eu.evidence");
+    // Every 7th byte of each signed structure (the swtpm suite flips every one).
+    for i in (0..ev.kek.certify.attest.len()).step_by(7) {
+        let mut e = ev.clone();
+        e.kek.certify.attest[i] ^= 1;
+        assert!(verify(&e, "a-ca.pem", "eu").is_err(), "certify byte {i}");
+    }
+    for i in (0..ev.quote.attest.len()).step_by(7) {
+        let mut e = ev.clone();
+        e.quote.attest[i] ^= 1;
+        assert!(verify(&e, "a-ca.pem", "eu").is_err(), "quote byte {i}");
+    }
+    for i in (0..ev.kek.public.len()).step_by(7) {
+        let mut e = ev.clone();
+        e.kek.public[i] ^= 1;
+        assert!(verify(&e, "a-ca.pem", "eu").is_err(), "KEK public byte {i}");
+    }
+}
+
+#[test]
+fn the_activation_proves_the_ak_and_a_foreign_one_does_not() {
+    assert!(matches!(proven().ak_binding, AkBinding::Activated));
+    // The same answer for another world's evidence (another AK).
+    let mut us = verify(&read("a-us.evidence"), "a-ca.pem", "us").unwrap();
+    assert!(matches!(
+        check_activation(
+            &mut us,
+            &read::<Challenge>("a-eu.challenge"),
+            &read::<Activation>("a-eu.activation"),
+        ),
+        Err(VerifyError::ActivationMismatch(_))
+    ));
+    // A wrong secret.
+    let mut v = verify(&read("a-eu.evidence"), "a-ca.pem", "eu").unwrap();
+    let mut answer: Activation = read("a-eu.activation");
+    answer.secret[0] ^= 1;
+    assert!(check_activation(&mut v, &read::<Challenge>("a-eu.challenge"), &answer).is_err());
+    assert!(!v.ak_binding.proven());
+}
+
+#[test]
+fn the_registry_proves_the_enrolled_ak_only() {
+    let reg = Registry::open(&fixture("registry")).unwrap();
+    let mut v = verify(&read("a-eu.evidence"), "a-ca.pem", "eu").unwrap();
+    reg.check(&mut v, true).unwrap();
+    assert!(matches!(v.ak_binding, AkBinding::Enrolled { ref host, .. } if host == "host-a"));
+    // Host A's other world is not enrolled; host B is not at all.
+    let mut us = verify(&read("a-us.evidence"), "a-ca.pem", "us").unwrap();
+    assert!(matches!(
+        reg.check(&mut us, true),
+        Err(VerifyError::WorldNotEnrolled { .. })
+    ));
+    let mut b = verify(&read("b-eu.evidence"), "b-ca.pem", "eu").unwrap();
+    assert!(matches!(
+        reg.check(&mut b, true),
+        Err(VerifyError::EkNotEnrolled { .. })
+    ));
+}
+
+#[test]
+fn the_receipt_shows_the_wrapped_key_imported_and_not_duplicable() {
+    let v = proven();
+    let receipt: Receipt = read("a-eu.receipt");
+    let transfer: TransferPackage = read("a-eu.transfer");
+    let n2 = hex::decode(N2).unwrap();
+    let r = check_receipt(&receipt, &v, &n2, &Default::default(), Some(&transfer)).unwrap();
+    assert_eq!(r.origin, "imported");
+    assert_eq!(r.duplicable, Some(false));
+    assert_eq!(r.matches_transfer, Some(true));
+    // The evidence's nonce is not the receipt's.
+    assert!(matches!(
+        check_receipt(&receipt, &v, &hex::decode(N1).unwrap(), &Default::default(), None),
+        Err(VerifyError::NonceMismatch { .. })
+    ));
+    // Unproven evidence proves nothing about a receipt.
+    let unproven = verify(&read("a-eu.evidence"), "a-ca.pem", "eu").unwrap();
+    assert!(check_receipt(&receipt, &unproven, &n2, &Default::default(), None).is_err());
+}
+
+fn verifier() -> Command {
+    Command::cargo_bin("byok-verifier").unwrap()
+}
+
+#[test]
+fn the_binary_verifies_the_fixtures_quietly_and_refuses_the_foreign_ca() {
+    let ev = fixture("a-eu.evidence");
+    verifier()
+        .args(["verify", "--nonce", N1, "--world", "eu", "--roots"])
+        .arg(fixture("a-ca.pem"))
+        .arg("--evidence")
+        .arg(&ev)
+        .assert()
+        .success()
+        .stderr("");
+    verifier()
+        .args(["verify", "--nonce", N1, "--world", "eu", "--roots"])
+        .arg(fixture("a-ca.pem"))
+        .arg("--evidence")
+        .arg(fixture("b-eu.evidence"))
+        .assert()
+        .code(10);
+    // Proven through the registry (read only: nothing is written to it).
+    let before = std::fs::read_dir(fixture("registry")).unwrap().count();
+    verifier()
+        .args(["verify", "--nonce", N1, "--json", "--require-enrolled", "--roots"])
+        .arg(fixture("a-ca.pem"))
+        .arg("--registry")
+        .arg(fixture("registry"))
+        .arg("--evidence")
+        .arg(&ev)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("host-a"))
+        .stderr("");
+    assert_eq!(std::fs::read_dir(fixture("registry")).unwrap().count(), before);
+}
