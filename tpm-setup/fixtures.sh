@@ -31,6 +31,10 @@ rm -rf "$out"
 mkdir -p "$out/registry"
 cp "$work/a/ca-bundle.pem" "$out/a-ca.pem"
 cp "$work/b/ca-bundle.pem" "$out/b-ca.pem"
+# Host A's EK-issuing CA with its key (a throwaway test CA): tests issue
+# certificates under it that a strict verifier must refuse as EK certificates.
+cp "$work/a/ca/issuercert.pem" "$out/a-issuer.pem"
+cp "$work/a/ca/signkey.pem" "$out/a-issuer.key"
 
 # Host A: world eu, its evidence, enrolment, a package, its import and receipt.
 "${A[@]}" init --world eu >/dev/null
@@ -65,6 +69,7 @@ verifier's tests read them, so \`cargo test -p byok-verifier\` needs no swtpm.
 | file | what |
 |---|---|
 | a-ca.pem, b-ca.pem | each host's EK certificate CA (root and intermediate; valid until 9999) |
+| a-issuer.pem, a-issuer.key | host A's intermediate (the EK certificate issuer) and its key: a throwaway test CA |
 | a-eu.evidence | host A, world eu, nonce $n1 |
 | a-us.evidence | host A, world us (another AK and KEK), nonce $n1 |
 | b-eu.evidence | host B (another TPM, another CA), world eu, nonce $n1 |

@@ -8,7 +8,6 @@
 //! itself refuses the unknown critical extension and the path length.
 
 use byok_protocol::formats::{Document, Evidence};
-use byok_tests::{nonce, tpm_a, verifier, Host};
 use byok_verifier::certs::{parse_certificates, verify_ek_path, verify_path, Cert, TrustStore};
 use byok_verifier::error::VerifyError;
 use predicates::str::contains;
@@ -377,19 +376,27 @@ fn non_ek_leaves_and_broken_paths_are_refused() {
         .stdout(contains("RSA-2048 EK certificate, SHA-256"));
 }
 
+fn verifier() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("byok-verifier").unwrap()
+}
+
+/// tests/fixtures/ (tpm-setup/fixtures.sh): real evidence and its host's CA.
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name)
+}
+
 #[test]
 fn verify_refuses_evidence_with_a_non_ek_certificate_under_the_hosts_ca() {
-    let host = Host::new(tpm_a());
     let work = TempDir::new().unwrap();
     let d = work.path();
-    host.init("eu");
-    let n = nonce();
-    let genuine = d.join("eu.evidence");
-    host.evidence("eu", &n, &genuine);
+    let n = "00112233445566778899aabbccddeeff"; // the fixtures' evidence nonce
+    let genuine = fixture("a-eu.evidence");
+    let ca_bundle = fixture("a-ca.pem");
     // The host's own CA (the provisioning CA's intermediate signs EK certificates).
-    let ca = host.ca_bundle.parent().unwrap().join("ca");
-    std::fs::copy(ca.join("issuercert.pem"), d.join("hostca.pem")).unwrap();
-    std::fs::copy(ca.join("signkey.pem"), d.join("hostca.key")).unwrap();
+    std::fs::copy(fixture("a-issuer.pem"), d.join("hostca.pem")).unwrap();
+    std::fs::copy(fixture("a-issuer.key"), d.join("hostca.key")).unwrap();
     for (name, key, ext, expect) in bogus() {
         issue(d, name, key, "hostca", &ext);
         let mut ev = Evidence::from_cbor(&std::fs::read(&genuine).unwrap()).unwrap();
@@ -399,23 +406,23 @@ fn verify_refuses_evidence_with_a_non_ek_certificate_under_the_hosts_ca() {
         let forged = d.join(format!("{name}.evidence"));
         std::fs::write(&forged, ev.to_cbor()).unwrap();
         let out = verifier()
-            .args(["verify", "--nonce", &n, "--evidence"])
+            .args(["verify", "--nonce", n, "--evidence"])
             .arg(&forged)
             .arg("--roots")
-            .arg(&host.ca_bundle)
+            .arg(&ca_bundle)
             .assert()
             .code(10);
         let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
         // The same check, through the library, names the same variant.
         let store = TrustStore {
-            anchors: byok_verifier::certs::load_certificates(&host.ca_bundle).unwrap(),
+            anchors: byok_verifier::certs::load_certificates(&ca_bundle).unwrap(),
             ..Default::default()
         };
         let r = byok_verifier::verify::verify_evidence(
             &ev,
             &store,
             &byok_verifier::verify::Options {
-                nonce: hex::decode(&n).unwrap(),
+                nonce: hex::decode(n).unwrap(),
                 world: None,
                 now: SystemTime::now(),
                 policy: Default::default(),

@@ -84,7 +84,10 @@ fn evidence_is_refused_for_another_ca_world_or_nonce() {
     let mut o = opts("eu");
     o.nonce[0] ^= 1;
     let r = verify_evidence(&read("a-eu.evidence"), &store("a-ca.pem"), &o);
-    assert!(matches!(r, Err(VerifyError::EvidenceNonceMismatch)), "{r:?}");
+    assert!(
+        matches!(r, Err(VerifyError::EvidenceNonceMismatch)),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -160,7 +163,13 @@ fn the_receipt_shows_the_wrapped_key_imported_and_not_duplicable() {
     assert_eq!(r.matches_transfer, Some(true));
     // The evidence's nonce is not the receipt's.
     assert!(matches!(
-        check_receipt(&receipt, &v, &hex::decode(N1).unwrap(), &Default::default(), None),
+        check_receipt(
+            &receipt,
+            &v,
+            &hex::decode(N1).unwrap(),
+            &Default::default(),
+            None
+        ),
         Err(VerifyError::NonceMismatch { .. })
     ));
     // Unproven evidence proves nothing about a receipt.
@@ -193,7 +202,14 @@ fn the_binary_verifies_the_fixtures_quietly_and_refuses_the_foreign_ca() {
     // Proven through the registry (read only: nothing is written to it).
     let before = std::fs::read_dir(fixture("registry")).unwrap().count();
     verifier()
-        .args(["verify", "--nonce", N1, "--json", "--require-enrolled", "--roots"])
+        .args([
+            "verify",
+            "--nonce",
+            N1,
+            "--json",
+            "--require-enrolled",
+            "--roots",
+        ])
         .arg(fixture("a-ca.pem"))
         .arg("--registry")
         .arg(fixture("registry"))
@@ -203,5 +219,8 @@ fn the_binary_verifies_the_fixtures_quietly_and_refuses_the_foreign_ca() {
         .success()
         .stdout(predicates::str::contains("host-a"))
         .stderr("");
-    assert_eq!(std::fs::read_dir(fixture("registry")).unwrap().count(), before);
+    assert_eq!(
+        std::fs::read_dir(fixture("registry")).unwrap().count(),
+        before
+    );
 }

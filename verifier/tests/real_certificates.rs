@@ -10,14 +10,26 @@ use byok_verifier::error::VerifyError;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+/// ../shared/testdata (or $BYOK_TESTDATA). Absent, the tests fail with a
+/// clear message rather than pass without checking anything; a machine that
+/// truly has no copy sets BYOK_SKIP_TESTDATA=1 to skip them, by choice.
 fn testdata() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipping: {} is absent", p.display());
-        None
+    let p = std::env::var_os("BYOK_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata"));
+    if p.join("ek-ca").is_dir() {
+        return Some(p);
     }
+    if std::env::var_os("BYOK_SKIP_TESTDATA").is_some_and(|v| v == "1") {
+        eprintln!("skipping (BYOK_SKIP_TESTDATA=1): {} is absent", p.display());
+        return None;
+    }
+    panic!(
+        "{} is absent: the real TPM certificates these tests check live there \
+         (a checkout beside ../shared, or BYOK_TESTDATA=DIR); \
+         set BYOK_SKIP_TESTDATA=1 to skip these tests deliberately",
+        p.display()
+    );
 }
 
 fn cert(d: &std::path::Path, p: &str) -> Cert {
