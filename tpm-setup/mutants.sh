@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Mutation testing of the verification code (cargo-mutants): every check the
+# verifier makes must have a test that fails when the check is broken. A
+# mutant that survives is a check no test defends.
+#
+#   tpm-setup/mutants.sh                 # the verification code (hours on 2 cores)
+#   tpm-setup/mutants.sh verifier/src/check/kek.rs [-F REGEX] ...
+#
+# Arguments are files (each passed as -f) and any further cargo-mutants
+# options. The tests run per mutant are the verifier's own (committed
+# fixtures, no TPM) and the swtpm-fed verifier tests in tests/tests/verifier_*.rs.
+# It mutates a scratch clone of HEAD (commit first), in place, so the tests
+# find the binaries built there; your working tree is never touched.
+# Results: target/mutants/mutants.out/{caught,missed,timeout,unviable}.txt.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/tpm-setup/install-deps.sh"
+command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
+export TSS2_LOG=all+none
+# The real-certificate tests read ../shared/testdata beside the repository.
+if [ -z "${BYOK_TESTDATA:-}" ] && [ -d "$root/../shared/testdata" ]; then
+  export BYOK_TESTDATA="$root/../shared/testdata"
+fi
+work="$root/target/mutants-clone"
+rm -rf "$work"
+git clone --quiet "$root" "$work"
+cd "$work"
+# The tests call both binaries: build them once; each mutant's test run
+# rebuilds the verifier binary (its package's tests need it).
+cargo build --workspace --bins --quiet
+
+files=() opts=()
+for a in "$@"; do
+  if [ -f "$a" ]; then files+=(-f "$a"); else opts+=("$a"); fi
+done
+if [ ${#files[@]} -eq 0 ]; then
+  for f in verifier/src/verify.rs verifier/src/check/*.rs verifier/src/certs/*.rs \
+           verifier/src/receipt.rs verifier/src/registry.rs verifier/src/pipeline.rs \
+           verifier/src/policy.rs protocol/src/transfer.rs; do
+    files+=(-f "$f")
+  done
+fi
+
+tests=(--cargo-test-arg=--lib)
+for t in verifier/tests/*.rs tests/tests/verifier_*.rs; do
+  tests+=("--cargo-test-arg=--test=$(basename "$t" .rs)")
+done
+
+cargo mutants --in-place --no-shuffle "${files[@]}" \
+  --test-package byok-verifier --test-package byok-tests --test-package byok-protocol \
+  "${tests[@]}" -o "$root/target/mutants" "${opts[@]+"${opts[@]}"}"
