@@ -2,6 +2,7 @@
 //! `ValueEnum`s: `--help` lists their values and clap refuses others.
 
 use byok_protocol::templates::{BornKeyAlg, KekAlg};
+use byok_protocol::world::WorldId;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -27,7 +28,7 @@ pub enum Command {
     /// Create the world's KEK and AK in the TPM (the EK is taken from the TPM).
     Init {
         #[arg(long)]
-        world: String,
+        world: WorldId,
         /// Also create an unrestricted RSA-3072 decryption KEK for Azure-style
         /// `.byok` files (CKM_RSA_AES_KEY_WRAP; see docs/cloud.md for its weaker property).
         #[arg(long)]
@@ -62,7 +63,7 @@ pub enum Command {
     /// Write TPM-signed evidence for the world's KEK.
     Evidence {
         #[arg(long)]
-        world: String,
+        world: WorldId,
         /// The operator's nonce, hex (8-64 bytes).
         #[arg(long)]
         nonce: String,
@@ -75,7 +76,7 @@ pub enum Command {
     /// Import a transfer package (or an Azure-style .byok file for the compat KEK) under the world's KEK.
     Import {
         #[arg(long)]
-        world: String,
+        world: WorldId,
         #[arg(long = "in")]
         input: PathBuf,
         #[arg(long)]
@@ -85,7 +86,7 @@ pub enum Command {
     /// AK and the EK are in this TPM).
     Activate {
         #[arg(long)]
-        world: String,
+        world: WorldId,
         #[arg(long = "in")]
         input: PathBuf,
         #[arg(short = 'o', long)]
@@ -154,7 +155,7 @@ pub enum Command {
     /// optionally to the current values of some PCRs.
     Seal {
         #[arg(long)]
-        world: String,
+        world: WorldId,
         #[arg(long)]
         name: String,
         #[arg(long = "in")]
@@ -194,7 +195,7 @@ pub enum KekAction {
     /// Export the world's compat KEK public key (PEM or JWK with a kid).
     Export {
         #[arg(long)]
-        world: String,
+        world: WorldId,
         /// The public key's form: PEM (SubjectPublicKeyInfo) or a JWK with a kid.
         #[arg(long, value_enum, default_value_t = KeyFormat::Pem)]
         format: KeyFormat,
@@ -205,7 +206,7 @@ pub enum KekAction {
     /// Replace the world's KEK by a new one (the old one stays for the keys under it).
     Rotate {
         #[arg(long)]
-        world: String,
+        world: WorldId,
         /// PCR binding of the new KEK (e.g. sha256:0,7, or "none"); default:
         /// the old KEK's PCRs at their current values.
         #[arg(long)]
@@ -223,7 +224,7 @@ pub enum WorldAction {
     /// Evict the world's KEKs and delete its keys and state (irreversible).
     Destroy {
         #[arg(long)]
-        world: String,
+        world: WorldId,
         /// Confirm.
         #[arg(long)]
         yes: bool,
@@ -235,7 +236,7 @@ pub enum KeysAction {
     /// List keys (name, world, algorithm, origin), optionally of one world.
     List {
         #[arg(long)]
-        world: Option<String>,
+        world: Option<WorldId>,
     },
     Show {
         name: String,
@@ -246,7 +247,7 @@ pub enum KeysAction {
     /// Generate a key inside the TPM under the world's KEK (never leaves the TPM).
     Create {
         #[arg(long)]
-        world: String,
+        world: WorldId,
         #[arg(long)]
         name: String,
         /// The key type.

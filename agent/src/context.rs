@@ -9,6 +9,7 @@ use crate::state::{KekRecord, KeyState, StateDir, WorldState};
 use crate::tpm::{EkKind, KekAt, Parent, ParentPolicy, Tpm};
 use byok_protocol::public::TpmtPublic;
 use byok_protocol::templates::{kek_template, KekAlg, KekSpec};
+use byok_protocol::world::WorldId;
 use byok_protocol::world::{pcr_bound_kek_policy, valid_id, world_policy};
 use serde_bytes::ByteBuf;
 use std::path::{Path, PathBuf};
@@ -41,7 +42,7 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// The template inputs of a recorded KEK.
-pub(crate) fn kek_spec(world: &str, rec: &KekRecord) -> Result<KekSpec> {
+pub(crate) fn kek_spec(world: &WorldId, rec: &KekRecord) -> Result<KekSpec> {
     let alg = rec.alg.unwrap_or(KekAlg::Rsa2048);
     let values: Vec<Vec<u8>> = rec.pcr_values.iter().map(|v| v.to_vec()).collect();
     Ok(KekSpec {
@@ -60,14 +61,14 @@ pub(crate) fn kek_spec(world: &str, rec: &KekRecord) -> Result<KekSpec> {
 pub(crate) fn kek_parent(
     tpm: &mut Tpm,
     state: &StateDir,
-    world: &str,
+    world: &WorldId,
     rec: &KekRecord,
 ) -> Result<Parent> {
     let handle = match tpm.kek(rec.handle, &rec.public)? {
         KekAt::Recorded(k) => k,
         KekAt::Other => {
             return Err(AgentError::KekChanged {
-                world: world.to_string(),
+                world: world.clone(),
                 handle: rec.handle,
             })
         }

@@ -1,5 +1,6 @@
 //! Agent errors: each names what failed; `exit_code` gives the process status.
 
+use byok_protocol::world::WorldId;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -21,9 +22,9 @@ pub enum AgentError {
     #[error("no EK certificate in TPM NV index {index:#010x}: {detail}")]
     NoEkCertificate { index: u32, detail: String },
     #[error("world {0:?} is not initialised on this host (run `byok-agent init --world {0}`)")]
-    UnknownWorld(String),
+    UnknownWorld(WorldId),
     #[error("the KEK of world {world:?} at handle {handle:#010x} is not the one recorded in the state (name differs): the TPM was cleared or the handle was reused")]
-    KekChanged { world: String, handle: u32 },
+    KekChanged { world: WorldId, handle: u32 },
     #[error("no free persistent handle for a KEK in 0x81000100..0x810001ff")]
     NoFreeHandle,
     #[error("no key named {0:?} (see `byok-agent keys list`)")]
@@ -47,16 +48,16 @@ pub enum AgentError {
     #[error("transfer package refused before any TPM work: its key is not an object `byok-verifier wrap` makes ({0}); nothing was imported")]
     ForeignObject(#[from] byok_protocol::transfer::TransferObjectError),
     #[error("transfer package is for world {package:?}, not {world:?}")]
-    PackageWorldMismatch { package: String, world: String },
+    PackageWorldMismatch { package: WorldId, world: WorldId },
     #[error("transfer package was wrapped for KEK {package}, but world {world:?} has KEK {ours}: it was made from evidence of another TPM or an earlier KEK")]
     PackageKekMismatch {
-        world: String,
+        world: WorldId,
         package: String,
         ours: String,
     },
     #[error("transfer package names AK {package}, but world {world:?} has AK {ours}: it was made from evidence of another TPM or world")]
     PackageAkMismatch {
-        world: String,
+        world: WorldId,
         package: String,
         ours: String,
     },
@@ -86,9 +87,9 @@ pub enum AgentError {
     #[error("the TPM refused {op}: the PCRs {pcrs} do not have the values this object is bound to (its PCR policy failed); restore the platform state it was bound to")]
     PcrPolicyFailed { op: &'static str, pcrs: String },
     #[error("the TPM's owner seed changed (it was cleared): the KEKs of world(s) {} cannot be re-created, so they and their {keys} stored key(s) are lost; remove each with `byok-agent world destroy --world W --yes`, run `init` again and re-import the keys", worlds.join(", "))]
-    OwnerSeedChanged { worlds: Vec<String>, keys: usize },
+    OwnerSeedChanged { worlds: Vec<WorldId>, keys: usize },
     #[error("transfer package was wrapped for KEK generation {generation} of world {world:?}, which was rotated (`kek rotate`); fetch new evidence and wrap the key again")]
-    KekRotated { world: String, generation: u32 },
+    KekRotated { world: WorldId, generation: u32 },
     #[error("{0}")]
     Protocol(String),
 }

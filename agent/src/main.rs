@@ -88,7 +88,7 @@ fn main() {
             cmd::attest::activate(&ctx, &world, &input, &out)
         }
         Command::Keys { action } => match action.unwrap_or(KeysAction::List { world: None }) {
-            KeysAction::List { world } => cmd::keys::keys_list(&ctx, world.as_deref()),
+            KeysAction::List { world } => cmd::keys::keys_list(&ctx, world.as_ref()),
             KeysAction::Show { name } => cmd::keys::keys_show(&ctx, &name),
             KeysAction::Delete { name } => cmd::keys::keys_delete(&ctx, &name),
             KeysAction::Create {

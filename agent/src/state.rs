@@ -9,6 +9,7 @@
 use crate::error::{io, AgentError, Result};
 use byok_protocol::policy::PcrSpec;
 use byok_protocol::templates::KekAlg;
+use byok_protocol::world::WorldId;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use std::fs::{self, File, OpenOptions};
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(from = "WorldFile", into = "WorldFile")]
 pub struct WorldState {
-    pub world: String,
+    pub world: WorldId,
     /// Persistent handle of the EK the AK was created under.
     pub ek_handle: u32,
     /// TPM2B_PUBLIC and TPM2B_PRIVATE of the AK (a child of the EK).
@@ -39,7 +40,7 @@ pub struct WorldState {
 /// the agent has written it: the current KEK's fields beside the world's.
 #[derive(Serialize, Deserialize)]
 struct WorldFile {
-    world: String,
+    world: WorldId,
     kek_handle: u32,
     kek_public: ByteBuf,
     ek_handle: u32,
@@ -135,7 +136,7 @@ impl WorldState {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyState {
     pub name: String,
-    pub world: String,
+    pub world: WorldId,
     pub alg: String,
     pub origin: byok_protocol::formats::KeyOrigin,
     /// TPM2B_PUBLIC.
@@ -181,7 +182,7 @@ impl StateDir {
         })
     }
 
-    fn world_path(&self, world: &str) -> PathBuf {
+    fn world_path(&self, world: &WorldId) -> PathBuf {
         self.root.join("worlds").join(format!("{world}.cbor"))
     }
 
@@ -189,15 +190,15 @@ impl StateDir {
         self.root.join("keys").join(format!("{name}.cbor"))
     }
 
-    pub fn world(&self, world: &str) -> Result<WorldState> {
-        read(&self.world_path(world))?.ok_or_else(|| AgentError::UnknownWorld(world.to_string()))
+    pub fn world(&self, world: &WorldId) -> Result<WorldState> {
+        read(&self.world_path(world))?.ok_or_else(|| AgentError::UnknownWorld(world.clone()))
     }
 
     pub fn worlds(&self) -> Result<Vec<WorldState>> {
         list(&self.root.join("worlds"))
     }
 
-    pub fn delete_world(&self, world: &str) -> Result<()> {
+    pub fn delete_world(&self, world: &WorldId) -> Result<()> {
         let p = self.world_path(world);
         fs::remove_file(&p).map_err(io(&p))?;
         Ok(byok_protocol::files::sync_dir(
@@ -205,7 +206,7 @@ impl StateDir {
         )?)
     }
 
-    pub fn has_world(&self, world: &str) -> bool {
+    pub fn has_world(&self, world: &WorldId) -> bool {
         self.world_path(world).exists()
     }
 

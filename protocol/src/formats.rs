@@ -77,7 +77,7 @@ pub struct Evidence {
     #[serde(rename = "type")]
     pub kind: String,
     pub version: u64,
-    pub world: String,
+    pub world: crate::world::WorldId,
     pub nonce: ByteBuf,
     pub tpm: TpmInfo,
     pub ek: EkEvidence,
@@ -202,7 +202,7 @@ pub struct TransferPackage {
     #[serde(rename = "type")]
     pub kind: String,
     pub version: u64,
-    pub world: String,
+    pub world: crate::world::WorldId,
     pub kek_name: ByteBuf,
     pub ak_name: ByteBuf,
     pub credential: CredentialBlob,
@@ -215,7 +215,7 @@ pub struct Receipt {
     #[serde(rename = "type")]
     pub kind: String,
     pub version: u64,
-    pub world: String,
+    pub world: crate::world::WorldId,
     pub nonce: ByteBuf,
     pub ak: PublicOnly,
     pub key: PublicOnly,
@@ -230,7 +230,7 @@ pub struct Challenge {
     #[serde(rename = "type")]
     pub kind: String,
     pub version: u64,
-    pub world: String,
+    pub world: crate::world::WorldId,
     pub ek_name: ByteBuf,
     pub ak_name: ByteBuf,
     pub credential: CredentialBlob,
@@ -244,7 +244,7 @@ pub struct Activation {
     #[serde(rename = "type")]
     pub kind: String,
     pub version: u64,
-    pub world: String,
+    pub world: crate::world::WorldId,
     pub ak_name: ByteBuf,
     pub secret: ByteBuf,
 }
@@ -261,7 +261,7 @@ pub struct HostRecord {
     pub host: String,
     pub ek: EnrolledEk,
     /// World id → what was proven for it.
-    pub worlds: BTreeMap<String, EnrolledWorld>,
+    pub worlds: BTreeMap<crate::world::WorldId, EnrolledWorld>,
     /// Unix time (seconds, UTC) of the host's first enrolment.
     pub enrolled: u64,
 }

@@ -67,7 +67,7 @@ fn mutated_valid_structures_never_panic() {
     let package = TransferPackage {
         kind: byok_protocol::formats::TRANSFER_TYPE.into(),
         version: 1,
-        world: "eu".into(),
+        world: "eu".parse().unwrap(),
         kek_name: b(&public.name()),
         ak_name: b(&public.name()),
         credential: CredentialBlob {
@@ -97,7 +97,7 @@ fn mutated_valid_structures_never_panic() {
             public: b(&public.to_tpm2b()),
         },
         worlds: [(
-            "w".to_string(),
+            "w".parse().unwrap(),
             byok_protocol::formats::EnrolledWorld {
                 ak_public: b(&public.to_tpm2b()),
                 kek_name: b(&public.name()),

@@ -180,7 +180,7 @@ pub fn forge_receipt(f: &Forged, world: &str, nonce: &[u8]) -> Receipt {
     Receipt {
         kind: byok_protocol::formats::RECEIPT_TYPE.into(),
         version: byok_protocol::formats::VERSION,
-        world: world.into(),
+        world: world.parse().expect("a valid world id"),
         nonce: ByteBuf::from(nonce.to_vec()),
         ak: PublicOnly {
             public: ByteBuf::from(tpm2b(f.ak_public.as_bytes())),

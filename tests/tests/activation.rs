@@ -132,7 +132,7 @@ fn software_ak_and_kek_beside_a_genuine_ek_fail_activation_and_import() {
     let fake = byok_protocol::formats::Activation {
         kind: byok_protocol::formats::ACTIVATION_TYPE.into(),
         version: 1,
-        world: "eu".into(),
+        world: "eu".parse().unwrap(),
         ak_name: ByteBuf::from(TpmtPublic::parse_tpm2b(&forged.ak.public).unwrap().name()),
         secret: ByteBuf::from(vec![7u8; 32]),
     };

@@ -437,7 +437,7 @@ fn wrong_nonce_or_world_is_refused_before_anything_is_written() {
         .code(10)
         .stdout(contains("evidence is for world \"eu\", expected \"us\""));
     let mut ev = evidence_of(&w.evidence);
-    ev.world = "us".into();
+    ev.world = "us".parse().unwrap();
     std::fs::write(&forged, ev.to_cbor()).unwrap();
     verifier()
         .args(["wrap", "--nonce", &w.nonce, "--world", "us", "--evidence"])
@@ -568,7 +568,7 @@ fn receipts_prove_the_key_lives_under_the_attested_kek() {
         .code(10)
         .stderr(contains("receipt is for world \"eu\", not \"us\""));
     let mut r = Receipt::from_cbor(&std::fs::read(&receipt).unwrap()).unwrap();
-    r.world = "us".into();
+    r.world = "us".parse().unwrap();
     let relabelled = work.path().join("relabelled.receipt");
     std::fs::write(&relabelled, r.to_cbor()).unwrap();
     against_us(&relabelled).code(10).stderr(contains(

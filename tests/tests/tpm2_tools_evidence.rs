@@ -172,7 +172,7 @@ fn evidence_from_tpm2_tools_outputs_verifies() {
     let ev = Evidence {
         kind: EVIDENCE_TYPE.into(),
         version: VERSION,
-        world: "eu".into(),
+        world: "eu".parse().unwrap(),
         nonce: ByteBuf::from(nonce_bytes),
         tpm: TpmInfo {
             manufacturer: "IBM".into(),

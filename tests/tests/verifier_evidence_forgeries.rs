@@ -27,7 +27,7 @@ fn case(host: &Host, world: &str, work: &TempDir) -> Case {
         ev: Evidence::from_cbor(&std::fs::read(&path).unwrap()).unwrap(),
         opts: Options {
             nonce: hex::decode(&n).unwrap(),
-            world: Some(world.to_string()),
+            world: Some(world.parse().unwrap()),
             policy: Default::default(),
             now: SystemTime::now(),
         },
@@ -200,7 +200,7 @@ fn forged_evidence_fails_with_the_named_check() {
     // Certify and quote made for another nonce (from evidence with another nonce).
     let mut ev = other_world.ev.clone();
     ev.nonce = c.ev.nonce.clone();
-    ev.world = "eu".into();
+    ev.world = "eu".parse().unwrap();
     let mut opts = c.opts.clone();
     opts.world = None;
     let r = verify_evidence(&ev, &c.store, &opts).map(|_| ());
@@ -316,13 +316,13 @@ fn forged_evidence_fails_with_the_named_check() {
 
     // World: asked for another; the unsigned world field rewritten.
     let mut opts = c.opts.clone();
-    opts.world = Some("us".into());
+    opts.world = Some("us".parse().unwrap());
     assert!(matches!(
         verify_evidence(&c.ev, &c.store, &opts),
         Err(VerifyError::WorldMismatch { .. })
     ));
     let mut ev = c.ev.clone();
-    ev.world = "us".into();
+    ev.world = "us".parse().unwrap();
     assert!(matches!(
         verify_evidence(&ev, &c.store, &opts),
         Err(VerifyError::KekWorldMismatch { .. })

@@ -44,7 +44,7 @@ fn verified(host: &Host, world: &str, work: &Path) -> Verified {
     };
     let opts = Options {
         nonce: hex::decode(&n).unwrap(),
-        world: Some(world.into()),
+        world: Some(world.parse().unwrap()),
         policy: Default::default(),
         now: SystemTime::now(),
     };
@@ -134,7 +134,7 @@ fn each_receipt_check_refuses_its_forgery() {
         "{e:?}"
     );
     let mut relabelled = r.clone();
-    relabelled.world = "us".into();
+    relabelled.world = "us".parse().unwrap();
     let e = check_receipt(&relabelled, &us, &nb, &policy, None).unwrap_err();
     assert!(matches!(e, VerifyError::ReceiptAkMismatch), "{e:?}");
     // The same AK, but the certify is a replay (another nonce).

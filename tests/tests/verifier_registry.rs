@@ -255,7 +255,7 @@ fn an_activation_answers_exactly_its_challenge() {
     a.ak_name = flip(&a.ak_name);
     assert!(refused(&ch, &a), "another AK in the answer");
     let mut a = act.clone();
-    a.world = "us".into();
+    a.world = "us".parse().unwrap();
     assert!(refused(&ch, &a), "another world");
     let mut a = act.clone();
     a.secret = flip(&a.secret);
@@ -298,7 +298,7 @@ fn a_run_applies_the_world_policy_the_registry_and_the_activation() {
             &flags,
             proof,
             hex::decode(&n).unwrap(),
-            world.map(String::from),
+            world.map(|w| w.parse().unwrap()),
         )
     };
     let none = ProofFlags::default();

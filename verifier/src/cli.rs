@@ -3,6 +3,7 @@
 //! by clap with the list.
 
 use byok_protocol::keys::KeyAlg;
+use byok_protocol::world::WorldId;
 use byok_verifier::cloud::KeyType;
 use byok_verifier::pipeline::{ProofFlags, TrustFlags};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -111,7 +112,7 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub trust: Trust,
     #[arg(long)]
-    pub world: Option<String>,
+    pub world: Option<WorldId>,
     /// One JSON line per file.
     #[arg(long)]
     pub json: bool,
@@ -130,7 +131,7 @@ pub struct ChallengeArgs {
     #[command(flatten)]
     pub trust: Trust,
     #[arg(long)]
-    pub world: Option<String>,
+    pub world: Option<WorldId>,
     #[command(flatten)]
     pub registered: Registered,
     #[arg(short = 'o', long)]
@@ -146,7 +147,7 @@ pub struct EnrollArgs {
     #[command(flatten)]
     pub trust: Trust,
     #[arg(long)]
-    pub world: Option<String>,
+    pub world: Option<WorldId>,
     /// The operator's copy of the challenge (`byok-verifier challenge`).
     #[arg(long)]
     pub challenge: PathBuf,
@@ -180,7 +181,7 @@ pub struct WrapArgs {
     #[command(flatten)]
     pub trust: Trust,
     #[arg(long)]
-    pub world: Option<String>,
+    pub world: Option<WorldId>,
     #[command(flatten)]
     pub registered: Registered,
     #[command(flatten)]

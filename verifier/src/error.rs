@@ -1,6 +1,7 @@
 //! Verification failures. Each variant names the check that failed.
 
 use byok_protocol::error::{CryptoError, FormatError, KeyError, WireError};
+use byok_protocol::world::WorldId;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -137,7 +138,7 @@ pub enum VerifyError {
     #[error(
         "KEK is bound to another world than {world:?} (its authPolicy is not the world binding)"
     )]
-    KekWorldMismatch { world: String },
+    KekWorldMismatch { world: WorldId },
     #[error(
         "KEK is not bound to PCRs, and the policy requires a PCR-bound KEK (require_kek_pcrs); make it with `byok-agent init --pcrs` or `kek rotate --pcrs`"
     )]
@@ -188,7 +189,7 @@ pub enum VerifyError {
 
     // --- unsigned fields that must agree
     #[error("evidence is for world {found:?}, expected {expected:?}")]
-    WorldMismatch { expected: String, found: String },
+    WorldMismatch { expected: WorldId, found: WorldId },
     #[error("evidence's nonce field is not the operator's nonce")]
     EvidenceNonceMismatch,
     #[error("invalid nonce: {0}")]
@@ -203,9 +204,9 @@ pub enum VerifyError {
     #[error("{what} needs the AK proven to live in the EK's TPM, which evidence alone cannot show (a software key could have signed it): enroll the host once (`byok-verifier enroll`, then give --registry DIR), or give --challenge and --activation")]
     AkNotProven { what: &'static str },
     #[error("host {host:?} is enrolled with another AK for world {world:?}: this evidence's AK was never proven to live in that host's TPM (if the world was re-initialised, enroll it again with --replace)")]
-    AkNotEnrolled { host: String, world: String },
+    AkNotEnrolled { host: String, world: WorldId },
     #[error("host {host:?} (this EK) is enrolled, but not for world {world:?}, and enrolment is required: enroll it for this world (`byok-verifier enroll`)")]
-    WorldNotEnrolled { host: String, world: String },
+    WorldNotEnrolled { host: String, world: WorldId },
     #[error("the EK (certificate SHA-256 {ek_certificate_sha256}) is not enrolled in the registry, and enrolment is required: enroll the host first (`byok-verifier enroll`)")]
     EkNotEnrolled { ek_certificate_sha256: String },
     #[error("registry {path}: {detail}")]
@@ -215,11 +216,11 @@ pub enum VerifyError {
     #[error("registry: this EK is already enrolled as host {host:?}; give --host {host} (or --replace to enrol it under the new name)")]
     EkEnrolledAs { host: String },
     #[error("registry: host {host:?} is enrolled with another AK for world {world:?}; give --replace if the world was re-initialised")]
-    WorldAkConflict { host: String, world: String },
+    WorldAkConflict { host: String, world: WorldId },
 
     // --- receipts
     #[error("receipt is for world {receipt:?}, not {evidence:?} of the evidence")]
-    ReceiptWorldMismatch { receipt: String, evidence: String },
+    ReceiptWorldMismatch { receipt: WorldId, evidence: WorldId },
     #[error("receipt's AK is not the AK of the verified evidence")]
     ReceiptAkMismatch,
     #[error("receipt's key does not live under the attested KEK (qualified name differs)")]

@@ -116,7 +116,7 @@ pub fn describe(bytes: &[u8]) -> Result<Value, String> {
                 "type": h.kind, "version": h.version, "host": h.host,
                 "enrolled": crate::registry::utc(h.enrolled),
                 "ek": {"certificate_sha256": hex::encode(&h.ek.certificate_sha256), "name": hex::encode(&h.ek.name), "public": public_json(&h.ek.public)},
-                "worlds": h.worlds.iter().map(|(w, e)| (w.clone(), json!({
+                "worlds": h.worlds.iter().map(|(w, e)| (w.to_string(), json!({
                     "ak": public_json(&e.ak_public),
                     "kek_name": hex::encode(&e.kek_name),
                     "enrolled": crate::registry::utc(e.enrolled),

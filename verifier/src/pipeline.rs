@@ -22,6 +22,7 @@ use crate::policy::{Policy, PolicyFile};
 use crate::registry::Registry;
 use crate::verify::{check_activation, verify_evidence, Options, Verified};
 use byok_protocol::formats::{Activation, Challenge, Document, Evidence};
+use byok_protocol::world::WorldId;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -102,7 +103,7 @@ pub struct Pipeline {
     flags: TrustFlags,
     policy: Option<PolicyFile>,
     nonce: Vec<u8>,
-    world: Option<String>,
+    world: Option<WorldId>,
     now: SystemTime,
     registry: Option<Registry>,
     require_enrolled: bool,
@@ -119,7 +120,7 @@ impl Pipeline {
         flags: &TrustFlags,
         proof: &ProofFlags,
         nonce: Vec<u8>,
-        world: Option<String>,
+        world: Option<WorldId>,
     ) -> Result<Pipeline, VerifyError> {
         let policy = flags.policy.as_deref().map(PolicyFile::load).transpose()?;
         if let (Some(p), Some(w)) = (&policy, &world) {

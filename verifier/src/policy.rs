@@ -10,6 +10,7 @@
 use crate::error::VerifyError;
 use byok_protocol::hash::HashAlg;
 use byok_protocol::tpm::curve;
+use byok_protocol::world::WorldId;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -120,7 +121,7 @@ struct PolicyText {
     #[serde(default)]
     defaults: Rules,
     #[serde(default)]
-    worlds: BTreeMap<String, Rules>,
+    worlds: BTreeMap<WorldId, Rules>,
 }
 
 fn bad(path: &Path, detail: impl Into<String>) -> VerifyError {

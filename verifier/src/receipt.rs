@@ -7,10 +7,11 @@ use crate::verify::Verified;
 use byok_protocol::formats::{Receipt, TransferPackage};
 use byok_protocol::public::{primary_qualified_name, qualified_name, TpmtPublic};
 use byok_protocol::tpm::{attr, rh, st};
+use byok_protocol::world::WorldId;
 
 #[derive(Debug, Clone)]
 pub struct ReceiptReport {
-    pub world: String,
+    pub world: WorldId,
     pub key_name: Vec<u8>,
     pub key: String,
     pub attributes: Vec<&'static str>,

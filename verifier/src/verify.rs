@@ -15,6 +15,7 @@ use byok_protocol::attest::{ClockInfo, TpmsAttest};
 use byok_protocol::formats::{Evidence, Signed};
 use byok_protocol::public::{primary_qualified_name, qualified_name, TpmtPublic};
 use byok_protocol::tpm::{rh, st};
+use byok_protocol::world::WorldId;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 use subtle::ConstantTimeEq;
@@ -29,7 +30,7 @@ pub use crate::check::kek::KekPcrBinding;
 #[derive(Clone)]
 pub struct Options {
     pub nonce: Vec<u8>,
-    pub world: Option<String>,
+    pub world: Option<WorldId>,
     pub now: SystemTime,
     pub policy: Policy,
 }
@@ -37,7 +38,7 @@ pub struct Options {
 /// The facts an evidence file establishes once verified.
 #[derive(Debug, Clone)]
 pub struct Verified {
-    pub world: String,
+    pub world: WorldId,
     pub ek_public: TpmtPublic,
     /// The EK's Name: the key it is enrolled under in a registry.
     pub ek_name: Vec<u8>,

@@ -36,7 +36,7 @@ fn store(ca: &str) -> TrustStore {
 fn opts(world: &str) -> Options {
     Options {
         nonce: hex::decode(N1).unwrap(),
-        world: Some(world.into()),
+        world: Some(world.parse().unwrap()),
         policy: Default::default(),
         now: SystemTime::now(),
     }

@@ -12,6 +12,7 @@ use byok_protocol::formats::{
     Document, EkEvidence, Evidence, KekEvidence, PublicOnly, QuoteEvidence, Receipt, Signed,
     TpmInfo,
 };
+use byok_protocol::world::WorldId;
 use serde_bytes::ByteBuf;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -49,8 +50,7 @@ fn parse_pcrs(s: &str) -> Result<Vec<u32>> {
     Ok(spec.pcrs)
 }
 
-pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> Result<()> {
-    check_id("world", world)?;
+pub fn evidence(ctx: &Ctx, world: &WorldId, nonce: &str, pcrs: &str, out: &Path) -> Result<()> {
     let nonce = parse_nonce(nonce)?;
     let pcrs = parse_pcrs(pcrs)?;
     let state = StateDir::open(&ctx.state_dir)?;
@@ -92,7 +92,7 @@ pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> 
     let ev = Evidence {
         kind: byok_protocol::formats::EVIDENCE_TYPE.into(),
         version: byok_protocol::formats::VERSION,
-        world: world.to_string(),
+        world: world.clone(),
         nonce: ByteBuf::from(nonce),
         tpm: TpmInfo {
             manufacturer: identity.manufacturer,
@@ -130,15 +130,14 @@ pub fn evidence(ctx: &Ctx, world: &str, nonce: &str, pcrs: &str, out: &Path) -> 
 
 /// Answer a credential challenge: TPM2_ActivateCredential with the world's AK
 /// and the EK releases the secret only if this TPM holds both.
-pub fn activate(ctx: &Ctx, world: &str, input: &Path, out: &Path) -> Result<()> {
+pub fn activate(ctx: &Ctx, world: &WorldId, input: &Path, out: &Path) -> Result<()> {
     use byok_protocol::formats::{Activation, Challenge, ACTIVATION_TYPE, VERSION};
-    check_id("world", world)?;
     let ch = Challenge::from_cbor(&read_file(input)?)
         .map_err(|e| AgentError::BadPackage(format!("challenge: {e}")))?;
-    if ch.world != world {
+    if ch.world != *world {
         return Err(AgentError::PackageWorldMismatch {
             package: ch.world,
-            world: world.to_string(),
+            world: world.clone(),
         });
     }
     let state = StateDir::open(&ctx.state_dir)?;
@@ -146,7 +145,7 @@ pub fn activate(ctx: &Ctx, world: &str, input: &Path, out: &Path) -> Result<()> 
     let ak_name = parse_public(&w.ak_public, "AK public")?.name();
     if ch.ak_name.as_ref() != ak_name.as_slice() {
         return Err(AgentError::PackageAkMismatch {
-            world: world.to_string(),
+            world: world.clone(),
             package: hex::encode(&ch.ak_name),
             ours: hex::encode(&ak_name),
         });
@@ -167,7 +166,7 @@ pub fn activate(ctx: &Ctx, world: &str, input: &Path, out: &Path) -> Result<()> 
     let answer = Activation {
         kind: ACTIVATION_TYPE.into(),
         version: VERSION,
-        world: world.to_string(),
+        world: world.clone(),
         ak_name: ByteBuf::from(ak_name),
         secret: ByteBuf::from(secret.to_vec()),
     };

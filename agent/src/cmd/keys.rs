@@ -16,6 +16,7 @@ use byok_protocol::public::TpmtPublic;
 use byok_protocol::templates::{born_key_template, sealed_data_template, BornKeyAlg};
 use byok_protocol::text::inert;
 use byok_protocol::tpm::alg;
+use byok_protocol::world::WorldId;
 use rand::RngCore;
 use serde_bytes::ByteBuf;
 use sha2::Digest as _;
@@ -46,14 +47,13 @@ fn pcr_policy(tpm: &mut Tpm, spec: &PcrSpec) -> Result<Vec<u8>> {
 /// TPM2_Create and returns (TPM2B_PUBLIC, TPM2B_PRIVATE).
 fn create_under_kek(
     ctx: &Ctx,
-    world: &str,
+    world: &WorldId,
     name: &str,
     pcrs: Option<&str>,
     alg_name: &str,
     origin: KeyOrigin,
     make: impl FnOnce(&mut Tpm, &Parent, Vec<u8>) -> Result<(Vec<u8>, Vec<u8>)>,
 ) -> Result<TpmtPublic> {
-    check_id("world", world)?;
     check_id("key name", name)?;
     let spec = pcrs.map(parse_pcr_spec).transpose()?;
     let state = StateDir::open(&ctx.state_dir)?;
@@ -71,7 +71,7 @@ fn create_under_kek(
     let parsed = parse_public(&public, "new key public")?;
     state.put_key(&KeyState {
         name: name.to_string(),
-        world: world.to_string(),
+        world: world.clone(),
         alg: alg_name.to_string(),
         origin,
         public: ByteBuf::from(public),
@@ -87,7 +87,7 @@ fn create_under_kek(
 /// key under the world's KEK: generated inside the TPM, never duplicable.
 pub fn create(
     ctx: &Ctx,
-    world: &str,
+    world: &WorldId,
     name: &str,
     key_alg: BornKeyAlg,
     pcrs: Option<&str>,
@@ -112,7 +112,13 @@ pub fn create(
 }
 
 /// `seal`: a sealed data object under the world's KEK.
-pub fn seal(ctx: &Ctx, world: &str, name: &str, input: &Path, pcrs: Option<&str>) -> Result<()> {
+pub fn seal(
+    ctx: &Ctx,
+    world: &WorldId,
+    name: &str,
+    input: &Path,
+    pcrs: Option<&str>,
+) -> Result<()> {
     let data = read_input(input)?;
     if data.len() > crate::tpm::MAX_SEALED {
         return Err(AgentError::InvalidArgument {
@@ -379,7 +385,7 @@ pub fn keyfile(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn keys_list(ctx: &Ctx, world: Option<&str>) -> Result<()> {
+pub fn keys_list(ctx: &Ctx, world: Option<&WorldId>) -> Result<()> {
     let state = StateDir::open(&ctx.state_dir)?;
     if let Some(w) = world {
         check_id("world", w)?;
@@ -388,7 +394,7 @@ pub fn keys_list(ctx: &Ctx, world: Option<&str>) -> Result<()> {
     for k in state
         .keys()?
         .into_iter()
-        .filter(|k| world.is_none_or(|w| k.world == w))
+        .filter(|k| world.is_none_or(|w| &k.world == w))
     {
         println!("{}\t{}\t{}\t{}", k.name, k.world, inert(&k.alg), k.origin);
     }

@@ -26,13 +26,13 @@ use byok_protocol::keys::{SymmetricKey, SymmetricKind, TargetKey, TpmObjectKey};
 use byok_protocol::policy::PcrSpec;
 use byok_protocol::public::TpmtPublic;
 use byok_protocol::world::compat_kid;
+use byok_protocol::world::WorldId;
 use rand::RngCore;
 use serde_bytes::ByteBuf;
 use std::path::Path;
 use zeroize::Zeroizing;
 
-pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
-    check_id("world", world)?;
+pub fn import(ctx: &Ctx, world: &WorldId, input: &Path, name: &str) -> Result<()> {
     check_id("key name", name)?;
     let bytes = read_file(input)?;
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
@@ -76,7 +76,7 @@ pub fn import(ctx: &Ctx, world: &str, input: &Path, name: &str) -> Result<()> {
 
     let key = KeyState {
         name: name.to_string(),
-        world: world.to_string(),
+        world: world.clone(),
         alg: pkg.key.alg.clone(),
         origin: KeyOrigin::Imported,
         public: pkg.object.public.clone(),
@@ -137,23 +137,23 @@ fn import_software_key(
 /// anything else could be taken out again with TPM2_Duplicate). Returns the
 /// object's public area and its PCR binding.
 fn check_package(pkg: &TransferPackage, w: &WorldState) -> Result<(TpmtPublic, Option<PcrSpec>)> {
-    let world = w.world.as_str();
-    if pkg.world != world {
+    let world = &w.world;
+    if pkg.world != *world {
         return Err(AgentError::PackageWorldMismatch {
             package: pkg.world.clone(),
-            world: world.to_string(),
+            world: world.clone(),
         });
     }
     if let Some(generation) = retired_generation(w, &pkg.kek_name) {
         return Err(AgentError::KekRotated {
-            world: world.to_string(),
+            world: world.clone(),
             generation,
         });
     }
     let kek_name = parse_public(&w.kek.public, "KEK public")?.name();
     if pkg.kek_name.as_ref() != kek_name.as_slice() {
         return Err(AgentError::PackageKekMismatch {
-            world: world.to_string(),
+            world: world.clone(),
             package: hex::encode(&pkg.kek_name),
             ours: hex::encode(kek_name),
         });
@@ -161,7 +161,7 @@ fn check_package(pkg: &TransferPackage, w: &WorldState) -> Result<(TpmtPublic, O
     let ak_name = parse_public(&w.ak_public, "AK public")?.name();
     if pkg.ak_name.as_ref() != ak_name.as_slice() {
         return Err(AgentError::PackageAkMismatch {
-            world: world.to_string(),
+            world: world.clone(),
             package: hex::encode(&pkg.ak_name),
             ours: hex::encode(ak_name),
         });
@@ -175,8 +175,7 @@ fn check_package(pkg: &TransferPackage, w: &WorldState) -> Result<(TpmtPublic, O
     Ok((object, key_pcrs))
 }
 
-pub fn export_kek(ctx: &Ctx, world: &str, format: KeyFormat, out: Option<&Path>) -> Result<()> {
-    check_id("world", world)?;
+pub fn export_kek(ctx: &Ctx, world: &WorldId, format: KeyFormat, out: Option<&Path>) -> Result<()> {
     let state = StateDir::open(&ctx.state_dir)?;
     let w = state.world(world)?;
     let public = w
@@ -227,7 +226,7 @@ pub fn export_kek(ctx: &Ctx, world: &str, format: KeyFormat, out: Option<&Path>)
 // their failures are reported (document, kid, rotated KEK, sizes), then the
 // unwrap in the TPM and the import; splitting it would scatter that order.
 /// Import a `.byok` file made for this world's compat KEK.
-pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<()> {
+pub fn import_byok(ctx: &Ctx, world: &WorldId, bytes: &[u8], name: &str) -> Result<()> {
     let bad = |s: &str| AgentError::BadByok(s.to_string());
     let doc = ByokFile::from_json(bytes).map_err(|e| AgentError::BadByok(e.to_string()))?;
     let hash = match doc.header.enc {
@@ -256,7 +255,7 @@ pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<(
         })
     }) {
         return Err(AgentError::KekRotated {
-            world: world.to_string(),
+            world: world.clone(),
             generation: old.generation,
         });
     }
@@ -311,7 +310,7 @@ pub fn import_byok(ctx: &Ctx, world: &str, bytes: &[u8], name: &str) -> Result<(
 
     state.put_key(&KeyState {
         name: name.to_string(),
-        world: world.to_string(),
+        world: world.clone(),
         alg,
         origin: KeyOrigin::ImportedByok,
         public: ByteBuf::from(public.to_tpm2b()),

@@ -3,13 +3,14 @@
 //! lives under (re-creating an evicted KEK, recognising a cleared TPM),
 //! `worlds list`, `kek rotate` and `world destroy`.
 
-use crate::context::{check_id, kek_parent, kek_spec, parse_public, world_kek, Ctx};
+use crate::context::{kek_parent, kek_spec, parse_public, world_kek, Ctx};
 use crate::error::{AgentError, Result};
 use crate::state::{KekRecord, KeyState, StateDir, WorldState};
 use crate::tpm::{EkKind, KekAt, Parent, Tpm};
 use byok_protocol::policy::PcrSpec;
 use byok_protocol::templates::{compat_kek_template, kek_template, KekAlg, KekSpec};
 use byok_protocol::world::pcr_bound_kek_policy;
+use byok_protocol::world::WorldId;
 use serde_bytes::ByteBuf;
 
 /// The world's compat KEK, created under the KEK (TPM2_Create).
@@ -51,7 +52,7 @@ fn parse_pcrs_arg(pcrs: Option<&str>) -> Result<Option<PcrSpec>> {
 /// A new KEK for `world`: returns its record (handle, public, template inputs).
 fn new_kek(
     tpm: &mut Tpm,
-    world: &str,
+    world: &WorldId,
     alg: KekAlg,
     generation: u32,
     pcrs: Option<&PcrSpec>,
@@ -85,8 +86,7 @@ pub struct InitOptions<'a> {
     pub pcrs: Option<&'a str>,
 }
 
-pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
-    check_id("world", world)?;
+pub fn init(ctx: &Ctx, world: &WorldId, opts: &InitOptions) -> Result<()> {
     let kek_alg = opts.kek_alg;
     let ek_kind = opts.ek;
     let pcrs = parse_pcrs_arg(opts.pcrs)?;
@@ -114,7 +114,7 @@ pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
         (None, None)
     };
     let w = WorldState {
-        world: world.to_string(),
+        world: world.clone(),
         ek_handle: ek_kind.handle(),
         ak_public: ByteBuf::from(ak_public),
         ak_private: ByteBuf::from(ak_private),
@@ -135,7 +135,7 @@ pub fn init(ctx: &Ctx, world: &str, opts: &InitOptions) -> Result<()> {
 fn reinit(
     state: &StateDir,
     tpm: &mut Tpm,
-    world: &str,
+    world: &WorldId,
     opts: &InitOptions,
     pcrs: Option<&PcrSpec>,
 ) -> Result<()> {
@@ -260,8 +260,7 @@ pub fn worlds_list(ctx: &Ctx) -> Result<()> {
 /// `pcrs`, or to the current values of the PCRs the old one was bound to,
 /// "none" for no binding). The old KEK stays persistent for the keys stored
 /// under them, which keep working; packages wrapped for it are refused.
-pub fn kek_rotate(ctx: &Ctx, world: &str, pcrs: Option<&str>) -> Result<()> {
-    check_id("world", world)?;
+pub fn kek_rotate(ctx: &Ctx, world: &WorldId, pcrs: Option<&str>) -> Result<()> {
     let state = StateDir::open(&ctx.state_dir)?;
     let mut w = state.world(world)?;
     let mut tpm = Tpm::open(&ctx.tcti)?;
@@ -284,7 +283,7 @@ pub fn kek_rotate(ctx: &Ctx, world: &str, pcrs: Option<&str>) -> Result<()> {
     // Keys under the current KEK are pinned to it first: if anything below
     // fails, they still name the KEK they live under.
     let mut pinned = 0;
-    for mut k in state.keys()?.into_iter().filter(|k| k.world == world) {
+    for mut k in state.keys()?.into_iter().filter(|k| k.world == *world) {
         if k.kek_handle.is_none() {
             k.kek_handle = Some(old.handle);
             state.put_key(&k)?;
@@ -321,14 +320,13 @@ pub fn kek_rotate(ctx: &Ctx, world: &str, pcrs: Option<&str>) -> Result<()> {
 
 /// `world destroy`: evict the world's KEKs from the TPM and delete its keys
 /// and state. Irreversible, so it asks for `--yes`.
-pub fn world_destroy(ctx: &Ctx, world: &str, yes: bool) -> Result<()> {
-    check_id("world", world)?;
+pub fn world_destroy(ctx: &Ctx, world: &WorldId, yes: bool) -> Result<()> {
     let state = StateDir::open(&ctx.state_dir)?;
     let w = state.world(world)?;
     let keys: Vec<KeyState> = state
         .keys()?
         .into_iter()
-        .filter(|k| k.world == world)
+        .filter(|k| k.world == *world)
         .collect();
     let mut keks = vec![w.kek.clone()];
     keks.extend(w.retired.iter().cloned());

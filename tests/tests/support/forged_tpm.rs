@@ -51,7 +51,7 @@ pub fn setup() -> Setup {
     };
     let opts = Options {
         nonce: hex::decode(&n).unwrap(),
-        world: Some("eu".into()),
+        world: Some("eu".parse().unwrap()),
         policy: Default::default(),
         now: SystemTime::now(),
     };
