@@ -157,7 +157,14 @@ pub(crate) fn world_ek(
 /// was computed from (bank => index => value), for the verifier to recompute.
 pub(crate) fn kek_pcr_binding(
     w: &WorldState,
-) -> Result<Option<std::collections::BTreeMap<String, std::collections::BTreeMap<u32, ByteBuf>>>> {
+) -> Result<
+    Option<
+        std::collections::BTreeMap<
+            byok_protocol::hash::HashAlg,
+            std::collections::BTreeMap<u32, ByteBuf>,
+        >,
+    >,
+> {
     let rec = w.kek.clone();
     let Some(spec) = rec.pcrs.clone() else {
         return Ok(None);
@@ -169,7 +176,5 @@ pub(crate) fn kek_pcr_binding(
         });
     }
     let bank = spec.pcrs.iter().copied().zip(rec.pcr_values).collect();
-    Ok(Some(
-        [(spec.bank.name().to_string(), bank)].into_iter().collect(),
-    ))
+    Ok(Some([(spec.bank, bank)].into_iter().collect()))
 }

@@ -61,15 +61,15 @@ pub struct KekEvidence {
     /// authPolicy was computed from. Not signed itself: the verifier
     /// recomputes the authPolicy (signed, in the KEK's Name) from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pcr_binding: Option<BTreeMap<String, BTreeMap<u32, ByteBuf>>>,
+    pub pcr_binding: Option<BTreeMap<crate::hash::HashAlg, BTreeMap<u32, ByteBuf>>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct QuoteEvidence {
     pub attest: ByteBuf,
     pub signature: ByteBuf,
-    /// Bank name ("sha256") → PCR index → value.
-    pub pcrs: BTreeMap<String, BTreeMap<u32, ByteBuf>>,
+    /// Bank (its name on disk: "sha256") → PCR index → value.
+    pub pcrs: BTreeMap<crate::hash::HashAlg, BTreeMap<u32, ByteBuf>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

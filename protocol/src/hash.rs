@@ -59,6 +59,7 @@ impl HashAlg {
         }
     }
 
+    /// The bank or hash named as in "sha256:0,7", evidence maps and policy files.
     pub fn from_name(s: &str) -> Option<HashAlg> {
         match s {
             "sha1" => Some(HashAlg::Sha1),
@@ -114,4 +115,31 @@ impl HashAlg {
 /// SHA-256 of one buffer (used for nonces and world bindings).
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(data).into()
+}
+
+/// Its name ("sha256"), as in "sha256:0,7" and error messages.
+impl std::fmt::Display for HashAlg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A PCR bank or hash in a document or policy file: its name ("sha256"),
+/// read once into the enum (an unknown name makes the file unreadable).
+impl serde::Serialize for HashAlg {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HashAlg {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<HashAlg, D::Error> {
+        let name = String::deserialize(d)?;
+        HashAlg::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format_args!(
+                "unknown PCR bank {:?} (use sha256, sha384, sha512 or sha1)",
+                crate::text::inert(&name)
+            ))
+        })
+    }
 }

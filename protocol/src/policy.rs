@@ -29,17 +29,9 @@ impl PcrSpec {
             Some((b, l)) => (b.trim(), l),
             None => ("sha256", s),
         };
-        let bank = match bank {
-            "sha1" => HashAlg::Sha1,
-            "sha256" => HashAlg::Sha256,
-            "sha384" => HashAlg::Sha384,
-            "sha512" => HashAlg::Sha512,
-            other => {
-                return Err(format!(
-                    "unknown PCR bank {other:?} (use sha256, sha384, sha512 or sha1)"
-                ))
-            }
-        };
+        let bank = HashAlg::from_name(bank).ok_or_else(|| {
+            format!("unknown PCR bank {bank:?} (use sha256, sha384, sha512 or sha1)")
+        })?;
         let mut pcrs = Vec::new();
         for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let i: u32 = part

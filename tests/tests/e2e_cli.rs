@@ -3,6 +3,7 @@
 
 use assert_cmd::Command;
 use byok_protocol::formats::{Document, Evidence};
+use byok_protocol::hash::HashAlg;
 use byok_tests::{keygen, nonce, tpm_a, verifier, world, wrap, Host};
 use predicates::str::contains;
 use std::path::Path;
@@ -188,7 +189,7 @@ fn policy_file_supplies_roots_and_reference_pcrs() {
     let work = TempDir::new().unwrap();
     let w = world(&host, "eu", work.path());
     let ev = evidence_of(&w.evidence);
-    let pcr = |i: u32| hex::encode(&ev.quote.pcrs["sha256"][&i]);
+    let pcr = |i: u32| hex::encode(&ev.quote.pcrs[&HashAlg::Sha256][&i]);
     let policy = work.path().join("policy.toml");
     let write_policy = |pcr7: &str, extra: &str| {
         std::fs::write(

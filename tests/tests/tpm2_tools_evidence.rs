@@ -198,7 +198,9 @@ fn evidence_from_tpm2_tools_outputs_verifies() {
         quote: QuoteEvidence {
             attest: read("quote.msg"),
             signature: read("quote.sig"),
-            pcrs: [("sha256".to_string(), bank)].into_iter().collect(),
+            pcrs: [(byok_protocol::hash::HashAlg::Sha256, bank)]
+                .into_iter()
+                .collect(),
         },
         compat_kek: None,
         agent: Some("tpm2-tools".into()),

@@ -2,6 +2,7 @@
 //! tampered variants of it; each must fail with its named error.
 
 use byok_protocol::formats::{Document, Evidence};
+use byok_protocol::hash::HashAlg;
 use byok_tests::{nonce, tpm_a, tpm_b, Host};
 use byok_verifier::certs::{load_certificates, TrustStore};
 use byok_verifier::error::VerifyError;
@@ -82,7 +83,7 @@ fn every_flipped_byte_of_a_tpm_signed_field_is_refused() {
         assert!(check(&c, &ev).is_err(), "{name} extended was accepted");
     }
     // Every PCR value.
-    for i in c.ev.quote.pcrs["sha256"]
+    for i in c.ev.quote.pcrs[&HashAlg::Sha256]
         .keys()
         .copied()
         .collect::<Vec<_>>()
@@ -90,7 +91,7 @@ fn every_flipped_byte_of_a_tpm_signed_field_is_refused() {
         let mut ev = c.ev.clone();
         ev.quote
             .pcrs
-            .get_mut("sha256")
+            .get_mut(&HashAlg::Sha256)
             .unwrap()
             .get_mut(&i)
             .unwrap()[0] ^= 1;
@@ -269,7 +270,7 @@ fn forged_evidence_fails_with_the_named_check() {
 
     // PCRs: a value changed, one left out, one added, a short value.
     let mut ev = c.ev.clone();
-    ev.quote.pcrs.get_mut("sha256").unwrap().remove(&7);
+    ev.quote.pcrs.get_mut(&HashAlg::Sha256).unwrap().remove(&7);
     assert!(matches!(
         check(&c, &ev),
         Err(VerifyError::PcrSelectionMismatch { quoted, listed })
@@ -279,7 +280,7 @@ fn forged_evidence_fails_with_the_named_check() {
     let mut ev = c.ev.clone();
     let extra: std::collections::BTreeMap<u32, ByteBuf> =
         [(0u32, ByteBuf::from(vec![0u8; 20]))].into_iter().collect();
-    ev.quote.pcrs.insert("sha1".into(), extra);
+    ev.quote.pcrs.insert(HashAlg::Sha1, extra);
     assert!(matches!(
         check(&c, &ev),
         Err(VerifyError::PcrSelectionMismatch { .. })
@@ -287,7 +288,7 @@ fn forged_evidence_fails_with_the_named_check() {
     let mut ev = c.ev.clone();
     ev.quote
         .pcrs
-        .get_mut("sha256")
+        .get_mut(&HashAlg::Sha256)
         .unwrap()
         .insert(9, ByteBuf::from(vec![0u8; 32]));
     assert!(matches!(
@@ -297,7 +298,7 @@ fn forged_evidence_fails_with_the_named_check() {
     let mut ev = c.ev.clone();
     ev.quote
         .pcrs
-        .get_mut("sha256")
+        .get_mut(&HashAlg::Sha256)
         .unwrap()
         .get_mut(&0)
         .unwrap()
@@ -307,8 +308,8 @@ fn forged_evidence_fails_with_the_named_check() {
         Err(VerifyError::PcrValueLength { index: 0, .. })
     ));
     let mut ev = c.ev.clone();
-    let bank = ev.quote.pcrs.remove("sha256").unwrap();
-    ev.quote.pcrs.insert("sha1".into(), bank);
+    let bank = ev.quote.pcrs.remove(&HashAlg::Sha256).unwrap();
+    ev.quote.pcrs.insert(HashAlg::Sha1, bank);
     assert!(matches!(
         check(&c, &ev),
         Err(VerifyError::PcrSelectionMismatch { .. })

@@ -6,6 +6,7 @@
 mod forged_tpm;
 
 use byok_protocol::formats::Signed;
+use byok_protocol::hash::HashAlg;
 use byok_protocol::public::{primary_qualified_name, qualified_name, TpmtPublic};
 use byok_protocol::tpm::{attr, rh, st};
 use byok_protocol::wire::{tpm2b, Writer};
@@ -156,7 +157,7 @@ fn a_quote_over_no_pcrs_is_refused() {
     let mut ev = s.ev.clone();
     ev.quote.attest = ByteBuf::from(quote.marshall().unwrap());
     ev.quote.signature = ByteBuf::from(sig.marshall().unwrap());
-    ev.quote.pcrs.get_mut("sha256").unwrap().clear();
+    ev.quote.pcrs.get_mut(&HashAlg::Sha256).unwrap().clear();
     let r = verify(&s, &ev);
     assert!(matches!(r, Err(VerifyError::PcrSelectionEmpty)), "{r:?}");
 }

@@ -4,6 +4,7 @@
 #[path = "support/forged_tpm.rs"]
 mod forged_tpm;
 
+use byok_protocol::hash::HashAlg;
 use byok_protocol::tpm::attr;
 use byok_verifier::error::VerifyError;
 use byok_verifier::policy::KekPcrRequirement;
@@ -48,7 +49,7 @@ fn pcr_bound_keks_verify_only_with_the_values_their_policy_was_made_from() {
     // Malformed bindings: two banks; a wrong value size.
     let mut forged = ev.clone();
     let mut two = binding(&values);
-    two.insert("sha1".into(), Default::default());
+    two.insert(HashAlg::Sha1, Default::default());
     forged.kek.pcr_binding = Some(two);
     assert!(matches!(
         verify(&s, &forged),
@@ -64,8 +65,8 @@ fn pcr_bound_keks_verify_only_with_the_values_their_policy_was_made_from() {
     // PCR indices beyond 23, and an empty bank.
     let mut forged = ev.clone();
     let mut high = binding(&values);
-    let v = high.get_mut("sha256").unwrap().remove(&23).unwrap();
-    high.get_mut("sha256").unwrap().insert(24, v);
+    let v = high.get_mut(&HashAlg::Sha256).unwrap().remove(&23).unwrap();
+    high.get_mut(&HashAlg::Sha256).unwrap().insert(24, v);
     forged.kek.pcr_binding = Some(high);
     assert!(matches!(
         verify(&s, &forged),
@@ -73,7 +74,7 @@ fn pcr_bound_keks_verify_only_with_the_values_their_policy_was_made_from() {
     ));
     let mut forged = ev.clone();
     forged.kek.pcr_binding = Some(
-        [("sha256".to_string(), Default::default())]
+        [(HashAlg::Sha256, Default::default())]
             .into_iter()
             .collect(),
     );
@@ -85,7 +86,7 @@ fn pcr_bound_keks_verify_only_with_the_values_their_policy_was_made_from() {
     // The policy's reference values fix the bound values.
     let mut opts = s.opts.clone();
     opts.policy.reference_pcrs.insert(
-        "sha256".into(),
+        HashAlg::Sha256,
         [(23u32, vec![0x24u8; 32])].into_iter().collect(),
     );
     let r = verify_evidence(&ev, &s.store, &opts).map(|_| ());
@@ -104,7 +105,7 @@ fn pcr_bound_keks_verify_only_with_the_values_their_policy_was_made_from() {
     let r = verify_evidence(&s.ev, &s.store, &opts).map(|_| ());
     assert!(matches!(r, Err(VerifyError::KekNotPcrBound)), "{r:?}");
     opts.policy.reference_pcrs.insert(
-        "sha256".into(),
+        HashAlg::Sha256,
         [(16u32, values[0].clone()), (23, values[1].clone())]
             .into_iter()
             .collect(),
@@ -133,7 +134,7 @@ fn required_kek_pcr_bindings_need_fixed_pcrs_with_reference_values() {
         let mut opts = s.opts.clone();
         opts.policy.require_kek_pcrs = req;
         opts.policy.reference_pcrs.insert(
-            "sha256".into(),
+            HashAlg::Sha256,
             refs.iter().map(|(i, v)| (*i, v.to_vec())).collect(),
         );
         verify_evidence(&ev, &s.store, &opts).map(|_| ())

@@ -1,6 +1,7 @@
 //! Verification failures. Each variant names the check that failed.
 
 use byok_protocol::error::{CryptoError, FormatError, KeyError, WireError};
+use byok_protocol::hash::HashAlg;
 use byok_protocol::world::WorldId;
 use thiserror::Error;
 
@@ -12,13 +13,13 @@ pub enum VerifyError {
     Policy { path: String, detail: String },
     #[error("PCR {bank}:{index} is {found}, the policy expects {expected}")]
     PcrValueMismatch {
-        bank: String,
+        bank: HashAlg,
         index: u32,
         expected: String,
         found: String,
     },
     #[error("the policy sets PCR {bank}:{index}, but the quote does not cover it")]
-    PcrNotQuoted { bank: String, index: u32 },
+    PcrNotQuoted { bank: HashAlg, index: u32 },
     // --- the file itself
     #[error("{path}: {source}")]
     Io {
@@ -150,14 +151,14 @@ pub enum VerifyError {
     )]
     KekPcrsMissing { bound: String, missing: String },
     #[error("KEK is bound to PCR {bank}:{index}, which has no reference value in the policy: a required binding must pin values the operator chose (add it under [worlds.W.pcrs.{bank}])")]
-    KekPcrUnreferenced { bank: String, index: u32 },
+    KekPcrUnreferenced { bank: HashAlg, index: u32 },
     #[error("KEK PCR binding in the evidence is malformed: {0}")]
     KekPcrBindingMalformed(String),
     #[error("KEK has a PCR policy but userWithAuth set: its auth value bypasses the policy")]
     KekPcrBindingNotEnforced,
     #[error("KEK is bound to PCR {bank}:{index} = {found}, but the policy's reference value is {expected}")]
     KekPcrBindingMismatch {
-        bank: String,
+        bank: HashAlg,
         index: u32,
         expected: String,
         found: String,
@@ -182,7 +183,7 @@ pub enum VerifyError {
     PcrDigestMismatch,
     #[error("PCR {bank}:{index} value has {len} bytes")]
     PcrValueLength {
-        bank: String,
+        bank: HashAlg,
         index: u32,
         len: usize,
     },

@@ -65,7 +65,7 @@ pub fn describe(bytes: &[u8]) -> Result<Value, String> {
                 .iter()
                 .map(|(bank, v)| {
                     (
-                        bank.clone(),
+                        bank.to_string(),
                         json!(v
                             .iter()
                             .map(|(i, d)| (i.to_string(), json!(hex::encode(d))))

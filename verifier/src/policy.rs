@@ -25,7 +25,7 @@ pub struct Policy {
     /// TPM_ECC_CURVE ids allowed for ECC AKs.
     pub allowed_curves: Vec<u16>,
     /// Reference PCR values: bank name -> index -> value.
-    pub reference_pcrs: BTreeMap<String, BTreeMap<u32, Vec<u8>>>,
+    pub reference_pcrs: BTreeMap<HashAlg, BTreeMap<u32, Vec<u8>>>,
     pub roots: Vec<PathBuf>,
     pub intermediates: Vec<PathBuf>,
     /// The PCR binding a KEK must have (`init --pcrs`).
@@ -199,7 +199,7 @@ fn apply(
     for (bank, values) in r.pcrs.iter().flatten() {
         let h = HashAlg::from_name(bank)
             .ok_or_else(|| bad(path, format!("unknown PCR bank {bank:?}")))?;
-        let out = p.reference_pcrs.entry(bank.clone()).or_default();
+        let out = p.reference_pcrs.entry(h).or_default();
         for (index, value) in values {
             let i: u32 = index
                 .parse()
@@ -379,7 +379,7 @@ require_kek_pcrs = [7, 0]
         assert!(pol.require_enrolled);
         assert!(pol.allow_sha1 && pol.allows_hash(HashAlg::Sha1));
         assert_eq!(pol.allowed_curves, vec![curve::NIST_P384]);
-        assert_eq!(pol.reference_pcrs["sha256"][&0], vec![0u8; 32]);
+        assert_eq!(pol.reference_pcrs[&HashAlg::Sha256][&0], vec![0u8; 32]);
         assert_eq!(pol.roots, vec![p.parent().unwrap().join("ca.pem")]);
         assert_eq!(pol.require_kek_pcrs, KekPcrRequirement::These(vec![0, 7]));
         assert!(!Policy::default().allows_hash(HashAlg::Sha1));

@@ -88,7 +88,7 @@ pub fn evidence(ctx: &Ctx, world: &WorldId, nonce: &str, pcrs: &str, out: &Path)
         bank.insert(i, ByteBuf::from(v));
     }
     let mut banks = BTreeMap::new();
-    banks.insert("sha256".to_string(), bank);
+    banks.insert(byok_protocol::hash::HashAlg::Sha256, bank);
     let ev = Evidence {
         kind: byok_protocol::formats::EVIDENCE_TYPE.into(),
         version: byok_protocol::formats::VERSION,

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use byok_protocol::formats::{Document, Evidence, Signed};
+use byok_protocol::hash::HashAlg;
 use byok_protocol::public::{PublicId, PublicParams, Scheme, SymDef, TpmtPublic};
 use byok_protocol::tpm::{alg, attr};
 use byok_protocol::wire::{tpm2b, unwrap_tpm2b};
@@ -285,20 +286,20 @@ pub fn pcr_bound_kek_on(spec: &str, attributes: u32, values: &[Vec<u8>]) -> Tpmt
 
 pub fn binding(
     values: &[Vec<u8>],
-) -> std::collections::BTreeMap<String, std::collections::BTreeMap<u32, ByteBuf>> {
+) -> std::collections::BTreeMap<HashAlg, std::collections::BTreeMap<u32, ByteBuf>> {
     binding_on(&[16, 23], values)
 }
 
 pub fn binding_on(
     pcrs: &[u32],
     values: &[Vec<u8>],
-) -> std::collections::BTreeMap<String, std::collections::BTreeMap<u32, ByteBuf>> {
+) -> std::collections::BTreeMap<HashAlg, std::collections::BTreeMap<u32, ByteBuf>> {
     let bank = pcrs
         .iter()
         .copied()
         .zip(values.iter().map(|v| ByteBuf::from(v.clone())))
         .collect();
-    [("sha256".to_string(), bank)].into_iter().collect()
+    [(HashAlg::Sha256, bank)].into_iter().collect()
 }
 
 /// Import a software RSA storage key with `attributes` under a fresh owner

@@ -46,14 +46,11 @@ pub fn check_kek_binding(
         Some(b) => b,
     };
     let mut banks = binding.iter();
-    let (Some((bank_name, values)), None) = (banks.next(), banks.next()) else {
+    let (Some((&bank, values)), None) = (banks.next(), banks.next()) else {
         return Err(VerifyError::KekPcrBindingMalformed(
             "exactly one PCR bank".into(),
         ));
     };
-    let bank = HashAlg::from_name(bank_name).ok_or_else(|| {
-        VerifyError::KekPcrBindingMalformed(format!("unknown bank {bank_name:?}"))
-    })?;
     let pcrs: Vec<u32> = values.keys().copied().collect();
     if pcrs.is_empty() || pcrs.iter().any(|i| *i > 23) {
         return Err(VerifyError::KekPcrBindingMalformed(
@@ -62,7 +59,7 @@ pub fn check_kek_binding(
     }
     if values.values().any(|v| v.len() != bank.size()) {
         return Err(VerifyError::KekPcrBindingMalformed(format!(
-            "{bank_name} values have {} bytes",
+            "{bank} values have {} bytes",
             bank.size()
         )));
     }
@@ -99,13 +96,13 @@ fn check_kek_pcr_rules(
             Ok(())
         };
     };
-    let bank = b.pcrs.bank.name();
-    let refs = policy.reference_pcrs.get(bank);
+    let bank = b.pcrs.bank;
+    let refs = policy.reference_pcrs.get(&bank);
     for (i, v) in b.pcrs.pcrs.iter().zip(&b.values) {
         match refs.and_then(|r| r.get(i)) {
             Some(want) if want != v => {
                 return Err(VerifyError::KekPcrBindingMismatch {
-                    bank: bank.to_string(),
+                    bank,
                     index: *i,
                     expected: hex::encode(want),
                     found: hex::encode(v),
@@ -113,10 +110,7 @@ fn check_kek_pcr_rules(
             }
             Some(_) => {}
             None if policy.require_kek_pcrs.is_required() => {
-                return Err(VerifyError::KekPcrUnreferenced {
-                    bank: bank.to_string(),
-                    index: *i,
-                })
+                return Err(VerifyError::KekPcrUnreferenced { bank, index: *i })
             }
             None => {}
         }

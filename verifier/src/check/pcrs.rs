@@ -18,7 +18,7 @@ pub fn check_reference_pcrs(
     for (bank, refs) in &policy.reference_pcrs {
         for (index, expected) in refs {
             // This build quotes the sha256 bank only.
-            let found = if bank == "sha256" {
+            let found = if *bank == HashAlg::Sha256 {
                 pcrs.get(index)
             } else {
                 None
@@ -26,13 +26,13 @@ pub fn check_reference_pcrs(
             match found {
                 None => {
                     return Err(VerifyError::PcrNotQuoted {
-                        bank: bank.clone(),
+                        bank: *bank,
                         index: *index,
                     })
                 }
                 Some(v) if v != expected => {
                     return Err(VerifyError::PcrValueMismatch {
-                        bank: bank.clone(),
+                        bank: *bank,
                         index: *index,
                         expected: hex::encode(expected),
                         found: hex::encode(v),
@@ -78,12 +78,12 @@ pub fn check_pcrs(
     if quoted.is_empty() {
         return Err(VerifyError::PcrSelectionEmpty);
     }
-    let listed: Vec<(String, Vec<u32>)> = ev
+    let listed: Vec<(HashAlg, Vec<u32>)> = ev
         .quote
         .pcrs
         .iter()
         .filter(|(_, v)| !v.is_empty())
-        .map(|(b, v)| (b.clone(), v.keys().copied().collect()))
+        .map(|(b, v)| (*b, v.keys().copied().collect()))
         .collect();
     let describe_q = quoted
         .iter()
@@ -109,19 +109,19 @@ pub fn check_pcrs(
     if quoted.len() != 1
         || listed.len() != 1
         || quoted[0].0 != alg::SHA256
-        || listed[0].0 != "sha256"
+        || listed[0].0 != HashAlg::Sha256
         || *quoted[0].1 != listed[0].1
     {
         return Err(mismatch());
     }
-    let bank = &ev.quote.pcrs["sha256"];
+    let bank = &ev.quote.pcrs[&HashAlg::Sha256];
     let mut values = BTreeMap::new();
     let mut parts: Vec<&[u8]> = Vec::new();
     for i in quoted[0].1.iter() {
         let v = &bank[i];
         if v.len() != 32 {
             return Err(VerifyError::PcrValueLength {
-                bank: "sha256".into(),
+                bank: HashAlg::Sha256,
                 index: *i,
                 len: v.len(),
             });
