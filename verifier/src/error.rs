@@ -6,6 +6,7 @@ use byok_protocol::world::WorldId;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum VerifyError {
     #[error("usage: {0}")]
     Usage(String),
@@ -242,20 +243,123 @@ pub enum VerifyError {
     Key(#[from] KeyError),
 }
 
+/// What kind of failure an error is; each kind has one exit code. Every
+/// variant is classified below without a wildcard, so a new variant does not
+/// compile until it is put in its kind: exit 10 means a verification check
+/// failed, and nothing else, by construction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Bad command-line use (2).
+    Usage,
+    /// An input that cannot be read as what it should be: a malformed file,
+    /// policy, nonce or key (3).
+    Unreadable,
+    /// A file, directory, trust anchor or registry that cannot be read or written (4).
+    Io,
+    /// The key cannot be wrapped for the KEK (5).
+    CannotWrap,
+    /// A verification check failed, including a malformed TPM structure
+    /// inside the evidence (10).
+    Check,
+}
+
+impl Failure {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Failure::Usage => 2,
+            Failure::Unreadable => 3,
+            Failure::Io => 4,
+            Failure::CannotWrap => 5,
+            Failure::Check => 10,
+        }
+    }
+}
+
 impl VerifyError {
-    /// 2 usage, 3 unreadable input, 4 I/O, 5 cannot wrap, 10 a verification check
-    /// failed (including a malformed TPM structure inside the evidence).
-    pub fn exit_code(&self) -> i32 {
+    pub fn failure(&self) -> Failure {
         use VerifyError::*;
         match self {
-            Usage(_) => 2,
-            Policy { .. } => 3,
-            Io { .. } | Roots { .. } | Registry { .. } => 4,
-            Format { .. } | BadNonce(_) | Key(_) | TooLarge { .. } => 3,
-            Wrap(_) | CloudRefused { .. } => 5,
-            KekPublicUnreadable(_) => 3,
-            _ => 10,
+            Usage { .. } => Failure::Usage,
+            Policy { .. }
+            | TooLarge { .. }
+            | Format { .. }
+            | BadNonce { .. }
+            | KekPublicUnreadable { .. }
+            | Key { .. } => Failure::Unreadable,
+            Io { .. } | Roots { .. } | Registry { .. } => Failure::Io,
+            CloudRefused { .. } | Wrap { .. } => Failure::CannotWrap,
+            PcrValueMismatch { .. }
+            | PcrNotQuoted { .. }
+            | Malformed { .. }
+            | AttestMagic { .. }
+            | AttestType { .. }
+            | EkCertificateUnparseable { .. }
+            | EkChainUntrusted { .. }
+            | CertificateSignatureInvalid { .. }
+            | CertificateSha1 { .. }
+            | CertificateAlgorithmUnsupported { .. }
+            | CertificateNotValidNow { .. }
+            | IssuerNotCa { .. }
+            | EkCertificateProfile { .. }
+            | EkKeyTooWeak { .. }
+            | CertificateCriticalExtension { .. }
+            | PathLengthExceeded { .. }
+            | NameConstraintsUnsupported { .. }
+            | EkPublicMismatch
+            | EkAttributes { .. }
+            | AkAttributes { .. }
+            | AkKeyUnsupported { .. }
+            | SignatureInvalid { .. }
+            | SignatureUnusable { .. }
+            | SignatureHashNotAllowed { .. }
+            | NonceMismatch { .. }
+            | QualifiedSignerMismatch { .. }
+            | CertifiedNameMismatch
+            | KekNotFixedTpm
+            | KekNotFixedParent
+            | KekNotSensitiveDataOrigin
+            | KekNotStorageKey { .. }
+            | KekKeyUnsupported { .. }
+            | KekHierarchy { .. }
+            | KekWorldMismatch { .. }
+            | KekNotPcrBound
+            | KekPcrResettable { .. }
+            | KekPcrsMissing { .. }
+            | KekPcrUnreferenced { .. }
+            | KekPcrBindingMalformed { .. }
+            | KekPcrBindingNotEnforced
+            | KekPcrBindingMismatch { .. }
+            | CompatKekNameMismatch
+            | CompatKekNotUnderKek
+            | CompatKekAttributes { .. }
+            | NoCompatKek
+            | PcrSelectionEmpty
+            | PcrSelectionMismatch { .. }
+            | PcrDigestMismatch
+            | PcrValueLength { .. }
+            | WorldMismatch { .. }
+            | EvidenceNonceMismatch
+            | EkChainTooLong { .. }
+            | ActivationMismatch { .. }
+            | AkNotProven { .. }
+            | AkNotEnrolled { .. }
+            | WorldNotEnrolled { .. }
+            | EkNotEnrolled { .. }
+            | HostEkConflict { .. }
+            | EkEnrolledAs { .. }
+            | WorldAkConflict { .. }
+            | ReceiptWorldMismatch { .. }
+            | ReceiptAkMismatch
+            | ReceiptKeyNotUnderKek
+            | ReceiptKeyNotTransferred
+            | TransferKekMismatch => Failure::Check,
         }
+    }
+
+    /// 2 usage, 3 unreadable input, 4 I/O, 5 cannot wrap, 10 a verification
+    /// check failed ([`Failure`]).
+    pub fn exit_code(&self) -> i32 {
+        self.failure().exit_code()
     }
 }
 
