@@ -267,7 +267,8 @@ fn an_activation_answers_exactly_its_challenge() {
 
 #[test]
 fn a_run_applies_the_world_policy_the_registry_and_the_activation() {
-    use byok_verifier::pipeline::{Pipeline, ProofFlags, TrustFlags};
+    use byok_verifier::pipeline::{Pipeline, ProofFlags};
+    use byok_verifier::trust::TrustFlags;
     let host = Host::new(tpm_a());
     let work = TempDir::new().unwrap();
     let w = work.path();

@@ -5,7 +5,8 @@
 use byok_protocol::keys::KeyAlg;
 use byok_protocol::world::WorldId;
 use byok_verifier::cloud::KeyType;
-use byok_verifier::pipeline::{ProofFlags, TrustFlags};
+use byok_verifier::pipeline::ProofFlags;
+use byok_verifier::trust::TrustFlags;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 

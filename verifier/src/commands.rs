@@ -10,9 +10,10 @@ use byok_protocol::keys::{SymmetricKey, SymmetricKind, TargetKey, TpmObjectKey};
 use byok_protocol::text::inert;
 use byok_verifier::cloud::{self, Cloud, CloudKey, KeyType};
 use byok_verifier::error::VerifyError;
-use byok_verifier::pipeline::{resolve_policy, trust_store, Pipeline, ProofFlags};
+use byok_verifier::pipeline::{Pipeline, ProofFlags};
 use byok_verifier::policy::PolicyFile;
 use byok_verifier::report::{identity_text, inert_json, with_identity};
+use byok_verifier::trust::{resolve_policy, trust_store};
 use byok_verifier::verify::{make_challenge, parse_nonce, require_proven_ak, Verified};
 use byok_verifier::{
     batch, inspect, read, read_document, receipt, registry, wrap, write_output, MAX_INPUT_SIZE,

@@ -13,6 +13,7 @@ pub mod policy;
 pub mod receipt;
 pub mod registry;
 pub mod report;
+pub mod trust;
 pub mod verify;
 pub mod wrap;
 

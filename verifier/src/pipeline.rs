@@ -16,10 +16,11 @@
 //!    world's `require_enrolled`);
 //! 5. the activation, when given ([`check_activation`]).
 
-use crate::certs::{load_certificates, TrustStore};
+use crate::certs::TrustStore;
 use crate::error::VerifyError;
-use crate::policy::{Policy, PolicyFile};
+use crate::policy::PolicyFile;
 use crate::registry::Registry;
+use crate::trust::{resolve_policy, trust_store, TrustFlags};
 use crate::verify::{check_activation, verify_evidence, Options, Verified};
 use byok_protocol::formats::{Activation, Challenge, Document, Evidence};
 use byok_protocol::world::WorldId;
@@ -27,15 +28,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
-
-/// The trust inputs of a command line (each overrides the policy file).
-#[derive(Debug, Clone, Default)]
-pub struct TrustFlags {
-    pub roots: Option<PathBuf>,
-    pub intermediates: Option<PathBuf>,
-    pub allow_sha1: bool,
-    pub policy: Option<PathBuf>,
-}
 
 /// How the operator lets the AK be proven.
 #[derive(Debug, Clone, Default)]
@@ -51,51 +43,6 @@ pub struct ProofFlags {
 pub struct Resolved {
     pub store: TrustStore,
     pub opts: Options,
-}
-
-/// Build the trust store a policy (and the flags over it) names.
-pub fn trust_store(flags: &TrustFlags, policy: &Policy) -> Result<TrustStore, VerifyError> {
-    let roots = match &flags.roots {
-        Some(r) => vec![r.clone()],
-        None => policy.roots.clone(),
-    };
-    if roots.is_empty() {
-        return Err(VerifyError::Usage(
-            "give --roots, or a --policy whose world (or [defaults]) has roots".into(),
-        ));
-    }
-    let intermediates = match &flags.intermediates {
-        Some(i) => vec![i.clone()],
-        None => policy.intermediates.clone(),
-    };
-    let mut store = TrustStore {
-        allow_sha1: policy.allow_sha1,
-        min_rsa_bits: policy.min_rsa_bits,
-        ..Default::default()
-    };
-    for r in &roots {
-        store.anchors.extend(load_certificates(r)?);
-    }
-    for i in &intermediates {
-        store.intermediates.extend(load_certificates(i)?);
-    }
-    Ok(store)
-}
-
-/// The policy file (if any) resolved for `world`, with the flags applied.
-pub fn resolve_policy(
-    file: Option<&PolicyFile>,
-    flags: &TrustFlags,
-    world: Option<&str>,
-) -> Result<Policy, VerifyError> {
-    let mut policy = match file {
-        Some(f) => f.resolve(world)?,
-        None => Policy::default(),
-    };
-    if flags.allow_sha1 {
-        policy.allow_sha1 = true;
-    }
-    Ok(policy)
 }
 
 /// The checks of one command run.

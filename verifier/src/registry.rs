@@ -10,6 +10,7 @@
 //! roots are kept (for example in git). A record that does not read is an
 //! error, never skipped.
 
+use crate::check::enrolment::{ak_name, check_enrolment};
 use crate::error::VerifyError;
 use crate::verify::{AkBinding, Verified};
 use byok_protocol::formats::{Document, EnrolledEk, EnrolledWorld, HostRecord, HOST_TYPE, VERSION};
@@ -96,46 +97,12 @@ impl Registry {
         self.hosts.iter().find(|h| h.host == host)
     }
 
-    /// Apply the registry to verified evidence: an enrolled EK with its
-    /// enrolled AK for this world is proven (`AkBinding::Enrolled`); an
-    /// enrolled EK with another AK is refused; with `require`, an EK that is
-    /// not enrolled (or not for this world) is refused.
+    /// Apply the registry to verified evidence: the enrolment check
+    /// ([`check_enrolment`]) with this EK's record.
     pub fn check(&self, verified: &mut Verified, require: bool) -> Result<(), VerifyError> {
-        let Some(rec) = self.by_ek(&verified.ek_name) else {
-            return if require {
-                Err(VerifyError::EkNotEnrolled {
-                    ek_certificate_sha256: hex::encode(verified.ek_certificate_sha256),
-                })
-            } else {
-                Ok(())
-            };
-        };
-        verified.host = Some(rec.host.clone());
-        match rec.worlds.get(&verified.world) {
-            Some(w) if ak_name(&w.ak_public).as_deref() == Some(verified.ak_name.as_slice()) => {
-                verified.ak_binding = AkBinding::Enrolled {
-                    host: rec.host.clone(),
-                    enrolled: w.enrolled,
-                };
-                Ok(())
-            }
-            Some(_) => Err(VerifyError::AkNotEnrolled {
-                host: rec.host.clone(),
-                world: verified.world.clone(),
-            }),
-            None if require => Err(VerifyError::WorldNotEnrolled {
-                host: rec.host.clone(),
-                world: verified.world.clone(),
-            }),
-            None => Ok(()),
-        }
+        let record = self.by_ek(&verified.ek_name);
+        check_enrolment(record, verified, require)
     }
-}
-
-fn ak_name(public: &[u8]) -> Option<Vec<u8>> {
-    byok_protocol::TpmtPublic::parse_tpm2b(public)
-        .ok()
-        .map(|p| p.name())
 }
 
 /// What an enrolment changed.

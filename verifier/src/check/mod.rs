@@ -12,13 +12,15 @@
 //! - [`kek`]: the KEK is a storage key generated in this TPM, bound to the
 //!   world, with the policy's PCR rules;
 //! - [`pcrs`]: the quoted PCRs are the listed ones, with these values;
-//! - [`activation`]: the AK proven to live in the EK's TPM.
+//! - [`activation`]: the AK proven to live in the EK's TPM;
+//! - [`enrolment`]: the AK proven by a registry record (an activation kept).
 
 pub mod activation;
 pub mod ak;
 pub mod attest;
 pub mod certified;
 pub mod ek;
+pub mod enrolment;
 pub mod kek;
 pub mod pcrs;
 
