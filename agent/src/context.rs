@@ -7,7 +7,6 @@
 use crate::error::{io, AgentError, Result};
 use crate::state::{KekRecord, KeyState, StateDir, WorldState};
 use crate::tpm::{EkKind, KekAt, Parent, ParentPolicy, Tpm};
-use byok_protocol::public::TpmtPublic;
 use byok_protocol::templates::{kek_template, KekAlg, KekSpec};
 use byok_protocol::world::WorldId;
 use byok_protocol::world::{pcr_bound_kek_policy, valid_id, world_policy};
@@ -28,13 +27,6 @@ pub(crate) fn check_id(what: &'static str, v: &str) -> Result<()> {
             value: v.to_string(),
         })
     }
-}
-
-pub(crate) fn parse_public(bytes: &[u8], what: &str) -> Result<TpmtPublic> {
-    TpmtPublic::parse_tpm2b(bytes).map_err(|e| AgentError::CorruptState {
-        path: what.to_string(),
-        detail: e.to_string(),
-    })
 }
 
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
@@ -133,12 +125,10 @@ pub(crate) fn owner_seed_changed(tpm: &mut Tpm, state: &StateDir) -> Result<Agen
 
 /// The record name of a retired KEK whose name is `kek_name`, if any.
 pub(crate) fn retired_generation(w: &WorldState, kek_name: &[u8]) -> Option<u32> {
-    w.retired.iter().find_map(|r| {
-        TpmtPublic::parse_tpm2b(&r.public)
-            .ok()
-            .filter(|p| p.name() == kek_name)
-            .map(|_| r.generation)
-    })
+    w.retired
+        .iter()
+        .find(|r| r.public.name() == kek_name)
+        .map(|r| r.generation)
 }
 
 /// The EK the world's AK was created under.

@@ -8,6 +8,7 @@
 
 use crate::error::{io, AgentError, Result};
 use byok_protocol::policy::PcrSpec;
+use byok_protocol::public::TpmtPublic;
 use byok_protocol::templates::KekAlg;
 use byok_protocol::world::WorldId;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -24,8 +25,8 @@ pub struct WorldState {
     pub world: WorldId,
     /// Persistent handle of the EK the AK was created under.
     pub ek_handle: u32,
-    /// TPM2B_PUBLIC and TPM2B_PRIVATE of the AK (a child of the EK).
-    pub ak_public: ByteBuf,
+    /// The AK's public area (TPM2B_PUBLIC on disk) and TPM2B_PRIVATE (a child of the EK).
+    pub ak_public: TpmtPublic,
     pub ak_private: ByteBuf,
     /// The current KEK (with the compat KEK's public area, if any).
     pub kek: KekRecord,
@@ -42,12 +43,12 @@ pub struct WorldState {
 struct WorldFile {
     world: WorldId,
     kek_handle: u32,
-    kek_public: ByteBuf,
+    kek_public: TpmtPublic,
     ek_handle: u32,
-    ak_public: ByteBuf,
+    ak_public: TpmtPublic,
     ak_private: ByteBuf,
     #[serde(default)]
-    compat_public: Option<ByteBuf>,
+    compat_public: Option<TpmtPublic>,
     #[serde(default)]
     compat_private: Option<ByteBuf>,
     /// Absent: rsa2048.
@@ -109,8 +110,8 @@ impl From<WorldState> for WorldFile {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KekRecord {
     pub handle: u32,
-    /// TPM2B_PUBLIC.
-    pub public: ByteBuf,
+    /// TPM2B_PUBLIC on disk.
+    pub public: TpmtPublic,
     #[serde(default)]
     pub alg: Option<KekAlg>,
     #[serde(default)]
@@ -119,9 +120,9 @@ pub struct KekRecord {
     pub pcrs: Option<PcrSpec>,
     #[serde(default)]
     pub pcr_values: Vec<ByteBuf>,
-    /// The compat KEK that lived under it, if any (TPM2B_PUBLIC).
+    /// The compat KEK that lived under it, if any (TPM2B_PUBLIC on disk).
     #[serde(default)]
-    pub compat_public: Option<ByteBuf>,
+    pub compat_public: Option<TpmtPublic>,
 }
 
 impl WorldState {
@@ -139,8 +140,8 @@ pub struct KeyState {
     pub world: WorldId,
     pub alg: String,
     pub origin: byok_protocol::formats::KeyOrigin,
-    /// TPM2B_PUBLIC.
-    pub public: ByteBuf,
+    /// TPM2B_PUBLIC on disk.
+    pub public: TpmtPublic,
     /// TPM2B_PRIVATE, encrypted by the TPM under the world's KEK.
     pub private: ByteBuf,
     #[serde(default)]
@@ -289,6 +290,22 @@ mod tests {
         Value::Text(s.into())
     }
 
+    /// Real public areas (TPM2B_PUBLIC), as the state holds them.
+    fn kek(generation: u32) -> TpmtPublic {
+        byok_protocol::templates::kek_template(
+            "eu",
+            &byok_protocol::templates::KekSpec {
+                alg: KekAlg::P256,
+                generation,
+                auth_policy: None,
+            },
+        )
+    }
+
+    fn public(p: &TpmtPublic) -> Value {
+        Value::Bytes(p.to_tpm2b())
+    }
+
     /// A world file as the agent has always written it (flat), with a
     /// PCR-bound KEK and one retired KEK.
     fn flat() -> Value {
@@ -296,11 +313,17 @@ mod tests {
         Value::Map(vec![
             (text("world"), text("eu")),
             (text("kek_handle"), Value::Integer(0x8100_0101u32.into())),
-            (text("kek_public"), bytes(1)),
+            (text("kek_public"), public(&kek(1))),
             (text("ek_handle"), Value::Integer(0x8101_0001u32.into())),
-            (text("ak_public"), bytes(2)),
+            (
+                text("ak_public"),
+                public(&byok_protocol::templates::ak_template()),
+            ),
             (text("ak_private"), bytes(3)),
-            (text("compat_public"), bytes(4)),
+            (
+                text("compat_public"),
+                public(&byok_protocol::templates::compat_kek_template()),
+            ),
             (text("compat_private"), bytes(5)),
             (text("kek_alg"), text("p256")),
             (text("kek_generation"), Value::Integer(1.into())),
@@ -313,7 +336,7 @@ mod tests {
                 text("retired_keks"),
                 Value::Array(vec![Value::Map(vec![
                     (text("handle"), Value::Integer(0x8100_0100u32.into())),
-                    (text("public"), bytes(8)),
+                    (text("public"), public(&kek(0))),
                     (text("alg"), text("p256")),
                 ])]),
             ),
@@ -333,9 +356,11 @@ mod tests {
             Some("sha256:0,7")
         );
         assert_eq!(
-            w.kek.compat_public.as_deref().map(|b| b.as_slice()),
-            Some(&[4u8; 4][..])
+            w.kek.compat_public,
+            Some(byok_protocol::templates::compat_kek_template())
         );
+        assert_eq!(w.kek.public, kek(1));
+        assert_eq!(w.retired[0].public.name(), kek(0).name());
         assert_eq!(
             w.compat_private.as_deref().map(|b| b.as_slice()),
             Some(&[5u8; 4][..])
@@ -364,6 +389,15 @@ mod tests {
         }
         let again: WorldState = ciborium::from_reader(&out[..]).unwrap();
         assert_eq!(again.kek.pcr_values, w.kek.pcr_values);
+        // Public areas are written back byte for byte.
+        let field = |name: &str| {
+            v.as_map()
+                .unwrap()
+                .iter()
+                .find(|(k, _)| k.as_text() == Some(name))
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(field("kek_public"), Some(public(&kek(1))));
         // A file of the oldest form (no kek_alg): an RSA-2048 KEK.
         let mut old = flat();
         if let Value::Map(m) = &mut old {

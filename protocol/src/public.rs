@@ -88,6 +88,22 @@ pub struct TpmtPublic {
     name: Vec<u8>,
 }
 
+/// Stored as its TPM2B_PUBLIC bytes (a CBOR byte string), exactly the bytes
+/// it was parsed from, and parsed once where it is read: the agent's state
+/// records hold public areas typed.
+impl serde::Serialize for TpmtPublic {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.to_tpm2b())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TpmtPublic {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<TpmtPublic, D::Error> {
+        let bytes = serde_bytes::ByteBuf::deserialize(d)?;
+        TpmtPublic::parse_tpm2b(&bytes).map_err(serde::de::Error::custom)
+    }
+}
+
 fn compute_name(name_alg: u16, raw: &[u8]) -> Vec<u8> {
     // parse() and build() callers only admit known hash ids.
     let h = HashAlg::from_tpm(name_alg).unwrap_or(HashAlg::Sha256);

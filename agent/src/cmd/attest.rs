@@ -2,9 +2,7 @@
 //! world's AK), `activate` (answering a credential challenge with the AK and
 //! the EK) and `attest-key` (a receipt: a key certified by the AK).
 
-use crate::context::{
-    check_id, kek_pcr_binding, key_parent, parse_public, read_file, world_ek, world_kek, Ctx,
-};
+use crate::context::{check_id, kek_pcr_binding, key_parent, read_file, world_ek, world_kek, Ctx};
 use crate::error::{AgentError, Result};
 use crate::state::{write_atomic, StateDir};
 use crate::tpm::Tpm;
@@ -74,7 +72,7 @@ pub fn evidence(ctx: &Ctx, world: &WorldId, nonce: &str, pcrs: &str, out: &Path)
             let c = tpm.certify(key.into(), ak, &nonce)?;
             tpm.flush(key);
             Some(KekEvidence {
-                public: public.clone(),
+                public: ByteBuf::from(public.to_tpm2b()),
                 certify: signed(c),
                 pcr_binding: None,
             })
@@ -105,10 +103,10 @@ pub fn evidence(ctx: &Ctx, world: &WorldId, nonce: &str, pcrs: &str, out: &Path)
             chain: Vec::new(),
         },
         ak: PublicOnly {
-            public: w.ak_public.clone(),
+            public: ByteBuf::from(w.ak_public.to_tpm2b()),
         },
         kek: KekEvidence {
-            public: w.kek.public.clone(),
+            public: ByteBuf::from(w.kek.public.to_tpm2b()),
             certify: Signed {
                 attest: ByteBuf::from(certify.attest),
                 signature: ByteBuf::from(certify.signature),
@@ -142,7 +140,7 @@ pub fn activate(ctx: &Ctx, world: &WorldId, input: &Path, out: &Path) -> Result<
     }
     let state = StateDir::open(&ctx.state_dir)?;
     let w = state.world(world)?;
-    let ak_name = parse_public(&w.ak_public, "AK public")?.name();
+    let ak_name = w.ak_public.name();
     if ch.ak_name.as_ref() != ak_name.as_slice() {
         return Err(AgentError::PackageAkMismatch {
             world: world.clone(),
@@ -195,10 +193,10 @@ pub fn attest_key(ctx: &Ctx, name: &str, nonce: &str, out: &Path) -> Result<()> 
         world: k.world.clone(),
         nonce: ByteBuf::from(nonce),
         ak: PublicOnly {
-            public: w.ak_public.clone(),
+            public: ByteBuf::from(w.ak_public.to_tpm2b()),
         },
         key: PublicOnly {
-            public: k.public.clone(),
+            public: ByteBuf::from(k.public.to_tpm2b()),
         },
         certify: Signed {
             attest: ByteBuf::from(certify.attest),

@@ -6,7 +6,7 @@
 //! Also the stored keys themselves: `keys list|show|delete` and `public`.
 
 use crate::cli::{Digest, RsaPadding};
-use crate::context::{check_id, key_parent, parse_public, world_kek, Ctx};
+use crate::context::{check_id, key_parent, world_kek, Ctx};
 use crate::error::{io, AgentError, Result};
 use crate::state::{write_atomic, KeyState, StateDir};
 use crate::tpm::{Hashing, Parent, Tpm, TpmHashScheme, TpmSignature, TpmSignatureScheme};
@@ -52,7 +52,7 @@ fn create_under_kek(
     pcrs: Option<&str>,
     alg_name: &str,
     origin: KeyOrigin,
-    make: impl FnOnce(&mut Tpm, &Parent, Vec<u8>) -> Result<(Vec<u8>, Vec<u8>)>,
+    make: impl FnOnce(&mut Tpm, &Parent, Vec<u8>) -> Result<(TpmtPublic, Vec<u8>)>,
 ) -> Result<TpmtPublic> {
     check_id("key name", name)?;
     let spec = pcrs.map(parse_pcr_spec).transpose()?;
@@ -68,19 +68,18 @@ fn create_under_kek(
         None => Vec::new(),
     };
     let (public, private) = make(&mut tpm, &kek, policy)?;
-    let parsed = parse_public(&public, "new key public")?;
     state.put_key(&KeyState {
         name: name.to_string(),
         world: world.clone(),
         alg: alg_name.to_string(),
         origin,
-        public: ByteBuf::from(public),
+        public: public.clone(),
         private: ByteBuf::from(private),
         label: None,
         policy_pcrs: spec,
         kek_handle: None,
     })?;
-    Ok(parsed)
+    Ok(public)
 }
 
 /// `keys create`: TPM2_Create of a fixedTPM|fixedParent|sensitiveDataOrigin
@@ -158,7 +157,7 @@ fn with_key<T>(
     let state = StateDir::open(&ctx.state_dir)?;
     let k = state.key(name)?;
     let w = state.world(&k.world)?;
-    let p = parse_public(&k.public, "key public")?;
+    let p = &k.public;
     let spec = k.policy_pcrs.clone();
     let mut tpm = Tpm::open(&ctx.tcti)?;
     let kek = key_parent(&mut tpm, &state, &w, &k)?;
@@ -167,7 +166,7 @@ fn with_key<T>(
         key,
         parent: kek.handle,
     };
-    let r = f(&mut tpm, &k, &p, loaded, spec.as_ref());
+    let r = f(&mut tpm, &k, p, loaded, spec.as_ref());
     tpm.flush(key);
     r
 }
@@ -340,11 +339,11 @@ pub fn keyfile(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
     let state = StateDir::open(&ctx.state_dir)?;
     let k = state.key(name)?;
     let w = state.world(&k.world)?;
-    let p = parse_public(&k.public, "key public")?;
+    let p = &k.public;
     if k.origin == KeyOrigin::Sealed {
         return Err(wrong_type(
             name,
-            &p,
+            p,
             "be written as a key file (it is sealed data; use `unseal`)",
         ));
     }
@@ -368,7 +367,7 @@ pub fn keyfile(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
     let file = byok_protocol::keyfile::TpmKeyFile {
         empty_auth: true,
         parent,
-        public: k.public.to_vec(),
+        public: k.public.to_tpm2b(),
         private: k.private.to_vec(),
     };
     let pem = file
@@ -405,7 +404,7 @@ pub fn keys_show(ctx: &Ctx, name: &str) -> Result<()> {
     check_id("key name", name)?;
     let state = StateDir::open(&ctx.state_dir)?;
     let k = state.key(name)?;
-    let p = parse_public(&k.public, "key public")?;
+    let p = &k.public;
     println!("name:       {}", k.name);
     println!("world:      {}", k.world);
     println!("algorithm:  {} ({})", inert(&k.alg), p.describe_key());
@@ -441,9 +440,9 @@ pub fn public(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
     check_id("key name", name)?;
     let state = StateDir::open(&ctx.state_dir)?;
     let k = state.key(name)?;
-    let p = parse_public(&k.public, "key public")?;
+    let p = &k.public;
     let pem =
-        byok_protocol::keys::public_key_pem(&p).map_err(|e| AgentError::Protocol(e.to_string()))?;
+        byok_protocol::keys::public_key_pem(p).map_err(|e| AgentError::Protocol(e.to_string()))?;
     write_atomic(out, pem.as_bytes())?;
     Ok(())
 }

@@ -12,9 +12,7 @@
 //! `byok-verifier wrap` makes.
 
 use crate::cli::KeyFormat;
-use crate::context::{
-    check_id, parse_public, read_file, retired_generation, world_ek, world_kek, Ctx,
-};
+use crate::context::{check_id, read_file, retired_generation, world_ek, world_kek, Ctx};
 use crate::error::{AgentError, Result};
 use crate::state::{write_atomic, KeyState, StateDir, WorldState};
 use crate::tpm::{Hashing, Parent, Tpm};
@@ -48,7 +46,7 @@ pub fn import(ctx: &Ctx, world: &WorldId, input: &Path, name: &str) -> Result<()
     let (object, key_pcrs) = check_package(&pkg, &w)?;
 
     let mut tpm = Tpm::open(&ctx.tcti)?;
-    if !tpm.supports(&pkg.object.public)? {
+    if !tpm.supports(&object)? {
         return Err(AgentError::UnsupportedByTpm(object.describe_key()));
     }
     let kek = world_kek(&mut tpm, &state, &w)?;
@@ -65,13 +63,13 @@ pub fn import(ctx: &Ctx, world: &WorldId, input: &Path, name: &str) -> Result<()
     let private = tpm.import(
         &kek,
         &inner_key,
-        &pkg.object.public,
+        &object,
         &pkg.object.duplicate,
         &pkg.object.seed,
     )?;
     drop(inner_key);
     // Prove the imported blob loads before recording it.
-    let loaded = tpm.load(&kek, &pkg.object.public, &private)?;
+    let loaded = tpm.load(&kek, &object, &private)?;
     tpm.flush(loaded);
 
     let key = KeyState {
@@ -79,7 +77,7 @@ pub fn import(ctx: &Ctx, world: &WorldId, input: &Path, name: &str) -> Result<()
         world: world.clone(),
         alg: pkg.key.alg.clone(),
         origin: KeyOrigin::Imported,
-        public: pkg.object.public.clone(),
+        public: object.clone(),
         private: ByteBuf::from(private),
         label: pkg.key.label.clone(),
         policy_pcrs: key_pcrs,
@@ -105,27 +103,21 @@ fn import_software_key(
     target: &dyn TpmObjectKey,
 ) -> Result<(TpmtPublic, Vec<u8>)> {
     let public = target.tpm_public_with_policy(Vec::new());
-    if !tpm.supports(&public.to_tpm2b())? {
+    if !tpm.supports(&public)? {
         return Err(AgentError::UnsupportedByTpm(public.describe_key()));
     }
-    let kek_public = parse_public(&w.kek.public, "KEK public")?;
+    let kek_public = &w.kek.public;
     let mut inner = Zeroizing::new([0u8; 16]);
     rand::rngs::OsRng.fill_bytes(&mut inner[..]);
     let blob = byok_protocol::duplicate::duplicate(
-        &kek_public,
+        kek_public,
         &public,
         &target.tpm_sensitive(),
         Some(&inner),
     )
     .map_err(|e| AgentError::Protocol(e.to_string()))?;
-    let private = tpm.import(
-        kek,
-        &inner[..],
-        &public.to_tpm2b(),
-        &blob.duplicate,
-        &blob.seed,
-    )?;
-    let loaded = tpm.load(kek, &public.to_tpm2b(), &private)?;
+    let private = tpm.import(kek, &inner[..], &public, &blob.duplicate, &blob.seed)?;
+    let loaded = tpm.load(kek, &public, &private)?;
     tpm.flush(loaded);
     Ok((public, private))
 }
@@ -150,7 +142,7 @@ fn check_package(pkg: &TransferPackage, w: &WorldState) -> Result<(TpmtPublic, O
             generation,
         });
     }
-    let kek_name = parse_public(&w.kek.public, "KEK public")?.name();
+    let kek_name = w.kek.public.name();
     if pkg.kek_name.as_ref() != kek_name.as_slice() {
         return Err(AgentError::PackageKekMismatch {
             world: world.clone(),
@@ -158,7 +150,7 @@ fn check_package(pkg: &TransferPackage, w: &WorldState) -> Result<(TpmtPublic, O
             ours: hex::encode(kek_name),
         });
     }
-    let ak_name = parse_public(&w.ak_public, "AK public")?.name();
+    let ak_name = w.ak_public.name();
     if pkg.ak_name.as_ref() != ak_name.as_slice() {
         return Err(AgentError::PackageAkMismatch {
             world: world.clone(),
@@ -183,9 +175,9 @@ pub fn export_kek(ctx: &Ctx, world: &WorldId, format: KeyFormat, out: Option<&Pa
         .compat_public
         .as_ref()
         .ok_or_else(|| AgentError::NoCompatKek(world.to_string()))?;
-    let p = parse_public(public, "compat KEK public")?;
+    let p = public;
     let text = match format {
-        KeyFormat::Pem => byok_protocol::keys::public_key_pem(&p)
+        KeyFormat::Pem => byok_protocol::keys::public_key_pem(p)
             .map_err(|e| AgentError::Protocol(e.to_string()))?,
         KeyFormat::Jwk => {
             let (
@@ -247,12 +239,11 @@ pub fn import_byok(ctx: &Ctx, world: &WorldId, bytes: &[u8], name: &str) -> Resu
     else {
         return Err(AgentError::NoCompatKek(world.to_string()));
     };
-    let compat = parse_public(compat_public, "compat KEK public")?;
-    let ours = compat_kid(world, &compat.name());
+    let ours = compat_kid(world, &compat_public.name());
     if let Some(old) = w.retired.iter().find(|r| {
-        r.compat_public.as_ref().is_some_and(|p| {
-            TpmtPublic::parse_tpm2b(p).is_ok_and(|c| compat_kid(world, &c.name()) == kid)
-        })
+        r.compat_public
+            .as_ref()
+            .is_some_and(|c| compat_kid(world, &c.name()) == kid)
     }) {
         return Err(AgentError::KekRotated {
             world: world.clone(),
@@ -265,7 +256,7 @@ pub fn import_byok(ctx: &Ctx, world: &WorldId, bytes: &[u8], name: &str) -> Resu
             ours,
         });
     }
-    let rsa_len = match &compat.params {
+    let rsa_len = match &compat_public.params {
         byok_protocol::public::PublicParams::Rsa { key_bits, .. } => *key_bits as usize / 8,
         _ => return Err(AgentError::TpmUnexpected("compat KEK type")),
     };
@@ -313,7 +304,7 @@ pub fn import_byok(ctx: &Ctx, world: &WorldId, bytes: &[u8], name: &str) -> Resu
         world: world.clone(),
         alg,
         origin: KeyOrigin::ImportedByok,
-        public: ByteBuf::from(public.to_tpm2b()),
+        public: public.clone(),
         private: ByteBuf::from(private),
         label: doc.generator.as_ref().map(|g| format!("generator: {g}")),
         policy_pcrs: None,

@@ -3,20 +3,21 @@
 //! lives under (re-creating an evicted KEK, recognising a cleared TPM),
 //! `worlds list`, `kek rotate` and `world destroy`.
 
-use crate::context::{kek_parent, kek_spec, parse_public, world_kek, Ctx};
+use crate::context::{kek_parent, kek_spec, world_kek, Ctx};
 use crate::error::{AgentError, Result};
 use crate::state::{KekRecord, KeyState, StateDir, WorldState};
 use crate::tpm::{EkKind, KekAt, Parent, Tpm};
 use byok_protocol::policy::PcrSpec;
+use byok_protocol::public::TpmtPublic;
 use byok_protocol::templates::{compat_kek_template, kek_template, KekAlg, KekSpec};
 use byok_protocol::world::pcr_bound_kek_policy;
 use byok_protocol::world::WorldId;
 use serde_bytes::ByteBuf;
 
 /// The world's compat KEK, created under the KEK (TPM2_Create).
-fn create_compat(tpm: &mut Tpm, kek: &Parent) -> Result<(ByteBuf, ByteBuf)> {
+fn create_compat(tpm: &mut Tpm, kek: &Parent) -> Result<(TpmtPublic, ByteBuf)> {
     let (public, private) = tpm.create_child(kek, &compat_kek_template())?;
-    Ok((ByteBuf::from(public), ByteBuf::from(private)))
+    Ok((public, ByteBuf::from(private)))
 }
 
 /// A KEK's `--pcrs`; warns about PCRs software can reset (a binding to
@@ -69,7 +70,7 @@ fn new_kek(
     let (handle, public) = tpm.create_kek(&kek_template(world, &spec))?;
     Ok(KekRecord {
         handle,
-        public: ByteBuf::from(public),
+        public,
         alg: Some(alg),
         generation,
         pcrs: pcrs.cloned(),
@@ -116,7 +117,7 @@ pub fn init(ctx: &Ctx, world: &WorldId, opts: &InitOptions) -> Result<()> {
     let w = WorldState {
         world: world.clone(),
         ek_handle: ek_kind.handle(),
-        ak_public: ByteBuf::from(ak_public),
+        ak_public,
         ak_private: ByteBuf::from(ak_private),
         kek: KekRecord {
             compat_public,
@@ -178,8 +179,8 @@ fn reinit(
 /// What `init` prints of a new world.
 fn print_world(w: &WorldState, ek_kind: EkKind) -> Result<()> {
     let world = w.world.as_str();
-    let kek_public = parse_public(&w.kek.public, "KEK public")?;
-    let ak = parse_public(&w.ak_public, "AK public")?;
+    let kek_public = &w.kek.public;
+    let ak = &w.ak_public;
     println!("world {world}: initialised");
     println!("  EK   {:#010x}  {}", ek_kind.handle(), ek_kind.name());
     println!(
@@ -197,7 +198,7 @@ fn print_world(w: &WorldState, ek_kind: EkKind) -> Result<()> {
         hex::encode(ak.name())
     );
     if let Some(p) = &w.kek.compat_public {
-        let c = parse_public(p, "compat KEK public")?;
+        let c = p;
         println!(
             "  compat KEK  {}  kid {}",
             c.describe_key(),
@@ -223,14 +224,14 @@ pub fn worlds_list(ctx: &Ctx) -> Result<()> {
                 let template = kek_template(&w.world, &kek_spec(&w.world, &rec)?);
                 let (k, p) = tpm.create_primary(&template)?;
                 tpm.flush(k);
-                if p == rec.public.as_ref() {
+                if p == rec.public {
                     "KEK evicted (re-created on next use)".to_string()
                 } else {
                     "LOST: the TPM's owner seed changed (TPM cleared)".to_string()
                 }
             }
         };
-        let described = parse_public(&rec.public, "KEK public")?.describe_key();
+        let described = rec.public.describe_key();
         println!(
             "{}\t{:#010x}\t{}\t{}\t{}\t{}\t{}{}",
             w.world,
@@ -300,7 +301,7 @@ pub fn kek_rotate(ctx: &Ctx, world: &WorldId, pcrs: Option<&str>) -> Result<()> 
     w.retired.push(old.clone());
     w.kek = new.clone();
     state.put_world(&w)?;
-    let p = parse_public(&w.kek.public, "KEK public")?;
+    let p = &w.kek.public;
     println!(
         "world {world}: KEK rotated to generation {generation} at {:#010x} ({}, name {}){}",
         new.handle,

@@ -2,8 +2,11 @@
 //! certificate), its certificate and the TPM's identity, the AK under it, and
 //! TPM2_ActivateCredential with both.
 
-use super::{private_from_tpm2b, public_from_tpm2b, public_tpm2b, Protect, Tpm, TpmIdentity};
+use super::{
+    esys_public, parsed_public, private_from_tpm2b, public_tpm2b, Protect, Tpm, TpmIdentity,
+};
 use crate::error::{tpm, AgentError, Result};
+use byok_protocol::public::TpmtPublic;
 use byok_protocol::wire::{tpm2b, unwrap_tpm2b};
 use tss_esapi::abstraction::{ek, nv};
 use tss_esapi::constants::{CapabilityType, PropertyTag};
@@ -12,7 +15,6 @@ use tss_esapi::interface_types::algorithm::{AsymmetricAlgorithm, HashingAlgorith
 use tss_esapi::interface_types::resource_handles::NvAuth;
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{CapabilityData, Digest, EncryptedSecret, IdObject, Public};
-use tss_esapi::traits::UnMarshall;
 use zeroize::Zeroizing;
 
 /// The EK the agent uses: where it is persistent and where its certificate is.
@@ -203,22 +205,27 @@ impl Tpm {
 
     /// Create an AK under the EK (as tpm2_createak and Keylime do): RSA-2048,
     /// RSASSA-SHA256, fixedTPM|fixedParent|sensitiveDataOrigin|restricted|sign.
-    /// Returns (TPM2B_PUBLIC, TPM2B_PRIVATE).
-    pub fn create_ak(&mut self, ek: KeyHandle) -> Result<(Vec<u8>, Vec<u8>)> {
+    /// Returns (public area, TPM2B_PRIVATE).
+    pub fn create_ak(&mut self, ek: KeyHandle) -> Result<(TpmtPublic, Vec<u8>)> {
         let template = byok_protocol::templates::ak_template();
-        let public = Public::unmarshall(template.as_bytes()).map_err(tpm("AK template"))?;
+        let public = esys_public(&template)?;
         let auth = self.ek_auth(ek)?;
         let r = self
             .ctx
             .execute_with_session(Some(auth), |c| c.create(ek, public, None, None, None, None));
         self.end_session(auth);
         let r = r.map_err(tpm("TPM2_Create(AK)"))?;
-        Ok((public_tpm2b(&r.out_public)?, tpm2b(r.out_private.value())))
+        Ok((parsed_public(&r.out_public)?, tpm2b(r.out_private.value())))
     }
 
     /// Load the AK under the EK.
-    pub fn load_ak(&mut self, ek: KeyHandle, public: &[u8], private: &[u8]) -> Result<KeyHandle> {
-        let public = public_from_tpm2b(public)?;
+    pub fn load_ak(
+        &mut self,
+        ek: KeyHandle,
+        public: &TpmtPublic,
+        private: &[u8],
+    ) -> Result<KeyHandle> {
+        let public = esys_public(public)?;
         let private = private_from_tpm2b(private)?;
         let auth = self.ek_auth(ek)?;
         let r = self

@@ -20,6 +20,7 @@ pub use endorsement::EkKind;
 
 use crate::error::{tpm, AgentError, Result};
 use byok_protocol::policy::PcrSpec;
+use byok_protocol::public::TpmtPublic;
 use byok_protocol::wire::{tpm2b, unwrap_tpm2b};
 use std::str::FromStr;
 use tss_esapi::constants::CapabilityType;
@@ -105,10 +106,16 @@ pub(super) fn public_tpm2b(p: &Public) -> Result<Vec<u8>> {
     Ok(tpm2b(&tpmt))
 }
 
-pub(super) fn public_from_tpm2b(bytes: &[u8]) -> Result<Public> {
-    let inner =
-        unwrap_tpm2b("TPM2B_PUBLIC", bytes).map_err(|e| AgentError::Protocol(e.to_string()))?;
-    Public::unmarshall(inner).map_err(tpm("unmarshal TPMT_PUBLIC"))
+/// A public area the TPM returned, parsed once into the protocol's type.
+pub(super) fn parsed_public(p: &Public) -> Result<TpmtPublic> {
+    let tpmt = p.marshall().map_err(tpm("marshal TPMT_PUBLIC"))?;
+    TpmtPublic::parse(&tpmt)
+        .map_err(|e| AgentError::Protocol(format!("TPM returned a public area: {e}")))
+}
+
+/// The ESAPI form of a public area, to hand it to the TPM.
+pub(super) fn esys_public(p: &TpmtPublic) -> Result<Public> {
+    Public::unmarshall(p.as_bytes()).map_err(tpm("unmarshal TPMT_PUBLIC"))
 }
 
 pub(super) fn private_from_tpm2b(bytes: &[u8]) -> Result<Private> {

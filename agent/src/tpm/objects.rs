@@ -2,8 +2,8 @@
 //! (created, imported, loaded), sealed data.
 
 use super::{
-    private_from_tpm2b, public_from_tpm2b, public_tpm2b, KekAt, Parent, Protect, Tpm,
-    KEK_HANDLE_FIRST, KEK_HANDLE_LAST,
+    esys_public, parsed_public, private_from_tpm2b, KekAt, Parent, Protect, Tpm, KEK_HANDLE_FIRST,
+    KEK_HANDLE_LAST,
 };
 use crate::error::{tpm, AgentError, Result};
 use byok_protocol::public::TpmtPublic;
@@ -59,8 +59,8 @@ impl Tpm {
     }
 
     /// TPM2_CreatePrimary of `template` in the owner hierarchy, left
-    /// transient; returns the handle and the TPM2B_PUBLIC.
-    pub fn create_primary(&mut self, template: &TpmtPublic) -> Result<(KeyHandle, Vec<u8>)> {
+    /// transient; returns the handle and the public area.
+    pub fn create_primary(&mut self, template: &TpmtPublic) -> Result<(KeyHandle, TpmtPublic)> {
         let public = Public::unmarshall(template.as_bytes()).map_err(tpm("KEK template"))?;
         let created = self
             .ctx
@@ -68,7 +68,7 @@ impl Tpm {
                 c.create_primary(Hierarchy::Owner, public, None, None, None, None)
             })
             .map_err(tpm("TPM2_CreatePrimary(KEK)"))?;
-        Ok((created.key_handle, public_tpm2b(&created.out_public)?))
+        Ok((created.key_handle, parsed_public(&created.out_public)?))
     }
 
     /// The world's KEK at `handle`, or None if nothing is there.
@@ -76,7 +76,7 @@ impl Tpm {
     /// recorded public area. The Name comes from the TPM2_ReadPublic ESYS does
     /// when it opens the handle (and checks against the public area), so this
     /// costs one command.
-    pub fn kek(&mut self, handle: u32, recorded_public: &[u8]) -> Result<KekAt> {
+    pub fn kek(&mut self, handle: u32, recorded: &TpmtPublic) -> Result<KekAt> {
         let Some(k) = self.persistent(handle)? else {
             return Ok(KekAt::Missing);
         };
@@ -84,10 +84,7 @@ impl Tpm {
             .ctx
             .tr_get_name(k.into())
             .map_err(tpm("Esys_TR_GetName"))?;
-        let expected = TpmtPublic::parse_tpm2b(recorded_public)
-            .map_err(|e| AgentError::Protocol(e.to_string()))?
-            .name();
-        Ok(if name.value() == expected.as_slice() {
+        Ok(if name.value() == recorded.name().as_slice() {
             KekAt::Recorded(k)
         } else {
             KekAt::Other
@@ -95,8 +92,8 @@ impl Tpm {
     }
 
     /// Create a KEK (an owner-hierarchy primary from `template`) and make it
-    /// persistent at the first free KEK handle. Returns (handle, TPM2B_PUBLIC).
-    pub fn create_kek(&mut self, template: &TpmtPublic) -> Result<(u32, Vec<u8>)> {
+    /// persistent at the first free KEK handle. Returns (handle, public area).
+    pub fn create_kek(&mut self, template: &TpmtPublic) -> Result<(u32, TpmtPublic)> {
         let handle = self.free_kek_handle()?;
         let (key, public) = self.create_primary(template)?;
         self.persist(key, handle)?;
@@ -110,10 +107,10 @@ impl Tpm {
         &mut self,
         template: &TpmtPublic,
         handle: u32,
-        recorded: &[u8],
+        recorded: &TpmtPublic,
     ) -> Result<bool> {
         let (key, public) = self.create_primary(template)?;
-        if public != recorded {
+        if public != *recorded {
             self.flush(key);
             return Ok(false);
         }
@@ -136,14 +133,14 @@ impl Tpm {
     }
 
     /// TPM2_Create of a sealed data object holding `data` under `parent`.
-    /// Returns (TPM2B_PUBLIC, TPM2B_PRIVATE).
+    /// Returns (public area, TPM2B_PRIVATE).
     pub fn create_sealed(
         &mut self,
         parent: &Parent,
         template: &TpmtPublic,
         data: &[u8],
-    ) -> Result<(Vec<u8>, Vec<u8>)> {
-        let public = Public::unmarshall(template.as_bytes()).map_err(tpm("template"))?;
+    ) -> Result<(TpmtPublic, Vec<u8>)> {
+        let public = esys_public(template)?;
         // The size limit (MAX_SEALED) is checked by the caller, before any TPM work.
         let sensitive = SensitiveData::try_from(data.to_vec()).map_err(tpm("sealed data"))?;
         let r = self.with_parent_protected(
@@ -152,7 +149,7 @@ impl Tpm {
             Some(Protect::Command),
             |c| c.create(parent.handle, public, None, Some(sensitive), None, None),
         )?;
-        Ok((public_tpm2b(&r.out_public)?, tpm2b(r.out_private.value())))
+        Ok((parsed_public(&r.out_public)?, tpm2b(r.out_private.value())))
     }
 
     /// TPM2_Import under `parent` with an AES-128-CFB inner wrapper keyed by
@@ -161,12 +158,12 @@ impl Tpm {
         &mut self,
         parent: &Parent,
         inner_key: &[u8],
-        public: &[u8],
+        public: &TpmtPublic,
         duplicate: &[u8],
         seed: &[u8],
     ) -> Result<Vec<u8>> {
         let bad = |e: byok_protocol::error::WireError| AgentError::BadPackage(e.to_string());
-        let public = public_from_tpm2b(public)
+        let public = esys_public(public)
             .map_err(|e| AgentError::BadPackage(format!("object public: {e}")))?;
         let duplicate = Private::try_from(
             unwrap_tpm2b("TPM2B_PRIVATE", duplicate)
@@ -201,23 +198,23 @@ impl Tpm {
     }
 
     /// TPM2_Create of a child of `parent` from `template`; returns
-    /// (TPM2B_PUBLIC, TPM2B_PRIVATE).
+    /// (public area, TPM2B_PRIVATE).
     pub fn create_child(
         &mut self,
         parent: &Parent,
         template: &TpmtPublic,
-    ) -> Result<(Vec<u8>, Vec<u8>)> {
-        let public = Public::unmarshall(template.as_bytes()).map_err(tpm("template"))?;
+    ) -> Result<(TpmtPublic, Vec<u8>)> {
+        let public = esys_public(template)?;
         let r = self.with_parent(parent, "TPM2_Create", |c| {
             c.create(parent.handle, public, None, None, None, None)
         })?;
-        Ok((public_tpm2b(&r.out_public)?, tpm2b(r.out_private.value())))
+        Ok((parsed_public(&r.out_public)?, tpm2b(r.out_private.value())))
     }
 
     /// TPM2_TestParms: does this TPM support the key's algorithm and size?
     /// (swtpm with libtpms 0.9, as in Debian 12, has no RSA-4096.)
-    pub fn supports(&mut self, public: &[u8]) -> Result<bool> {
-        let parameters = match public_from_tpm2b(public)? {
+    pub fn supports(&mut self, public: &TpmtPublic) -> Result<bool> {
+        let parameters = match esys_public(public)? {
             Public::Rsa { parameters, .. } => {
                 tss_esapi::structures::PublicParameters::Rsa(parameters)
             }
@@ -237,9 +234,14 @@ impl Tpm {
             .is_ok())
     }
 
-    /// Load a key (TPM2B_PUBLIC, TPM2B_PRIVATE) under `parent`.
-    pub fn load(&mut self, parent: &Parent, public: &[u8], private: &[u8]) -> Result<KeyHandle> {
-        let public = public_from_tpm2b(public)?;
+    /// Load a key (public area, TPM2B_PRIVATE) under `parent`.
+    pub fn load(
+        &mut self,
+        parent: &Parent,
+        public: &TpmtPublic,
+        private: &[u8],
+    ) -> Result<KeyHandle> {
+        let public = esys_public(public)?;
         let private = private_from_tpm2b(private)?;
         self.with_parent(parent, "TPM2_Load", |c| {
             c.load(parent.handle, private, public)
