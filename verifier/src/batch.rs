@@ -4,9 +4,8 @@
 
 use crate::error::{io, VerifyError};
 use crate::pipeline::Pipeline;
-use crate::report::{inert_json, verified_json, verified_text};
+use crate::report::{json_line, verified_text, FailedReport, VerifiedReport};
 use byok_protocol::text::inert;
-use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -44,14 +43,19 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, VerifyError> {
 /// One file's report and its failure, if any.
 fn report(f: &Path, pipeline: &Pipeline, as_json: bool) -> (String, Option<VerifyError>) {
     match pipeline.check_file(f) {
-        Ok(v) if as_json => (format!("{}\n", verified_json(f, &v)), None),
+        Ok(v) if as_json => (
+            format!("{}\n", json_line(&VerifiedReport::new(f, &v))),
+            None,
+        ),
         Ok(v) => (verified_text(f, &v), None),
         Err(e) if as_json => (
             format!(
                 "{}\n",
-                inert_json(
-                    json!({"file": f.display().to_string(), "ok": false, "error": e.to_string()})
-                )
+                json_line(&FailedReport {
+                    file: f.display().to_string(),
+                    ok: false,
+                    error: e.to_string(),
+                })
             ),
             Some(e),
         ),

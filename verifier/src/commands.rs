@@ -12,13 +12,14 @@ use byok_verifier::cloud::{self, Cloud, CloudKey, KeyType};
 use byok_verifier::error::VerifyError;
 use byok_verifier::pipeline::{Pipeline, ProofFlags};
 use byok_verifier::policy::PolicyFile;
-use byok_verifier::report::{identity_text, inert_json, with_identity};
+use byok_verifier::report::{
+    identity_text, inert_json, json_line, EkCertReport, EnrolReport, Identity, ReceiptJson,
+};
 use byok_verifier::trust::{resolve_policy, trust_store};
 use byok_verifier::verify::{make_challenge, parse_nonce, require_proven_ak, Verified};
 use byok_verifier::{
     batch, inspect, read, read_document, receipt, registry, wrap, write_output, MAX_INPUT_SIZE,
 };
-use serde_json::json;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -92,12 +93,20 @@ pub fn enroll(a: EnrollArgs) -> Result<()> {
     )?;
     verified.host = Some(record.host.clone());
     if a.json {
-        let v = json!({
-            "ok": true, "outcome": outcome.describe(), "world": verified.world,
-            "ak_name": hex::encode(&verified.ak_name), "kek_name": hex::encode(&verified.kek_name),
-            "record": a.registry.join(format!("{}.cbor", record.host)).display().to_string(),
-        });
-        println!("{}", with_identity(v, &verified));
+        let report = EnrolReport {
+            ok: true,
+            outcome: outcome.describe(),
+            world: &verified.world,
+            ak_name: hex::encode(&verified.ak_name),
+            kek_name: hex::encode(&verified.kek_name),
+            record: a
+                .registry
+                .join(format!("{}.cbor", record.host))
+                .display()
+                .to_string(),
+            identity: Identity::of(&verified),
+        };
+        println!("{}", json_line(&report));
     } else {
         println!(
             "{} host {} for world {:?}: AK {} proven in this EK's TPM ({})",
@@ -243,13 +252,20 @@ pub fn check_receipt(a: CheckReceiptArgs) -> Result<()> {
     let report =
         receipt::check_receipt(&r, &verified, &parse_nonce(&a.nonce)?, policy, t.as_ref())?;
     if a.json {
-        let v = json!({
-            "ok": true, "world": report.world, "key_name": hex::encode(&report.key_name), "key": report.key,
-            "attributes": report.attributes, "origin": report.origin, "duplicable": report.duplicable,
-            "matches_transfer": report.matches_transfer, "kek_name": hex::encode(&verified.kek_name),
-            "ak_ek_binding": verified.ak_binding.describe(),
-        });
-        println!("{}", with_identity(v, &verified));
+        let json = ReceiptJson {
+            ok: true,
+            world: &report.world,
+            key_name: hex::encode(&report.key_name),
+            key: &report.key,
+            attributes: &report.attributes,
+            origin: report.origin,
+            duplicable: report.duplicable,
+            matches_transfer: report.matches_transfer,
+            kek_name: hex::encode(&verified.kek_name),
+            ak_ek_binding: verified.ak_binding.describe(),
+            identity: Identity::of(&verified),
+        };
+        println!("{}", json_line(&json));
         return Ok(());
     }
     print_receipt(&a.receipt, &report, &verified);
@@ -300,14 +316,17 @@ pub fn ek_cert(a: EkCertArgs) -> Result<()> {
     let key = byok_verifier::certs::key_description(leaf);
     let sha = hex::encode(byok_protocol::hash::sha256(leaf.der()));
     if a.json {
-        println!(
-            "{}",
-            inert_json(
-                json!({"ok": true, "path": path, "key": key, "certificate_sha256": sha,
-                   "tpm_manufacturer": id.manufacturer, "tpm_model": id.model,
-                   "tpm_version": id.version, "tcg_ek_eku": id.ek_eku})
-            )
-        );
+        let report = EkCertReport {
+            ok: true,
+            path: &path,
+            key: key.clone(),
+            certificate_sha256: sha.clone(),
+            tpm_manufacturer: id.manufacturer.clone(),
+            tpm_model: id.model.clone(),
+            tpm_version: id.version.clone(),
+            tcg_ek_eku: id.ek_eku,
+        };
+        println!("{}", json_line(&report));
         return Ok(());
     }
     let t = |s: &Option<String>| inert(s.as_deref().unwrap_or("-")).into_owned();

@@ -6,7 +6,10 @@
 
 use crate::verify::Verified;
 use byok_protocol::text::inert;
-use serde_json::{json, Value};
+use byok_protocol::world::WorldId;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -41,21 +44,32 @@ fn make_inert(v: &mut Value) {
     }
 }
 
-/// The EK and host a result is about, as JSON fields.
-pub fn identity_json(v: &Verified) -> Value {
-    json!({
-        "host": v.host,
-        "ek_certificate_sha256": hex::encode(v.ek_certificate_sha256),
-        "ek_name": hex::encode(&v.ek_name),
-    })
+/// The EK and host a result is about: the fields every JSON result of a
+/// verified file carries.
+#[derive(Serialize)]
+pub struct Identity<'a> {
+    host: Option<&'a str>,
+    ek_certificate_sha256: String,
+    ek_name: String,
 }
 
-/// `v` (a JSON object) with the EK and host fields added, made inert.
-pub fn with_identity(mut v: Value, verified: &Verified) -> Value {
-    if let (Value::Object(m), Value::Object(id)) = (&mut v, identity_json(verified)) {
-        m.extend(id);
+impl<'a> Identity<'a> {
+    pub fn of(v: &'a Verified) -> Identity<'a> {
+        Identity {
+            host: v.host.as_deref(),
+            ek_certificate_sha256: hex::encode(v.ek_certificate_sha256),
+            ek_name: hex::encode(&v.ek_name),
+        }
     }
-    inert_json(v)
+}
+
+/// One JSON line: `report` as JSON (keys sorted), every string made inert.
+pub fn json_line<T: Serialize>(report: &T) -> String {
+    match serde_json::to_value(report) {
+        Ok(v) => inert_json(v).to_string(),
+        // Only a map with non-string keys fails, and no report has one.
+        Err(e) => unreachable!("report serialises: {e}"),
+    }
 }
 
 /// The EK and host a result is about, as one line.
@@ -71,32 +85,143 @@ pub fn identity_text(v: &Verified) -> String {
     )
 }
 
-pub fn verified_json(path: &Path, v: &Verified) -> Value {
-    let out = json!({
-        "file": path.display().to_string(),
-        "ok": true,
-        "world": v.world,
-        "ek_chain": v.ek_chain,
-        "ak_name": hex::encode(&v.ak_name),
-        "kek_name": hex::encode(&v.kek_name),
-        "kek": v.kek_public.describe_key(),
-        "tpm": {"manufacturer": v.tpm_manufacturer, "vendor": v.tpm_vendor, "firmware": format!("{:#018x}", v.firmware_version)},
-        "reset_count": v.quote_clock.reset_count,
-        "restart_count": v.quote_clock.restart_count,
-        "clock": v.quote_clock.clock,
-        "pcrs": v.pcrs.iter().map(|(i, d)| (format!("sha256:{i}"), json!(hex::encode(d)))).collect::<serde_json::Map<_, _>>(),
-        "ak_proven": v.ak_binding.proven(),
-        "ak_ek_binding": v.ak_binding.describe(),
-        "kek_pcr_binding": v.kek_pcr_binding.as_ref().map(|b| json!({
-            "pcrs": b.pcrs.describe(),
-            "values": b.pcrs.pcrs.iter().zip(&b.values).map(|(i, d)| (format!("{}:{i}", b.pcrs.bank.name()), json!(hex::encode(d)))).collect::<serde_json::Map<_, _>>(),
-        })),
-        "compat_kek": v.compat_kek.as_ref().map(|c| json!({
-            "key": c.describe_key(),
-            "kid": byok_protocol::world::compat_kid(&v.world, &c.name()),
-        })),
-    });
-    with_identity(out, v)
+/// `verify --json`: one line per verified file.
+#[derive(Serialize)]
+pub struct VerifiedReport<'a> {
+    file: String,
+    ok: bool,
+    world: &'a WorldId,
+    ek_chain: &'a [String],
+    ak_name: String,
+    kek_name: String,
+    kek: String,
+    tpm: TpmReport<'a>,
+    reset_count: u32,
+    restart_count: u32,
+    clock: u64,
+    /// "sha256:INDEX" → hex value.
+    pcrs: BTreeMap<String, String>,
+    ak_proven: bool,
+    ak_ek_binding: String,
+    kek_pcr_binding: Option<KekPcrBindingReport>,
+    compat_kek: Option<CompatKekReport>,
+    #[serde(flatten)]
+    identity: Identity<'a>,
+}
+
+#[derive(Serialize)]
+struct TpmReport<'a> {
+    manufacturer: &'a str,
+    vendor: &'a str,
+    firmware: String,
+}
+
+#[derive(Serialize)]
+struct KekPcrBindingReport {
+    pcrs: String,
+    /// "BANK:INDEX" → hex value.
+    values: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct CompatKekReport {
+    key: String,
+    kid: String,
+}
+
+impl<'a> VerifiedReport<'a> {
+    pub fn new(path: &Path, v: &'a Verified) -> VerifiedReport<'a> {
+        VerifiedReport {
+            file: path.display().to_string(),
+            ok: true,
+            world: &v.world,
+            ek_chain: &v.ek_chain,
+            ak_name: hex::encode(&v.ak_name),
+            kek_name: hex::encode(&v.kek_name),
+            kek: v.kek_public.describe_key(),
+            tpm: TpmReport {
+                manufacturer: &v.tpm_manufacturer,
+                vendor: &v.tpm_vendor,
+                firmware: format!("{:#018x}", v.firmware_version),
+            },
+            reset_count: v.quote_clock.reset_count,
+            restart_count: v.quote_clock.restart_count,
+            clock: v.quote_clock.clock,
+            pcrs: v
+                .pcrs
+                .iter()
+                .map(|(i, d)| (format!("sha256:{i}"), hex::encode(d)))
+                .collect(),
+            ak_proven: v.ak_binding.proven(),
+            ak_ek_binding: v.ak_binding.describe(),
+            kek_pcr_binding: v.kek_pcr_binding.as_ref().map(|b| KekPcrBindingReport {
+                pcrs: b.pcrs.describe(),
+                values: b
+                    .pcrs
+                    .pcrs
+                    .iter()
+                    .zip(&b.values)
+                    .map(|(i, d)| (format!("{}:{i}", b.pcrs.bank), hex::encode(d)))
+                    .collect(),
+            }),
+            compat_kek: v.compat_kek.as_ref().map(|c| CompatKekReport {
+                key: c.describe_key(),
+                kid: byok_protocol::world::compat_kid(&v.world, &c.name()),
+            }),
+            identity: Identity::of(v),
+        }
+    }
+}
+
+/// `verify --json` for a file that failed.
+#[derive(Serialize)]
+pub struct FailedReport {
+    pub file: String,
+    pub ok: bool,
+    pub error: String,
+}
+
+/// `enroll --json`.
+#[derive(Serialize)]
+pub struct EnrolReport<'a> {
+    pub ok: bool,
+    pub outcome: &'static str,
+    pub world: &'a WorldId,
+    pub ak_name: String,
+    pub kek_name: String,
+    pub record: String,
+    #[serde(flatten)]
+    pub identity: Identity<'a>,
+}
+
+/// `check-receipt --json`.
+#[derive(Serialize)]
+pub struct ReceiptJson<'a> {
+    pub ok: bool,
+    pub world: &'a WorldId,
+    pub key_name: String,
+    pub key: &'a str,
+    pub attributes: &'a [&'static str],
+    pub origin: &'static str,
+    pub duplicable: Option<bool>,
+    pub matches_transfer: Option<bool>,
+    pub kek_name: String,
+    pub ak_ek_binding: String,
+    #[serde(flatten)]
+    pub identity: Identity<'a>,
+}
+
+/// `ek-cert --json`.
+#[derive(Serialize)]
+pub struct EkCertReport<'a> {
+    pub ok: bool,
+    pub path: &'a [String],
+    pub key: String,
+    pub certificate_sha256: String,
+    pub tpm_manufacturer: Option<String>,
+    pub tpm_model: Option<String>,
+    pub tpm_version: Option<String>,
+    pub tcg_ek_eku: bool,
 }
 
 // Long on purpose: one line per fact, in the order an operator reads them.
