@@ -56,6 +56,7 @@ fn random_inputs_never_panic() {
     }
 }
 
+// Long on purpose: one table of cases, each checked the same way.
 #[test]
 fn mutated_valid_structures_never_panic() {
     let mut r = XorShift(0x1234_5678_9abc_def1);

@@ -75,6 +75,7 @@ fn activation_proves_the_ak_ek_binding() {
         .stderr(contains("the returned secret is not the challenge's"));
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn software_ak_and_kek_beside_a_genuine_ek_fail_activation_and_import() {
     let host = Host::new(tpm_a());

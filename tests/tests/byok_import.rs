@@ -55,6 +55,7 @@ fn signs_like(host: &Host, name: &str, original: &Path, work: &Path) {
         .stdout(contains("Verified OK"));
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn byok_files_from_our_verifier_and_from_openssl_import_and_sign() {
     let host = Host::new(tpm_a());
@@ -227,6 +228,7 @@ fn byok_files_from_our_verifier_and_from_openssl_import_and_sign() {
         .stdout(contains("origin:     imported (.byok)"));
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn bad_byok_files_are_refused_and_leave_nothing() {
     let a = Host::new(tpm_a());

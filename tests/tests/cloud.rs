@@ -19,6 +19,7 @@ impl Keys {
     }
 }
 
+// Long on purpose: one table of cases.
 /// KEKs and target keys, made once by OpenSSL.
 fn keys() -> &'static Keys {
     static K: OnceLock<Keys> = OnceLock::new();
@@ -466,6 +467,7 @@ fn cloud_rules_are_enforced_before_writing() {
     assert!(!out.exists());
 }
 
+// Long on purpose: one table of cases, each checked the same way.
 #[test]
 fn kek_public_as_jwk_pkcs1_and_der_and_base64_output() {
     use rsa::pkcs8::DecodePublicKey;

@@ -132,6 +132,7 @@ fn make_keys(work: &Path) -> Vec<(&'static str, PathBuf)> {
     ]
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn every_key_type_transfers_and_signs_verifiably() {
     let host = Host::new(tpm_a());
@@ -454,6 +455,7 @@ fn wrong_nonce_or_world_is_refused_before_anything_is_written() {
     assert!(!out.exists());
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn receipts_prove_the_key_lives_under_the_attested_kek() {
     let host = Host::new(tpm_a());

@@ -91,6 +91,7 @@ fn bad_arguments_get_one_clear_line() {
         .stdout(contains("FIX   /dev/no-such-tpm is missing"));
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn inspect_decodes_every_file_type() {
     let host = Host::new(tpm_a());

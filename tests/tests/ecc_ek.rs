@@ -20,6 +20,7 @@ fn ecc_only_host() -> Host {
     host
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn transfer_to_a_tpm_with_only_an_ecc_ek_certificate() {
     let host = ecc_only_host();

@@ -40,6 +40,7 @@ fn with_attributes(p: &TpmtPublic, attributes: u32) -> TpmtPublic {
     )
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn packages_with_other_objects_are_refused_before_import() {
     let host = Host::new(tpm_a());

@@ -18,6 +18,7 @@ fn random<const N: usize>() -> [u8; N] {
     b
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn our_make_credential_activates_with_tpm2_activatecredential() {
     let host = Host::new(tpm_a());
@@ -127,6 +128,7 @@ fn our_make_credential_activates_with_tpm2_activatecredential() {
         .failure();
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn our_duplication_blob_imports_with_tpm2_import() {
     let host = Host::new(tpm_a());
@@ -250,6 +252,7 @@ fn our_duplication_blob_imports_with_tpm2_import() {
         eprintln!("{}: imported with tpm2_import and signed", alg.name());
     }
 }
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 
 #[test]
 fn our_ecdh_seeded_duplication_blob_imports_under_ecc_parents() {

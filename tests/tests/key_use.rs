@@ -44,6 +44,7 @@ fn agent_io(host: &Host, args: &[&str], input: &Path, out: &Path) -> assert_cmd:
         .assert()
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn keys_born_in_the_tpm_sign_decrypt_encrypt_and_mac() {
     let host = Host::new(tpm_a());
@@ -338,6 +339,7 @@ fn unseal(host: &Host, name: &str, out: &Path) -> assert_cmd::assert::Assert {
         .assert()
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn sealed_secrets_follow_their_pcr_policy() {
     let mut host = Host::new(tpm_a());
@@ -462,6 +464,7 @@ fn sealed_secrets_follow_their_pcr_policy() {
         .code(2)
         .stderr(contains("is not sealed data"));
 }
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 
 #[test]
 fn imported_aes_and_hmac_keys_agree_with_openssl() {

@@ -83,6 +83,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn a_tcti_capture_holds_no_sealed_data_and_no_credential_secret() {
     let host = Host::new(tpm_a());

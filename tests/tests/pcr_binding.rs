@@ -137,6 +137,7 @@ fn a_pcr_bound_kek_is_verified_and_enforced_by_the_tpm() {
     host.sign("k2", wd).success();
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn keys_wrapped_with_a_pcr_policy_are_usable_only_in_that_state() {
     let host = Host::new(tpm_a());

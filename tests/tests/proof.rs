@@ -171,6 +171,7 @@ fn a_receipt_signed_by_a_software_ak_is_refused() {
         .stderr(contains("is enrolled with another AK for world \"eu\""));
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn enrolment_round_trip_and_conflicts() {
     let a = Host::new(tpm_a());
@@ -367,6 +368,7 @@ fn a_world_policy_applies_without_world() {
         .code(10);
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn unsigned_text_reaches_the_terminal_inert() {
     let host = Host::new(tpm_a());

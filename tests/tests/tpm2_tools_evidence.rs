@@ -69,6 +69,7 @@ fn certify_with_tpm2_send(
     panic!("TPM2_Certify kept answering TPM_RC_RETRY");
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn evidence_from_tpm2_tools_outputs_verifies() {
     let host = Host::new(tpm_a());

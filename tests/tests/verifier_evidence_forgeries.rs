@@ -112,6 +112,7 @@ fn every_flipped_byte_of_a_tpm_signed_field_is_refused() {
     assert!(count > 2000);
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn forged_evidence_fails_with_the_named_check() {
     let a = Host::new(tpm_a());

@@ -12,6 +12,7 @@ use byok_verifier::verify::verify_evidence;
 use forged_tpm::*;
 use tss_esapi::interface_types::resource_handles::Hierarchy;
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn pcr_bound_keks_verify_only_with_the_values_their_policy_was_made_from() {
     let s = setup();

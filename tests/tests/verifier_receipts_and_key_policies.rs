@@ -82,6 +82,7 @@ fn receipt(host: &Host, key: &str, n: &str, work: &Path) -> Receipt {
     Receipt::from_cbor(&std::fs::read(&p).unwrap()).unwrap()
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn each_receipt_check_refuses_its_forgery() {
     let host = Host::new(tpm_a());

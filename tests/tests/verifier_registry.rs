@@ -55,6 +55,7 @@ fn activated(host: &Host, world: &str, work: &Path) -> Verified {
     v
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn enrolment_and_the_registry_check() {
     let a = Host::new(tpm_a());
@@ -265,6 +266,7 @@ fn an_activation_answers_exactly_its_challenge() {
     assert_eq!(v2.ak_binding, AkBinding::Activated);
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn a_run_applies_the_world_policy_the_registry_and_the_activation() {
     use byok_verifier::pipeline::{Pipeline, ProofFlags};

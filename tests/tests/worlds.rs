@@ -28,6 +28,7 @@ fn persistent_handles(host: &Host) -> String {
     String::from_utf8_lossy(&out.stdout).to_lowercase()
 }
 
+// Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.
 #[test]
 fn kek_rotation_keeps_old_keys_and_refuses_old_packages() {
     let host = Host::new(tpm_a());

@@ -28,6 +28,7 @@ fn load(dir: &Path, f: &str) -> Cert {
         .remove(0)
 }
 
+// Long on purpose: one table of cases.
 /// root (CA) -> intermediate (extensions from `ext`, valid `days`) -> leaf.
 fn chain(dir: &Path, tag: &str, ext: &str, days: &str) -> (Cert, Cert, Cert) {
     let f = |s: &str| format!("{tag}-{s}");
@@ -142,6 +143,7 @@ fn chain(dir: &Path, tag: &str, ext: &str, days: &str) -> (Cert, Cert, Cert) {
 
 const CA_EXT: &str = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n";
 
+// Long on purpose: one table of cases, each checked the same way.
 #[test]
 fn issuer_constraints_and_validity() {
     let work = TempDir::new().unwrap();

@@ -151,6 +151,7 @@ fn bogus() -> Vec<Bogus> {
     ]
 }
 
+// Long on purpose: one table of cases, each checked the same way.
 #[test]
 fn non_ek_leaves_and_broken_paths_are_refused() {
     let work = TempDir::new().unwrap();
