@@ -10,7 +10,6 @@ use crate::tpm::{EkKind, KekAt, Parent, ParentPolicy, Tpm};
 use byok_protocol::templates::{kek_template, KekAlg, KekSpec};
 use byok_protocol::world::WorldId;
 use byok_protocol::world::{pcr_bound_kek_policy, valid_id, world_policy};
-use serde_bytes::ByteBuf;
 use std::path::{Path, PathBuf};
 
 pub struct Ctx {
@@ -147,24 +146,14 @@ pub(crate) fn world_ek(
 /// was computed from (bank => index => value), for the verifier to recompute.
 pub(crate) fn kek_pcr_binding(
     w: &WorldState,
-) -> Result<
-    Option<
-        std::collections::BTreeMap<
-            byok_protocol::hash::HashAlg,
-            std::collections::BTreeMap<u32, ByteBuf>,
-        >,
-    >,
-> {
-    let rec = w.kek.clone();
-    let Some(spec) = rec.pcrs.clone() else {
+) -> Result<Option<byok_protocol::formats::PcrBinding>> {
+    let Some(spec) = &w.kek.pcrs else {
         return Ok(None);
     };
-    if spec.pcrs.len() != rec.pcr_values.len() {
-        return Err(AgentError::CorruptState {
+    byok_protocol::formats::pcr_binding(spec, &w.kek.pcr_values)
+        .map(Some)
+        .ok_or_else(|| AgentError::CorruptState {
             path: format!("world {}", w.world),
             detail: "KEK PCR values do not match its PCR list".into(),
-        });
-    }
-    let bank = spec.pcrs.iter().copied().zip(rec.pcr_values).collect();
-    Ok(Some([(spec.bank, bank)].into_iter().collect()))
+        })
 }

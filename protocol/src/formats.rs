@@ -61,7 +61,47 @@ pub struct KekEvidence {
     /// authPolicy was computed from. Not signed itself: the verifier
     /// recomputes the authPolicy (signed, in the KEK's Name) from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pcr_binding: Option<BTreeMap<crate::hash::HashAlg, BTreeMap<u32, ByteBuf>>>,
+    pub pcr_binding: Option<PcrBinding>,
+}
+
+/// A KEK's PCR binding as evidence carries it: one bank, PCR index → the
+/// value the KEK's authPolicy was computed from. The agent writes it with
+/// [`pcr_binding`] and the verifier reads it with [`read_pcr_binding`].
+pub type PcrBinding = BTreeMap<crate::hash::HashAlg, BTreeMap<u32, ByteBuf>>;
+
+/// The binding of a KEK made for `spec` with `values` (one per PCR of
+/// `spec`, in its order); None when the counts differ.
+pub fn pcr_binding(spec: &crate::policy::PcrSpec, values: &[ByteBuf]) -> Option<PcrBinding> {
+    if spec.pcrs.len() != values.len() {
+        return None;
+    }
+    let bank = spec
+        .pcrs
+        .iter()
+        .copied()
+        .zip(values.iter().cloned())
+        .collect();
+    Some([(spec.bank, bank)].into_iter().collect())
+}
+
+/// A binding read back as the PCR selection and its values: exactly one
+/// bank, PCR indices 0-23 (at least one), each value the bank's digest size.
+pub fn read_pcr_binding(
+    binding: &PcrBinding,
+) -> Result<(crate::policy::PcrSpec, Vec<Vec<u8>>), String> {
+    let mut banks = binding.iter();
+    let (Some((&bank, values)), None) = (banks.next(), banks.next()) else {
+        return Err("exactly one PCR bank".into());
+    };
+    let pcrs: Vec<u32> = values.keys().copied().collect();
+    if pcrs.is_empty() || pcrs.iter().any(|i| *i > 23) {
+        return Err("PCR indices 0-23, at least one".into());
+    }
+    if values.values().any(|v| v.len() != bank.size()) {
+        return Err(format!("{bank} values have {} bytes", bank.size()));
+    }
+    let values = values.values().map(|v| v.to_vec()).collect();
+    Ok((crate::policy::PcrSpec { bank, pcrs }, values))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -7,8 +7,7 @@ use crate::error::{AgentError, Result};
 use crate::state::{write_atomic, StateDir};
 use crate::tpm::Tpm;
 use byok_protocol::formats::{
-    Document, EkEvidence, Evidence, KekEvidence, PublicOnly, QuoteEvidence, Receipt, Signed,
-    TpmInfo,
+    Document, EkEvidence, Evidence, KekEvidence, PublicOnly, QuoteEvidence, Receipt, TpmInfo,
 };
 use byok_protocol::world::WorldId;
 use serde_bytes::ByteBuf;
@@ -22,13 +21,6 @@ fn parse_nonce(hex_nonce: &str) -> Result<Vec<u8>> {
             what: "--nonce",
             detail: e.to_string(),
         })
-}
-
-fn signed(a: crate::tpm::SignedAttest) -> Signed {
-    Signed {
-        attest: ByteBuf::from(a.attest),
-        signature: ByteBuf::from(a.signature),
-    }
 }
 
 /// `evidence --pcrs`: the one PCR syntax (`sha256:0,7`, or bare `0,7`);
@@ -73,7 +65,7 @@ pub fn evidence(ctx: &Ctx, world: &WorldId, nonce: &str, pcrs: &str, out: &Path)
             tpm.flush(key);
             Some(KekEvidence {
                 public: ByteBuf::from(public.to_tpm2b()),
-                certify: signed(c),
+                certify: c,
                 pcr_binding: None,
             })
         }
@@ -107,15 +99,12 @@ pub fn evidence(ctx: &Ctx, world: &WorldId, nonce: &str, pcrs: &str, out: &Path)
         },
         kek: KekEvidence {
             public: ByteBuf::from(w.kek.public.to_tpm2b()),
-            certify: Signed {
-                attest: ByteBuf::from(certify.attest),
-                signature: ByteBuf::from(certify.signature),
-            },
+            certify,
             pcr_binding: kek_pcr_binding(&w)?,
         },
         quote: QuoteEvidence {
-            attest: ByteBuf::from(quote.attest),
-            signature: ByteBuf::from(quote.signature),
+            attest: quote.attest,
+            signature: quote.signature,
             pcrs: banks,
         },
         compat_kek,
@@ -198,10 +187,7 @@ pub fn attest_key(ctx: &Ctx, name: &str, nonce: &str, out: &Path) -> Result<()> 
         key: PublicOnly {
             public: ByteBuf::from(k.public.to_tpm2b()),
         },
-        certify: Signed {
-            attest: ByteBuf::from(certify.attest),
-            signature: ByteBuf::from(certify.signature),
-        },
+        certify,
     };
     write_atomic(out, &receipt.to_cbor())?;
     println!("receipt for key {name:?} written to {}", out.display());

@@ -1,7 +1,8 @@
 //! Attestation by the AK: TPM2_Certify and TPM2_Quote.
 
-use super::{is_retry, signed, PcrValues, SignedAttest, Tpm};
+use super::{is_retry, signed, PcrValues, Tpm};
 use crate::error::{tpm, Result};
+use byok_protocol::formats::Signed;
 use byok_protocol::policy::PcrSpec;
 use tss_esapi::handles::{KeyHandle, ObjectHandle};
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
@@ -16,7 +17,7 @@ impl Tpm {
         object: ObjectHandle,
         signer: KeyHandle,
         nonce: &[u8],
-    ) -> Result<SignedAttest> {
+    ) -> Result<Signed> {
         let data = Data::try_from(nonce.to_vec()).map_err(tpm("qualifying data"))?;
         let mut tries = 0;
         loop {
@@ -42,7 +43,7 @@ impl Tpm {
         signer: KeyHandle,
         nonce: &[u8],
         pcrs: &[u32],
-    ) -> Result<(SignedAttest, PcrValues)> {
+    ) -> Result<(Signed, PcrValues)> {
         let slots: Vec<PcrSlot> = pcrs
             .iter()
             .map(|i| PcrSlot::try_from(1u32 << i).map_err(tpm("PCR slot")))

@@ -19,9 +19,11 @@ mod objects;
 pub use endorsement::EkKind;
 
 use crate::error::{tpm, AgentError, Result};
+use byok_protocol::formats::Signed;
 use byok_protocol::policy::PcrSpec;
 use byok_protocol::public::TpmtPublic;
 use byok_protocol::wire::{tpm2b, unwrap_tpm2b};
+use serde_bytes::ByteBuf;
 use std::str::FromStr;
 use tss_esapi::constants::CapabilityType;
 use tss_esapi::handles::{KeyHandle, PersistentTpmHandle, SessionHandle, TpmHandle};
@@ -81,14 +83,6 @@ pub enum Protect {
     Response,
     /// Both (TPM2_EncryptDecrypt2: plaintext goes in or comes out).
     Both,
-}
-
-/// A signed attestation as TPM wire bytes.
-pub struct SignedAttest {
-    /// TPMS_ATTEST.
-    pub attest: Vec<u8>,
-    /// TPMT_SIGNATURE.
-    pub signature: Vec<u8>,
 }
 
 /// (PCR index, value) in selection order.
@@ -164,13 +158,12 @@ pub(super) fn pcr_selection(
         .build()
 }
 
-pub(super) fn signed(
-    attest: tss_esapi::structures::Attest,
-    sig: Signature,
-) -> Result<SignedAttest> {
-    Ok(SignedAttest {
-        attest: attest.marshall().map_err(tpm("marshal TPMS_ATTEST"))?,
-        signature: sig.marshall().map_err(tpm("marshal TPMT_SIGNATURE"))?,
+/// A signed attestation as the documents carry it: TPMS_ATTEST and
+/// TPMT_SIGNATURE wire bytes.
+pub(super) fn signed(attest: tss_esapi::structures::Attest, sig: Signature) -> Result<Signed> {
+    Ok(Signed {
+        attest: ByteBuf::from(attest.marshall().map_err(tpm("marshal TPMS_ATTEST"))?),
+        signature: ByteBuf::from(sig.marshall().map_err(tpm("marshal TPMT_SIGNATURE"))?),
     })
 }
 

@@ -30,7 +30,6 @@ pub fn check_kek_binding(
     kek: &TpmtPublic,
     policy: &Policy,
 ) -> Result<Option<KekPcrBinding>, VerifyError> {
-    use byok_protocol::policy::PcrSpec;
     let plain = world_policy(&ev.world);
     let mismatch = || VerifyError::KekWorldMismatch {
         world: ev.world.clone(),
@@ -45,26 +44,8 @@ pub fn check_kek_binding(
         }
         Some(b) => b,
     };
-    let mut banks = binding.iter();
-    let (Some((&bank, values)), None) = (banks.next(), banks.next()) else {
-        return Err(VerifyError::KekPcrBindingMalformed(
-            "exactly one PCR bank".into(),
-        ));
-    };
-    let pcrs: Vec<u32> = values.keys().copied().collect();
-    if pcrs.is_empty() || pcrs.iter().any(|i| *i > 23) {
-        return Err(VerifyError::KekPcrBindingMalformed(
-            "PCR indices 0-23, at least one".into(),
-        ));
-    }
-    if values.values().any(|v| v.len() != bank.size()) {
-        return Err(VerifyError::KekPcrBindingMalformed(format!(
-            "{bank} values have {} bytes",
-            bank.size()
-        )));
-    }
-    let spec = PcrSpec { bank, pcrs };
-    let values: Vec<Vec<u8>> = values.values().map(|v| v.to_vec()).collect();
+    let (spec, values) = byok_protocol::formats::read_pcr_binding(binding)
+        .map_err(VerifyError::KekPcrBindingMalformed)?;
     let expected = byok_protocol::world::pcr_bound_kek_policy(&ev.world, &spec, &values);
     if kek.auth_policy != expected {
         return Err(mismatch());
