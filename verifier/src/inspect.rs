@@ -114,12 +114,12 @@ pub fn describe(bytes: &[u8]) -> Result<Value, String> {
                 byok_protocol::formats::HostRecord::from_cbor(bytes).map_err(|e| e.to_string())?;
             Ok(json!({
                 "type": h.kind, "version": h.version, "host": h.host,
-                "enrolled": crate::registry::utc(h.enrolled),
+                "enrolled": crate::verified::utc(h.enrolled),
                 "ek": {"certificate_sha256": hex::encode(&h.ek.certificate_sha256), "name": hex::encode(&h.ek.name), "public": public_json(&h.ek.public)},
                 "worlds": h.worlds.iter().map(|(w, e)| (w.to_string(), json!({
                     "ak": public_json(&e.ak_public),
                     "kek_name": hex::encode(&e.kek_name),
-                    "enrolled": crate::registry::utc(e.enrolled),
+                    "enrolled": crate::verified::utc(e.enrolled),
                 }))).collect::<serde_json::Map<_, _>>(),
             }))
         }

@@ -14,6 +14,7 @@ pub mod receipt;
 pub mod registry;
 pub mod report;
 pub mod trust;
+pub mod verified;
 pub mod verify;
 pub mod wrap;
 

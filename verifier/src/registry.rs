@@ -12,7 +12,7 @@
 
 use crate::check::enrolment::{ak_name, check_enrolment};
 use crate::error::VerifyError;
-use crate::verify::{AkBinding, Verified};
+use crate::verified::{AkBinding, Verified};
 use byok_protocol::formats::{Document, EnrolledEk, EnrolledWorld, HostRecord, HOST_TYPE, VERSION};
 use byok_protocol::world::valid_id;
 use serde_bytes::ByteBuf;
@@ -270,45 +270,4 @@ fn decide(
         }
     };
     Ok((record, outcome, remove))
-}
-
-/// A Unix time as "YYYY-MM-DD HH:MM:SS UTC".
-pub fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::utc;
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc(1_796_222_096), "2026-12-02 14:34:56 UTC");
-        assert_eq!(utc(4_102_444_799), "2099-12-31 23:59:59 UTC");
-        // Century and 400-year leap rules (checked with GNU date).
-        assert_eq!(utc(4_107_542_399), "2100-02-28 23:59:59 UTC");
-        assert_eq!(utc(4_107_542_400), "2100-03-01 00:00:00 UTC");
-        assert_eq!(utc(13_574_563_200), "2400-02-29 00:00:00 UTC");
-        assert_eq!(utc(946_684_799), "1999-12-31 23:59:59 UTC");
-        assert_eq!(utc(1_709_164_800), "2024-02-29 00:00:00 UTC");
-    }
 }

@@ -11,7 +11,7 @@ use crate::check::pcrs::{check_pcrs, check_reference_pcrs};
 use crate::check::{ak::check_ak, malformed};
 use crate::error::VerifyError;
 use crate::policy::Policy;
-use byok_protocol::attest::{ClockInfo, TpmsAttest};
+use byok_protocol::attest::TpmsAttest;
 use byok_protocol::formats::{Evidence, Signed};
 use byok_protocol::public::{primary_qualified_name, qualified_name, TpmtPublic};
 use byok_protocol::tpm::{rh, st};
@@ -20,11 +20,9 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 use subtle::ConstantTimeEq;
 
-pub use crate::check::activation::{
-    check_activation, make_challenge, require_proven_ak, AkBinding,
-};
+pub use crate::check::activation::{check_activation, make_challenge, require_proven_ak};
 pub use crate::check::attest::check_signed_attest;
-pub use crate::check::kek::KekPcrBinding;
+pub use crate::verified::{AkBinding, KekPcrBinding, Verified};
 
 /// What the operator asks for.
 #[derive(Clone)]
@@ -33,36 +31,6 @@ pub struct Options {
     pub world: Option<WorldId>,
     pub now: SystemTime,
     pub policy: Policy,
-}
-
-/// The facts an evidence file establishes once verified.
-#[derive(Debug, Clone)]
-pub struct Verified {
-    pub world: WorldId,
-    pub ek_public: TpmtPublic,
-    /// The EK's Name: the key it is enrolled under in a registry.
-    pub ek_name: Vec<u8>,
-    /// SHA-256 of the EK certificate's DER.
-    pub ek_certificate_sha256: [u8; 32],
-    /// The registry's name for this EK's host, when it is enrolled.
-    pub host: Option<String>,
-    pub ak_public: TpmtPublic,
-    pub ak_name: Vec<u8>,
-    pub ak_qualified_name: Vec<u8>,
-    pub kek_public: TpmtPublic,
-    pub kek_name: Vec<u8>,
-    pub ek_chain: Vec<String>,
-    pub certify_clock: ClockInfo,
-    pub quote_clock: ClockInfo,
-    pub firmware_version: u64,
-    pub pcrs: BTreeMap<u32, Vec<u8>>,
-    pub tpm_manufacturer: String,
-    pub tpm_vendor: String,
-    pub ak_binding: AkBinding,
-    /// The world's compat KEK, certified and checked, when the evidence has one.
-    pub compat_kek: Option<TpmtPublic>,
-    /// A PCR-bound KEK: the PCRs and values the TPM requires before it uses it.
-    pub kek_pcr_binding: Option<KekPcrBinding>,
 }
 
 /// The operator's nonce from hex (the one rule: `byok_protocol::nonce`).

@@ -5,10 +5,11 @@
 use assert_cmd::Command;
 use byok_protocol::formats::{Activation, Challenge, Document, Evidence, Receipt, TransferPackage};
 use byok_verifier::certs::{load_certificates, TrustStore};
-use byok_verifier::check::activation::{check_activation, AkBinding};
+use byok_verifier::check::activation::check_activation;
 use byok_verifier::error::VerifyError;
 use byok_verifier::receipt::check_receipt;
 use byok_verifier::registry::Registry;
+use byok_verifier::verified::AkBinding;
 use byok_verifier::verify::{verify_evidence, Options, Verified};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;

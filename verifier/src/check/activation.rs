@@ -3,43 +3,8 @@
 //! an enrolment that did so once (the registry). What may rest on it.
 
 use crate::error::VerifyError;
-use crate::verify::Verified;
+use crate::verified::{AkBinding, Verified};
 use subtle::ConstantTimeEq;
-
-/// How the AK is tied to the EK's TPM.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AkBinding {
-    /// Not proven by evidence alone (a software key could have signed it):
-    /// a transfer package is still safe, because the TPM enforces the binding
-    /// at import (the key is released only to the TPM holding this EK and an
-    /// object with this AK's name). Nothing else may rest on it.
-    AtImport,
-    /// Proven now: the TPM holding the EK released a credential bound to the
-    /// AK's name (`challenge`, `activate`, `--activation`).
-    Activated,
-    /// Proven at enrolment (a credential activation), kept in the registry.
-    Enrolled { host: String, enrolled: u64 },
-}
-
-impl AkBinding {
-    /// A TPM activated a credential for this AK under this EK: the AK is a
-    /// key of that TPM, so what it signs is TPM-made.
-    pub fn proven(&self) -> bool {
-        !matches!(self, AkBinding::AtImport)
-    }
-
-    pub fn describe(&self) -> String {
-        match self {
-            AkBinding::AtImport => "not proven by evidence alone: enforced by the TPM at import (the key is released only to the TPM holding this EK and an object with this AK's name); enroll the host to prove it".into(),
-            AkBinding::Activated => "proven: the TPM holding this EK released a credential bound to this AK's name (challenge and activation)".into(),
-            AkBinding::Enrolled { host, enrolled } => format!(
-                "proven (host {}, enrolled {})",
-                byok_protocol::text::inert(host),
-                crate::registry::utc(*enrolled)
-            ),
-        }
-    }
-}
 
 /// Refuse what would rest on evidence claims alone: `what` needs an AK
 /// proven to live in the EK's TPM (enrolment, or challenge and activation).

@@ -4,7 +4,7 @@
 //! enrolled ones.
 
 use crate::error::VerifyError;
-use crate::verify::{AkBinding, Verified};
+use crate::verified::{AkBinding, Verified};
 use byok_protocol::formats::HostRecord;
 
 /// `record` is the registry's record of the evidence's EK, if any. An

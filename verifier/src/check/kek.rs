@@ -5,18 +5,12 @@
 use super::missing;
 use crate::error::VerifyError;
 use crate::policy::Policy;
+use crate::verified::KekPcrBinding;
 use byok_protocol::formats::Evidence;
 use byok_protocol::hash::HashAlg;
 use byok_protocol::public::{PublicParams, TpmtPublic};
 use byok_protocol::tpm::{alg, attr, curve};
 use byok_protocol::world::world_policy;
-
-/// The PCR binding of a KEK, recomputed from its signed authPolicy.
-#[derive(Debug, Clone)]
-pub struct KekPcrBinding {
-    pub pcrs: byok_protocol::policy::PcrSpec,
-    pub values: Vec<Vec<u8>>,
-}
 
 /// The KEK's authPolicy binds it to the evidence's world: either the plain
 /// binding (a digest no policy session reaches; the KEK is used with its auth
