@@ -12,9 +12,42 @@ use byok_protocol::world::WorldId;
 use byok_protocol::world::{pcr_bound_kek_policy, valid_id, world_policy};
 use std::path::{Path, PathBuf};
 
+/// Where a command finds the TPM and the state. Each command takes what it
+/// needs from here, in the order it needs it: the locked state directory
+/// first (two agents never interleave), the TPM only once the inputs have
+/// been checked (bad input is refused before any TPM work). What a command
+/// loaded is released when its `Tpm` and `StateDir` are dropped.
 pub struct Ctx {
     pub tcti: String,
     pub state_dir: PathBuf,
+}
+
+impl Ctx {
+    /// The state directory, locked for the whole command.
+    pub(crate) fn state(&self) -> Result<StateDir> {
+        StateDir::open(&self.state_dir)
+    }
+
+    /// The TPM (its context flushes what it loaded when dropped).
+    pub(crate) fn tpm(&self) -> Result<Tpm> {
+        Tpm::open(&self.tcti)
+    }
+
+    /// The locked state and one world in it.
+    pub(crate) fn world(&self, world: &WorldId) -> Result<(StateDir, WorldState)> {
+        let state = self.state()?;
+        let w = state.world(world)?;
+        Ok((state, w))
+    }
+
+    /// The locked state, the key `name` and the world it lives in.
+    pub(crate) fn key(&self, name: &str) -> Result<(StateDir, KeyState, WorldState)> {
+        check_id("key name", name)?;
+        let state = self.state()?;
+        let k = state.key(name)?;
+        let w = state.world(&k.world)?;
+        Ok((state, k, w))
+    }
 }
 
 pub(crate) fn check_id(what: &'static str, v: &str) -> Result<()> {

@@ -2,10 +2,9 @@
 //! world's AK), `activate` (answering a credential challenge with the AK and
 //! the EK) and `attest-key` (a receipt: a key certified by the AK).
 
-use crate::context::{check_id, kek_pcr_binding, key_parent, read_file, world_ek, world_kek, Ctx};
+use crate::context::{kek_pcr_binding, key_parent, read_file, world_ek, world_kek, Ctx};
 use crate::error::{AgentError, Result};
-use crate::state::{write_atomic, StateDir};
-use crate::tpm::Tpm;
+use crate::state::write_atomic;
 use byok_protocol::formats::{
     Document, EkEvidence, Evidence, KekEvidence, PublicOnly, QuoteEvidence, Receipt, TpmInfo,
 };
@@ -43,9 +42,8 @@ fn parse_pcrs(s: &str) -> Result<Vec<u32>> {
 pub fn evidence(ctx: &Ctx, world: &WorldId, nonce: &str, pcrs: &str, out: &Path) -> Result<()> {
     let nonce = parse_nonce(nonce)?;
     let pcrs = parse_pcrs(pcrs)?;
-    let state = StateDir::open(&ctx.state_dir)?;
-    let w = state.world(world)?;
-    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let (state, w) = ctx.world(world)?;
+    let mut tpm = ctx.tpm()?;
     let kek = world_kek(&mut tpm, &state, &w)?;
     let (ek, ek_kind) = world_ek(&mut tpm, &w)?;
     let ek_public = tpm.ek_public(ek)?;
@@ -127,8 +125,7 @@ pub fn activate(ctx: &Ctx, world: &WorldId, input: &Path, out: &Path) -> Result<
             world: world.clone(),
         });
     }
-    let state = StateDir::open(&ctx.state_dir)?;
-    let w = state.world(world)?;
+    let (_state, w) = ctx.world(world)?;
     let ak_name = w.ak_public.name();
     if ch.ak_name.as_ref() != ak_name.as_slice() {
         return Err(AgentError::PackageAkMismatch {
@@ -137,7 +134,7 @@ pub fn activate(ctx: &Ctx, world: &WorldId, input: &Path, out: &Path) -> Result<
             ours: hex::encode(&ak_name),
         });
     }
-    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let mut tpm = ctx.tpm()?;
     let (ek, _) = world_ek(&mut tpm, &w)?;
     let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;
     // A challenge's secret goes back to the verifier in the activation file
@@ -163,12 +160,9 @@ pub fn activate(ctx: &Ctx, world: &WorldId, input: &Path, out: &Path) -> Result<
 }
 
 pub fn attest_key(ctx: &Ctx, name: &str, nonce: &str, out: &Path) -> Result<()> {
-    check_id("key name", name)?;
     let nonce = parse_nonce(nonce)?;
-    let state = StateDir::open(&ctx.state_dir)?;
-    let k = state.key(name)?;
-    let w = state.world(&k.world)?;
-    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let (state, k, w) = ctx.key(name)?;
+    let mut tpm = ctx.tpm()?;
     let kek = key_parent(&mut tpm, &state, &w, &k)?;
     let (ek, _) = world_ek(&mut tpm, &w)?;
     let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;

@@ -8,7 +8,7 @@
 use crate::cli::{Digest, RsaPadding};
 use crate::context::{check_id, key_parent, world_kek, Ctx};
 use crate::error::{io, AgentError, Result};
-use crate::state::{write_atomic, KeyState, StateDir};
+use crate::state::{write_atomic, KeyState};
 use crate::tpm::{Hashing, Parent, Tpm, TpmHashScheme, TpmSignature, TpmSignatureScheme};
 use byok_protocol::formats::KeyOrigin;
 use byok_protocol::policy::{PcrSpec, PolicyDigest};
@@ -56,12 +56,12 @@ fn create_under_kek(
 ) -> Result<TpmtPublic> {
     check_id("key name", name)?;
     let spec = pcrs.map(parse_pcr_spec).transpose()?;
-    let state = StateDir::open(&ctx.state_dir)?;
+    let state = ctx.state()?;
     if state.has_key(name) {
         return Err(AgentError::KeyExists(name.to_string()));
     }
     let w = state.world(world)?;
-    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let mut tpm = ctx.tpm()?;
     let kek = world_kek(&mut tpm, &state, &w)?;
     let policy = match &spec {
         Some(s) => pcr_policy(&mut tpm, s)?,
@@ -153,13 +153,10 @@ fn with_key<T>(
     name: &str,
     f: impl FnOnce(&mut Tpm, &KeyState, &TpmtPublic, Loaded, Option<&PcrSpec>) -> Result<T>,
 ) -> Result<T> {
-    check_id("key name", name)?;
-    let state = StateDir::open(&ctx.state_dir)?;
-    let k = state.key(name)?;
-    let w = state.world(&k.world)?;
+    let (state, k, w) = ctx.key(name)?;
     let p = &k.public;
     let spec = k.policy_pcrs.clone();
-    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let mut tpm = ctx.tpm()?;
     let kek = key_parent(&mut tpm, &state, &w, &k)?;
     let key = tpm.load(&kek, &k.public, &k.private)?;
     let loaded = Loaded {
@@ -335,10 +332,7 @@ fn ecdsa_der(p: &TpmtPublic, r: &[u8], s: &[u8]) -> Result<Vec<u8>> {
 /// private blob, the world's KEK as persistent parent) for OpenSSL's tpm2
 /// provider and other TPM-aware software.
 pub fn keyfile(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
-    check_id("key name", name)?;
-    let state = StateDir::open(&ctx.state_dir)?;
-    let k = state.key(name)?;
-    let w = state.world(&k.world)?;
+    let (_state, k, w) = ctx.key(name)?;
     let p = &k.public;
     if k.origin == KeyOrigin::Sealed {
         return Err(wrong_type(
@@ -385,9 +379,8 @@ pub fn keyfile(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
 }
 
 pub fn keys_list(ctx: &Ctx, world: Option<&WorldId>) -> Result<()> {
-    let state = StateDir::open(&ctx.state_dir)?;
+    let state = ctx.state()?;
     if let Some(w) = world {
-        check_id("world", w)?;
         state.world(w)?;
     }
     for k in state
@@ -402,7 +395,7 @@ pub fn keys_list(ctx: &Ctx, world: Option<&WorldId>) -> Result<()> {
 
 pub fn keys_show(ctx: &Ctx, name: &str) -> Result<()> {
     check_id("key name", name)?;
-    let state = StateDir::open(&ctx.state_dir)?;
+    let state = ctx.state()?;
     let k = state.key(name)?;
     let p = &k.public;
     println!("name:       {}", k.name);
@@ -428,7 +421,7 @@ pub fn keys_show(ctx: &Ctx, name: &str) -> Result<()> {
 
 pub fn keys_delete(ctx: &Ctx, name: &str) -> Result<()> {
     check_id("key name", name)?;
-    let state = StateDir::open(&ctx.state_dir)?;
+    let state = ctx.state()?;
     state.delete_key(name)?;
     println!(
         "deleted key {name:?} (its TPM-encrypted blob is gone; the key cannot be loaded again)"
@@ -438,7 +431,7 @@ pub fn keys_delete(ctx: &Ctx, name: &str) -> Result<()> {
 
 pub fn public(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
     check_id("key name", name)?;
-    let state = StateDir::open(&ctx.state_dir)?;
+    let state = ctx.state()?;
     let k = state.key(name)?;
     let p = &k.public;
     let pem =

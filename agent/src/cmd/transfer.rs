@@ -14,7 +14,7 @@
 use crate::cli::KeyFormat;
 use crate::context::{check_id, read_file, retired_generation, world_ek, world_kek, Ctx};
 use crate::error::{AgentError, Result};
-use crate::state::{write_atomic, KeyState, StateDir, WorldState};
+use crate::state::{write_atomic, KeyState, WorldState};
 use crate::tpm::{Hashing, Parent, Tpm};
 use base64::Engine as _;
 use byok_protocol::byok::{ByokFile, ByokWrapping};
@@ -38,14 +38,14 @@ pub fn import(ctx: &Ctx, world: &WorldId, input: &Path, name: &str) -> Result<()
     }
     let pkg =
         TransferPackage::from_cbor(&bytes).map_err(|e| AgentError::BadPackage(e.to_string()))?;
-    let state = StateDir::open(&ctx.state_dir)?;
+    let state = ctx.state()?;
     if state.has_key(name) {
         return Err(AgentError::KeyExists(name.to_string()));
     }
     let w = state.world(world)?;
     let (object, key_pcrs) = check_package(&pkg, &w)?;
 
-    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let mut tpm = ctx.tpm()?;
     if !tpm.supports(&object)? {
         return Err(AgentError::UnsupportedByTpm(object.describe_key()));
     }
@@ -168,8 +168,7 @@ fn check_package(pkg: &TransferPackage, w: &WorldState) -> Result<(TpmtPublic, O
 }
 
 pub fn export_kek(ctx: &Ctx, world: &WorldId, format: KeyFormat, out: Option<&Path>) -> Result<()> {
-    let state = StateDir::open(&ctx.state_dir)?;
-    let w = state.world(world)?;
+    let (_state, w) = ctx.world(world)?;
     let public = w
         .kek
         .compat_public
@@ -230,7 +229,7 @@ pub fn import_byok(ctx: &Ctx, world: &WorldId, bytes: &[u8], name: &str) -> Resu
         .ciphertext_bytes()
         .map_err(|e| AgentError::BadByok(e.to_string()))?;
 
-    let state = StateDir::open(&ctx.state_dir)?;
+    let state = ctx.state()?;
     if state.has_key(name) {
         return Err(AgentError::KeyExists(name.to_string()));
     }
@@ -268,7 +267,7 @@ pub fn import_byok(ctx: &Ctx, world: &WorldId, bytes: &[u8], name: &str) -> Resu
     }
     let (rsa_block, wrapped) = blob.split_at(rsa_len);
 
-    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let mut tpm = ctx.tpm()?;
     let kek = world_kek(&mut tpm, &state, &w)?;
     let compat_key = tpm.load(&kek, compat_public, compat_private)?;
     let aes = tpm

@@ -91,8 +91,8 @@ pub fn init(ctx: &Ctx, world: &WorldId, opts: &InitOptions) -> Result<()> {
     let kek_alg = opts.kek_alg;
     let ek_kind = opts.ek;
     let pcrs = parse_pcrs_arg(opts.pcrs)?;
-    let state = StateDir::open(&ctx.state_dir)?;
-    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let state = ctx.state()?;
+    let mut tpm = ctx.tpm()?;
 
     if state.has_world(world) {
         return reinit(&state, &mut tpm, world, opts, pcrs.as_ref());
@@ -210,10 +210,10 @@ fn print_world(w: &WorldState, ek_kind: EkKind) -> Result<()> {
 
 /// `worlds list`: each world, its KEK(s), its keys and what the TPM says.
 pub fn worlds_list(ctx: &Ctx) -> Result<()> {
-    let state = StateDir::open(&ctx.state_dir)?;
+    let state = ctx.state()?;
     let worlds = state.worlds()?;
     let keys = state.keys()?;
-    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let mut tpm = ctx.tpm()?;
     println!("WORLD\tKEK\tTYPE\tGENERATION\tPCRS\tKEYS\tSTATUS");
     for w in &worlds {
         let rec = w.kek.clone();
@@ -262,9 +262,8 @@ pub fn worlds_list(ctx: &Ctx) -> Result<()> {
 /// "none" for no binding). The old KEK stays persistent for the keys stored
 /// under them, which keep working; packages wrapped for it are refused.
 pub fn kek_rotate(ctx: &Ctx, world: &WorldId, pcrs: Option<&str>) -> Result<()> {
-    let state = StateDir::open(&ctx.state_dir)?;
-    let mut w = state.world(world)?;
-    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let (state, mut w) = ctx.world(world)?;
+    let mut tpm = ctx.tpm()?;
     world_kek(&mut tpm, &state, &w)?;
     let old = w.kek.clone();
     let pcrs = match pcrs {
@@ -322,8 +321,7 @@ pub fn kek_rotate(ctx: &Ctx, world: &WorldId, pcrs: Option<&str>) -> Result<()> 
 /// `world destroy`: evict the world's KEKs from the TPM and delete its keys
 /// and state. Irreversible, so it asks for `--yes`.
 pub fn world_destroy(ctx: &Ctx, world: &WorldId, yes: bool) -> Result<()> {
-    let state = StateDir::open(&ctx.state_dir)?;
-    let w = state.world(world)?;
+    let (state, w) = ctx.world(world)?;
     let keys: Vec<KeyState> = state
         .keys()?
         .into_iter()
@@ -341,7 +339,7 @@ pub fn world_destroy(ctx: &Ctx, world: &WorldId, yes: bool) -> Result<()> {
             ),
         });
     }
-    let mut tpm = Tpm::open(&ctx.tcti)?;
+    let mut tpm = ctx.tpm()?;
     let mut evicted = 0;
     for rec in &keks {
         // Only the recorded KEK is evicted, never whatever else sits at its handle.
