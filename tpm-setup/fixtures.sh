@@ -55,6 +55,13 @@ rm -f "$out/registry/.lock"   # the enrolment lock, not a record
 "${A[@]}" init --world us >/dev/null
 "${A[@]}" evidence --world us --nonce "$n1" -o "$out/a-us.evidence" >/dev/null
 
+# PCR-bound KEKs of host A: one bound to PCRs 0 and 23, one to 23 alone
+# (a PCR software can reset).
+"${A[@]}" init --world pcr --pcrs sha256:0,23 >/dev/null 2>&1
+"${A[@]}" evidence --world pcr --nonce "$n1" --pcrs 0,1,2,3,4,5,6,7,23 -o "$out/a-pcr.evidence" >/dev/null
+"${A[@]}" init --world pcr23 --pcrs sha256:23 >/dev/null 2>&1
+"${A[@]}" evidence --world pcr23 --nonce "$n1" --pcrs 0,1,2,3,4,5,6,7,23 -o "$out/a-pcr23.evidence" >/dev/null
+
 # Host B: another TPM, another CA.
 "${B[@]}" init --world eu >/dev/null
 "${B[@]}" evidence --world eu --nonce "$n1" -o "$out/b-eu.evidence" >/dev/null
@@ -72,6 +79,8 @@ verifier's tests read them, so \`cargo test -p byok-verifier\` needs no swtpm.
 | a-issuer.pem, a-issuer.key | host A's intermediate (the EK certificate issuer) and its key: a throwaway test CA |
 | a-eu.evidence | host A, world eu, nonce $n1 |
 | a-us.evidence | host A, world us (another AK and KEK), nonce $n1 |
+| a-pcr.evidence | host A, world pcr: a KEK bound to PCRs sha256:0,23 (init --pcrs), PCRs 0-7 and 23 quoted, nonce $n1 |
+| a-pcr23.evidence | host A, world pcr23: a KEK bound to PCR sha256:23 alone, PCRs 0-7 and 23 quoted, nonce $n1 |
 | b-eu.evidence | host B (another TPM, another CA), world eu, nonce $n1 |
 | a-eu.challenge, a-eu.activation | a challenge for a-eu.evidence and host A's answer |
 | registry/host-a.cbor | host A enrolled for world eu with that activation |

@@ -225,3 +225,145 @@ fn the_binary_verifies_the_fixtures_quietly_and_refuses_the_foreign_ca() {
         before
     );
 }
+
+/// `world`'s evidence from host A checked with `policy`.
+fn with_policy(
+    file: &str,
+    world: &str,
+    policy: byok_verifier::policy::Policy,
+) -> Result<Verified, VerifyError> {
+    let mut o = opts(world);
+    o.policy = policy;
+    verify_evidence(&read(file), &store("a-ca.pem"), &o)
+}
+
+fn pcr_policy(
+    require: byok_verifier::policy::KekPcrRequirement,
+    refs: &[(u32, Vec<u8>)],
+) -> byok_verifier::policy::Policy {
+    let mut p = byok_verifier::policy::Policy {
+        require_kek_pcrs: require,
+        ..Default::default()
+    };
+    p.reference_pcrs.insert(
+        byok_protocol::hash::HashAlg::Sha256,
+        refs.iter().cloned().collect(),
+    );
+    p
+}
+
+#[test]
+fn a_pcr_bound_kek_is_held_to_the_policys_pcr_rules() {
+    use byok_verifier::policy::KekPcrRequirement::{Any, None as NotRequired, These};
+    let v = verify(&read("a-pcr.evidence"), "a-ca.pem", "pcr").unwrap();
+    let b = v.kek_pcr_binding.clone().expect("a PCR binding");
+    assert_eq!(b.pcrs.describe(), "sha256:0,23");
+    let (v0, v23) = (b.values[0].clone(), b.values[1].clone());
+    let mut wrong = v0.clone();
+    wrong[0] ^= 1;
+
+    // Reference values: equal passes, another value is refused.
+    with_policy(
+        "a-pcr.evidence",
+        "pcr",
+        pcr_policy(NotRequired, &[(0, v0.clone())]),
+    )
+    .unwrap();
+    let r = with_policy(
+        "a-pcr.evidence",
+        "pcr",
+        pcr_policy(NotRequired, &[(0, wrong)]),
+    );
+    assert!(
+        matches!(r, Err(VerifyError::KekPcrBindingMismatch { index: 0, .. })),
+        "{r:?}"
+    );
+    // Required: every bound PCR needs a reference value, and a PCR software
+    // can reset (23) never counts.
+    let both = [(0, v0.clone()), (23, v23.clone())];
+    with_policy("a-pcr.evidence", "pcr", pcr_policy(Any, &both)).unwrap();
+    let r = with_policy("a-pcr.evidence", "pcr", pcr_policy(Any, &[(0, v0.clone())]));
+    assert!(
+        matches!(r, Err(VerifyError::KekPcrUnreferenced { index: 23, .. })),
+        "{r:?}"
+    );
+    with_policy("a-pcr.evidence", "pcr", pcr_policy(These(vec![0]), &both)).unwrap();
+    let r = with_policy(
+        "a-pcr.evidence",
+        "pcr",
+        pcr_policy(These(vec![0, 7]), &both),
+    );
+    assert!(
+        matches!(r, Err(VerifyError::KekPcrsMissing { ref missing, .. }) if missing == "7"),
+        "{r:?}"
+    );
+    let r = with_policy("a-pcr.evidence", "pcr", pcr_policy(These(vec![23]), &both));
+    assert!(
+        matches!(r, Err(VerifyError::KekPcrsMissing { .. })),
+        "{r:?}"
+    );
+    let r = with_policy("a-pcr23.evidence", "pcr23", pcr_policy(Any, &[(23, v23)]));
+    assert!(
+        matches!(r, Err(VerifyError::KekPcrResettable { .. })),
+        "{r:?}"
+    );
+    // A KEK with no binding, where one is required.
+    let r = with_policy("a-eu.evidence", "eu", pcr_policy(Any, &both));
+    assert!(matches!(r, Err(VerifyError::KekNotPcrBound)), "{r:?}");
+    // Not required: a plain KEK passes (the reference value is the quote's).
+    with_policy("a-eu.evidence", "eu", pcr_policy(NotRequired, &[(0, v0)])).unwrap();
+}
+
+#[test]
+fn a_tampered_pcr_binding_is_refused() {
+    use byok_protocol::hash::HashAlg;
+    let ev: Evidence = read("a-pcr.evidence");
+    // Another value: the recomputed authPolicy is not the signed one.
+    let mut e = ev.clone();
+    let bank = e.kek.pcr_binding.as_mut().unwrap();
+    bank.get_mut(&HashAlg::Sha256).unwrap().get_mut(&0).unwrap()[0] ^= 1;
+    let r = verify(&e, "a-ca.pem", "pcr");
+    assert!(
+        matches!(r, Err(VerifyError::KekWorldMismatch { .. })),
+        "{r:?}"
+    );
+    // No binding at all: the KEK's authPolicy is not the plain world binding.
+    let mut e = ev.clone();
+    e.kek.pcr_binding = None;
+    let r = verify(&e, "a-ca.pem", "pcr");
+    assert!(
+        matches!(r, Err(VerifyError::KekWorldMismatch { .. })),
+        "{r:?}"
+    );
+    // Two banks, a PCR past 23, a value of the wrong size.
+    let mut e = ev.clone();
+    let b = e.kek.pcr_binding.as_mut().unwrap();
+    b.insert(HashAlg::Sha1, Default::default());
+    let r = verify(&e, "a-ca.pem", "pcr");
+    assert!(
+        matches!(r, Err(VerifyError::KekPcrBindingMalformed(_))),
+        "{r:?}"
+    );
+    let mut e = ev.clone();
+    let b = e.kek.pcr_binding.as_mut().unwrap();
+    b.get_mut(&HashAlg::Sha256)
+        .unwrap()
+        .insert(24, serde_bytes::ByteBuf::from(vec![0u8; 32]));
+    let r = verify(&e, "a-ca.pem", "pcr");
+    assert!(
+        matches!(r, Err(VerifyError::KekPcrBindingMalformed(_))),
+        "{r:?}"
+    );
+    let mut e = ev;
+    let b = e.kek.pcr_binding.as_mut().unwrap();
+    b.get_mut(&HashAlg::Sha256)
+        .unwrap()
+        .get_mut(&0)
+        .unwrap()
+        .pop();
+    let r = verify(&e, "a-ca.pem", "pcr");
+    assert!(
+        matches!(r, Err(VerifyError::KekPcrBindingMalformed(_))),
+        "{r:?}"
+    );
+}
