@@ -208,9 +208,10 @@ pub struct WrapArgs {
     /// Azure KEK id (else the JWK's "kid").
     #[arg(long)]
     pub kid: Option<String>,
-    /// The cloud's own method name (GCP import method, AWS wrapping algorithm).
-    #[arg(long)]
-    pub method: Option<String>,
+    /// The cloud's own method name (Azure key-wrap mechanism, GCP import
+    /// method, AWS wrapping algorithm); default: the cloud's recommended one.
+    #[arg(long, value_enum)]
+    pub method: Option<byok_verifier::cloud::CloudMethod>,
     /// Write GCP/AWS output as base64 text instead of raw bytes.
     #[arg(long)]
     pub base64: bool,

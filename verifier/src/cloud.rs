@@ -186,72 +186,137 @@ pub enum Wrapping {
     Oaep(OaepHash),
 }
 
+/// A cloud's own name for how a key is wrapped (`wrap --method`): Azure's
+/// key-wrap mechanisms, Cloud KMS import methods, AWS KMS wrapping
+/// algorithms. Each belongs to one cloud ([`plan`] refuses another's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CloudMethod {
+    #[value(name = "CKM_RSA_AES_KEY_WRAP")]
+    CkmRsaAesKeyWrap,
+    #[value(name = "RSA_AES_KEY_WRAP_256")]
+    RsaAesKeyWrap256,
+    #[value(name = "RSA_OAEP_3072_SHA256_AES_256")]
+    RsaOaep3072Sha256Aes256,
+    #[value(name = "RSA_OAEP_4096_SHA256_AES_256")]
+    RsaOaep4096Sha256Aes256,
+    #[value(name = "RSA_OAEP_3072_SHA1_AES_256")]
+    RsaOaep3072Sha1Aes256,
+    #[value(name = "RSA_OAEP_4096_SHA1_AES_256")]
+    RsaOaep4096Sha1Aes256,
+    #[value(name = "RSA_OAEP_3072_SHA256")]
+    RsaOaep3072Sha256,
+    #[value(name = "RSA_OAEP_4096_SHA256")]
+    RsaOaep4096Sha256,
+    #[value(name = "RSA_AES_KEY_WRAP_SHA_256")]
+    RsaAesKeyWrapSha256,
+    #[value(name = "RSA_AES_KEY_WRAP_SHA_1")]
+    RsaAesKeyWrapSha1,
+    #[value(name = "RSAES_OAEP_SHA_256")]
+    RsaesOaepSha256,
+    #[value(name = "RSAES_OAEP_SHA_1")]
+    RsaesOaepSha1,
+}
+
+impl CloudMethod {
+    /// The cloud's own spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            CloudMethod::CkmRsaAesKeyWrap => "CKM_RSA_AES_KEY_WRAP",
+            CloudMethod::RsaAesKeyWrap256 => "RSA_AES_KEY_WRAP_256",
+            CloudMethod::RsaOaep3072Sha256Aes256 => "RSA_OAEP_3072_SHA256_AES_256",
+            CloudMethod::RsaOaep4096Sha256Aes256 => "RSA_OAEP_4096_SHA256_AES_256",
+            CloudMethod::RsaOaep3072Sha1Aes256 => "RSA_OAEP_3072_SHA1_AES_256",
+            CloudMethod::RsaOaep4096Sha1Aes256 => "RSA_OAEP_4096_SHA1_AES_256",
+            CloudMethod::RsaOaep3072Sha256 => "RSA_OAEP_3072_SHA256",
+            CloudMethod::RsaOaep4096Sha256 => "RSA_OAEP_4096_SHA256",
+            CloudMethod::RsaAesKeyWrapSha256 => "RSA_AES_KEY_WRAP_SHA_256",
+            CloudMethod::RsaAesKeyWrapSha1 => "RSA_AES_KEY_WRAP_SHA_1",
+            CloudMethod::RsaesOaepSha256 => "RSAES_OAEP_SHA_256",
+            CloudMethod::RsaesOaepSha1 => "RSAES_OAEP_SHA_1",
+        }
+    }
+}
+
+impl std::fmt::Display for CloudMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    pub method: &'static str,
+    pub method: CloudMethod,
     pub wrapping: Wrapping,
 }
 
-const AZURE_METHODS: &[(&str, Wrapping, Option<usize>)] = &[
+const AZURE_METHODS: &[(CloudMethod, Wrapping, Option<usize>)] = &[
     (
-        "CKM_RSA_AES_KEY_WRAP",
+        CloudMethod::CkmRsaAesKeyWrap,
         Wrapping::RsaAes(OaepHash::Sha1),
         None,
     ),
     (
-        "RSA_AES_KEY_WRAP_256",
+        CloudMethod::RsaAesKeyWrap256,
         Wrapping::RsaAes(OaepHash::Sha256),
         None,
     ),
 ];
-const GCP_METHODS: &[(&str, Wrapping, Option<usize>)] = &[
+const GCP_METHODS: &[(CloudMethod, Wrapping, Option<usize>)] = &[
     (
-        "RSA_OAEP_3072_SHA256_AES_256",
+        CloudMethod::RsaOaep3072Sha256Aes256,
         Wrapping::RsaAes(OaepHash::Sha256),
         Some(3072),
     ),
     (
-        "RSA_OAEP_4096_SHA256_AES_256",
+        CloudMethod::RsaOaep4096Sha256Aes256,
         Wrapping::RsaAes(OaepHash::Sha256),
         Some(4096),
     ),
     (
-        "RSA_OAEP_3072_SHA1_AES_256",
+        CloudMethod::RsaOaep3072Sha1Aes256,
         Wrapping::RsaAes(OaepHash::Sha1),
         Some(3072),
     ),
     (
-        "RSA_OAEP_4096_SHA1_AES_256",
+        CloudMethod::RsaOaep4096Sha1Aes256,
         Wrapping::RsaAes(OaepHash::Sha1),
         Some(4096),
     ),
     (
-        "RSA_OAEP_3072_SHA256",
+        CloudMethod::RsaOaep3072Sha256,
         Wrapping::Oaep(OaepHash::Sha256),
         Some(3072),
     ),
     (
-        "RSA_OAEP_4096_SHA256",
+        CloudMethod::RsaOaep4096Sha256,
         Wrapping::Oaep(OaepHash::Sha256),
         Some(4096),
     ),
 ];
-const AWS_METHODS: &[(&str, Wrapping, Option<usize>)] = &[
+const AWS_METHODS: &[(CloudMethod, Wrapping, Option<usize>)] = &[
     (
-        "RSA_AES_KEY_WRAP_SHA_256",
+        CloudMethod::RsaAesKeyWrapSha256,
         Wrapping::RsaAes(OaepHash::Sha256),
         None,
     ),
     (
-        "RSA_AES_KEY_WRAP_SHA_1",
+        CloudMethod::RsaAesKeyWrapSha1,
         Wrapping::RsaAes(OaepHash::Sha1),
         None,
     ),
-    ("RSAES_OAEP_SHA_256", Wrapping::Oaep(OaepHash::Sha256), None),
-    ("RSAES_OAEP_SHA_1", Wrapping::Oaep(OaepHash::Sha1), None),
+    (
+        CloudMethod::RsaesOaepSha256,
+        Wrapping::Oaep(OaepHash::Sha256),
+        None,
+    ),
+    (
+        CloudMethod::RsaesOaepSha1,
+        Wrapping::Oaep(OaepHash::Sha1),
+        None,
+    ),
 ];
 
-fn methods(cloud: Cloud) -> &'static [(&'static str, Wrapping, Option<usize>)] {
+fn methods(cloud: Cloud) -> &'static [(CloudMethod, Wrapping, Option<usize>)] {
     match cloud {
         Cloud::Azure => AZURE_METHODS,
         Cloud::Gcp => GCP_METHODS,
@@ -264,26 +329,30 @@ fn methods(cloud: Cloud) -> &'static [(&'static str, Wrapping, Option<usize>)] {
 /// KEK size and key type the cloud accepts for it.
 pub fn plan(
     cloud: Cloud,
-    method: Option<&str>,
+    method: Option<CloudMethod>,
     key: &CloudKey,
     kek: &rsa::RsaPublicKey,
 ) -> Result<Plan, VerifyError> {
     let kek_bits = kek.size() * 8;
     let default = match (cloud, key) {
-        (Cloud::Azure, _) => "CKM_RSA_AES_KEY_WRAP",
-        (Cloud::Gcp, _) if kek_bits == 4096 => "RSA_OAEP_4096_SHA256_AES_256",
-        (Cloud::Gcp, _) => "RSA_OAEP_3072_SHA256_AES_256",
+        (Cloud::Azure, _) => CloudMethod::CkmRsaAesKeyWrap,
+        (Cloud::Gcp, _) if kek_bits == 4096 => CloudMethod::RsaOaep4096Sha256Aes256,
+        (Cloud::Gcp, _) => CloudMethod::RsaOaep3072Sha256Aes256,
         // AWS recommends RSAES_OAEP_SHA_256 for symmetric and HMAC key material
         // and requires RSA_AES_KEY_WRAP for private keys.
-        (Cloud::Aws, CloudKey::Asymmetric { .. }) => "RSA_AES_KEY_WRAP_SHA_256",
-        (Cloud::Aws, _) => "RSAES_OAEP_SHA_256",
+        (Cloud::Aws, CloudKey::Asymmetric { .. }) => CloudMethod::RsaAesKeyWrapSha256,
+        (Cloud::Aws, _) => CloudMethod::RsaesOaepSha256,
     };
     let name = method.unwrap_or(default);
     let Some(&(method, wrapping, bits)) = methods(cloud).iter().find(|(m, _, _)| *m == name) else {
-        let known: Vec<&str> = methods(cloud).iter().map(|(m, _, _)| *m).collect();
+        let known: Vec<&str> = methods(cloud).iter().map(|(m, _, _)| m.name()).collect();
         return Err(refused(
             cloud,
-            format!("unknown method {name:?}; use one of {}", known.join(", ")),
+            format!(
+                "unknown method {:?}; use one of {}",
+                name.name(),
+                known.join(", ")
+            ),
         ));
     };
 

@@ -162,7 +162,7 @@ pub fn wrap(a: WrapArgs) -> Result<()> {
         }
     };
     let target = CloudKey::read(&key, a.key_type)?;
-    let plan = cloud::plan(cloud, a.method.as_deref(), &target, &kek.key)?;
+    let plan = cloud::plan(cloud, a.method, &target, &kek.key)?;
     let mut blob = cloud::wrap(cloud, &plan, &kek, a.kid.as_deref(), &target)?;
     if a.base64 && cloud != Cloud::Azure {
         use base64::Engine as _;
