@@ -1,6 +1,7 @@
 //! The byok-agent command line (clap derive). Enum-like options are
 //! `ValueEnum`s: `--help` lists their values and clap refuses others.
 
+use byok_protocol::policy::PcrSpec;
 use byok_protocol::templates::{BornKeyAlg, KekAlg};
 use byok_protocol::world::WorldId;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -43,7 +44,7 @@ pub enum Command {
         /// Bind the KEK to the current values of these PCRs (e.g. sha256:0,7):
         /// the TPM imports and loads keys under it only in that platform state.
         #[arg(long)]
-        pcrs: Option<String>,
+        pcrs: Option<PcrSpec>,
     },
     /// The world's KEK: export the compat KEK's public key, or rotate the KEK.
     Kek {
@@ -69,7 +70,7 @@ pub enum Command {
         nonce: String,
         /// PCRs to quote: sha256:0,7 (or bare 0,7; the sha256 bank).
         #[arg(long, default_value = "0,1,2,3,4,5,6,7")]
-        pcrs: String,
+        pcrs: PcrSpec,
         #[arg(short = 'o', long)]
         out: PathBuf,
     },
@@ -162,7 +163,7 @@ pub enum Command {
         input: PathBuf,
         /// Release only while these PCRs keep their current values, e.g. sha256:0,7.
         #[arg(long)]
-        pcrs: Option<String>,
+        pcrs: Option<PcrSpec>,
     },
     /// Unseal a sealed secret (the TPM checks its PCR policy, if any).
     Unseal {
@@ -210,7 +211,7 @@ pub enum KekAction {
         /// PCR binding of the new KEK (e.g. sha256:0,7, or "none"); default:
         /// the old KEK's PCRs at their current values.
         #[arg(long)]
-        pcrs: Option<String>,
+        pcrs: Option<RotatePcrs>,
     },
 }
 
@@ -255,7 +256,7 @@ pub enum KeysAction {
         alg: BornKeyAlg,
         /// Usable only while these PCRs keep their current values, e.g. sha256:0,7.
         #[arg(long)]
-        pcrs: Option<String>,
+        pcrs: Option<PcrSpec>,
     },
 }
 
@@ -306,4 +307,22 @@ pub enum RsaPadding {
 pub enum KeyFormat {
     Pem,
     Jwk,
+}
+
+/// `kek rotate --pcrs`: a PCR selection, or "none" for a KEK with no binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotatePcrs {
+    Unbound,
+    Bound(PcrSpec),
+}
+
+impl std::str::FromStr for RotatePcrs {
+    type Err = String;
+    fn from_str(s: &str) -> Result<RotatePcrs, String> {
+        if s == "none" {
+            Ok(RotatePcrs::Unbound)
+        } else {
+            s.parse().map(RotatePcrs::Bound)
+        }
+    }
 }

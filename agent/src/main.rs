@@ -58,7 +58,7 @@ fn main() {
                 compat: compat_kek,
                 kek_alg,
                 ek: ek.kind(),
-                pcrs: pcrs.as_deref(),
+                pcrs: pcrs.as_ref(),
             },
         ),
         Command::Kek { action } => match action {
@@ -66,7 +66,7 @@ fn main() {
                 cmd::transfer::export_kek(&ctx, &world, format, out.as_deref())
             }
             KekAction::Rotate { world, pcrs } => {
-                cmd::world::kek_rotate(&ctx, &world, pcrs.as_deref())
+                cmd::world::kek_rotate(&ctx, &world, pcrs.as_ref())
             }
         },
         Command::Worlds { action } => match action.unwrap_or(WorldsAction::List) {
@@ -96,7 +96,7 @@ fn main() {
                 name,
                 alg,
                 pcrs,
-            } => cmd::keys::create(&ctx, &world, &name, alg, pcrs.as_deref()),
+            } => cmd::keys::create(&ctx, &world, &name, alg, pcrs.as_ref()),
         },
         Command::Public { key, out } => cmd::keys::public(&ctx, &key, &out),
         Command::Sign {
@@ -119,7 +119,7 @@ fn main() {
             name,
             input,
             pcrs,
-        } => cmd::keys::seal(&ctx, &world, &name, &input, pcrs.as_deref()),
+        } => cmd::keys::seal(&ctx, &world, &name, &input, pcrs.as_ref()),
         Command::Unseal { name, out } => cmd::keys::unseal(&ctx, &name, &out),
         Command::Keyfile { key, out } => cmd::keys::keyfile(&ctx, &key, &out),
         Command::AttestKey { key, nonce, out } => cmd::attest::attest_key(&ctx, &key, &nonce, &out),

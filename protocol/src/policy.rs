@@ -81,6 +81,14 @@ pub fn resettable_pcr(index: u32, allow_drtm: bool) -> bool {
     matches!(index, 16 | 23) || (!allow_drtm && (17..=22).contains(&index))
 }
 
+/// The one PCR syntax, as command lines read it (`--pcrs sha256:0,7`).
+impl std::str::FromStr for PcrSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<PcrSpec, String> {
+        PcrSpec::parse(s)
+    }
+}
+
 impl std::fmt::Display for PcrSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe())

@@ -201,7 +201,7 @@ pub struct WrapArgs {
     /// Bind the key to the quoted values of these PCRs (e.g. sha256:0,7):
     /// the TPM will use it only in that platform state (TPM2_PolicyPCR).
     #[arg(long)]
-    pub key_pcrs: Option<String>,
+    pub key_pcrs: Option<byok_protocol::policy::PcrSpec>,
     /// Cloud KEK public key: PEM (SPKI or PKCS#1), DER or JWK.
     #[arg(long)]
     pub kek_public: Option<PathBuf>,

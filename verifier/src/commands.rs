@@ -197,13 +197,6 @@ fn wrap_tpm(a: &WrapArgs, key: &[u8], pipeline: impl Fn() -> Result<Pipeline>) -
         ));
     };
     let verified = pipeline()?.check_file(evidence)?;
-    let key_pcrs = a
-        .key_pcrs
-        .as_deref()
-        .map(|s| {
-            byok_protocol::policy::PcrSpec::parse(s).map_err(|e| usage(&format!("--key-pcrs: {e}")))
-        })
-        .transpose()?;
     let target: Box<dyn TpmObjectKey> = match a.key_type {
         KeyType::Auto => Box::new(TargetKey::from_bytes(key)?),
         KeyType::Aes => Box::new(SymmetricKey::new(SymmetricKind::Aes, key)?),
@@ -213,7 +206,7 @@ fn wrap_tpm(a: &WrapArgs, key: &[u8], pipeline: impl Fn() -> Result<Pipeline>) -
         &verified,
         target.as_ref(),
         a.label.clone(),
-        key_pcrs.as_ref(),
+        a.key_pcrs.as_ref(),
     )?;
     write_output(&a.out, &package.to_cbor(), 0o644)?;
     println!(

@@ -8,6 +8,7 @@ use crate::state::write_atomic;
 use byok_protocol::formats::{
     Document, EkEvidence, Evidence, KekEvidence, PublicOnly, QuoteEvidence, Receipt, TpmInfo,
 };
+use byok_protocol::policy::PcrSpec;
 use byok_protocol::world::WorldId;
 use serde_bytes::ByteBuf;
 use std::collections::BTreeMap;
@@ -24,24 +25,19 @@ fn parse_nonce(hex_nonce: &str) -> Result<Vec<u8>> {
 
 /// `evidence --pcrs`: the one PCR syntax (`sha256:0,7`, or bare `0,7`);
 /// quotes are of the sha256 bank.
-fn parse_pcrs(s: &str) -> Result<Vec<u32>> {
-    let spec =
-        byok_protocol::policy::PcrSpec::parse(s).map_err(|detail| AgentError::InvalidArgument {
-            what: "--pcrs",
-            detail,
-        })?;
+fn quoted_pcrs(spec: &PcrSpec) -> Result<Vec<u32>> {
     if spec.bank != byok_protocol::HashAlg::Sha256 {
         return Err(AgentError::InvalidArgument {
             what: "--pcrs",
             detail: format!("{}: evidence quotes the sha256 bank", spec.describe()),
         });
     }
-    Ok(spec.pcrs)
+    Ok(spec.pcrs.clone())
 }
 
-pub fn evidence(ctx: &Ctx, world: &WorldId, nonce: &str, pcrs: &str, out: &Path) -> Result<()> {
+pub fn evidence(ctx: &Ctx, world: &WorldId, nonce: &str, pcrs: &PcrSpec, out: &Path) -> Result<()> {
     let nonce = parse_nonce(nonce)?;
-    let pcrs = parse_pcrs(pcrs)?;
+    let pcrs = quoted_pcrs(pcrs)?;
     let (state, w) = ctx.world(world)?;
     let mut tpm = ctx.tpm()?;
     let kek = world_kek(&mut tpm, &state, &w)?;

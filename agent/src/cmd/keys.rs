@@ -30,13 +30,6 @@ fn read_input(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     std::fs::read(path).map(Zeroizing::new).map_err(io(path))
 }
 
-fn parse_pcr_spec(s: &str) -> Result<PcrSpec> {
-    PcrSpec::parse(s).map_err(|detail| AgentError::InvalidArgument {
-        what: "--pcrs",
-        detail,
-    })
-}
-
 /// The authPolicy binding an object to the current values of `spec`.
 fn pcr_policy(tpm: &mut Tpm, spec: &PcrSpec) -> Result<Vec<u8>> {
     let values = tpm.pcr_values(spec)?;
@@ -49,13 +42,13 @@ fn create_under_kek(
     ctx: &Ctx,
     world: &WorldId,
     name: &str,
-    pcrs: Option<&str>,
+    pcrs: Option<&PcrSpec>,
     alg_name: &str,
     origin: KeyOrigin,
     make: impl FnOnce(&mut Tpm, &Parent, Vec<u8>) -> Result<(TpmtPublic, Vec<u8>)>,
 ) -> Result<TpmtPublic> {
     check_id("key name", name)?;
-    let spec = pcrs.map(parse_pcr_spec).transpose()?;
+    let spec = pcrs.cloned();
     let state = ctx.state()?;
     if state.has_key(name) {
         return Err(AgentError::KeyExists(name.to_string()));
@@ -89,7 +82,7 @@ pub fn create(
     world: &WorldId,
     name: &str,
     key_alg: BornKeyAlg,
-    pcrs: Option<&str>,
+    pcrs: Option<&PcrSpec>,
 ) -> Result<()> {
     let p = create_under_kek(
         ctx,
@@ -116,7 +109,7 @@ pub fn seal(
     world: &WorldId,
     name: &str,
     input: &Path,
-    pcrs: Option<&str>,
+    pcrs: Option<&PcrSpec>,
 ) -> Result<()> {
     let data = read_input(input)?;
     if data.len() > crate::tpm::MAX_SEALED {

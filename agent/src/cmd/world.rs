@@ -3,6 +3,7 @@
 //! lives under (re-creating an evicted KEK, recognising a cleared TPM),
 //! `worlds list`, `kek rotate` and `world destroy`.
 
+use crate::cli::RotatePcrs;
 use crate::context::{kek_parent, kek_spec, world_kek, Ctx};
 use crate::error::{AgentError, Result};
 use crate::state::{KekRecord, KeyState, StateDir, WorldState};
@@ -20,19 +21,11 @@ fn create_compat(tpm: &mut Tpm, kek: &Parent) -> Result<(TpmtPublic, ByteBuf)> {
     Ok((public, ByteBuf::from(private)))
 }
 
-/// A KEK's `--pcrs`; warns about PCRs software can reset (a binding to
+/// A KEK's `--pcrs`: warns about PCRs software can reset (a binding to
 /// them alone holds in any boot state, and verifiers that require a binding
 /// refuse it).
-fn parse_pcrs_arg(pcrs: Option<&str>) -> Result<Option<PcrSpec>> {
-    let spec = pcrs
-        .map(|s| {
-            PcrSpec::parse(s).map_err(|detail| AgentError::InvalidArgument {
-                what: "--pcrs",
-                detail,
-            })
-        })
-        .transpose()?;
-    if let Some(spec) = &spec {
+fn warn_resettable(spec: Option<&PcrSpec>) {
+    if let Some(spec) = spec {
         let resettable: Vec<String> = spec
             .pcrs
             .iter()
@@ -47,7 +40,6 @@ fn parse_pcrs_arg(pcrs: Option<&str>) -> Result<Option<PcrSpec>> {
             );
         }
     }
-    Ok(spec)
 }
 
 /// A new KEK for `world`: returns its record (handle, public, template inputs).
@@ -84,13 +76,14 @@ pub struct InitOptions<'a> {
     pub kek_alg: KekAlg,
     /// None: the first EK whose certificate is in NV.
     pub ek: Option<EkKind>,
-    pub pcrs: Option<&'a str>,
+    pub pcrs: Option<&'a PcrSpec>,
 }
 
 pub fn init(ctx: &Ctx, world: &WorldId, opts: &InitOptions) -> Result<()> {
     let kek_alg = opts.kek_alg;
     let ek_kind = opts.ek;
-    let pcrs = parse_pcrs_arg(opts.pcrs)?;
+    let pcrs = opts.pcrs.cloned();
+    warn_resettable(pcrs.as_ref());
     let state = ctx.state()?;
     let mut tpm = ctx.tpm()?;
 
@@ -261,14 +254,17 @@ pub fn worlds_list(ctx: &Ctx) -> Result<()> {
 /// `pcrs`, or to the current values of the PCRs the old one was bound to,
 /// "none" for no binding). The old KEK stays persistent for the keys stored
 /// under them, which keep working; packages wrapped for it are refused.
-pub fn kek_rotate(ctx: &Ctx, world: &WorldId, pcrs: Option<&str>) -> Result<()> {
+pub fn kek_rotate(ctx: &Ctx, world: &WorldId, pcrs: Option<&RotatePcrs>) -> Result<()> {
     let (state, mut w) = ctx.world(world)?;
     let mut tpm = ctx.tpm()?;
     world_kek(&mut tpm, &state, &w)?;
     let old = w.kek.clone();
     let pcrs = match pcrs {
-        Some("none") => None,
-        Some(s) => parse_pcrs_arg(Some(s))?,
+        Some(RotatePcrs::Unbound) => None,
+        Some(RotatePcrs::Bound(s)) => {
+            warn_resettable(Some(s));
+            Some(s.clone())
+        }
         None => old.pcrs.clone(),
     };
     let alg = kek_spec(world, &old)?.alg;
