@@ -1,6 +1,6 @@
 //! Attribute checks on public areas built in software. A TPM refuses to
 //! create fixedTPM keys without fixedParent or sensitiveDataOrigin, so those
-//! checks cannot be reached with TPM-made keys (tests/forged_tpm_objects.rs
+//! checks cannot be reached with TPM-made keys (tests/tests/verifier_forged_keks.rs
 //! covers the reachable ones); they are defence in depth, defended here.
 use super::ak::check_ak;
 use super::ek::check_ek;
@@ -23,6 +23,25 @@ fn rsa(attributes: u32, symmetric: SymDef, key_bits: u16) -> TpmtPublic {
             exponent: 0,
         },
         PublicId::Rsa(vec![0xc5; key_bits as usize / 8]),
+    )
+}
+
+fn ecc(curve: u16, symmetric: SymDef, name_alg: u16) -> TpmtPublic {
+    TpmtPublic::build(
+        alg::ECC,
+        name_alg,
+        KEK,
+        vec![],
+        PublicParams::Ecc {
+            symmetric,
+            scheme: Scheme::NULL,
+            curve,
+            kdf: Scheme::NULL,
+        },
+        PublicId::Ecc {
+            x: vec![0xc5; 32],
+            y: vec![0x5c; 32],
+        },
     )
 }
 
@@ -79,6 +98,26 @@ fn kek_attribute_checks() {
         check_kek(&rsa(KEK, SymDef::AES_128_CFB, 1024), &Policy::default()),
         Err(VerifyError::KekKeyUnsupported(_))
     ));
+}
+
+#[test]
+fn ecc_kek_checks() {
+    use byok_protocol::tpm::curve;
+    let p = Policy::default();
+    check_kek(&ecc(curve::NIST_P256, SymDef::AES_128_CFB, alg::SHA256), &p).unwrap();
+    check_kek(&ecc(curve::NIST_P384, SymDef::AES_128_CFB, alg::SHA256), &p).unwrap();
+    // Another curve, no symmetric scheme, or a SHA-1 name: not a KEK we wrap for.
+    for k in [
+        ecc(curve::NIST_P521, SymDef::AES_128_CFB, alg::SHA256),
+        ecc(curve::NIST_P256, SymDef::NULL, alg::SHA256),
+        ecc(curve::NIST_P256, SymDef::AES_128_CFB, alg::SHA1),
+    ] {
+        assert!(
+            matches!(check_kek(&k, &p), Err(VerifyError::KekKeyUnsupported(_))),
+            "{}",
+            k.describe_key()
+        );
+    }
 }
 
 #[test]
