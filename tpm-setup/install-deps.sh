@@ -10,6 +10,8 @@ command -v certtool     >/dev/null 2>&1 || need+=(gnutls-bin)
 command -v tpm2_createek >/dev/null 2>&1 || need+=(tpm2-tools)
 command -v openssl      >/dev/null 2>&1 || need+=(openssl)
 command -v pkg-config   >/dev/null 2>&1 || need+=(pkg-config)
+# Crash injection in the tests (tests/tests/faults.rs): strace -e inject=...:signal=KILL.
+command -v strace       >/dev/null 2>&1 || need+=(strace)
 pkg-config --exists tss2-esys 2>/dev/null || need+=(libtss2-dev)
 command -v cc           >/dev/null 2>&1 || need+=(gcc)
 # OpenSSL's tpm2 provider: TSS2 PRIVATE KEY files from `byok-agent keyfile` are

@@ -20,6 +20,10 @@ pub struct Cli {
     /// State directory (else BYOK_STATE_DIR, else a per-user default).
     #[arg(long, global = true)]
     pub state_dir: Option<PathBuf>,
+    /// Give up waiting for another byok-agent using the same state directory
+    /// after this many seconds (default: wait, saying so after a second).
+    #[arg(long, global = true, value_name = "SECS")]
+    pub lock_timeout: Option<f64>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -213,11 +217,23 @@ pub enum KekAction {
         #[arg(long)]
         pcrs: Option<RotatePcrs>,
     },
+    /// Evict retired KEKs that no stored key lives under (all worlds, or one).
+    Gc {
+        /// Only this world.
+        #[arg(long)]
+        world: Option<WorldId>,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum WorldsAction {
-    List,
+    /// Each world, its KEKs, keys and state in the TPM; persistent objects in
+    /// the KEK range that no record names.
+    List {
+        /// One JSON object on standard output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]

@@ -20,17 +20,21 @@ use std::path::{Path, PathBuf};
 pub struct Ctx {
     pub tcti: String,
     pub state_dir: PathBuf,
+    pub lock_timeout: Option<std::time::Duration>,
 }
 
 impl Ctx {
     /// The state directory, locked for the whole command.
     pub(crate) fn state(&self) -> Result<StateDir> {
-        StateDir::open(&self.state_dir)
+        StateDir::open(&self.state_dir, self.lock_timeout)
     }
 
-    /// The TPM (its context flushes what it loaded when dropped).
-    pub(crate) fn tpm(&self) -> Result<Tpm> {
-        Tpm::open(&self.tcti)
+    /// The TPM (its context flushes what it loaded when dropped), with what
+    /// an interrupted command left in it settled (see [`settle_intents`]).
+    pub(crate) fn tpm(&self, state: &StateDir) -> Result<Tpm> {
+        let mut tpm = Tpm::open(&self.tcti)?;
+        settle_intents(state, &mut tpm)?;
+        Ok(tpm)
     }
 
     /// The locked state and one world in it.
@@ -48,6 +52,49 @@ impl Ctx {
         let w = state.world(&k.world)?;
         Ok((state, k, w))
     }
+}
+
+/// Settle the intents an interrupted command left (under the state lock):
+/// a persistent object its world's record names is kept; one the TPM holds
+/// (same handle, same Name) that no record names is evicted; then the
+/// intent goes. An intent whose world file cannot be read stays, with a
+/// warning: that record may name the object.
+pub(crate) fn settle_intents(state: &StateDir, tpm: &mut Tpm) -> Result<()> {
+    for i in state.intents()?.warn() {
+        let named = match state.world(&i.world) {
+            Ok(w) => w
+                .kek_at(i.handle)
+                .is_some_and(|k| k.public.name() == i.name.as_slice()),
+            Err(AgentError::UnknownWorld(_)) => false,
+            Err(e) => {
+                eprintln!(
+                    "byok-agent: warning: the persistent object at {:#010x} may belong to world {}, whose record is unreadable; left as it is ({e})",
+                    i.handle, i.world
+                );
+                continue;
+            }
+        };
+        if !named && tpm.persistent_name(i.handle)?.as_deref() == Some(i.name.as_slice()) {
+            tpm.evict(i.handle)?;
+        }
+        state.delete_intent(i.handle)?;
+    }
+    Ok(())
+}
+
+/// Record that the persistent object `(handle, public)` of `world` is being
+/// made or unmade (see [`crate::state::PersistIntent`]).
+pub(crate) fn intend(
+    state: &StateDir,
+    world: &WorldId,
+    handle: u32,
+    public: &byok_protocol::public::TpmtPublic,
+) -> Result<()> {
+    state.put_intent(&crate::state::PersistIntent {
+        handle,
+        name: serde_bytes::ByteBuf::from(public.name()),
+        world: world.clone(),
+    })
 }
 
 pub(crate) fn check_id(what: &'static str, v: &str) -> Result<()> {
@@ -141,7 +188,7 @@ pub(crate) fn key_parent(
 /// Which worlds' KEKs are gone, for the "TPM was cleared" error.
 pub(crate) fn owner_seed_changed(tpm: &mut Tpm, state: &StateDir) -> Result<AgentError> {
     let mut lost = Vec::new();
-    for w in state.worlds()? {
+    for w in state.worlds()?.items {
         let intact = matches!(tpm.kek(w.kek.handle, &w.kek.public)?, KekAt::Recorded(_));
         if !intact {
             lost.push(w.world);
@@ -149,6 +196,7 @@ pub(crate) fn owner_seed_changed(tpm: &mut Tpm, state: &StateDir) -> Result<Agen
     }
     let keys = state
         .keys()?
+        .items
         .iter()
         .filter(|k| lost.contains(&k.world))
         .count();

@@ -41,8 +41,18 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{holder} still holds {path} after {secs} s (--lock-timeout); let it finish, or stop it if it hangs")]
+    LockTimeout {
+        path: String,
+        holder: String,
+        secs: f64,
+    },
     #[error("state file {path} is corrupt: {detail}")]
     CorruptState { path: String, detail: String },
+    #[error("{} state file(s) could not be read (the others were used): {}", .0.len(), .0.join("; "))]
+    CorruptRecords(Vec<String>),
+    #[error("the TPM has no room for another persistent object ({detail}); free a slot: `byok-agent kek gc` evicts retired KEKs no key uses, `byok-agent worlds list` shows objects no record names")]
+    PersistentStorageFull { detail: String },
     #[error("transfer package is unreadable: {0}")]
     BadPackage(String),
     #[error("transfer package refused before any TPM work: its key is not an object `byok-verifier wrap` makes ({0}); nothing was imported")]
@@ -108,8 +118,9 @@ impl AgentError {
             | TpmUnexpected(_)
             | NoEkCertificate { .. }
             | NoFreeHandle
+            | PersistentStorageFull { .. }
             | KekChanged { .. } => 3,
-            Io { .. } | CorruptState { .. } => 4,
+            Io { .. } | CorruptState { .. } | CorruptRecords(_) | LockTimeout { .. } => 4,
             BadPackage(_) | Protocol(_) | BadByok(_) | ForeignObject(_) => 5,
             UnknownWorld(_) | UnknownKey(_) | KeyExists(_) | NoCompatKek(_) => 6,
             PackageWorldMismatch { .. }

@@ -43,6 +43,9 @@ fn main() {
     let ctx = context::Ctx {
         tcti: tcti(&cli.tcti),
         state_dir: state_dir(&cli.state_dir),
+        lock_timeout: cli
+            .lock_timeout
+            .map(|s| std::time::Duration::from_secs_f64(s.clamp(0.0, 1e9))),
     };
     let r = match cli.command {
         Command::Init {
@@ -68,9 +71,10 @@ fn main() {
             KekAction::Rotate { world, pcrs } => {
                 cmd::world::kek_rotate(&ctx, &world, pcrs.as_ref())
             }
+            KekAction::Gc { world } => cmd::world::kek_gc(&ctx, world.as_ref()),
         },
-        Command::Worlds { action } => match action.unwrap_or(WorldsAction::List) {
-            WorldsAction::List => cmd::world::worlds_list(&ctx),
+        Command::Worlds { action } => match action.unwrap_or(WorldsAction::List { json: false }) {
+            WorldsAction::List { json } => cmd::world::worlds_list(&ctx, json),
         },
         Command::World { action } => match action {
             WorldAction::Destroy { world, yes } => cmd::world::world_destroy(&ctx, &world, yes),

@@ -2,7 +2,9 @@
 //! atomically (temp file, fsync, rename, fsync of the directory) with mode 0600,
 //! under an exclusive lock so that two agents never interleave.
 //!
-//! Layout: `D/.lock`, `D/worlds/<world>.cbor`, `D/keys/<name>.cbor`.
+//! Layout: `D/.lock`, `D/worlds/<world>.cbor`, `D/keys/<name>.cbor`,
+//! `D/intents/<handle>.cbor` (persistent objects being made or unmade: see
+//! [`PersistIntent`]).
 //! Only public areas and TPM-encrypted private blobs are stored: nothing in
 //! the state can be used without the TPM that wrapped it.
 
@@ -16,6 +18,7 @@ use serde_bytes::ByteBuf;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// A world on this host: its EK and AK, its current KEK and the KEKs it
 /// replaced (kept for the keys stored under them).
@@ -156,31 +159,77 @@ pub struct KeyState {
     pub kek_handle: Option<u32>,
 }
 
+/// A persistent object whose existence the state is about to change: written
+/// durably before TPM2_EvictControl makes it persistent, and before a world
+/// record stops naming it (rotation, `kek gc`, `world destroy`). The next
+/// command, under the lock, settles it: kept if a record names it, evicted
+/// if the TPM holds it (same handle, same Name) and no record does. So a
+/// crash at any step leaves no persistent object that no record names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PersistIntent {
+    pub handle: u32,
+    /// The object's Name (nameAlg || digest of its public area).
+    pub name: ByteBuf,
+    pub world: WorldId,
+}
+
 pub struct StateDir {
     root: PathBuf,
     _lock: File,
 }
 
 impl StateDir {
-    /// Open (creating if needed) and lock the state directory for the whole command.
-    pub fn open(root: &Path) -> Result<StateDir> {
-        for d in [root.to_path_buf(), root.join("worlds"), root.join("keys")] {
+    /// Open (creating if needed) and lock the state directory for the whole
+    /// command. Waiting for another agent says so after a second (naming its
+    /// pid); `lock_timeout` ends the wait with an error. Once locked, temporary
+    /// files of interrupted writes are removed (no writer can be running).
+    pub fn open(root: &Path, lock_timeout: Option<Duration>) -> Result<StateDir> {
+        for d in [
+            root.to_path_buf(),
+            root.join("worlds"),
+            root.join("keys"),
+            root.join("intents"),
+        ] {
             fs::create_dir_all(&d).map_err(io(&d))?;
             fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).map_err(io(&d))?;
         }
         let lock_path = root.join(".lock");
-        let lock = OpenOptions::new()
+        let mut lock = OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .mode(0o600)
             .open(&lock_path)
             .map_err(io(&lock_path))?;
-        lock.lock().map_err(io(&lock_path))?;
-        Ok(StateDir {
+        wait_for_lock(&lock, &lock_path, lock_timeout)?;
+        // The holder's pid, for the next agent that has to wait.
+        let _ = lock.set_len(0).and_then(|_| {
+            use std::io::{Seek, Write};
+            lock.seek(std::io::SeekFrom::Start(0))?;
+            write!(lock, "{}", std::process::id())
+        });
+        let state = StateDir {
             root: root.to_path_buf(),
             _lock: lock,
-        })
+        };
+        state.remove_stale_temporaries();
+        Ok(state)
+    }
+
+    /// Temporary files (`.NAME.tmp.*`) an interrupted write left behind.
+    fn remove_stale_temporaries(&self) {
+        for sub in ["worlds", "keys", "intents"] {
+            let Ok(entries) = fs::read_dir(self.root.join(sub)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if name.starts_with('.') && name.contains(".tmp.") {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
     }
 
     fn world_path(&self, world: &WorldId) -> PathBuf {
@@ -195,7 +244,8 @@ impl StateDir {
         read(&self.world_path(world))?.ok_or_else(|| AgentError::UnknownWorld(world.clone()))
     }
 
-    pub fn worlds(&self) -> Result<Vec<WorldState>> {
+    /// Every readable world; unreadable world files are reported, not fatal.
+    pub fn worlds(&self) -> Result<Records<WorldState>> {
         list(&self.root.join("worlds"))
     }
 
@@ -223,12 +273,39 @@ impl StateDir {
         self.key_path(name).exists()
     }
 
-    pub fn keys(&self) -> Result<Vec<KeyState>> {
+    /// Every readable key; unreadable key files are reported, not fatal.
+    pub fn keys(&self) -> Result<Records<KeyState>> {
         list(&self.root.join("keys"))
     }
 
     pub fn put_key(&self, k: &KeyState) -> Result<()> {
         write_atomic(&self.key_path(&k.name), &cbor(k))
+    }
+
+    fn intent_path(&self, handle: u32) -> PathBuf {
+        self.root.join("intents").join(format!("{handle:08x}.cbor"))
+    }
+
+    /// Record, durably, that the persistent object `i` is being made or unmade.
+    pub fn put_intent(&self, i: &PersistIntent) -> Result<()> {
+        write_atomic(&self.intent_path(i.handle), &cbor(i))
+    }
+
+    /// Intents left by a command that did not finish.
+    pub fn intents(&self) -> Result<Records<PersistIntent>> {
+        list(&self.root.join("intents"))
+    }
+
+    pub fn delete_intent(&self, handle: u32) -> Result<()> {
+        let p = self.intent_path(handle);
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(&p)(e)),
+        }
+        Ok(byok_protocol::files::sync_dir(
+            p.parent().unwrap_or(&self.root),
+        )?)
     }
 
     pub fn delete_key(&self, name: &str) -> Result<()> {
@@ -240,6 +317,45 @@ impl StateDir {
         Ok(byok_protocol::files::sync_dir(
             p.parent().unwrap_or(&self.root),
         )?)
+    }
+}
+
+/// Take the exclusive lock on `file`, saying after a second whom we wait for.
+fn wait_for_lock(file: &File, path: &Path, timeout: Option<Duration>) -> Result<()> {
+    let start = Instant::now();
+    let mut said = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(path)(e)),
+        }
+        let waited = start.elapsed();
+        let holder = || {
+            fs::read_to_string(path)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .map(|pid| format!("byok-agent (pid {pid})"))
+                .unwrap_or_else(|| "another byok-agent".into())
+        };
+        if let Some(t) = timeout {
+            if waited >= t {
+                return Err(AgentError::LockTimeout {
+                    path: path.display().to_string(),
+                    holder: holder(),
+                    secs: t.as_secs_f64(),
+                });
+            }
+        }
+        if !said && waited >= Duration::from_secs(1) {
+            eprintln!(
+                "byok-agent: waiting for {} to release {}",
+                holder(),
+                path.display()
+            );
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -261,18 +377,76 @@ fn read<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
         .map(Some)
         .map_err(|e| AgentError::CorruptState {
             path: path.display().to_string(),
-            detail: e.to_string(),
+            detail: cbor_problem(&e, bytes.len()),
         })
 }
 
-fn list<T: DeserializeOwned>(dir: &Path) -> Result<Vec<T>> {
+/// What is wrong with a record, in words (ciborium's Display is its Debug).
+fn cbor_problem(e: &ciborium::de::Error<std::io::Error>, len: usize) -> String {
+    use ciborium::de::Error as E;
+    let what = match e {
+        E::Io(_) if len == 0 => "empty".to_string(),
+        E::Io(_) => format!("truncated ({len} bytes, the record goes on)"),
+        E::Syntax(at) => format!("not CBOR (syntax error at byte {at})"),
+        E::Semantic(_, msg) => format!("not a record of this agent ({msg})"),
+        E::RecursionLimitExceeded => "nested too deeply".to_string(),
+    };
+    format!("{what}; restore it from a backup, or remove it to drop that record")
+}
+
+/// The records of one directory: those that could be read, and the files
+/// that could not (each named, so one bad file never hides the others).
+pub struct Records<T> {
+    pub items: Vec<T>,
+    pub corrupt: Vec<AgentError>,
+}
+
+impl<T> Records<T> {
+    /// The readable records, after a warning on stderr for each unreadable
+    /// one (for commands that work on the others).
+    pub fn warn(self) -> Vec<T> {
+        for e in &self.corrupt {
+            eprintln!("byok-agent: warning: skipped: {e}");
+        }
+        self.items
+    }
+
+    /// An error naming every unreadable record, if there is one.
+    pub fn corrupt_error(&self) -> Result<()> {
+        match self.corrupt.len() {
+            0 => Ok(()),
+            _ => Err(AgentError::CorruptRecords(
+                self.corrupt.iter().map(|e| e.to_string()).collect(),
+            )),
+        }
+    }
+}
+
+fn list<T: DeserializeOwned>(dir: &Path) -> Result<Records<T>> {
     let mut names: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(io(dir))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "cbor"))
+        .filter(|p| {
+            // Temporary files of interrupted writes (".NAME.cbor.tmp.*") end
+            // otherwise; only "NAME.cbor" is a record.
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     names.sort();
-    names.iter().filter_map(|p| read(p).transpose()).collect()
+    let mut records = Records {
+        items: Vec::new(),
+        corrupt: Vec::new(),
+    };
+    for p in &names {
+        match read(p) {
+            Ok(Some(v)) => records.items.push(v),
+            Ok(None) => {}
+            Err(e) => records.corrupt.push(e),
+        }
+    }
+    Ok(records)
 }
 
 /// Write `data` to `path` atomically: a 0600 temp file in the same

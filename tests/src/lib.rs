@@ -451,6 +451,7 @@ pub fn enroll(
         .assert()
 }
 
+pub mod faults;
 pub mod forgery;
 
 /// A transfer package built the way `wrap` builds one, from public evidence

@@ -39,7 +39,7 @@ pub fn evidence(ctx: &Ctx, world: &WorldId, nonce: &str, pcrs: &PcrSpec, out: &P
     let nonce = parse_nonce(nonce)?;
     let pcrs = quoted_pcrs(pcrs)?;
     let (state, w) = ctx.world(world)?;
-    let mut tpm = ctx.tpm()?;
+    let mut tpm = ctx.tpm(&state)?;
     let kek = world_kek(&mut tpm, &state, &w)?;
     let (ek, ek_kind) = world_ek(&mut tpm, &w)?;
     let ek_public = tpm.ek_public(ek)?;
@@ -121,7 +121,7 @@ pub fn activate(ctx: &Ctx, world: &WorldId, input: &Path, out: &Path) -> Result<
             world: world.clone(),
         });
     }
-    let (_state, w) = ctx.world(world)?;
+    let (state, w) = ctx.world(world)?;
     let ak_name = w.ak_public.name();
     if ch.ak_name.as_ref() != ak_name.as_slice() {
         return Err(AgentError::PackageAkMismatch {
@@ -130,7 +130,7 @@ pub fn activate(ctx: &Ctx, world: &WorldId, input: &Path, out: &Path) -> Result<
             ours: hex::encode(&ak_name),
         });
     }
-    let mut tpm = ctx.tpm()?;
+    let mut tpm = ctx.tpm(&state)?;
     let (ek, _) = world_ek(&mut tpm, &w)?;
     let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;
     // A challenge's secret goes back to the verifier in the activation file
@@ -158,7 +158,7 @@ pub fn activate(ctx: &Ctx, world: &WorldId, input: &Path, out: &Path) -> Result<
 pub fn attest_key(ctx: &Ctx, name: &str, nonce: &str, out: &Path) -> Result<()> {
     let nonce = parse_nonce(nonce)?;
     let (state, k, w) = ctx.key(name)?;
-    let mut tpm = ctx.tpm()?;
+    let mut tpm = ctx.tpm(&state)?;
     let kek = key_parent(&mut tpm, &state, &w, &k)?;
     let (ek, _) = world_ek(&mut tpm, &w)?;
     let ak = tpm.load_ak(ek, &w.ak_public, &w.ak_private)?;

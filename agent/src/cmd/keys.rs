@@ -54,7 +54,7 @@ fn create_under_kek(
         return Err(AgentError::KeyExists(name.to_string()));
     }
     let w = state.world(world)?;
-    let mut tpm = ctx.tpm()?;
+    let mut tpm = ctx.tpm(&state)?;
     let kek = world_kek(&mut tpm, &state, &w)?;
     let policy = match &spec {
         Some(s) => pcr_policy(&mut tpm, s)?,
@@ -149,7 +149,7 @@ fn with_key<T>(
     let (state, k, w) = ctx.key(name)?;
     let p = &k.public;
     let spec = k.policy_pcrs.clone();
-    let mut tpm = ctx.tpm()?;
+    let mut tpm = ctx.tpm(&state)?;
     let kek = key_parent(&mut tpm, &state, &w, &k)?;
     let key = tpm.load(&kek, &k.public, &k.private)?;
     let loaded = Loaded {
@@ -376,14 +376,16 @@ pub fn keys_list(ctx: &Ctx, world: Option<&WorldId>) -> Result<()> {
     if let Some(w) = world {
         state.world(w)?;
     }
-    for k in state
-        .keys()?
-        .into_iter()
+    let keys = state.keys()?;
+    for k in keys
+        .items
+        .iter()
         .filter(|k| world.is_none_or(|w| &k.world == w))
     {
         println!("{}\t{}\t{}\t{}", k.name, k.world, inert(&k.alg), k.origin);
     }
-    Ok(())
+    // The readable keys are listed; the unreadable ones named, and a failure.
+    keys.corrupt_error()
 }
 
 pub fn keys_show(ctx: &Ctx, name: &str) -> Result<()> {

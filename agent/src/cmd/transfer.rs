@@ -45,7 +45,7 @@ pub fn import(ctx: &Ctx, world: &WorldId, input: &Path, name: &str) -> Result<()
     let w = state.world(world)?;
     let (object, key_pcrs) = check_package(&pkg, &w)?;
 
-    let mut tpm = ctx.tpm()?;
+    let mut tpm = ctx.tpm(&state)?;
     if !tpm.supports(&object)? {
         return Err(AgentError::UnsupportedByTpm(object.describe_key()));
     }
@@ -267,7 +267,7 @@ pub fn import_byok(ctx: &Ctx, world: &WorldId, bytes: &[u8], name: &str) -> Resu
     }
     let (rsa_block, wrapped) = blob.split_at(rsa_len);
 
-    let mut tpm = ctx.tpm()?;
+    let mut tpm = ctx.tpm(&state)?;
     let kek = world_kek(&mut tpm, &state, &w)?;
     let compat_key = tpm.load(&kek, compat_public, compat_private)?;
     let aes = tpm

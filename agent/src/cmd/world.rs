@@ -4,7 +4,7 @@
 //! `worlds list`, `kek rotate` and `world destroy`.
 
 use crate::cli::RotatePcrs;
-use crate::context::{kek_parent, kek_spec, world_kek, Ctx};
+use crate::context::{intend, kek_parent, kek_spec, settle_intents, world_kek, Ctx};
 use crate::error::{AgentError, Result};
 use crate::state::{KekRecord, KeyState, StateDir, WorldState};
 use crate::tpm::{EkKind, KekAt, Parent, Tpm};
@@ -42,9 +42,12 @@ fn warn_resettable(spec: Option<&PcrSpec>) {
     }
 }
 
-/// A new KEK for `world`: returns its record (handle, public, template inputs).
+/// A new KEK for `world`, persistent, with its intent recorded (the caller
+/// deletes the intent once a world record names the KEK): returns its record
+/// (handle, public, template inputs).
 fn new_kek(
     tpm: &mut Tpm,
+    state: &StateDir,
     world: &WorldId,
     alg: KekAlg,
     generation: u32,
@@ -59,7 +62,9 @@ fn new_kek(
         generation,
         auth_policy: pcrs.map(|s| pcr_bound_kek_policy(world, s, &values)),
     };
-    let (handle, public) = tpm.create_kek(&kek_template(world, &spec))?;
+    let (handle, public) = tpm.create_kek(&kek_template(world, &spec), |handle, public| {
+        intend(state, world, handle, public)
+    })?;
     Ok(KekRecord {
         handle,
         public,
@@ -85,7 +90,7 @@ pub fn init(ctx: &Ctx, world: &WorldId, opts: &InitOptions) -> Result<()> {
     let pcrs = opts.pcrs.cloned();
     warn_resettable(pcrs.as_ref());
     let state = ctx.state()?;
-    let mut tpm = ctx.tpm()?;
+    let mut tpm = ctx.tpm(&state)?;
 
     if state.has_world(world) {
         return reinit(&state, &mut tpm, world, opts, pcrs.as_ref());
@@ -99,7 +104,7 @@ pub fn init(ctx: &Ctx, world: &WorldId, opts: &InitOptions) -> Result<()> {
     tpm.ek_certificate(ek_kind)?;
     let ek = tpm.ek(ek_kind)?;
     let (ak_public, ak_private) = tpm.create_ak(ek)?;
-    let kek = new_kek(&mut tpm, world, kek_alg, 0, pcrs.as_ref())?;
+    let kek = new_kek(&mut tpm, &state, world, kek_alg, 0, pcrs.as_ref())?;
     let (compat_public, compat_private) = if opts.compat {
         let parent = kek_parent(&mut tpm, &state, world, &kek)?;
         let (p, k) = create_compat(&mut tpm, &parent)?;
@@ -120,6 +125,7 @@ pub fn init(ctx: &Ctx, world: &WorldId, opts: &InitOptions) -> Result<()> {
         retired: Vec::new(),
     };
     state.put_world(&w)?;
+    state.delete_intent(w.kek.handle)?;
     print_world(&w, ek_kind)
 }
 
@@ -201,42 +207,148 @@ fn print_world(w: &WorldState, ek_kind: EkKind) -> Result<()> {
     Ok(())
 }
 
-/// `worlds list`: each world, its KEK(s), its keys and what the TPM says.
-pub fn worlds_list(ctx: &Ctx) -> Result<()> {
+/// What the TPM holds at a world's KEK handle.
+#[derive(Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum KekStatus {
+    Ok,
+    /// Evicted; the template re-creates it on next use.
+    Evicted,
+    /// The template gives another key: the owner seed changed.
+    Lost,
+    OtherObject,
+}
+
+impl KekStatus {
+    fn describe(self) -> &'static str {
+        match self {
+            KekStatus::Ok => "ok",
+            KekStatus::Evicted => "KEK evicted (re-created on next use)",
+            KekStatus::Lost => "LOST: the TPM's owner seed changed (TPM cleared)",
+            KekStatus::OtherObject => "KEK handle holds another object",
+        }
+    }
+}
+
+fn kek_status(tpm: &mut Tpm, world: &WorldId, rec: &KekRecord) -> Result<KekStatus> {
+    Ok(match tpm.kek(rec.handle, &rec.public)? {
+        KekAt::Recorded(_) => KekStatus::Ok,
+        KekAt::Other => KekStatus::OtherObject,
+        KekAt::Missing => {
+            let template = kek_template(world, &kek_spec(world, rec)?);
+            let (k, p) = tpm.create_primary(&template)?;
+            tpm.flush(k);
+            if p == rec.public {
+                KekStatus::Evicted
+            } else {
+                KekStatus::Lost
+            }
+        }
+    })
+}
+
+#[derive(serde::Serialize)]
+struct KekReport {
+    handle: String,
+    #[serde(rename = "type")]
+    kind: String,
+    generation: u32,
+    pcrs: Option<String>,
+    keys: usize,
+}
+
+#[derive(serde::Serialize)]
+struct WorldReport {
+    world: WorldId,
+    kek: KekReport,
+    status: KekStatus,
+    retired: Vec<KekReport>,
+    keys: usize,
+}
+
+#[derive(serde::Serialize)]
+struct WorldsReport {
+    worlds: Vec<WorldReport>,
+    /// Persistent handles in the KEK range no readable record names.
+    orphans: Vec<String>,
+    unreadable: Vec<String>,
+}
+
+/// How many stored keys live under the KEK at `handle` of world `w`.
+fn keys_under(keys: &[KeyState], w: &WorldState, handle: u32) -> usize {
+    keys.iter()
+        .filter(|k| k.world == w.world && k.kek_handle.unwrap_or(w.kek.handle) == handle)
+        .count()
+}
+
+/// `worlds list`: each world, its KEK(s), its keys and what the TPM says;
+/// persistent objects in the KEK range no record names; unreadable records
+/// by name (the others are listed, and the command then fails).
+// Long on purpose: one report, gathered and then printed as text or JSON.
+pub fn worlds_list(ctx: &Ctx, json: bool) -> Result<()> {
     let state = ctx.state()?;
     let worlds = state.worlds()?;
     let keys = state.keys()?;
-    let mut tpm = ctx.tpm()?;
-    println!("WORLD\tKEK\tTYPE\tGENERATION\tPCRS\tKEYS\tSTATUS");
+    let mut unreadable: Vec<String> = worlds.corrupt.iter().map(|e| e.to_string()).collect();
+    unreadable.extend(keys.corrupt.iter().map(|e| e.to_string()));
+    let (worlds, keys) = (worlds.items, keys.items);
+    let mut tpm = ctx.tpm(&state)?;
+    let report_kek = |w: &WorldState, rec: &KekRecord| KekReport {
+        handle: format!("{:#010x}", rec.handle),
+        kind: rec.public.describe_key(),
+        generation: rec.generation,
+        pcrs: rec.pcrs.as_ref().map(|p| p.describe()),
+        keys: keys_under(&keys, w, rec.handle),
+    };
+    let mut report = WorldsReport {
+        worlds: Vec::new(),
+        orphans: Vec::new(),
+        unreadable,
+    };
+    let mut named = Vec::new();
     for w in &worlds {
-        let rec = w.kek.clone();
-        let status = match tpm.kek(rec.handle, &rec.public)? {
-            KekAt::Recorded(_) => "ok".to_string(),
-            KekAt::Other => "KEK handle holds another object".to_string(),
-            KekAt::Missing => {
-                let template = kek_template(&w.world, &kek_spec(&w.world, &rec)?);
-                let (k, p) = tpm.create_primary(&template)?;
-                tpm.flush(k);
-                if p == rec.public {
-                    "KEK evicted (re-created on next use)".to_string()
-                } else {
-                    "LOST: the TPM's owner seed changed (TPM cleared)".to_string()
-                }
-            }
-        };
-        let described = rec.public.describe_key();
+        named.extend(std::iter::once(&w.kek).chain(&w.retired).map(|k| k.handle));
+        report.worlds.push(WorldReport {
+            world: w.world.clone(),
+            kek: report_kek(w, &w.kek),
+            status: kek_status(&mut tpm, &w.world, &w.kek)?,
+            retired: w.retired.iter().map(|r| report_kek(w, r)).collect(),
+            keys: keys.iter().filter(|k| k.world == w.world).count(),
+        });
+    }
+    report.orphans = tpm
+        .kek_range_handles()?
+        .into_iter()
+        .filter(|h| !named.contains(h))
+        .map(|h| format!("{h:#010x}"))
+        .collect();
+    if json {
         println!(
-            "{}\t{:#010x}\t{}\t{}\t{}\t{}\t{}{}",
+            "{}",
+            serde_json::to_string(&report).map_err(|e| AgentError::Protocol(e.to_string()))?
+        );
+    } else {
+        print_worlds(&report);
+    }
+    if report.unreadable.is_empty() {
+        Ok(())
+    } else {
+        Err(AgentError::CorruptRecords(report.unreadable))
+    }
+}
+
+fn print_worlds(report: &WorldsReport) {
+    println!("WORLD\tKEK\tTYPE\tGENERATION\tPCRS\tKEYS\tSTATUS");
+    for w in &report.worlds {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}{}",
             w.world,
-            rec.handle,
-            described,
-            rec.generation,
-            rec.pcrs
-                .as_ref()
-                .map(|p| p.describe())
-                .unwrap_or_else(|| "-".into()),
-            keys.iter().filter(|k| k.world == w.world).count(),
-            status,
+            w.kek.handle,
+            w.kek.kind,
+            w.kek.generation,
+            w.kek.pcrs.as_deref().unwrap_or("-"),
+            w.keys,
+            w.status.describe(),
             if w.retired.is_empty() {
                 String::new()
             } else {
@@ -244,19 +356,36 @@ pub fn worlds_list(ctx: &Ctx) -> Result<()> {
             }
         );
     }
-    if worlds.is_empty() {
+    if report.worlds.is_empty() {
         println!("(no worlds: run `byok-agent init --world W`)");
     }
-    Ok(())
+    for h in &report.orphans {
+        println!(
+            "orphan {h}: a persistent object in the KEK range that no world here names (another state directory's KEK on this TPM, or left by an agent before 0.2); if neither, `tpm2_evictcontrol -C o -c {h}` frees it"
+        );
+    }
+}
+
+/// Keys of `world` that live under the KEK at `handle`, or None when some key
+/// record is unreadable (it might live there too).
+fn count_keys_under(state: &StateDir, w: &WorldState, handle: u32) -> Result<Option<usize>> {
+    let keys = state.keys()?;
+    if !keys.corrupt.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(keys_under(&keys.items, w, handle)))
 }
 
 /// `kek rotate`: a new KEK for the world (next generation; same type; bound to
 /// `pcrs`, or to the current values of the PCRs the old one was bound to,
 /// "none" for no binding). The old KEK stays persistent for the keys stored
-/// under them, which keep working; packages wrapped for it are refused.
+/// under it, which keep working, and is evicted when there are none;
+/// packages wrapped for it are refused. Crash-consistent: both KEKs have an
+/// intent recorded before the world record switches from one to the other.
+// Long on purpose: the order of the steps is what makes it crash-consistent.
 pub fn kek_rotate(ctx: &Ctx, world: &WorldId, pcrs: Option<&RotatePcrs>) -> Result<()> {
     let (state, mut w) = ctx.world(world)?;
-    let mut tpm = ctx.tpm()?;
+    let mut tpm = ctx.tpm(&state)?;
     world_kek(&mut tpm, &state, &w)?;
     let old = w.kek.clone();
     let pcrs = match pcrs {
@@ -279,23 +408,35 @@ pub fn kek_rotate(ctx: &Ctx, world: &WorldId, pcrs: Option<&RotatePcrs>) -> Resu
     // Keys under the current KEK are pinned to it first: if anything below
     // fails, they still name the KEK they live under.
     let mut pinned = 0;
-    for mut k in state.keys()?.into_iter().filter(|k| k.world == *world) {
+    let keys = state.keys()?;
+    let all_keys_read = keys.corrupt.is_empty();
+    for mut k in keys.warn().into_iter().filter(|k| k.world == *world) {
         if k.kek_handle.is_none() {
             k.kek_handle = Some(old.handle);
             state.put_key(&k)?;
             pinned += 1;
         }
     }
-    let mut new = new_kek(&mut tpm, world, alg, generation, pcrs.as_ref())?;
+    let mut new = new_kek(&mut tpm, &state, world, alg, generation, pcrs.as_ref())?;
     if old.compat_public.is_some() {
         let parent = kek_parent(&mut tpm, &state, world, &new)?;
         let (p, k) = create_compat(&mut tpm, &parent)?;
         new.compat_public = Some(p);
         w.compat_private = Some(k);
     }
-    w.retired.push(old.clone());
+    // An old KEK no key lives under goes; with an unreadable key record
+    // it stays (that key may live under it).
+    let evict_old = all_keys_read && pinned == 0;
+    if evict_old {
+        intend(&state, world, old.handle, &old.public)?;
+    } else {
+        w.retired.push(old.clone());
+    }
     w.kek = new.clone();
     state.put_world(&w)?;
+    // The switch is durable: settling evicts the old KEK (if no record
+    // names it) and keeps the new one.
+    settle_intents(&state, &mut tpm)?;
     let p = &w.kek.public;
     println!(
         "world {world}: KEK rotated to generation {generation} at {:#010x} ({}, name {}){}",
@@ -307,19 +448,83 @@ pub fn kek_rotate(ctx: &Ctx, world: &WorldId, pcrs: Option<&RotatePcrs>) -> Resu
             .map(|s| format!(", bound to PCRs {s}"))
             .unwrap_or_default()
     );
-    println!(
-        "  the previous KEK at {:#010x} stays for the {pinned} key(s) stored under it and refuses new packages; fetch new evidence before wrapping",
-        old.handle
-    );
+    if evict_old {
+        println!(
+            "  the previous KEK at {:#010x} had no keys under it and was evicted; fetch new evidence before wrapping",
+            old.handle
+        );
+    } else {
+        println!(
+            "  the previous KEK at {:#010x} stays for the {pinned} key(s) stored under it and refuses new packages; fetch new evidence before wrapping",
+            old.handle
+        );
+    }
+    Ok(())
+}
+
+/// `kek gc`: evict the retired KEKs of one world (or all) that no stored key
+/// lives under. Refused while a key record is unreadable: it might live under
+/// one of them, and an evicted KEK's keys are gone for good.
+pub fn kek_gc(ctx: &Ctx, only: Option<&WorldId>) -> Result<()> {
+    let state = ctx.state()?;
+    let worlds = match only {
+        Some(world) => vec![state.world(world)?],
+        None => state.worlds()?.warn(),
+    };
+    let mut tpm = ctx.tpm(&state)?;
+    for mut w in worlds {
+        let mut unused = Vec::new();
+        for rec in &w.retired {
+            match count_keys_under(&state, &w, rec.handle)? {
+                Some(0) => unused.push(rec.clone()),
+                Some(_) => {}
+                None => {
+                    // A key under one of them may be among the unreadable.
+                    state.keys()?.corrupt_error()?;
+                }
+            }
+        }
+        if unused.is_empty() {
+            println!("world {}: no retired KEK without keys", w.world);
+            continue;
+        }
+        for rec in &unused {
+            intend(&state, &w.world, rec.handle, &rec.public)?;
+        }
+        w.retired
+            .retain(|r| !unused.iter().any(|u| u.handle == r.handle));
+        state.put_world(&w)?;
+        settle_intents(&state, &mut tpm)?;
+        let handles: Vec<String> = unused
+            .iter()
+            .map(|r| format!("{:#010x}", r.handle))
+            .collect();
+        println!(
+            "world {}: {} retired KEK(s) without keys evicted ({})",
+            w.world,
+            unused.len(),
+            handles.join(", ")
+        );
+    }
     Ok(())
 }
 
 /// `world destroy`: evict the world's KEKs from the TPM and delete its keys
-/// and state. Irreversible, so it asks for `--yes`.
+/// and state. Irreversible, so it asks for `--yes`. Each KEK's intent is
+/// recorded first, so a crash at any step leaves either the world (and a
+/// retry finishes) or no record and nothing of it in the TPM.
 pub fn world_destroy(ctx: &Ctx, world: &WorldId, yes: bool) -> Result<()> {
-    let (state, w) = ctx.world(world)?;
+    let state = ctx.state()?;
+    if !state.has_world(world) && state.intents()?.items.iter().any(|i| i.world == *world) {
+        // An interrupted destroy removed the record: settling finishes it.
+        let _tpm = ctx.tpm(&state)?;
+        println!("world {world} destroyed (an interrupted destroy was finished)");
+        return Ok(());
+    }
+    let w = state.world(world)?;
     let keys: Vec<KeyState> = state
         .keys()?
+        .warn()
         .into_iter()
         .filter(|k| k.world == *world)
         .collect();
@@ -335,21 +540,22 @@ pub fn world_destroy(ctx: &Ctx, world: &WorldId, yes: bool) -> Result<()> {
             ),
         });
     }
-    let mut tpm = ctx.tpm()?;
-    let mut evicted = 0;
+    let mut tpm = ctx.tpm(&state)?;
+    let mut present = 0;
     for rec in &keks {
         // Only the recorded KEK is evicted, never whatever else sits at its handle.
         if matches!(tpm.kek(rec.handle, &rec.public)?, KekAt::Recorded(_)) {
-            tpm.evict(rec.handle)?;
-            evicted += 1;
+            present += 1;
         }
+        intend(&state, world, rec.handle, &rec.public)?;
     }
     for k in &keys {
         state.delete_key(&k.name)?;
     }
     state.delete_world(world)?;
+    settle_intents(&state, &mut tpm)?;
     println!(
-        "world {world} destroyed: {evicted} KEK(s) evicted from the TPM, {} key(s) deleted",
+        "world {world} destroyed: {present} KEK(s) evicted from the TPM, {} key(s) deleted",
         keys.len()
     );
     Ok(())

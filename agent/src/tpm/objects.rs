@@ -39,7 +39,55 @@ impl Tpm {
                 )
             })
             .map(KeyHandle::from)
-            .map_err(tpm(op))
+            .map_err(|source| {
+                use tss_esapi::constants::response_code::Tss2ResponseCodeKind as K;
+                match &source {
+                    tss_esapi::Error::Tss2Error(rc) if rc.kind() == Some(K::NvSpace) => {
+                        AgentError::PersistentStorageFull {
+                            detail: format!("{op}: insufficient space for NV allocation"),
+                        }
+                    }
+                    _ => AgentError::Tpm { op, source },
+                }
+            })
+    }
+
+    /// How many more persistent objects the TPM can hold
+    /// (TPM_PT_HR_PERSISTENT_AVAIL: an estimate, as NV is shared).
+    pub fn persistent_room(&mut self) -> Result<u32> {
+        self.ctx
+            .get_tpm_property(tss_esapi::constants::PropertyTag::HrPersistentAvail)
+            .map_err(tpm("TPM2_GetCapability(TPM_PT_HR_PERSISTENT_AVAIL)"))
+            .map(|v| v.unwrap_or(0))
+    }
+
+    /// The Name of the persistent object at `handle`, if there is one.
+    pub fn persistent_name(&mut self, handle: u32) -> Result<Option<Vec<u8>>> {
+        let Some(k) = self.persistent(handle)? else {
+            return Ok(None);
+        };
+        let name = self
+            .ctx
+            .tr_get_name(k.into())
+            .map_err(tpm("Esys_TR_GetName"))?;
+        Ok(Some(name.value().to_vec()))
+    }
+
+    /// The persistent handles in use in the KEK range (0x81000100..0x810001ff).
+    pub fn kek_range_handles(&mut self) -> Result<Vec<u32>> {
+        let (data, _) = self
+            .ctx
+            .get_capability(CapabilityType::Handles, KEK_HANDLE_FIRST, 256)
+            .map_err(tpm("TPM2_GetCapability(handles)"))?;
+        Ok(match data {
+            CapabilityData::Handles(list) => list
+                .into_inner()
+                .into_iter()
+                .map(u32::from)
+                .filter(|h| (KEK_HANDLE_FIRST..=KEK_HANDLE_LAST).contains(h))
+                .collect(),
+            _ => Vec::new(),
+        })
     }
 
     /// Make `key` persistent at `handle` and flush the transient.
@@ -92,10 +140,27 @@ impl Tpm {
     }
 
     /// Create a KEK (an owner-hierarchy primary from `template`) and make it
-    /// persistent at the first free KEK handle. Returns (handle, public area).
-    pub fn create_kek(&mut self, template: &TpmtPublic) -> Result<(u32, TpmtPublic)> {
+    /// persistent at the first free KEK handle. `before_persist(handle,
+    /// public)` runs between the two, to record the intent durably: a crash
+    /// after TPM2_EvictControl then leaves an object the next command can
+    /// recognise (by handle and Name) and evict. Returns (handle, public area).
+    pub fn create_kek(
+        &mut self,
+        template: &TpmtPublic,
+        before_persist: impl FnOnce(u32, &TpmtPublic) -> Result<()>,
+    ) -> Result<(u32, TpmtPublic)> {
         let handle = self.free_kek_handle()?;
+        // A clear error before NV runs out, rather than TPM_RC_NV_SPACE later.
+        if self.persistent_room()? == 0 {
+            return Err(AgentError::PersistentStorageFull {
+                detail: "TPM_PT_HR_PERSISTENT_AVAIL is 0".into(),
+            });
+        }
         let (key, public) = self.create_primary(template)?;
+        if let Err(e) = before_persist(handle, &public) {
+            self.flush(key);
+            return Err(e);
+        }
         self.persist(key, handle)?;
         Ok((handle, public))
     }
@@ -119,14 +184,7 @@ impl Tpm {
     }
 
     pub(super) fn free_kek_handle(&mut self) -> Result<u32> {
-        let (data, _) = self
-            .ctx
-            .get_capability(CapabilityType::Handles, KEK_HANDLE_FIRST, 256)
-            .map_err(tpm("TPM2_GetCapability(handles)"))?;
-        let used: Vec<u32> = match data {
-            CapabilityData::Handles(list) => list.into_inner().into_iter().map(u32::from).collect(),
-            _ => Vec::new(),
-        };
+        let used = self.kek_range_handles()?;
         (KEK_HANDLE_FIRST..=KEK_HANDLE_LAST)
             .find(|h| !used.contains(h))
             .ok_or(AgentError::NoFreeHandle)
