@@ -39,6 +39,13 @@ case "$cmd" in
     ;;
   stop)
     if [ -s "$dir/swtpm.pid" ]; then
+      # TPM2_Shutdown(CLEAR) first: a TPM stopped without it counts the stop
+      # as a dictionary-attack failure (three in a row lock DA-protected
+      # objects out on swtpm's defaults).
+      if [ -s "$dir/tcti" ] && command -v tpm2_shutdown >/dev/null 2>&1; then
+        TPM2TOOLS_TCTI=$(cat "$dir/tcti") TSS2_LOG=all+none tpm2_shutdown >/dev/null 2>&1 \
+          || echo "swtpm.sh: TPM2_Shutdown failed; stopping swtpm anyway (an unclean stop)" >&2
+      fi
       kill "$(cat "$dir/swtpm.pid")" 2>/dev/null || true
       rm -f "$dir/swtpm.pid"
     fi

@@ -32,7 +32,7 @@ impl Ctx {
     /// The TPM (its context flushes what it loaded when dropped), with what
     /// an interrupted command left in it settled (see [`settle_intents`]).
     pub(crate) fn tpm(&self, state: &StateDir) -> Result<Tpm> {
-        let mut tpm = Tpm::open(&self.tcti)?;
+        let mut tpm = Tpm::open(&self.tcti, self.lock_timeout)?;
         settle_intents(state, &mut tpm)?;
         Ok(tpm)
     }

@@ -17,6 +17,18 @@ pub enum AgentError {
         #[source]
         source: tss_esapi::Error,
     },
+    #[error("the TPM is in dictionary-attack lockout and refused {op}: too many failed authorisations or unclean restarts (each TPM restart without TPM2_Shutdown counts as one); wait for the lockout to expire, or clear it with `tpm2_dictionarylockout --clear-lockout` (needs the lockout authorisation); objects of worlds made by this version carry noDA and are not affected")]
+    DaLockout { op: &'static str },
+    #[error("the TPM has no free slot for {op} (waited 10 s): its transient memory is taken by objects or sessions other programs loaded; byok-agent flushes only what it loaded itself. If nothing uses them, flush them (`tpm2_flushcontext -t` / `-s`, see `tpm2_getcap handles-transient`), or use the kernel's resource manager (--tcti device:/dev/tpmrm0)")]
+    TpmFull { op: &'static str },
+    #[error("lost the connection to the TPM (TCTI {tcti}) during {op}: {detail}; {changed} (check that the TPM or swtpm is running, then retry)")]
+    TpmLost {
+        tcti: String,
+        op: &'static str,
+        detail: String,
+        /// Whether this command had written to the state before the loss.
+        changed: &'static str,
+    },
     #[error("TPM returned an unexpected value for {0}")]
     TpmUnexpected(&'static str),
     #[error("no EK certificate in TPM NV index {index:#010x}: {detail}")]
@@ -107,7 +119,8 @@ pub enum AgentError {
 impl AgentError {
     /// Distinct exit codes: 2 usage, 3 TPM, 4 state/IO, 5 bad input,
     /// 6 unknown world/key, 7 package for another world/KEK/TPM, 8 TPM refused the package,
-    /// 9 key type unsupported by this TPM, 11 world lost (TPM cleared).
+    /// 9 key type unsupported by this TPM, 11 world lost (TPM cleared),
+    /// 12 TPM in dictionary-attack lockout.
     /// (10 is the verifier's "a check failed".)
     pub fn exit_code(&self) -> i32 {
         use AgentError::*;
@@ -115,6 +128,8 @@ impl AgentError {
             InvalidId { .. } | InvalidArgument { .. } => 2,
             Tpm { .. }
             | TpmOpen { .. }
+            | TpmLost { .. }
+            | TpmFull { .. }
             | TpmUnexpected(_)
             | NoEkCertificate { .. }
             | NoFreeHandle
@@ -134,11 +149,80 @@ impl AgentError {
             | PcrPolicyFailed { .. } => 8,
             UnsupportedByTpm(_) => 9,
             OwnerSeedChanged { .. } => 11,
+            DaLockout { .. } => 12,
         }
     }
 }
 
 pub type Result<T> = std::result::Result<T, AgentError>;
+
+/// What a failed TPM command says about the TPM itself, whatever the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TpmFault {
+    /// The transport failed (TCTI layer): the TPM is gone, not refusing.
+    Lost,
+    /// TPM_RC_LOCKOUT: dictionary-attack lockout.
+    Lockout,
+    /// TPM_RC_OBJECT_MEMORY / TPM_RC_SESSION_MEMORY: no free slot.
+    Full,
+}
+
+/// The TPM-wide condition behind `e`, if any.
+pub fn tpm_fault(e: &tss_esapi::Error) -> Option<TpmFault> {
+    use tss_esapi::constants::response_code::{Tss2ResponseCode, Tss2ResponseCodeKind as K};
+    let tss_esapi::Error::Tss2Error(rc) = e else {
+        return None;
+    };
+    let raw = match rc {
+        Tss2ResponseCode::Success => return None,
+        Tss2ResponseCode::FormatZero(c) => c.0,
+        Tss2ResponseCode::FormatOne(c) => c.0,
+    };
+    // TSS2_TCTI_RC_LAYER: the response never came from a TPM.
+    if raw >> 16 == 0x0a {
+        return Some(TpmFault::Lost);
+    }
+    if raw >> 16 != 0 {
+        return None;
+    }
+    match rc.kind() {
+        Some(K::Lockout) => Some(TpmFault::Lockout),
+        Some(K::ObjectMemory) | Some(K::SessionMemory) => Some(TpmFault::Full),
+        _ => None,
+    }
+}
+
+impl AgentError {
+    /// The error as the operator should read it: a TPM that is gone or locked
+    /// out is named as such, whatever command or refusal it surfaced in
+    /// (never as "the package was altered"). `changed`: whether the command
+    /// had written to the state.
+    pub fn diagnosed(self, tcti: &str, changed: bool) -> AgentError {
+        use AgentError::*;
+        let (op, source) = match &self {
+            Tpm { op, source } => (*op, source),
+            ActivationRefused { source } => ("TPM2_ActivateCredential", source),
+            ImportRefused { source } => ("TPM2_Import", source),
+            DecryptRefused { source } => ("TPM2_RSA_Decrypt", source),
+            _ => return self,
+        };
+        match tpm_fault(source) {
+            Some(TpmFault::Lockout) => DaLockout { op },
+            Some(TpmFault::Full) => TpmFull { op },
+            Some(TpmFault::Lost) => TpmLost {
+                tcti: tcti.to_string(),
+                op,
+                detail: source.to_string(),
+                changed: if changed {
+                    "the state was updated before the loss; the next command settles any half-done step"
+                } else {
+                    "nothing was changed"
+                },
+            },
+            None => self,
+        }
+    }
+}
 
 impl From<byok_protocol::files::FileError> for AgentError {
     fn from(e: byok_protocol::files::FileError) -> AgentError {

@@ -129,6 +129,7 @@ fn main() {
         Command::AttestKey { key, nonce, out } => cmd::attest::attest_key(&ctx, &key, &nonce, &out),
     };
     if let Err(e) = r {
+        let e = e.diagnosed(&ctx.tcti, state::changed());
         eprintln!(
             "byok-agent: error: {}",
             byok_protocol::text::inert(&e.to_string())

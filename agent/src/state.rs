@@ -173,6 +173,18 @@ pub struct PersistIntent {
     pub world: WorldId,
 }
 
+/// Whether this process has written to or deleted from a state directory
+/// (for the error after a lost TPM: "nothing was changed" must be true).
+static CHANGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn changed() -> bool {
+    CHANGED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+fn mark_changed() {
+    CHANGED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 pub struct StateDir {
     root: PathBuf,
     _lock: File,
@@ -203,12 +215,7 @@ impl StateDir {
             .open(&lock_path)
             .map_err(io(&lock_path))?;
         wait_for_lock(&lock, &lock_path, lock_timeout)?;
-        // The holder's pid, for the next agent that has to wait.
-        let _ = lock.set_len(0).and_then(|_| {
-            use std::io::{Seek, Write};
-            lock.seek(std::io::SeekFrom::Start(0))?;
-            write!(lock, "{}", std::process::id())
-        });
+        write_holder(&mut lock);
         let state = StateDir {
             root: root.to_path_buf(),
             _lock: lock,
@@ -250,6 +257,7 @@ impl StateDir {
     }
 
     pub fn delete_world(&self, world: &WorldId) -> Result<()> {
+        mark_changed();
         let p = self.world_path(world);
         fs::remove_file(&p).map_err(io(&p))?;
         Ok(byok_protocol::files::sync_dir(
@@ -262,6 +270,7 @@ impl StateDir {
     }
 
     pub fn put_world(&self, w: &WorldState) -> Result<()> {
+        mark_changed();
         write_atomic(&self.world_path(&w.world), &cbor(w))
     }
 
@@ -279,6 +288,7 @@ impl StateDir {
     }
 
     pub fn put_key(&self, k: &KeyState) -> Result<()> {
+        mark_changed();
         write_atomic(&self.key_path(&k.name), &cbor(k))
     }
 
@@ -288,6 +298,7 @@ impl StateDir {
 
     /// Record, durably, that the persistent object `i` is being made or unmade.
     pub fn put_intent(&self, i: &PersistIntent) -> Result<()> {
+        mark_changed();
         write_atomic(&self.intent_path(i.handle), &cbor(i))
     }
 
@@ -297,6 +308,7 @@ impl StateDir {
     }
 
     pub fn delete_intent(&self, handle: u32) -> Result<()> {
+        mark_changed();
         let p = self.intent_path(handle);
         match fs::remove_file(&p) {
             Ok(()) => {}
@@ -313,6 +325,7 @@ impl StateDir {
         if !p.exists() {
             return Err(AgentError::UnknownKey(name.to_string()));
         }
+        mark_changed();
         fs::remove_file(&p).map_err(io(&p))?;
         Ok(byok_protocol::files::sync_dir(
             p.parent().unwrap_or(&self.root),
@@ -320,8 +333,17 @@ impl StateDir {
     }
 }
 
+/// Write our pid into a lock file we hold, for the next agent that has to wait.
+pub(crate) fn write_holder(lock: &mut File) {
+    use std::io::{Seek, Write};
+    let _ = lock.set_len(0).and_then(|_| {
+        lock.seek(std::io::SeekFrom::Start(0))?;
+        write!(lock, "{}", std::process::id())
+    });
+}
+
 /// Take the exclusive lock on `file`, saying after a second whom we wait for.
-fn wait_for_lock(file: &File, path: &Path, timeout: Option<Duration>) -> Result<()> {
+pub(crate) fn wait_for_lock(file: &File, path: &Path, timeout: Option<Duration>) -> Result<()> {
     let start = Instant::now();
     let mut said = false;
     loop {

@@ -310,10 +310,14 @@ pub fn ak_template() -> TpmtPublic {
     TpmtPublic::build(
         alg::RSA,
         alg::SHA256,
+        // noDA: the AK is used with its (empty) auth value by evidence,
+        // attest-key and import; unclean TPM restarts count as DA failures
+        // and must not lock it out (go-tpm-tools' AK template does the same).
         attr::FIXED_TPM
             | attr::FIXED_PARENT
             | attr::SENSITIVE_DATA_ORIGIN
             | attr::USER_WITH_AUTH
+            | attr::NO_DA
             | attr::RESTRICTED
             | attr::SIGN,
         Vec::new(),

@@ -75,6 +75,7 @@ fn strace(host: &Host, args: &[&str], expr: &str, log: &std::path::Path) -> std:
         .arg(host.state.path())
         .args(args)
         .env("TSS2_LOG", "all+none")
+        .env("BYOK_LOCK_DIR", host.tpm.dir.path())
         .output()
         .expect("run strace (tpm-setup/install-deps.sh installs it)")
 }

@@ -151,6 +151,17 @@ impl Swtpm {
         self.launch();
     }
 
+    /// Stop swtpm without TPM2_Shutdown (a crash or power loss: an unclean
+    /// stop, which the TPM counts as a dictionary-attack failure).
+    pub fn kill(&mut self) {
+        self.stop();
+    }
+
+    /// Start swtpm again on the same state (on a new port: see `tcti`).
+    pub fn start_again(&mut self) {
+        self.launch();
+    }
+
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -191,15 +202,27 @@ impl Host {
 
     /// The agent of this host reaching its TPM through another TCTI (a relay).
     pub fn agent_via(&self, tcti: &str) -> Command {
+        self.agent_at(tcti, self.state.path())
+    }
+
+    fn agent_at(&self, tcti: &str, state_dir: &Path) -> Command {
         let mut c = Command::cargo_bin("byok-agent").expect("byok-agent binary");
         c.arg("--tcti")
             .arg(tcti)
             .arg("--state-dir")
-            .arg(self.state.path())
+            .arg(state_dir)
             .env("TSS2_LOG", "all+none")
+            // The per-TPM lock and journal beside this swtpm, not in /tmp.
+            .env("BYOK_LOCK_DIR", self.tpm.dir.path())
             .env_remove("BYOK_TCTI")
             .env_remove("BYOK_STATE_DIR");
         c
+    }
+
+    /// The agent of this host's TPM with another state directory (another
+    /// agent installation sharing the TPM).
+    pub fn agent_in(&self, state_dir: &Path) -> Command {
+        self.agent_at(&self.tpm.tcti(), state_dir)
     }
 
     /// A tpm2-tools command against this host's swtpm.

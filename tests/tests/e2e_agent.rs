@@ -64,7 +64,7 @@ fn agent_survives_tpm_restart_and_concurrent_use() {
 }
 
 #[test]
-fn agent_flushes_leftovers_and_recovers_an_evicted_kek() {
+fn agent_leaves_other_programs_objects_and_recovers_an_evicted_kek() {
     let host = Host::new(tpm_a());
     let work = TempDir::new().unwrap();
     let w = world(&host, "eu", work.path());
@@ -83,7 +83,21 @@ fn agent_flushes_leftovers_and_recovers_an_evicted_kek() {
         .assert()
         .success()
         .stdout(contains("0x80000002"));
+    // They are not the agent's: it does not flush them, it says what is wrong.
     let n = nonce();
+    host.agent()
+        .args(["evidence", "--world", "eu", "--nonce", &n, "-o"])
+        .arg(work.path().join("full.evidence"))
+        .assert()
+        .code(3)
+        .stderr(contains("no free slot"))
+        .stderr(contains("tpm2_flushcontext"));
+    host.tpm2("tpm2_getcap")
+        .arg("handles-transient")
+        .assert()
+        .success()
+        .stdout(contains("0x80000002"));
+    host.tpm2("tpm2_flushcontext").arg("-t").assert().success();
     host.evidence("eu", &n, &work.path().join("after-leftovers.evidence"));
     // ... and it leaves nothing loaded itself.
     let left = host

@@ -1,7 +1,8 @@
 //! A kill (SIGKILL, through strace) at every write, rename, fsync and unlink
 //! of `init`, `kek rotate` and `world destroy`, each followed by one retry:
 //! afterwards the TPM holds exactly the persistent KEKs the state names (no
-//! leaked slot, no named KEK gone), and the retry worked.
+//! leaked slot, no named KEK gone), no transient object or session is left
+//! (the killed agent's journal named them), and the retry worked.
 //! `BYOK_FAULT_STRIDE=N` tries every N-th point only (tpm-setup/faults.sh
 //! runs them all).
 
@@ -42,6 +43,19 @@ fn compare(host: &Host, point: &str, sweep: &mut Sweep) {
         sweep.leaks.push(format!(
             "{point}: TPM holds {in_tpm:x?}, state names {named:x?}, orphans {orphans:?}"
         ));
+    }
+    // The killed agent's transient objects and sessions are gone too (the
+    // retry flushed what its journal named).
+    for cap in ["handles-transient", "handles-loaded-session"] {
+        let out = host
+            .tpm2("tpm2_getcap")
+            .arg(cap)
+            .output()
+            .expect("tpm2_getcap");
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.contains("0x") {
+            sweep.leaks.push(format!("{point}: {cap}: {}", text.trim()));
+        }
     }
 }
 

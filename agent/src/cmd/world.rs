@@ -361,7 +361,7 @@ fn print_worlds(report: &WorldsReport) {
     }
     for h in &report.orphans {
         println!(
-            "orphan {h}: a persistent object in the KEK range that no world here names (another state directory's KEK on this TPM, or left by an agent before 0.2); if neither, `tpm2_evictcontrol -C o -c {h}` frees it"
+            "orphan {h}: a persistent object in the KEK range that no world here names (another state directory's KEK on this TPM, or leaked by an agent without intent records); if neither, `tpm2_evictcontrol -C o -c {h}` frees it"
         );
     }
 }

@@ -6,7 +6,7 @@ use crate::error::{tpm, AgentError, Result};
 use byok_protocol::policy::PcrSpec;
 use tss_esapi::attributes::SessionAttributesBuilder;
 use tss_esapi::constants::SessionType;
-use tss_esapi::handles::{AuthHandle, KeyHandle};
+use tss_esapi::handles::{AuthHandle, KeyHandle, SessionHandle};
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{Digest, Nonce, SymmetricDefinition};
@@ -120,18 +120,24 @@ impl Tpm {
         salt: KeyHandle,
         protect: Protect,
     ) -> Result<AuthSession> {
-        let session = self
-            .ctx
-            .start_auth_session(
-                Some(salt),
-                None,
-                None,
-                SessionType::Hmac,
-                SymmetricDefinition::AES_128_CFB,
-                HashingAlgorithm::Sha256,
-            )
-            .map_err(tpm("TPM2_StartAuthSession(salted)"))?
-            .ok_or(AgentError::TpmUnexpected("salted session"))?;
+        let session = self.tracked(
+            true,
+            None,
+            |t| {
+                t.ctx
+                    .start_auth_session(
+                        Some(salt),
+                        None,
+                        None,
+                        SessionType::Hmac,
+                        SymmetricDefinition::AES_128_CFB,
+                        HashingAlgorithm::Sha256,
+                    )
+                    .map_err(tpm("TPM2_StartAuthSession(salted)"))?
+                    .ok_or(AgentError::TpmUnexpected("salted session"))
+            },
+            |s| SessionHandle::from(*s).into(),
+        )?;
         let (attrs, mask) = SessionAttributesBuilder::new()
             .with_continue_session(true)
             .with_decrypt(matches!(protect, Protect::Command | Protect::Both))
@@ -147,18 +153,24 @@ impl Tpm {
     /// A new SHA-256 policy session (unbound, unsalted: its policy commands
     /// take no secrets from the host).
     pub(super) fn start_policy_session(&mut self, hash: HashingAlgorithm) -> Result<AuthSession> {
-        let session = self
-            .ctx
-            .start_auth_session(
-                None,
-                None,
-                None,
-                SessionType::Policy,
-                SymmetricDefinition::AES_128_CFB,
-                hash,
-            )
-            .map_err(tpm("TPM2_StartAuthSession"))?
-            .ok_or(AgentError::TpmUnexpected("policy session"))?;
+        let session = self.tracked(
+            true,
+            None,
+            |t| {
+                t.ctx
+                    .start_auth_session(
+                        None,
+                        None,
+                        None,
+                        SessionType::Policy,
+                        SymmetricDefinition::AES_128_CFB,
+                        hash,
+                    )
+                    .map_err(tpm("TPM2_StartAuthSession"))?
+                    .ok_or(AgentError::TpmUnexpected("policy session"))
+            },
+            |s| SessionHandle::from(*s).into(),
+        )?;
         let (attrs, mask) = SessionAttributesBuilder::new().build();
         if let Err(e) = self.ctx.tr_sess_set_attributes(session, attrs, mask) {
             self.flush_session(session);

@@ -101,8 +101,12 @@ impl Tpm {
                 })
             }
         };
-        let created = ek::create_ek_object(&mut self.ctx, alg, None)
-            .map_err(tpm("TPM2_CreatePrimary(EK)"))?;
+        let created = self.tracked(
+            false,
+            None,
+            |t| ek::create_ek_object(&mut t.ctx, alg, None).map_err(tpm("TPM2_CreatePrimary(EK)")),
+            |k| (*k).into(),
+        )?;
         let r = self.evict_control(created, kind.handle(), "TPM2_EvictControl(EK)");
         self.flush(created);
         r
@@ -158,9 +162,16 @@ impl Tpm {
             let _ = self.ctx.tr_close(&mut obj);
             data
         })();
-        let mut cert = r.map_err(|e| AgentError::NoEkCertificate {
-            index,
-            detail: e.to_string(),
+        let mut cert = r.map_err(|e| match crate::error::tpm_fault(&e) {
+            // A lost TPM or a lockout is not a missing certificate.
+            Some(_) => AgentError::Tpm {
+                op: "TPM2_NV_Read(EK certificate)",
+                source: e,
+            },
+            None => AgentError::NoEkCertificate {
+                index,
+                detail: e.to_string(),
+            },
         })?;
         // NV indices are often larger than the certificate: cut to the DER length.
         if let Some(len) = byok_protocol::der::sequence_len(&cert) {
@@ -225,14 +236,24 @@ impl Tpm {
         public: &TpmtPublic,
         private: &[u8],
     ) -> Result<KeyHandle> {
+        let name = public.name();
         let public = esys_public(public)?;
         let private = private_from_tpm2b(private)?;
         let auth = self.ek_auth(ek)?;
-        let r = self
-            .ctx
-            .execute_with_session(Some(auth), |c| c.load(ek, private, public));
+        let r = self.tracked(
+            false,
+            Some(name),
+            |t| {
+                t.ctx
+                    .execute_with_session(Some(auth), |c| {
+                        c.load(ek, private.clone(), public.clone())
+                    })
+                    .map_err(tpm("TPM2_Load(AK)"))
+            },
+            |k| (*k).into(),
+        );
         self.end_session(auth);
-        r.map_err(tpm("TPM2_Load(AK)"))
+        r
     }
 
     /// A policy session satisfying the EK's policy: PolicySecret(TPM_RH_ENDORSEMENT).

@@ -2,18 +2,20 @@
 //! (the EK, the AK and credential activation), `auth.rs` (authorisation and
 //! parameter-encryption sessions, PCR policies), `objects.rs` (primaries,
 //! persistence, create, import, load), `attest.rs` (certify, quote),
-//! `crypto.rs` (sign, decrypt, encrypt, HMAC, unseal). The agent works on a
-//! TPM with three transient slots and no resource manager (swtpm): leftovers
-//! are flushed at start, commands flush what they load as soon as they are
-//! done with it, and whatever a command still holds when it returns, on any
-//! path (an error, an early return), is flushed when its `Tpm` is dropped:
-//! tss-esapi's `Context` records every handle it loaded or started and
-//! flushes them on drop (only those: nothing another program loaded).
+//! `crypto.rs` (sign, decrypt, encrypt, HMAC, unseal), and `guest.rs` (how it
+//! shares the TPM: one agent at a time per TPM, a journal of what it loaded).
+//! The agent works on a TPM with three transient slots and no resource
+//! manager (swtpm): commands flush what they load as soon as they are done
+//! with it, whatever a command still holds when it returns, on any path, is
+//! flushed when its `Tpm` is dropped, and what a killed agent left is
+//! flushed by the next one from its journal. Nothing another program loaded
+//! is ever flushed; a TPM whose slots others hold is waited for, then named.
 
 mod attest;
 mod auth;
 mod crypto;
 mod endorsement;
+mod guest;
 mod objects;
 
 pub use endorsement::EkKind;
@@ -25,13 +27,10 @@ use byok_protocol::public::TpmtPublic;
 use byok_protocol::wire::{tpm2b, unwrap_tpm2b};
 use serde_bytes::ByteBuf;
 use std::str::FromStr;
-use tss_esapi::constants::CapabilityType;
 use tss_esapi::handles::{KeyHandle, PersistentTpmHandle, SessionHandle, TpmHandle};
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::session_handles::AuthSession;
-use tss_esapi::structures::{
-    CapabilityData, PcrSelectionListBuilder, PcrSlot, Private, Public, Signature,
-};
+use tss_esapi::structures::{PcrSelectionListBuilder, PcrSlot, Private, Public, Signature};
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::{Marshall, UnMarshall};
 use tss_esapi::Context;
@@ -59,6 +58,17 @@ pub struct ParentPolicy {
 
 pub struct Tpm {
     ctx: Context,
+    /// This process's turn at the TPM, and where it journals what it holds.
+    lock: guest::TpmLock,
+    /// A resource manager cleans up after dead clients: no journal then.
+    resource_manager: bool,
+    /// What this process loaded and has not flushed: ESYS handle, TPM
+    /// handle, and for objects their Name (mirrored in the journal).
+    held: Vec<guest::Held>,
+    /// Loads and session starts under way (see `guest::Pending`).
+    pending: Vec<guest::Pending>,
+    /// The TPM's boot epoch, read once before the first journal entry.
+    epoch: Option<(u32, u32)>,
     /// The EK's public area, read once per process: it decides how the EK is
     /// authorised (for the AK load and ActivateCredential) and goes into evidence.
     ek_public: Option<(KeyHandle, Public)>,
@@ -168,44 +178,29 @@ pub(super) fn signed(attest: tss_esapi::structures::Attest, sig: Signature) -> R
 }
 
 impl Tpm {
-    pub fn open(tcti: &str) -> Result<Tpm> {
+    pub fn open(tcti: &str, lock_timeout: Option<std::time::Duration>) -> Result<Tpm> {
         let conf = TctiNameConf::from_str(tcti).map_err(|source| AgentError::TpmOpen {
             tcti: tcti.to_string(),
             source,
         })?;
+        let lock = guest::TpmLock::acquire(tcti, lock_timeout)?;
         let ctx = Context::new(conf).map_err(|source| AgentError::TpmOpen {
             tcti: tcti.to_string(),
             source,
         })?;
         let mut t = Tpm {
             ctx,
+            lock,
+            resource_manager: guest::has_resource_manager(tcti),
+            held: Vec::new(),
+            pending: Vec::new(),
+            epoch: None,
             ek_public: None,
         };
-        t.flush_leftovers()?;
-        Ok(t)
-    }
-
-    /// Flush transient objects and sessions left by an earlier process that
-    /// died (swtpm has no resource manager to do it).
-    pub(super) fn flush_leftovers(&mut self) -> Result<()> {
-        for first in [0x8000_0000u32, 0x0200_0000, 0x0300_0000] {
-            let (data, _) = self
-                .ctx
-                .get_capability(CapabilityType::Handles, first, 32)
-                .map_err(tpm("TPM2_GetCapability(handles)"))?;
-            let CapabilityData::Handles(list) = data else {
-                continue;
-            };
-            for h in list.into_inner() {
-                if let Ok(obj) = self
-                    .ctx
-                    .execute_without_session(|c| c.tr_from_tpm_public(h))
-                {
-                    let _ = self.ctx.flush_context(obj);
-                }
-            }
+        if !t.resource_manager {
+            t.flush_leftovers()?;
         }
-        Ok(())
+        Ok(t)
     }
 
     pub(super) fn persistent(&mut self, handle: u32) -> Result<Option<KeyHandle>> {
@@ -215,16 +210,36 @@ impl Tpm {
             .execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::Persistent(h)))
         {
             Ok(obj) => Ok(Some(KeyHandle::from(obj))),
+            // A TPM that is gone is not an empty handle.
+            Err(e) if crate::error::tpm_fault(&e).is_some() => Err(AgentError::Tpm {
+                op: "TPM2_ReadPublic(persistent handle)",
+                source: e,
+            }),
             Err(_) => Ok(None),
         }
     }
 
     pub fn flush_session(&mut self, session: AuthSession) {
-        let _ = self.ctx.flush_context(SessionHandle::from(session).into());
+        let h: tss_esapi::handles::ObjectHandle = SessionHandle::from(session).into();
+        let _ = self.ctx.flush_context(h);
+        self.released(h);
     }
 
     pub fn flush(&mut self, key: KeyHandle) {
         let _ = self.ctx.flush_context(key.into());
+        self.released(key.into());
+    }
+}
+
+impl Drop for Tpm {
+    /// Flush what this process still holds, then clear its journal (the
+    /// Context would flush the same on drop, but after the journal is gone).
+    fn drop(&mut self) {
+        for h in std::mem::take(&mut self.held) {
+            let _ = self.ctx.flush_context(h.esys);
+        }
+        self.pending.clear();
+        let _ = self.lock.write_journal(&guest::Journal::default());
     }
 }
 

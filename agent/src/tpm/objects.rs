@@ -110,12 +110,18 @@ impl Tpm {
     /// transient; returns the handle and the public area.
     pub fn create_primary(&mut self, template: &TpmtPublic) -> Result<(KeyHandle, TpmtPublic)> {
         let public = Public::unmarshall(template.as_bytes()).map_err(tpm("KEK template"))?;
-        let created = self
-            .ctx
-            .execute_with_session(Some(AuthSession::Password), |c| {
-                c.create_primary(Hierarchy::Owner, public, None, None, None, None)
-            })
-            .map_err(tpm("TPM2_CreatePrimary(KEK)"))?;
+        let created = self.tracked(
+            false,
+            None,
+            |t| {
+                t.ctx
+                    .execute_with_session(Some(AuthSession::Password), |c| {
+                        c.create_primary(Hierarchy::Owner, public.clone(), None, None, None, None)
+                    })
+                    .map_err(tpm("TPM2_CreatePrimary(KEK)"))
+            },
+            |c| c.key_handle.into(),
+        )?;
         Ok((created.key_handle, parsed_public(&created.out_public)?))
     }
 
@@ -286,10 +292,18 @@ impl Tpm {
                 tss_esapi::structures::PublicParameters::SymCipher(parameters)
             }
         };
-        Ok(self
+        match self
             .ctx
             .execute_without_session(|c| c.test_parms(parameters))
-            .is_ok())
+        {
+            Ok(()) => Ok(true),
+            // A TPM that is gone is not a TPM that lacks the algorithm.
+            Err(e) if crate::error::tpm_fault(&e).is_some() => Err(AgentError::Tpm {
+                op: "TPM2_TestParms",
+                source: e,
+            }),
+            Err(_) => Ok(false),
+        }
     }
 
     /// Load a key (public area, TPM2B_PRIVATE) under `parent`.
@@ -299,10 +313,18 @@ impl Tpm {
         public: &TpmtPublic,
         private: &[u8],
     ) -> Result<KeyHandle> {
+        let name = public.name();
         let public = esys_public(public)?;
         let private = private_from_tpm2b(private)?;
-        self.with_parent(parent, "TPM2_Load", |c| {
-            c.load(parent.handle, private, public)
-        })
+        self.tracked(
+            false,
+            Some(name),
+            |t| {
+                t.with_parent(parent, "TPM2_Load", |c| {
+                    c.load(parent.handle, private.clone(), public.clone())
+                })
+            },
+            |k| (*k).into(),
+        )
     }
 }
