@@ -19,7 +19,7 @@ pub enum AgentError {
     },
     #[error("the TPM is in dictionary-attack lockout and refused {op}: too many failed authorisations or unclean restarts (each TPM restart without TPM2_Shutdown counts as one); wait for the lockout to expire, or clear it with `tpm2_dictionarylockout --clear-lockout` (needs the lockout authorisation); objects of worlds made by this version carry noDA and are not affected")]
     DaLockout { op: &'static str },
-    #[error("the TPM has no free slot for {op} (waited 10 s): its transient memory is taken by objects or sessions other programs loaded; byok-agent flushes only what it loaded itself. If nothing uses them, flush them (`tpm2_flushcontext -t` / `-s`, see `tpm2_getcap handles-transient`), or use the kernel's resource manager (--tcti device:/dev/tpmrm0)")]
+    #[error("the TPM has no free slot for {op}: its transient memory is taken by objects or sessions other programs loaded; byok-agent flushes only what it loaded itself. If nothing uses them, flush them (`tpm2_flushcontext -t` / `-s`, see `tpm2_getcap handles-transient`), or use the kernel's resource manager (--tcti device:/dev/tpmrm0)")]
     TpmFull { op: &'static str },
     #[error("lost the connection to the TPM (TCTI {tcti}) during {op}: {detail}; {changed} (check that the TPM or swtpm is running, then retry)")]
     TpmLost {

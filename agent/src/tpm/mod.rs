@@ -205,18 +205,22 @@ impl Tpm {
 
     pub(super) fn persistent(&mut self, handle: u32) -> Result<Option<KeyHandle>> {
         let h = PersistentTpmHandle::new(handle).map_err(tpm("persistent handle"))?;
-        match self
-            .ctx
-            .execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::Persistent(h)))
-        {
-            Ok(obj) => Ok(Some(KeyHandle::from(obj))),
-            // A TPM that is gone is not an empty handle.
-            Err(e) if crate::error::tpm_fault(&e).is_some() => Err(AgentError::Tpm {
-                op: "TPM2_ReadPublic(persistent handle)",
-                source: e,
-            }),
-            Err(_) => Ok(None),
-        }
+        // A TPM loads a persistent object into a transient slot to read it:
+        // slots others hold are waited for here too.
+        guest::retry_while_full(self, |t| {
+            match t
+                .ctx
+                .execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::Persistent(h)))
+            {
+                Ok(obj) => Ok(Some(KeyHandle::from(obj))),
+                // A TPM that is gone (or full) is not an empty handle.
+                Err(e) if crate::error::tpm_fault(&e).is_some() => Err(AgentError::Tpm {
+                    op: "TPM2_ReadPublic(persistent handle)",
+                    source: e,
+                }),
+                Err(_) => Ok(None),
+            }
+        })
     }
 
     pub fn flush_session(&mut self, session: AuthSession) {
