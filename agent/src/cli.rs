@@ -17,13 +17,22 @@ pub struct Cli {
     /// TPM2 TCTI (else BYOK_TCTI, TPM2TOOLS_TCTI, TCTI, device:/dev/tpmrm0).
     #[arg(long, global = true)]
     pub tcti: Option<String>,
-    /// State directory (else BYOK_STATE_DIR, else a per-user default).
+    /// State directory (else BYOK_STATE_DIR, else /var/lib/tpm-byok for root,
+    /// $XDG_STATE_HOME/tpm-byok or ~/.local/state/tpm-byok for others).
     #[arg(long, global = true)]
     pub state_dir: Option<PathBuf>,
     /// Give up waiting for another byok-agent using the same state directory
     /// after this many seconds (default: wait, saying so after a second).
     #[arg(long, global = true, value_name = "SECS")]
     pub lock_timeout: Option<f64>,
+    /// The TPM owner hierarchy's password, if it has one (`tpm2_changeauth -c o`):
+    /// str:TEXT, hex:HEX, file:PATH (- for stdin) or env:NAME, as tpm2-tools' -P.
+    /// (Parsed after clap, so that a malformed value is never echoed.)
+    #[arg(long, global = true, value_name = "AUTH")]
+    pub owner_auth: Option<String>,
+    /// The endorsement hierarchy's password, if it has one (same forms).
+    #[arg(long, global = true, value_name = "AUTH")]
+    pub endorsement_auth: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }

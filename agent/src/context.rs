@@ -21,6 +21,8 @@ pub struct Ctx {
     pub tcti: String,
     pub state_dir: PathBuf,
     pub lock_timeout: Option<std::time::Duration>,
+    /// Hierarchy passwords (`--owner-auth`, `--endorsement-auth`).
+    pub auth: crate::tpm::HierarchyAuth,
 }
 
 impl Ctx {
@@ -32,7 +34,7 @@ impl Ctx {
     /// The TPM (its context flushes what it loaded when dropped), with what
     /// an interrupted command left in it settled (see [`settle_intents`]).
     pub(crate) fn tpm(&self, state: &StateDir) -> Result<Tpm> {
-        let mut tpm = Tpm::open(&self.tcti, self.lock_timeout)?;
+        let mut tpm = Tpm::open(&self.tcti, self.lock_timeout, &self.auth)?;
         settle_intents(state, &mut tpm)?;
         Ok(tpm)
     }

@@ -21,6 +21,8 @@ pub enum AgentError {
     DaLockout { op: &'static str },
     #[error("the TPM has no free slot for {op}: its transient memory is taken by objects or sessions other programs loaded; byok-agent flushes only what it loaded itself. If nothing uses them, flush them (`tpm2_flushcontext -t` / `-s`, see `tpm2_getcap handles-transient`), or use the kernel's resource manager (--tcti device:/dev/tpmrm0)")]
     TpmFull { op: &'static str },
+    #[error("the TPM refused the authorisation of {op}: the owner or endorsement hierarchy has a password that was not given, or a wrong one was (pass it with --owner-auth / --endorsement-auth as str:TEXT, hex:HEX, file:PATH or env:NAME; `tpm2-tools` set it with tpm2_changeauth)")]
+    HierarchyAuth { op: &'static str },
     #[error("lost the connection to the TPM (TCTI {tcti}) during {op}: {detail}; {changed} (check that the TPM or swtpm is running, then retry)")]
     TpmLost {
         tcti: String,
@@ -130,6 +132,7 @@ impl AgentError {
             | TpmOpen { .. }
             | TpmLost { .. }
             | TpmFull { .. }
+            | HierarchyAuth { .. }
             | TpmUnexpected(_)
             | NoEkCertificate { .. }
             | NoFreeHandle
@@ -165,6 +168,9 @@ pub enum TpmFault {
     Lockout,
     /// TPM_RC_OBJECT_MEMORY / TPM_RC_SESSION_MEMORY: no free slot.
     Full,
+    /// TPM_RC_BAD_AUTH / TPM_RC_AUTH_FAIL: an auth value was wrong (the
+    /// agent's own objects have empty ones: a hierarchy password).
+    BadAuth,
 }
 
 /// The TPM-wide condition behind `e`, if any.
@@ -188,6 +194,7 @@ pub fn tpm_fault(e: &tss_esapi::Error) -> Option<TpmFault> {
     match rc.kind() {
         Some(K::Lockout) => Some(TpmFault::Lockout),
         Some(K::ObjectMemory) | Some(K::SessionMemory) => Some(TpmFault::Full),
+        Some(K::BadAuth) | Some(K::AuthFail) => Some(TpmFault::BadAuth),
         _ => None,
     }
 }
@@ -209,6 +216,7 @@ impl AgentError {
         match tpm_fault(source) {
             Some(TpmFault::Lockout) => DaLockout { op },
             Some(TpmFault::Full) => TpmFull { op },
+            Some(TpmFault::BadAuth) => HierarchyAuth { op },
             Some(TpmFault::Lost) => TpmLost {
                 tcti: tcti.to_string(),
                 op,

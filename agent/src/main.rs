@@ -21,31 +21,119 @@ fn tcti(cli: &Option<String>) -> String {
         .unwrap_or_else(|| "device:/dev/tpmrm0".to_string())
 }
 
-fn state_dir(cli: &Option<PathBuf>) -> PathBuf {
+/// The state directory: `--state-dir`, `BYOK_STATE_DIR`, else the default
+/// for this user (see [`default_state_dir`]).
+fn state_dir(cli: &Option<PathBuf>) -> Result<PathBuf, error::AgentError> {
     if let Some(d) = cli {
-        return d.clone();
+        return Ok(d.clone());
     }
     if let Some(d) = std::env::var_os("BYOK_STATE_DIR").filter(|s| !s.is_empty()) {
-        return PathBuf::from(d);
+        return Ok(PathBuf::from(d));
     }
-    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
-        return PathBuf::from(d).join("tpm-byok");
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    home.join(".local/state/tpm-byok")
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    default_state_dir(
+        uid,
+        std::env::var_os("XDG_STATE_HOME"),
+        std::env::var_os("HOME"),
+    )
 }
 
-// Long on purpose: one arm per command, the dispatch table.
+/// `/var/lib/tpm-byok` for root (a system service's state), else
+/// `$XDG_STATE_HOME/tpm-byok`, else `$HOME/.local/state/tpm-byok`; relative
+/// values are ignored (the XDG rule), and with neither it is an error, never
+/// the current directory.
+fn default_state_dir(
+    uid: Option<u32>,
+    xdg_state_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Result<PathBuf, error::AgentError> {
+    if uid == Some(0) {
+        return Ok(PathBuf::from("/var/lib/tpm-byok"));
+    }
+    let absolute = |v: Option<std::ffi::OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(d) = absolute(xdg_state_home) {
+        return Ok(d.join("tpm-byok"));
+    }
+    if let Some(h) = absolute(home) {
+        return Ok(h.join(".local/state/tpm-byok"));
+    }
+    Err(error::AgentError::InvalidArgument {
+        what: "state directory",
+        detail: "HOME and XDG_STATE_HOME are not set (or not absolute paths); pass --state-dir DIR or set BYOK_STATE_DIR".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_state_dir;
+    use std::path::PathBuf;
+
+    #[test]
+    fn the_default_state_directory_is_never_the_current_one() {
+        let s = |v: &str| Some(std::ffi::OsString::from(v));
+        let dir = |uid, x, h| default_state_dir(uid, x, h).ok();
+        assert_eq!(
+            dir(Some(0), s("/x"), s("/h")),
+            Some(PathBuf::from("/var/lib/tpm-byok"))
+        );
+        assert_eq!(
+            dir(Some(7), s("/x"), s("/h")),
+            Some(PathBuf::from("/x/tpm-byok"))
+        );
+        assert_eq!(
+            dir(Some(7), None, s("/h")),
+            Some(PathBuf::from("/h/.local/state/tpm-byok"))
+        );
+        assert_eq!(
+            dir(Some(7), s("rel"), s("/h")),
+            Some(PathBuf::from("/h/.local/state/tpm-byok"))
+        );
+        assert_eq!(dir(Some(7), None, None), None);
+        assert_eq!(dir(Some(7), s(""), s("")), None);
+        assert_eq!(dir(None, None, s("relative")), None);
+    }
+}
+
+/// An auth option's value as the typed secret; a malformed one is a usage
+/// error that names the option and the form, never the value.
+fn auth_value(
+    opt: &'static str,
+    text: Option<String>,
+) -> Result<Option<byok_protocol::auth::AuthValue>, error::AgentError> {
+    let Some(text) = text.map(zeroize::Zeroizing::new) else {
+        return Ok(None);
+    };
+    text.parse()
+        .map(Some)
+        .map_err(|detail| error::AgentError::InvalidArgument { what: opt, detail })
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    let auth = match (
+        auth_value("--owner-auth", cli.owner_auth.take()),
+        auth_value("--endorsement-auth", cli.endorsement_auth.take()),
+    ) {
+        (Ok(owner), Ok(endorsement)) => tpm::HierarchyAuth { owner, endorsement },
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("byok-agent: error: {e}");
+            std::process::exit(e.exit_code());
+        }
+    };
     let ctx = context::Ctx {
         tcti: tcti(&cli.tcti),
-        state_dir: state_dir(&cli.state_dir),
+        state_dir: match state_dir(&cli.state_dir) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("byok-agent: error: {e}");
+                std::process::exit(e.exit_code());
+            }
+        },
         lock_timeout: cli
             .lock_timeout
             .map(|s| std::time::Duration::from_secs_f64(s.clamp(0.0, 1e9))),
+        auth,
     };
     let r = match cli.command {
         Command::Init {

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod attest;
+pub mod auth;
 pub mod byok;
 pub mod ckm;
 pub mod credential;

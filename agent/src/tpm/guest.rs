@@ -157,7 +157,10 @@ pub struct Pending {
 /// Other programs' objects and sessions come and go: a full TPM
 /// (TPM_RC_OBJECT_MEMORY, TPM_RC_SESSION_MEMORY) is waited out for up to
 /// ten seconds before it is reported.
-pub(super) fn retry_while_full<T>(tpm: &mut Tpm, mut f: impl FnMut(&mut Tpm) -> Result<T>) -> Result<T> {
+pub(super) fn retry_while_full<T>(
+    tpm: &mut Tpm,
+    mut f: impl FnMut(&mut Tpm) -> Result<T>,
+) -> Result<T> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut pause = Duration::from_millis(10);
     loop {

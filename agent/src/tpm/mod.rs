@@ -95,6 +95,13 @@ pub enum Protect {
     Both,
 }
 
+/// Passwords of the hierarchies the agent authorises (empty when None).
+#[derive(Default, Clone)]
+pub struct HierarchyAuth {
+    pub owner: Option<byok_protocol::auth::AuthValue>,
+    pub endorsement: Option<byok_protocol::auth::AuthValue>,
+}
+
 /// (PCR index, value) in selection order.
 pub type PcrValues = Vec<(u32, Vec<u8>)>;
 
@@ -178,7 +185,11 @@ pub(super) fn signed(attest: tss_esapi::structures::Attest, sig: Signature) -> R
 }
 
 impl Tpm {
-    pub fn open(tcti: &str, lock_timeout: Option<std::time::Duration>) -> Result<Tpm> {
+    pub fn open(
+        tcti: &str,
+        lock_timeout: Option<std::time::Duration>,
+        auth: &HierarchyAuth,
+    ) -> Result<Tpm> {
         let conf = TctiNameConf::from_str(tcti).map_err(|source| AgentError::TpmOpen {
             tcti: tcti.to_string(),
             source,
@@ -188,6 +199,24 @@ impl Tpm {
             tcti: tcti.to_string(),
             source,
         })?;
+        let mut ctx = ctx;
+        // ESYS uses these for every password session and PolicySecret HMAC
+        // on the hierarchy (CreatePrimary and EvictControl under the owner,
+        // PolicySecret(owner) of a PCR-bound KEK, the EK's PolicySecret).
+        for (hierarchy, value) in [
+            (tss_esapi::handles::ObjectHandle::Owner, &auth.owner),
+            (
+                tss_esapi::handles::ObjectHandle::Endorsement,
+                &auth.endorsement,
+            ),
+        ] {
+            if let Some(v) = value {
+                let a = tss_esapi::structures::Auth::try_from(v.as_bytes().to_vec())
+                    .map_err(tpm("hierarchy auth value"))?;
+                ctx.tr_set_auth(hierarchy, a)
+                    .map_err(tpm("Esys_TR_SetAuth"))?;
+            }
+        }
         let mut t = Tpm {
             ctx,
             lock,
