@@ -64,37 +64,6 @@ fn default_state_dir(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::default_state_dir;
-    use std::path::PathBuf;
-
-    #[test]
-    fn the_default_state_directory_is_never_the_current_one() {
-        let s = |v: &str| Some(std::ffi::OsString::from(v));
-        let dir = |uid, x, h| default_state_dir(uid, x, h).ok();
-        assert_eq!(
-            dir(Some(0), s("/x"), s("/h")),
-            Some(PathBuf::from("/var/lib/tpm-byok"))
-        );
-        assert_eq!(
-            dir(Some(7), s("/x"), s("/h")),
-            Some(PathBuf::from("/x/tpm-byok"))
-        );
-        assert_eq!(
-            dir(Some(7), None, s("/h")),
-            Some(PathBuf::from("/h/.local/state/tpm-byok"))
-        );
-        assert_eq!(
-            dir(Some(7), s("rel"), s("/h")),
-            Some(PathBuf::from("/h/.local/state/tpm-byok"))
-        );
-        assert_eq!(dir(Some(7), None, None), None);
-        assert_eq!(dir(Some(7), s(""), s("")), None);
-        assert_eq!(dir(None, None, s("relative")), None);
-    }
-}
-
 /// An auth option's value as the typed secret; a malformed one is a usage
 /// error that names the option and the form, never the value.
 fn auth_value(
@@ -223,5 +192,36 @@ fn main() {
             byok_protocol::text::inert(&e.to_string())
         );
         std::process::exit(e.exit_code());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_state_dir;
+    use std::path::PathBuf;
+
+    #[test]
+    fn the_default_state_directory_is_never_the_current_one() {
+        let s = |v: &str| Some(std::ffi::OsString::from(v));
+        let dir = |uid, x, h| default_state_dir(uid, x, h).ok();
+        assert_eq!(
+            dir(Some(0), s("/x"), s("/h")),
+            Some(PathBuf::from("/var/lib/tpm-byok"))
+        );
+        assert_eq!(
+            dir(Some(7), s("/x"), s("/h")),
+            Some(PathBuf::from("/x/tpm-byok"))
+        );
+        assert_eq!(
+            dir(Some(7), None, s("/h")),
+            Some(PathBuf::from("/h/.local/state/tpm-byok"))
+        );
+        assert_eq!(
+            dir(Some(7), s("rel"), s("/h")),
+            Some(PathBuf::from("/h/.local/state/tpm-byok"))
+        );
+        assert_eq!(dir(Some(7), None, None), None);
+        assert_eq!(dir(Some(7), s(""), s("")), None);
+        assert_eq!(dir(None, None, s("relative")), None);
     }
 }
