@@ -58,6 +58,10 @@ pub enum Command {
         /// the TPM imports and loads keys under it only in that platform state.
         #[arg(long)]
         pcrs: Option<PcrSpec>,
+        /// The EK certificate is not in NV (firmware TPMs that publish it
+        /// online): init without it there; pass the file to `evidence`. Needs --ek.
+        #[arg(long)]
+        ek_cert_elsewhere: bool,
     },
     /// The world's KEK: export the compat KEK's public key, or rotate the KEK.
     Kek {
@@ -84,6 +88,11 @@ pub enum Command {
         /// PCRs to quote: sha256:0,7 (or bare 0,7; the sha256 bank).
         #[arg(long, default_value = "0,1,2,3,4,5,6,7")]
         pcrs: PcrSpec,
+        /// The EK certificate (PEM or DER; further certificates in the file
+        /// go into the chain) instead of the one in NV, for TPMs whose
+        /// manufacturer publishes it online.
+        #[arg(long, value_name = "FILE")]
+        ek_cert: Option<PathBuf>,
         #[arg(short = 'o', long)]
         out: PathBuf,
     },

@@ -111,6 +111,7 @@ fn main() {
             kek_alg,
             ek,
             pcrs,
+            ek_cert_elsewhere,
         } => cmd::world::init(
             &ctx,
             &world,
@@ -119,6 +120,7 @@ fn main() {
                 kek_alg,
                 ek: ek.kind(),
                 pcrs: pcrs.as_ref(),
+                ek_cert_elsewhere,
             },
         ),
         Command::Kek { action } => match action {
@@ -140,8 +142,9 @@ fn main() {
             world,
             nonce,
             pcrs,
+            ek_cert,
             out,
-        } => cmd::attest::evidence(&ctx, &world, &nonce, &pcrs, &out),
+        } => cmd::attest::evidence(&ctx, &world, &nonce, &pcrs, ek_cert.as_deref(), &out),
         Command::Import { world, input, name } => {
             cmd::transfer::import(&ctx, &world, &input, &name)
         }

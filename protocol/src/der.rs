@@ -34,9 +34,60 @@ pub fn sequence_len(b: &[u8]) -> Option<usize> {
     element(b).map(|(_, total)| total)
 }
 
+/// The DER SEQUENCEs (certificates) laid end to end at the start of `b`,
+/// up to the first byte that does not start one (NV padding).
+pub fn concatenated_sequences(mut b: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(len) = sequence_len(b) {
+        out.push(b[..len].to_vec());
+        b = &b[len..];
+    }
+    out
+}
+
+/// Certificates given as a file: PEM (every CERTIFICATE block) or DER (one
+/// or more concatenated).
+pub fn certificates_from_file(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let certs = if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        let text = std::str::from_utf8(bytes).map_err(|_| "PEM that is not text".to_string())?;
+        let mut out = Vec::new();
+        for block in text.split("-----BEGIN CERTIFICATE-----").skip(1) {
+            let body = block
+                .split("-----END CERTIFICATE-----")
+                .next()
+                .unwrap_or_default();
+            let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+            use base64::Engine;
+            out.push(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|e| format!("PEM certificate: {e}"))?,
+            );
+        }
+        out
+    } else {
+        concatenated_sequences(bytes)
+    };
+    if certs.is_empty() {
+        return Err("no certificate in it (PEM CERTIFICATE blocks or DER)".into());
+    }
+    Ok(certs)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{element, sequence_len};
+    use super::{concatenated_sequences, element, sequence_len};
+
+    #[test]
+    fn concatenated_certificates_and_padding() {
+        let two = [0x30, 0x01, 7, 0x30, 0x02, 8, 9, 0xff, 0xff];
+        assert_eq!(
+            concatenated_sequences(&two),
+            vec![vec![0x30, 0x01, 7], vec![0x30, 0x02, 8, 9]]
+        );
+        assert!(concatenated_sequences(&[0xff; 4]).is_empty());
+        assert!(super::certificates_from_file(b"junk").is_err());
+    }
 
     #[test]
     fn der_lengths() {

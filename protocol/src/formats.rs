@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use std::collections::BTreeMap;
 
+/// The most EK chain certificates an evidence file carries (each one the
+/// verifier's path builder tries may cost a signature check).
+pub const MAX_EK_CHAIN: usize = 8;
+
 pub const VERSION: u64 = 1;
 pub const EVIDENCE_TYPE: &str = "tpm-byok/evidence";
 pub const TRANSFER_TYPE: &str = "tpm-byok/transfer";
@@ -41,7 +45,9 @@ pub struct EkEvidence {
     pub public: ByteBuf,
     /// DER X.509 EK certificate from NV.
     pub certificate: ByteBuf,
-    /// Further certificates (DER) found on the TPM, if any.
+    /// Further certificates (DER): the TCG NV chain range
+    /// (0x01C00100..0x01C001FF) and any given with `evidence --ek-cert`;
+    /// at most [`MAX_EK_CHAIN`].
     pub chain: Vec<ByteBuf>,
 }
 

@@ -39,7 +39,7 @@ pub fn parse_nonce(hex_nonce: &str) -> Result<Vec<u8>, VerifyError> {
 }
 
 /// The most intermediate certificates an evidence file may ship.
-pub const MAX_SHIPPED_CHAIN: usize = 8;
+pub const MAX_SHIPPED_CHAIN: usize = byok_protocol::formats::MAX_EK_CHAIN;
 
 /// Verify one evidence file against the operator's nonce, roots and world.
 pub fn verify_evidence(

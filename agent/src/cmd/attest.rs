@@ -35,15 +35,59 @@ fn quoted_pcrs(spec: &PcrSpec) -> Result<Vec<u32>> {
     Ok(spec.pcrs.clone())
 }
 
-pub fn evidence(ctx: &Ctx, world: &WorldId, nonce: &str, pcrs: &PcrSpec, out: &Path) -> Result<()> {
+pub fn evidence(
+    ctx: &Ctx,
+    world: &WorldId,
+    nonce: &str,
+    pcrs: &PcrSpec,
+    ek_cert: Option<&Path>,
+    out: &Path,
+) -> Result<()> {
     let nonce = parse_nonce(nonce)?;
     let pcrs = quoted_pcrs(pcrs)?;
+    // A certificate file given is read (and checked to hold certificates)
+    // before any TPM work.
+    let given = match ek_cert {
+        Some(p) => Some(
+            byok_protocol::der::certificates_from_file(&crate::context::read_file(p)?).map_err(
+                |detail| AgentError::InvalidArgument {
+                    what: "--ek-cert",
+                    detail: format!("{}: {detail}", p.display()),
+                },
+            )?,
+        ),
+        None => None,
+    };
     let (state, w) = ctx.world(world)?;
     let mut tpm = ctx.tpm(&state)?;
     let kek = world_kek(&mut tpm, &state, &w)?;
     let (ek, ek_kind) = world_ek(&mut tpm, &w)?;
     let ek_public = tpm.ek_public(ek)?;
-    let ek_certificate = tpm.ek_certificate(ek_kind)?;
+    let (ek_certificate, mut chain) = match given {
+        Some(mut certs) => {
+            let leaf = certs.remove(0);
+            (leaf, certs)
+        }
+        None => (
+            tpm.ek_certificate(ek_kind).map_err(|e| match e {
+                AgentError::NoEkCertificate { index, detail } => AgentError::NoEkCertificate {
+                    index,
+                    detail: format!("{detail} (if the manufacturer publishes it online, pass it with --ek-cert FILE)"),
+                },
+                e => e,
+            })?,
+            Vec::new(),
+        ),
+    };
+    chain.extend(tpm.ek_chain()?);
+    if chain.len() > byok_protocol::formats::MAX_EK_CHAIN {
+        eprintln!(
+            "byok-agent: warning: {} EK chain certificates; evidence carries the first {}",
+            chain.len(),
+            byok_protocol::formats::MAX_EK_CHAIN
+        );
+        chain.truncate(byok_protocol::formats::MAX_EK_CHAIN);
+    }
     let identity = tpm.identity()?;
 
     // What is loaded is flushed when `tpm` goes out of scope, on any path;
@@ -86,7 +130,7 @@ pub fn evidence(ctx: &Ctx, world: &WorldId, nonce: &str, pcrs: &PcrSpec, out: &P
         ek: EkEvidence {
             public: ByteBuf::from(ek_public),
             certificate: ByteBuf::from(ek_certificate),
-            chain: Vec::new(),
+            chain: chain.into_iter().map(ByteBuf::from).collect(),
         },
         ak: PublicOnly {
             public: ByteBuf::from(w.ak_public.to_tpm2b()),

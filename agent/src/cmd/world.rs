@@ -82,6 +82,8 @@ pub struct InitOptions<'a> {
     /// None: the first EK whose certificate is in NV.
     pub ek: Option<EkKind>,
     pub pcrs: Option<&'a PcrSpec>,
+    /// The EK certificate is not in NV (`evidence --ek-cert` brings it).
+    pub ek_cert_elsewhere: bool,
 }
 
 pub fn init(ctx: &Ctx, world: &WorldId, opts: &InitOptions) -> Result<()> {
@@ -96,12 +98,21 @@ pub fn init(ctx: &Ctx, world: &WorldId, opts: &InitOptions) -> Result<()> {
         return reinit(&state, &mut tpm, world, opts, pcrs.as_ref());
     }
 
-    let ek_kind = match ek_kind {
-        Some(k) => k,
-        None => tpm.choose_ek()?,
+    let ek_kind = match (ek_kind, opts.ek_cert_elsewhere) {
+        (Some(k), _) => k,
+        (None, false) => tpm.choose_ek()?,
+        (None, true) => {
+            return Err(AgentError::InvalidArgument {
+                what: "--ek-cert-elsewhere",
+                detail: "name the EK its certificate is for: --ek rsa, ecc-p256 or ecc-p384".into(),
+            })
+        }
     };
-    // The EK certificate must be there: evidence without it cannot be verified.
-    tpm.ek_certificate(ek_kind)?;
+    // The EK certificate must be there (or come with each evidence):
+    // evidence without it cannot be verified.
+    if !opts.ek_cert_elsewhere {
+        tpm.ek_certificate(ek_kind)?;
+    }
     let ek = tpm.ek(ek_kind)?;
     let (ak_public, ak_private) = tpm.create_ak(ek)?;
     let kek = new_kek(&mut tpm, &state, world, kek_alg, 0, pcrs.as_ref())?;

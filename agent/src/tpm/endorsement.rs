@@ -17,6 +17,10 @@ use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{CapabilityData, Digest, EncryptedSecret, IdObject, Public};
 use zeroize::Zeroizing;
 
+/// The TCG NV range for EK certificate chains.
+const EK_CHAIN_FIRST: u32 = 0x01c0_0100;
+const EK_CHAIN_LAST: u32 = 0x01c0_01ff;
+
 /// The EK the agent uses: where it is persistent and where its certificate is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EkKind {
@@ -147,37 +151,77 @@ impl Tpm {
     /// The EK certificate (DER) from its TCG NV index.
     pub fn ek_certificate(&mut self, kind: EkKind) -> Result<Vec<u8>> {
         let index = kind.certificate_index();
-        let nv_index = NvIndexTpmHandle::new(index).map_err(tpm("NV index handle"))?;
-        let r = (|| {
-            let obj = self
-                .ctx
-                .execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::NvIndex(nv_index)))?;
-            let auth = NvAuth::NvIndex(obj.into());
-            let data = self
-                .ctx
-                .execute_with_session(Some(AuthSession::Password), |c| {
-                    nv::read_full(c, auth, nv_index)
-                });
-            let mut obj = obj;
-            let _ = self.ctx.tr_close(&mut obj);
-            data
-        })();
-        let mut cert = r.map_err(|e| match crate::error::tpm_fault(&e) {
-            // A lost TPM or a lockout is not a missing certificate.
-            Some(_) => AgentError::Tpm {
-                op: "TPM2_NV_Read(EK certificate)",
-                source: e,
-            },
-            None => AgentError::NoEkCertificate {
-                index,
-                detail: e.to_string(),
-            },
-        })?;
+        let mut cert = self
+            .nv_read(index)
+            .map_err(|e| match crate::error::tpm_fault(&e) {
+                // A lost TPM or a lockout is not a missing certificate.
+                Some(_) => AgentError::Tpm {
+                    op: "TPM2_NV_Read(EK certificate)",
+                    source: e,
+                },
+                None => AgentError::NoEkCertificate {
+                    index,
+                    detail: e.to_string(),
+                },
+            })?;
         // NV indices are often larger than the certificate: cut to the DER length.
         if let Some(len) = byok_protocol::der::sequence_len(&cert) {
             cert.truncate(len);
         }
         Ok(cert)
+    }
+
+    /// The EK certificate chain the manufacturer left in the TCG range
+    /// 0x01C00100..0x01C001FF (EK Credential Profile 2.5 §2.2.1.5): the
+    /// certificates of every defined index in order, each index holding one
+    /// or more concatenated DER certificates (padding after them ignored).
+    /// An index that cannot be read is skipped: the chain only helps the
+    /// verifier build a path, it proves nothing itself.
+    pub fn ek_chain(&mut self) -> Result<Vec<Vec<u8>>> {
+        let (data, _) = self
+            .ctx
+            .get_capability(CapabilityType::Handles, EK_CHAIN_FIRST, 256)
+            .map_err(tpm("TPM2_GetCapability(NV indices)"))?;
+        let indices: Vec<u32> = match data {
+            CapabilityData::Handles(list) => list
+                .into_inner()
+                .into_iter()
+                .map(u32::from)
+                .filter(|i| (EK_CHAIN_FIRST..=EK_CHAIN_LAST).contains(i))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut chain = Vec::new();
+        for index in indices {
+            match self.nv_read(index) {
+                Ok(bytes) => chain.extend(byok_protocol::der::concatenated_sequences(&bytes)),
+                Err(e) if crate::error::tpm_fault(&e).is_some() => {
+                    return Err(AgentError::Tpm {
+                        op: "TPM2_NV_Read(EK chain)",
+                        source: e,
+                    })
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(chain)
+    }
+
+    /// The whole content of an NV index, read with its own (empty) auth value.
+    fn nv_read(&mut self, index: u32) -> tss_esapi::Result<Vec<u8>> {
+        let nv_index = NvIndexTpmHandle::new(index)?;
+        let obj = self
+            .ctx
+            .execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::NvIndex(nv_index)))?;
+        let auth = NvAuth::NvIndex(obj.into());
+        let data = self
+            .ctx
+            .execute_with_session(Some(AuthSession::Password), |c| {
+                nv::read_full(c, auth, nv_index)
+            });
+        let mut obj = obj;
+        let _ = self.ctx.tr_close(&mut obj);
+        data.map(|d| d.to_vec())
     }
 
     pub fn identity(&mut self) -> Result<TpmIdentity> {

@@ -1,0 +1,148 @@
+//! Where the EK certificate and its chain come from on real hosts: the TCG
+//! chain range in NV (0x01C00100..), and a certificate file for TPMs whose
+//! manufacturer publishes it online instead of in NV.
+
+use byok_tests::{nonce, openssl, tpm_a, verifier, Host};
+use predicates::str::contains;
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+fn ca_file(host: &Host, name: &str) -> PathBuf {
+    host.ca_bundle.parent().unwrap().join("ca").join(name)
+}
+
+fn verify(host: &Host, n: &str, ev: &Path, roots: &Path) -> assert_cmd::assert::Assert {
+    let _ = host;
+    verifier()
+        .args(["verify", "--world", "eu", "--nonce", n, "--evidence"])
+        .arg(ev)
+        .arg("--roots")
+        .arg(roots)
+        .assert()
+}
+
+fn evidence(host: &Host, extra: &[&str], ev: &Path) -> (String, assert_cmd::assert::Assert) {
+    let n = nonce();
+    let a = host
+        .agent()
+        .args(["evidence", "--world", "eu", "--nonce", &n])
+        .args(extra)
+        .arg("-o")
+        .arg(ev)
+        .assert();
+    (n, a)
+}
+
+#[test]
+fn the_ek_chain_in_nv_reaches_the_verifier() {
+    let host = Host::new(tpm_a());
+    let work = TempDir::new().unwrap();
+    let wd = work.path();
+    host.init("eu");
+    // The verifier trusts only the root: the intermediate must come with the evidence.
+    let root = ca_file(&host, "swtpm-localca-rootca-cert.pem");
+    let ev = wd.join("e1");
+    let (n, a) = evidence(&host, &[], &ev);
+    a.success();
+    verify(&host, &n, &ev, &root).code(10);
+
+    // The manufacturer's intermediate in the first chain index (DER).
+    let der = wd.join("issuer.der");
+    openssl()
+        .args(["x509", "-outform", "DER", "-in"])
+        .arg(ca_file(&host, "issuercert.pem"))
+        .arg("-out")
+        .arg(&der)
+        .assert()
+        .success();
+    let size = std::fs::metadata(&der).unwrap().len().to_string();
+    host.tpm2("tpm2_nvdefine")
+        .args([
+            "0x01c00100",
+            "-C",
+            "o",
+            "-s",
+            &size,
+            "-a",
+            "ownerwrite|ownerread|authread|authwrite",
+        ])
+        .assert()
+        .success();
+    host.tpm2("tpm2_nvwrite")
+        .args(["0x01c00100", "-C", "o", "-i"])
+        .arg(&der)
+        .assert()
+        .success();
+    let ev = wd.join("e2");
+    let (n, a) = evidence(&host, &[], &ev);
+    a.success();
+    verify(&host, &n, &ev, &root).success();
+    verifier()
+        .args(["inspect"])
+        .arg(&ev)
+        .assert()
+        .success()
+        .stdout(contains("chain_length: 1"));
+}
+
+// Long on purpose: the certificate leaves NV and every command that needs it is checked.
+#[test]
+fn an_ek_certificate_published_online_is_given_as_a_file() {
+    let host = Host::new(tpm_a());
+    let work = TempDir::new().unwrap();
+    let wd = work.path();
+    // Take the RSA EK certificate out of NV, as a firmware TPM without one.
+    let der = wd.join("ek.der");
+    host.tpm2("tpm2_nvread")
+        .args(["0x01c00002", "-C", "o", "-o"])
+        .arg(&der)
+        .assert()
+        .success();
+    let pem = wd.join("ek.pem");
+    openssl()
+        .args(["x509", "-inform", "DER", "-in"])
+        .arg(&der)
+        .arg("-out")
+        .arg(&pem)
+        .assert()
+        .success();
+    for index in ["0x01c00002", "0x01c0000a", "0x01c00016"] {
+        let _ = host
+            .tpm2("tpm2_nvundefine")
+            .args(["-C", "p", index])
+            .output();
+    }
+    host.agent()
+        .args(["init", "--world", "eu"])
+        .assert()
+        .code(3)
+        .stderr(contains("no EK certificate"));
+    host.agent()
+        .args(["init", "--world", "eu", "--ek-cert-elsewhere"])
+        .assert()
+        .code(2)
+        .stderr(contains("--ek rsa"));
+    host.agent()
+        .args([
+            "init",
+            "--world",
+            "eu",
+            "--ek",
+            "rsa",
+            "--ek-cert-elsewhere",
+        ])
+        .assert()
+        .success();
+    let ev = wd.join("e");
+    let (_, a) = evidence(&host, &[], &ev);
+    a.code(3).stderr(contains("--ek-cert FILE"));
+    let ek_cert = pem.to_str().unwrap();
+    let (n, a) = evidence(&host, &["--ek-cert", ek_cert], &ev);
+    a.success().stderr("");
+    verify(&host, &n, &ev, &host.ca_bundle).success();
+    // A file that holds no certificate is refused before any TPM work.
+    let junk = wd.join("junk");
+    std::fs::write(&junk, b"not a certificate").unwrap();
+    let (_, a) = evidence(&host, &["--ek-cert", junk.to_str().unwrap()], &ev);
+    a.code(2).stderr(contains("no certificate in it"));
+}
