@@ -39,6 +39,14 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Check that this host is ready (TPM, EK certificates, PCR banks, room,
+    /// lockout, passwords, state directory); each problem with its fix.
+    /// Exits 0 only when nothing needs fixing.
+    Doctor {
+        /// One JSON object on standard output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create the world's KEK and AK in the TPM (the EK is taken from the TPM).
     Init {
         #[arg(long)]

@@ -63,6 +63,8 @@ pub enum AgentError {
     },
     #[error("state file {path} is corrupt: {detail}")]
     CorruptState { path: String, detail: String },
+    #[error("this host is not ready for byok-agent: {0} problem(s) above, each with its fix")]
+    NotReady(usize),
     #[error("{} state file(s) could not be read (the others were used): {}", .0.len(), .0.join("; "))]
     CorruptRecords(Vec<String>),
     #[error("the TPM has no room for another persistent object ({detail}); free a slot: `byok-agent kek gc` evicts retired KEKs no key uses, `byok-agent worlds list` shows objects no record names")]
@@ -122,7 +124,7 @@ impl AgentError {
     /// Distinct exit codes: 2 usage, 3 TPM, 4 state/IO, 5 bad input,
     /// 6 unknown world/key, 7 package for another world/KEK/TPM, 8 TPM refused the package,
     /// 9 key type unsupported by this TPM, 11 world lost (TPM cleared),
-    /// 12 TPM in dictionary-attack lockout.
+    /// 12 TPM in dictionary-attack lockout, 13 `doctor` found problems.
     /// (10 is the verifier's "a check failed".)
     pub fn exit_code(&self) -> i32 {
         use AgentError::*;
@@ -153,6 +155,7 @@ impl AgentError {
             UnsupportedByTpm(_) => 9,
             OwnerSeedChanged { .. } => 11,
             DaLockout { .. } => 12,
+            NotReady(_) => 13,
         }
     }
 }

@@ -105,6 +105,7 @@ fn main() {
         auth,
     };
     let r = match cli.command {
+        Command::Doctor { json } => cmd::doctor::doctor(&ctx, json),
         Command::Init {
             world,
             compat_kek,

@@ -83,12 +83,17 @@ fn bad_arguments_get_one_clear_line() {
         .code(3)
         .stderr(contains("cannot open the TPM through TCTI"));
     // The host check names what to fix.
-    Command::new("bash")
-        .arg(byok_tests::workspace_root().join("tpm-setup/check-host.sh"))
-        .arg("/dev/no-such-tpm")
+    Command::cargo_bin("byok-agent")
+        .unwrap()
+        .args(["--tcti", "device:/dev/no-such-tpm", "--state-dir"])
+        .arg(work.path().join("st"))
+        .arg("doctor")
+        .env("TSS2_LOG", "all+none")
         .assert()
-        .failure()
-        .stdout(contains("FIX   /dev/no-such-tpm is missing"));
+        .code(13)
+        .stdout(contains(
+            "FIX   tpm: cannot use the TPM through device:/dev/no-such-tpm",
+        ));
 }
 
 // Long on purpose: one swtpm per test costs seconds, so the checks that share a host share a test, in order.

@@ -2,6 +2,7 @@
 //! in `context.rs`, `state.rs` and `tpm/`).
 
 pub mod attest;
+pub mod doctor;
 pub mod keys;
 pub mod transfer;
 pub mod world;

@@ -16,9 +16,11 @@ mod auth;
 mod crypto;
 mod endorsement;
 mod guest;
+mod health;
 mod objects;
 
 pub use endorsement::EkKind;
+pub use health::{ENDORSEMENT_AUTH_SET, OWNER_AUTH_SET};
 
 use crate::error::{tpm, AgentError, Result};
 use byok_protocol::formats::Signed;
@@ -61,7 +63,7 @@ pub struct Tpm {
     /// This process's turn at the TPM, and where it journals what it holds.
     lock: guest::TpmLock,
     /// A resource manager cleans up after dead clients: no journal then.
-    resource_manager: bool,
+    pub resource_manager: bool,
     /// What this process loaded and has not flushed: ESYS handle, TPM
     /// handle, and for objects their Name (mirrored in the journal).
     held: Vec<guest::Held>,

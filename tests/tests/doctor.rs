@@ -1,0 +1,130 @@
+//! `byok-agent doctor`: a ready swtpm passes; a swtpm made to show every
+//! problem doctor knows (no EK certificate, an owner password, lockout, the
+//! sha256 bank deallocated, persistent storage full) gets each named with
+//! its fix, and a non-zero exit.
+
+use byok_tests::{tpm_a, Host};
+use predicates::prelude::*;
+use predicates::str::contains;
+use tempfile::TempDir;
+
+#[test]
+fn a_ready_host_passes() {
+    let host = Host::new(tpm_a());
+    // An agent state (the agent makes its directory 0700).
+    host.agent().args(["keys", "list"]).assert().success();
+    host.agent()
+        .arg("doctor")
+        .assert()
+        .success()
+        .stdout(contains("ok    ek-certificate: in NV: rsa (0x01c00002)"))
+        .stdout(contains("ok    pcr-banks"))
+        .stdout(contains("FIX").not())
+        .stderr("");
+    host.agent()
+        .args(["doctor", "--json"])
+        .assert()
+        .success()
+        .stdout(contains("\"ready\":true"));
+}
+
+/// Fill the TPM's persistent storage with ECC primaries (tpm2-tools).
+fn fill_persistent_storage(host: &Host, work: &std::path::Path) {
+    let ctx = work.join("p.ctx");
+    for n in 0x8100_0160u32..0x8100_01ff {
+        host.tpm2("tpm2_createprimary")
+            .args(["-C", "o", "-G", "ecc256", "-c"])
+            .arg(&ctx)
+            .assert()
+            .success();
+        let ok = host
+            .tpm2("tpm2_evictcontrol")
+            .args(["-C", "o", "-c"])
+            .arg(&ctx)
+            .arg(format!("{n:#010x}"))
+            .output()
+            .unwrap()
+            .status
+            .success();
+        host.tpm2("tpm2_flushcontext").arg("-t").assert().success();
+        if !ok {
+            return;
+        }
+    }
+    panic!("swtpm's NV never filled");
+}
+
+/// Three wrong passwords for a DA-protected object: swtpm locks out.
+fn lock_out(host: &Host, work: &std::path::Path) {
+    let prim = work.join("da.ctx");
+    host.tpm2("tpm2_createprimary")
+        .args(["-C", "o", "-G", "ecc256", "-p", "right", "-c"])
+        .arg(&prim)
+        .assert()
+        .success();
+    for _ in 0..3 {
+        host.tpm2("tpm2_create")
+            .arg("-C")
+            .arg(&prim)
+            .args(["-P", "wrong", "-G", "ecc256", "-u"])
+            .arg(work.join("x.pub"))
+            .arg("-r")
+            .arg(work.join("x.priv"))
+            .assert()
+            .failure();
+    }
+    host.tpm2("tpm2_flushcontext").arg("-t").assert().success();
+}
+
+// Long on purpose: five problems made on one swtpm, each asserted.
+#[test]
+fn every_problem_is_named_with_its_fix() {
+    let mut host = Host::new(tpm_a());
+    let work = TempDir::new().unwrap();
+    let wd = work.path();
+    host.agent().args(["keys", "list"]).assert().success();
+    fill_persistent_storage(&host, wd);
+    lock_out(&host, wd);
+    host.tpm2("tpm2_pcrallocate")
+        .arg("sha1:all+sha256:none")
+        .assert()
+        .success();
+    host.tpm.restart();
+    for index in ["0x01c00002", "0x01c0000a", "0x01c00016"] {
+        let _ = host
+            .tpm2("tpm2_nvundefine")
+            .args(["-C", "p", index])
+            .output();
+    }
+    host.tpm2("tpm2_changeauth")
+        .args(["-c", "o", "pw"])
+        .assert()
+        .success();
+
+    host.agent()
+        .arg("doctor")
+        .assert()
+        .code(13)
+        .stdout(contains("FIX   ek-certificate: no EK certificate in NV"))
+        .stdout(contains("--ek-cert FILE"))
+        .stdout(contains(
+            "FIX   pcr-banks: the sha256 PCR bank is not allocated",
+        ))
+        .stdout(contains("tpm2_pcrallocate sha256:all"))
+        .stdout(contains(
+            "FIX   persistent-storage: no room for another KEK",
+        ))
+        .stdout(contains("FIX   dictionary-attack: in lockout"))
+        .stdout(contains("tpm2_dictionarylockout --clear-lockout"))
+        .stdout(contains(
+            "FIX   owner-password: the owner hierarchy has a password",
+        ))
+        .stdout(contains("--owner-auth"))
+        .stderr(contains("not ready for byok-agent: 5 problem(s)"));
+    host.agent()
+        .args(["--owner-auth", "str:pw", "doctor", "--json"])
+        .assert()
+        .code(13)
+        .stdout(contains("\"ready\":false"))
+        .stdout(contains("\"check\":\"owner-password\",\"status\":\"ok\""));
+}
