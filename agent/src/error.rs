@@ -31,6 +31,8 @@ pub enum AgentError {
         /// Whether this command had written to the state before the loss.
         changed: &'static str,
     },
+    #[error("the EK's authPolicy {0} is none of the TCG EK Credential Profile's (PolicySecret(endorsement), or its PolicyOR with PolicyAuthorizeNV): this EK cannot be used; choose another with --ek")]
+    UnknownEkPolicy(String),
     #[error("TPM returned an unexpected value for {0}")]
     TpmUnexpected(&'static str),
     #[error("no EK certificate in TPM NV index {index:#010x}: {detail}")]
@@ -133,6 +135,7 @@ impl AgentError {
             Tpm { .. }
             | TpmOpen { .. }
             | TpmLost { .. }
+            | UnknownEkPolicy(_)
             | TpmFull { .. }
             | HierarchyAuth { .. }
             | TpmUnexpected(_)

@@ -11,6 +11,8 @@ pub mod cc {
     pub const POLICY_SECRET: u32 = 0x0000_0151;
     pub const POLICY_COMMAND_CODE: u32 = 0x0000_016c;
     pub const POLICY_PCR: u32 = 0x0000_017f;
+    pub const POLICY_OR: u32 = 0x0000_0171;
+    pub const POLICY_AUTHORIZE_NV: u32 = 0x0000_0192;
 }
 
 /// A PCR selection in one bank: "sha256:0,7".
@@ -111,14 +113,17 @@ impl<'de> serde::Deserialize<'de> for PcrSpec {
     }
 }
 
-/// A policy digest being built, as a trial session would (SHA-256, starting
-/// from zeros).
+/// A policy digest being built, as a trial session would (starting from
+/// zeros; SHA-256 unless made [`PolicyDigest::with_hash`]).
 #[derive(Debug, Clone)]
-pub struct PolicyDigest(Vec<u8>);
+pub struct PolicyDigest {
+    hash: HashAlg,
+    digest: Vec<u8>,
+}
 
 impl Default for PolicyDigest {
     fn default() -> Self {
-        PolicyDigest(vec![0u8; 32])
+        PolicyDigest::with_hash(HashAlg::Sha256)
     }
 }
 
@@ -127,10 +132,35 @@ impl PolicyDigest {
         Self::default()
     }
 
+    pub fn with_hash(hash: HashAlg) -> Self {
+        PolicyDigest {
+            hash,
+            digest: vec![0u8; hash.size()],
+        }
+    }
+
     fn extend(&mut self, parts: &[&[u8]]) {
-        let mut all: Vec<&[u8]> = vec![&self.0];
+        let mut all: Vec<&[u8]> = vec![&self.digest];
         all.extend_from_slice(parts);
-        self.0 = HashAlg::Sha256.digest(&all);
+        self.digest = self.hash.digest(&all);
+    }
+
+    /// TPM2_PolicyOR: the digest is reset, then H(0… || TPM_CC_PolicyOR ||
+    /// the branch digests).
+    pub fn or(mut self, branches: &[&[u8]]) -> Self {
+        self.digest = vec![0u8; self.hash.size()];
+        let mut parts: Vec<&[u8]> = Vec::new();
+        let cc = cc::POLICY_OR.to_be_bytes();
+        parts.push(&cc);
+        parts.extend_from_slice(branches);
+        self.extend(&parts);
+        self
+    }
+
+    /// TPM2_PolicyAuthorizeNV: H(old || TPM_CC_PolicyAuthorizeNV || nvIndexName).
+    pub fn authorize_nv(mut self, nv_name: &[u8]) -> Self {
+        self.extend(&[&cc::POLICY_AUTHORIZE_NV.to_be_bytes(), nv_name]);
+        self
     }
 
     /// TPM2_PolicyPCR: H(old || TPM_CC_PolicyPCR || pcrs || digestTPM), where
@@ -160,13 +190,89 @@ impl PolicyDigest {
     }
 
     pub fn into_vec(self) -> Vec<u8> {
-        self.0
+        self.digest
+    }
+}
+
+/// The authorisation policies of the TCG EK Credential Profile's EK
+/// templates in `hash`: `secret` (PolicyA: PolicySecret(TPM_RH_ENDORSEMENT),
+/// the low-range templates' whole policy), `authorize_nv` (PolicyC:
+/// PolicyAuthorizeNV of the profile's policy index) and `or` (the high-range
+/// templates' policy: PolicyOR(PolicyA, PolicyC)). Computed from their
+/// definitions (profile 2.5, section 2.1.5): the SHA-256 values match the
+/// profile's tables (tests); for other hashes the index and its size follow
+/// the same pattern, and the agent only uses them when they give the EK's
+/// actual authPolicy.
+pub struct EkPolicies {
+    pub secret: Vec<u8>,
+    pub authorize_nv: Vec<u8>,
+    pub or: Vec<u8>,
+}
+
+pub fn ek_policies(hash: HashAlg) -> EkPolicies {
+    const TPM_RH_ENDORSEMENT: u32 = 0x4000_000b;
+    let secret = PolicyDigest::with_hash(hash)
+        .secret(&TPM_RH_ENDORSEMENT.to_be_bytes(), &[])
+        .into_vec();
+    // The policy index (I-1 0x01C07F01 for SHA-256, …), whose nameAlg is
+    // `hash`, whose authPolicy is PolicyA and which holds a TPMT_HA.
+    let index: u32 = match hash {
+        HashAlg::Sha384 => 0x01c0_7f02,
+        HashAlg::Sha512 => 0x01c0_7f03,
+        _ => 0x01c0_7f01,
+    };
+    // TPMA_NV: POLICYWRITE | WRITEALL | PPREAD | OWNERREAD | AUTHREAD |
+    // POLICYREAD | NO_DA | WRITTEN.
+    let attributes: u32 = (1 << 3)
+        | (1 << 12)
+        | (1 << 16)
+        | (1 << 17)
+        | (1 << 18)
+        | (1 << 19)
+        | (1 << 25)
+        | (1 << 29);
+    let data_size = (2 + hash.size()) as u16;
+    let mut nv_public = Vec::new();
+    nv_public.extend_from_slice(&index.to_be_bytes());
+    nv_public.extend_from_slice(&hash.tpm_id().to_be_bytes());
+    nv_public.extend_from_slice(&attributes.to_be_bytes());
+    nv_public.extend_from_slice(&(secret.len() as u16).to_be_bytes());
+    nv_public.extend_from_slice(&secret);
+    nv_public.extend_from_slice(&data_size.to_be_bytes());
+    let mut nv_name = hash.tpm_id().to_be_bytes().to_vec();
+    nv_name.extend(hash.digest(&[&nv_public]));
+    let authorize_nv = PolicyDigest::with_hash(hash)
+        .authorize_nv(&nv_name)
+        .into_vec();
+    let or = PolicyDigest::with_hash(hash)
+        .or(&[&secret, &authorize_nv])
+        .into_vec();
+    EkPolicies {
+        secret,
+        authorize_nv,
+        or,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ek_policies_match_the_tcg_profile() {
+        let p = ek_policies(HashAlg::Sha256);
+        // EK Credential Profile: PolicyA_SHA256 (the L-1/L-2 authPolicy) and
+        // the high-range H-1/H-2 authPolicy PolicyOR(PolicyA, PolicyC).
+        assert_eq!(
+            hex::encode(&p.secret),
+            "837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa"
+        );
+        assert_eq!(
+            hex::encode(&p.or),
+            "ca3d0a99a2b93906f7a3342414efcfb3a385d44cd1fd459089d19b5071c0b7a0"
+        );
+        assert_eq!(ek_policies(HashAlg::Sha384).secret.len(), 48);
+    }
 
     #[test]
     fn parses_pcr_specs() {

@@ -146,3 +146,106 @@ fn an_ek_certificate_published_online_is_given_as_a_file() {
     let (_, a) = evidence(&host, &["--ek-cert", junk.to_str().unwrap()], &ev);
     a.code(2).stderr(contains("no certificate in it"));
 }
+
+// Long on purpose: the high-range EK is made, certified and used end to end.
+#[test]
+fn a_high_range_ek_is_used_through_its_policy_or() {
+    let host = Host::new(tpm_a());
+    let work = TempDir::new().unwrap();
+    let wd = work.path();
+    // An EK from the TCG high-range template H-1 (RSA-2048, SHA-256, auth
+    // only by policy: PolicyOR(PolicySecret(endorsement), PolicyAuthorizeNV)),
+    // made by tpm2-tools and persisted where the agent looks for the RSA EK.
+    let policy = wd.join("ek-policy.bin");
+    std::fs::write(
+        &policy,
+        byok_protocol::policy::ek_policies(byok_protocol::hash::HashAlg::Sha256).or,
+    )
+    .unwrap();
+    let ctx = wd.join("ek.ctx");
+    host.tpm2("tpm2_createprimary")
+        .args([
+            "-C",
+            "e",
+            "-G",
+            "rsa2048:null:aes128cfb",
+            "-g",
+            "sha256",
+            "-a",
+        ])
+        .arg("fixedtpm|fixedparent|sensitivedataorigin|adminwithpolicy|restricted|decrypt")
+        .arg("-L")
+        .arg(&policy)
+        .arg("-c")
+        .arg(&ctx)
+        .assert()
+        .success();
+    host.tpm2("tpm2_evictcontrol")
+        .args(["-C", "o", "-c", "0x81010001"])
+        .assert()
+        .success();
+    host.tpm2("tpm2_evictcontrol")
+        .args(["-C", "o", "-c"])
+        .arg(&ctx)
+        .arg("0x81010001")
+        .assert()
+        .success();
+    host.tpm2("tpm2_flushcontext").arg("-t").assert().success();
+    let ek_pub = wd.join("ek.pub.pem");
+    host.tpm2("tpm2_readpublic")
+        .args(["-c", "0x81010001", "-f", "pem", "-o"])
+        .arg(&ek_pub)
+        .assert()
+        .success();
+    // Its certificate, from the host's manufacturer CA.
+    let ext = wd.join("ek.ext");
+    std::fs::write(
+        &ext,
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,keyEncipherment\nextendedKeyUsage=2.23.133.8.1\n",
+    )
+    .unwrap();
+    let cert = wd.join("ek-h1.pem");
+    openssl()
+        .args([
+            "x509",
+            "-new",
+            "-subj",
+            "/CN=high-range EK",
+            "-force_pubkey",
+        ])
+        .arg(&ek_pub)
+        .arg("-CA")
+        .arg(ca_file(&host, "issuercert.pem"))
+        .arg("-CAkey")
+        .arg(ca_file(&host, "signkey.pem"))
+        .args(["-days", "3650", "-sha256", "-extfile"])
+        .arg(&ext)
+        .arg("-out")
+        .arg(&cert)
+        .assert()
+        .success();
+
+    host.agent()
+        .args(["init", "--world", "eu", "--ek", "rsa"])
+        .assert()
+        .success();
+    let ev = wd.join("e");
+    let (n, a) = evidence(&host, &["--ek-cert", cert.to_str().unwrap()], &ev);
+    a.success();
+    verify(&host, &n, &ev, &host.ca_bundle).success();
+    // Import: ActivateCredential under the EK goes through the same policy.
+    let pkg = wd.join("k.transfer");
+    verifier()
+        .args(["wrap", "--world", "eu", "--nonce", &n, "--evidence"])
+        .arg(&ev)
+        .arg("--roots")
+        .arg(&host.ca_bundle)
+        .arg("--key")
+        .arg(byok_tests::keygen("p256", wd.join("k.pem")))
+        .arg("-o")
+        .arg(&pkg)
+        .assert()
+        .success();
+    host.import("eu", "k", &pkg).success();
+    host.sign("k", wd).success();
+}

@@ -11,7 +11,7 @@ use byok_protocol::wire::{tpm2b, unwrap_tpm2b};
 use tss_esapi::abstraction::{ek, nv};
 use tss_esapi::constants::{CapabilityType, PropertyTag};
 use tss_esapi::handles::{AuthHandle, KeyHandle, NvIndexTpmHandle, TpmHandle};
-use tss_esapi::interface_types::algorithm::{AsymmetricAlgorithm, HashingAlgorithm};
+use tss_esapi::interface_types::algorithm::AsymmetricAlgorithm;
 use tss_esapi::interface_types::resource_handles::NvAuth;
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{CapabilityData, Digest, EncryptedSecret, IdObject, Public};
@@ -125,7 +125,7 @@ impl Tpm {
         if public.object_attributes().user_with_auth() {
             return Ok(AuthSession::Password);
         }
-        self.ek_policy_session(public.name_hashing_algorithm())
+        self.ek_policy_session(&public)
     }
 
     pub(super) fn ek_public_area(&mut self, ek: KeyHandle) -> Result<Public> {
@@ -301,11 +301,39 @@ impl Tpm {
     }
 
     /// A policy session satisfying the EK's policy: PolicySecret(TPM_RH_ENDORSEMENT).
-    pub(super) fn ek_policy_session(&mut self, hash: HashingAlgorithm) -> Result<AuthSession> {
+    /// A policy session satisfying the EK's authPolicy, told by its value:
+    /// PolicySecret(TPM_RH_ENDORSEMENT) (the low-range TCG templates L-1,
+    /// L-2), then PolicyOR of that and PolicyAuthorizeNV for the high-range
+    /// templates (H-1…), whose policy is PolicyOR(PolicyA, PolicyC).
+    pub(super) fn ek_policy_session(&mut self, ek: &Public) -> Result<AuthSession> {
+        let hash = ek.name_hashing_algorithm();
         let session = self.start_policy_session(hash)?;
         if let Err(e) = self.policy_secret(session, AuthHandle::Endorsement, Vec::new()) {
             self.flush_session(session);
             return Err(tpm("TPM2_PolicySecret(endorsement)")(e));
+        }
+        let policy = ek.auth_policy().value().to_vec();
+        let known = byok_protocol::hash::HashAlg::from_tpm(u16::from(hash))
+            .map(byok_protocol::policy::ek_policies);
+        let Some(known) = known else {
+            return Ok(session);
+        };
+        if policy == known.or {
+            let r = (|| {
+                let mut list = tss_esapi::structures::DigestList::new();
+                list.add(Digest::try_from(known.secret.clone())?)?;
+                list.add(Digest::try_from(known.authorize_nv.clone())?)?;
+                let policy_session =
+                    tss_esapi::interface_types::session_handles::PolicySession::try_from(session)?;
+                self.ctx.policy_or(policy_session, list)
+            })();
+            if let Err(e) = r {
+                self.flush_session(session);
+                return Err(tpm("TPM2_PolicyOR(EK high-range policy)")(e));
+            }
+        } else if policy != known.secret {
+            self.flush_session(session);
+            return Err(AgentError::UnknownEkPolicy(hex::encode(policy)));
         }
         Ok(session)
     }
