@@ -5,6 +5,7 @@ mod cli;
 mod cmd;
 mod context;
 mod error;
+mod lock;
 mod state;
 mod tpm;
 
@@ -78,6 +79,7 @@ fn auth_value(
         .map_err(|detail| error::AgentError::InvalidArgument { what: opt, detail })
 }
 
+// Long on purpose: one arm per command, the dispatch table.
 fn main() {
     let mut cli = Cli::parse();
     let auth = match (

@@ -18,7 +18,7 @@ use serde_bytes::ByteBuf;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A world on this host: its EK and AK, its current KEK and the KEKs it
 /// replaced (kept for the keys stored under them).
@@ -214,8 +214,8 @@ impl StateDir {
             .mode(0o600)
             .open(&lock_path)
             .map_err(io(&lock_path))?;
-        wait_for_lock(&lock, &lock_path, lock_timeout)?;
-        write_holder(&mut lock);
+        crate::lock::wait_for_lock(&lock, &lock_path, lock_timeout)?;
+        crate::lock::write_holder(&mut lock);
         let state = StateDir {
             root: root.to_path_buf(),
             _lock: lock,
@@ -330,54 +330,6 @@ impl StateDir {
         Ok(byok_protocol::files::sync_dir(
             p.parent().unwrap_or(&self.root),
         )?)
-    }
-}
-
-/// Write our pid into a lock file we hold, for the next agent that has to wait.
-pub(crate) fn write_holder(lock: &mut File) {
-    use std::io::{Seek, Write};
-    let _ = lock.set_len(0).and_then(|_| {
-        lock.seek(std::io::SeekFrom::Start(0))?;
-        write!(lock, "{}", std::process::id())
-    });
-}
-
-/// Take the exclusive lock on `file`, saying after a second whom we wait for.
-pub(crate) fn wait_for_lock(file: &File, path: &Path, timeout: Option<Duration>) -> Result<()> {
-    let start = Instant::now();
-    let mut said = false;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(std::fs::TryLockError::WouldBlock) => {}
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(path)(e)),
-        }
-        let waited = start.elapsed();
-        let holder = || {
-            fs::read_to_string(path)
-                .ok()
-                .and_then(|s| s.trim().parse::<u32>().ok())
-                .map(|pid| format!("byok-agent (pid {pid})"))
-                .unwrap_or_else(|| "another byok-agent".into())
-        };
-        if let Some(t) = timeout {
-            if waited >= t {
-                return Err(AgentError::LockTimeout {
-                    path: path.display().to_string(),
-                    holder: holder(),
-                    secs: t.as_secs_f64(),
-                });
-            }
-        }
-        if !said && waited >= Duration::from_secs(1) {
-            eprintln!(
-                "byok-agent: waiting for {} to release {}",
-                holder(),
-                path.display()
-            );
-            said = true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -35,34 +35,14 @@ fn quoted_pcrs(spec: &PcrSpec) -> Result<Vec<u32>> {
     Ok(spec.pcrs.clone())
 }
 
-pub fn evidence(
-    ctx: &Ctx,
-    world: &WorldId,
-    nonce: &str,
-    pcrs: &PcrSpec,
-    ek_cert: Option<&Path>,
-    out: &Path,
-) -> Result<()> {
-    let nonce = parse_nonce(nonce)?;
-    let pcrs = quoted_pcrs(pcrs)?;
-    // A certificate file given is read (and checked to hold certificates)
-    // before any TPM work.
-    let given = match ek_cert {
-        Some(p) => Some(
-            byok_protocol::der::certificates_from_file(&crate::context::read_file(p)?).map_err(
-                |detail| AgentError::InvalidArgument {
-                    what: "--ek-cert",
-                    detail: format!("{}: {detail}", p.display()),
-                },
-            )?,
-        ),
-        None => None,
-    };
-    let (state, w) = ctx.world(world)?;
-    let mut tpm = ctx.tpm(&state)?;
-    let kek = world_kek(&mut tpm, &state, &w)?;
-    let (ek, ek_kind) = world_ek(&mut tpm, &w)?;
-    let ek_public = tpm.ek_public(ek)?;
+/// The EK certificate and its chain for evidence: the file given with
+/// `--ek-cert` (its first certificate; the rest are chain) or the one in NV,
+/// then the chain from the TCG NV range; at most MAX_EK_CHAIN in all.
+fn ek_certificates(
+    tpm: &mut crate::tpm::Tpm,
+    ek_kind: crate::tpm::EkKind,
+    given: Option<Vec<Vec<u8>>>,
+) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
     let (ek_certificate, mut chain) = match given {
         Some(mut certs) => {
             let leaf = certs.remove(0);
@@ -88,6 +68,38 @@ pub fn evidence(
         );
         chain.truncate(byok_protocol::formats::MAX_EK_CHAIN);
     }
+    Ok((ek_certificate, chain))
+}
+
+/// The certificates of an `--ek-cert` file (checked to hold some).
+fn read_ek_cert(p: &Path) -> Result<Vec<Vec<u8>>> {
+    byok_protocol::der::certificates_from_file(&crate::context::read_file(p)?).map_err(|detail| {
+        AgentError::InvalidArgument {
+            what: "--ek-cert",
+            detail: format!("{}: {detail}", p.display()),
+        }
+    })
+}
+
+// Long on purpose: the TPM work, then the evidence document field by field, in one place.
+pub fn evidence(
+    ctx: &Ctx,
+    world: &WorldId,
+    nonce: &str,
+    pcrs: &PcrSpec,
+    ek_cert: Option<&Path>,
+    out: &Path,
+) -> Result<()> {
+    let nonce = parse_nonce(nonce)?;
+    let pcrs = quoted_pcrs(pcrs)?;
+    // A certificate file given is read before any TPM work.
+    let given = ek_cert.map(read_ek_cert).transpose()?;
+    let (state, w) = ctx.world(world)?;
+    let mut tpm = ctx.tpm(&state)?;
+    let kek = world_kek(&mut tpm, &state, &w)?;
+    let (ek, ek_kind) = world_ek(&mut tpm, &w)?;
+    let ek_public = tpm.ek_public(ek)?;
+    let (ek_certificate, chain) = ek_certificates(&mut tpm, ek_kind, given)?;
     let identity = tpm.identity()?;
 
     // What is loaded is flushed when `tpm` goes out of scope, on any path;
@@ -111,12 +123,11 @@ pub fn evidence(
     };
     tpm.flush(ak);
 
-    let mut bank = BTreeMap::new();
-    for (i, v) in values {
-        bank.insert(i, ByteBuf::from(v));
-    }
-    let mut banks = BTreeMap::new();
-    banks.insert(byok_protocol::hash::HashAlg::Sha256, bank);
+    let bank = values
+        .into_iter()
+        .map(|(i, v)| (i, ByteBuf::from(v)))
+        .collect::<BTreeMap<_, _>>();
+    let banks = BTreeMap::from([(byok_protocol::hash::HashAlg::Sha256, bank)]);
     let ev = Evidence {
         kind: byok_protocol::formats::EVIDENCE_TYPE.into(),
         version: byok_protocol::formats::VERSION,

@@ -85,8 +85,8 @@ impl TpmLock {
             .mode(0o600)
             .open(&path)
             .map_err(io(&path))?;
-        crate::state::wait_for_lock(&file, &path, timeout)?;
-        crate::state::write_holder(&mut file);
+        crate::lock::wait_for_lock(&file, &path, timeout)?;
+        crate::lock::write_holder(&mut file);
         Ok(TpmLock {
             _file: file,
             journal: dir.join(format!("{key}.held")),
