@@ -39,6 +39,11 @@ impl Ctx {
         Ok(tpm)
     }
 
+    /// The TPM without settling intents (for `doctor`, which reports them).
+    pub(crate) fn tpm_as_found(&self) -> Result<Tpm> {
+        Tpm::open(&self.tcti, self.lock_timeout, &self.auth)
+    }
+
     /// The locked state and one world in it.
     pub(crate) fn world(&self, world: &WorldId) -> Result<(StateDir, WorldState)> {
         let state = self.state()?;

@@ -66,7 +66,7 @@ impl Checks {
 
 pub fn doctor(ctx: &Ctx, json: bool) -> Result<()> {
     let mut c = Checks::default();
-    match Tpm::open(&ctx.tcti, ctx.lock_timeout, &ctx.auth) {
+    match ctx.tpm_as_found() {
         Ok(mut tpm) => tpm_checks(ctx, &mut tpm, &mut c)?,
         Err(e) => c.fix(
             "tpm",
