@@ -14,6 +14,13 @@ use std::path::PathBuf;
     about = "tpm-byok agent: keys in TPM custody (runs on the TPM host)"
 )]
 pub struct Cli {
+    /// Print errors only (no status lines; listings and JSON still print).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Show the TPM software stack's warnings (-v) and trace each TPM
+    /// command (-vv); TSS2_LOG, when set, is left as it is.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// TPM2 TCTI (else BYOK_TCTI, TPM2TOOLS_TCTI, TCTI, device:/dev/tpmrm0).
     #[arg(long, global = true)]
     pub tcti: Option<String>,

@@ -82,6 +82,19 @@ fn auth_value(
 // Long on purpose: one arm per command, the dispatch table.
 fn main() {
     let mut cli = Cli::parse();
+    byok_protocol::output::set_quiet(cli.quiet);
+    // The TPM software stack logs to standard error on its own (for one, an
+    // ERROR line for every Esys_TR_Close of a handle it already closed):
+    // silent unless asked. Set before the first TSS call reads it; the
+    // process has one thread here.
+    if std::env::var_os("TSS2_LOG").is_none() {
+        let level = match cli.verbose {
+            0 => "all+none",
+            1 => "all+warning",
+            _ => "all+warning,esys+trace",
+        };
+        std::env::set_var("TSS2_LOG", level);
+    }
     let auth = match (
         auth_value("--owner-auth", cli.owner_auth.take()),
         auth_value("--endorsement-auth", cli.endorsement_auth.take()),

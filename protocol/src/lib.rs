@@ -18,6 +18,7 @@ pub mod kdf;
 pub mod keyfile;
 pub mod keys;
 pub mod nonce;
+pub mod output;
 pub mod policy;
 pub mod public;
 pub mod signature;

@@ -17,6 +17,9 @@ use std::path::PathBuf;
     about = "tpm-byok verifier: check TPM evidence and wrap keys offline"
 )]
 pub struct Cli {
+    /// Print errors only (no status lines; verdicts, listings and JSON still print).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -60,7 +60,7 @@ pub fn challenge(a: ChallengeArgs) -> Result<()> {
     let verified = pipeline.check_file(&a.evidence)?;
     let ch = make_challenge(&verified)?;
     write_output(&a.out, &ch.to_cbor(), 0o644)?;
-    println!(
+    byok_protocol::say!(
         "challenge for the AK of world {:?} ({}) written to {} (keep a copy: enroll and verify --challenge need it)",
         inert(&verified.world),
         identity_text(&verified),
@@ -172,7 +172,7 @@ pub fn wrap(a: WrapArgs) -> Result<()> {
         blob.push(b'\n');
     }
     write_output(&a.out, &blob, 0o644)?;
-    println!(
+    byok_protocol::say!(
         "wrapped {} for {} with {}{} into {}",
         target.describe(),
         cloud.name(),
@@ -209,7 +209,7 @@ fn wrap_tpm(a: &WrapArgs, key: &[u8], pipeline: impl Fn() -> Result<Pipeline>) -
         a.key_pcrs.as_ref(),
     )?;
     write_output(&a.out, &package.to_cbor(), 0o644)?;
-    println!(
+    byok_protocol::say!(
         "wrapped {} key for world {:?} (KEK {}; {}) into {}",
         target.alg_name(),
         inert(&verified.world),
@@ -379,7 +379,7 @@ pub fn keygen(a: KeygenArgs) -> Result<()> {
     let key = TargetKey::generate(alg)?;
     let pem = key.to_pkcs8_pem()?;
     write_output(&a.out, pem.as_bytes(), 0o600)?;
-    println!("generated {} key in {}", alg.name(), shown(&a.out));
+    byok_protocol::say!("generated {} key in {}", alg.name(), shown(&a.out));
     Ok(())
 }
 

@@ -160,7 +160,7 @@ pub fn evidence(
         agent: Some(format!("byok-agent {}", byok_protocol::VERSION)),
     };
     write_atomic(out, &ev.to_cbor())?;
-    println!("evidence for world {world} written to {}", out.display());
+    byok_protocol::say!("evidence for world {world} written to {}", out.display());
     Ok(())
 }
 
@@ -206,7 +206,7 @@ pub fn activate(ctx: &Ctx, world: &WorldId, input: &Path, out: &Path) -> Result<
         secret: ByteBuf::from(secret.to_vec()),
     };
     write_atomic(out, &answer.to_cbor())?;
-    println!("activation for world {world} written to {}", out.display());
+    byok_protocol::say!("activation for world {world} written to {}", out.display());
     Ok(())
 }
 
@@ -235,6 +235,6 @@ pub fn attest_key(ctx: &Ctx, name: &str, nonce: &str, out: &Path) -> Result<()> 
         certify,
     };
     write_atomic(out, &receipt.to_cbor())?;
-    println!("receipt for key {name:?} written to {}", out.display());
+    byok_protocol::say!("receipt for key {name:?} written to {}", out.display());
     Ok(())
 }

@@ -93,7 +93,7 @@ pub fn create(
         KeyOrigin::Generated,
         |tpm, kek, policy| tpm.create_child(kek, &born_key_template(key_alg, policy)),
     )?;
-    println!(
+    byok_protocol::say!(
         "created {} key {name:?} inside the TPM in world {world} (name {}){}",
         p.describe_key(),
         hex::encode(p.name()),
@@ -131,7 +131,7 @@ pub fn seal(
         KeyOrigin::Sealed,
         |tpm, kek, policy| tpm.create_sealed(kek, &sealed_data_template(policy), &data),
     )?;
-    println!(
+    byok_protocol::say!(
         "sealed {} bytes as {name:?} in world {world}{}",
         data.len(),
         pcrs.map(|s| format!(", released only while PCRs {s} keep their current values"))
@@ -361,7 +361,7 @@ pub fn keyfile(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
         .to_pem()
         .map_err(|e| AgentError::Protocol(e.to_string()))?;
     write_atomic(out, pem.as_bytes())?;
-    println!(
+    byok_protocol::say!(
         "wrote {} key {name:?} as a TSS2 PRIVATE KEY file {} (parent: world {} KEK at {:#010x}; usable only with this TPM)",
         p.describe_key(),
         out.display(),
@@ -418,7 +418,7 @@ pub fn keys_delete(ctx: &Ctx, name: &str) -> Result<()> {
     check_id("key name", name)?;
     let state = ctx.state()?;
     state.delete_key(name)?;
-    println!(
+    byok_protocol::say!(
         "deleted key {name:?} (its TPM-encrypted blob is gone; the key cannot be loaded again)"
     );
     Ok(())

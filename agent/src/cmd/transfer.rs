@@ -84,7 +84,7 @@ pub fn import(ctx: &Ctx, world: &WorldId, input: &Path, name: &str) -> Result<()
         kek_handle: None,
     };
     state.put_key(&key)?;
-    println!(
+    byok_protocol::say!(
         "imported {} key {name:?} into world {world} (name {})",
         object.describe_key(),
         hex::encode(object.name())
@@ -309,7 +309,7 @@ pub fn import_byok(ctx: &Ctx, world: &WorldId, bytes: &[u8], name: &str) -> Resu
         policy_pcrs: None,
         kek_handle: None,
     })?;
-    println!(
+    byok_protocol::say!(
         "imported {} key {name:?} from a .byok file into world {world} (name {})",
         public.describe_key(),
         hex::encode(public.name())

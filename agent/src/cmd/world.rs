@@ -172,7 +172,7 @@ fn reinit(
         ));
     }
     let kek = world_kek(tpm, state, &w)?;
-    println!(
+    byok_protocol::say!(
         "world {world}: already initialised, KEK at {:#010x}",
         w.kek.handle
     );
@@ -181,7 +181,7 @@ fn reinit(
         w.kek.compat_public = Some(public);
         w.compat_private = Some(private);
         state.put_world(&w)?;
-        println!("world {world}: compat KEK (RSA-3072 decryption) added");
+        byok_protocol::say!("world {world}: compat KEK (RSA-3072 decryption) added");
     }
     Ok(())
 }
@@ -191,25 +191,27 @@ fn print_world(w: &WorldState, ek_kind: EkKind) -> Result<()> {
     let world = w.world.as_str();
     let kek_public = &w.kek.public;
     let ak = &w.ak_public;
-    println!("world {world}: initialised");
-    println!("  EK   {:#010x}  {}", ek_kind.handle(), ek_kind.name());
-    println!(
+    byok_protocol::say!("world {world}: initialised");
+    byok_protocol::say!("  EK   {:#010x}  {}", ek_kind.handle(), ek_kind.name());
+    byok_protocol::say!(
         "  KEK  {:#010x}  {}  name {}",
         w.kek.handle,
         kek_public.describe_key(),
         hex::encode(kek_public.name())
     );
     if let Some(p) = &w.kek.pcrs {
-        println!("       bound to PCRs {p}: usable only while they keep their current values");
+        byok_protocol::say!(
+            "       bound to PCRs {p}: usable only while they keep their current values"
+        );
     }
-    println!(
+    byok_protocol::say!(
         "  AK   {}  name {}",
         ak.describe_key(),
         hex::encode(ak.name())
     );
     if let Some(p) = &w.kek.compat_public {
         let c = p;
-        println!(
+        byok_protocol::say!(
             "  compat KEK  {}  kid {}",
             c.describe_key(),
             byok_protocol::world::compat_kid(world, &c.name())
@@ -449,7 +451,7 @@ pub fn kek_rotate(ctx: &Ctx, world: &WorldId, pcrs: Option<&RotatePcrs>) -> Resu
     // names it) and keeps the new one.
     settle_intents(&state, &mut tpm)?;
     let p = &w.kek.public;
-    println!(
+    byok_protocol::say!(
         "world {world}: KEK rotated to generation {generation} at {:#010x} ({}, name {}){}",
         new.handle,
         p.describe_key(),
@@ -460,12 +462,12 @@ pub fn kek_rotate(ctx: &Ctx, world: &WorldId, pcrs: Option<&RotatePcrs>) -> Resu
             .unwrap_or_default()
     );
     if evict_old {
-        println!(
+        byok_protocol::say!(
             "  the previous KEK at {:#010x} had no keys under it and was evicted; fetch new evidence before wrapping",
             old.handle
         );
     } else {
-        println!(
+        byok_protocol::say!(
             "  the previous KEK at {:#010x} stays for the {pinned} key(s) stored under it and refuses new packages; fetch new evidence before wrapping",
             old.handle
         );
@@ -496,7 +498,7 @@ pub fn kek_gc(ctx: &Ctx, only: Option<&WorldId>) -> Result<()> {
             }
         }
         if unused.is_empty() {
-            println!("world {}: no retired KEK without keys", w.world);
+            byok_protocol::say!("world {}: no retired KEK without keys", w.world);
             continue;
         }
         for rec in &unused {
@@ -510,7 +512,7 @@ pub fn kek_gc(ctx: &Ctx, only: Option<&WorldId>) -> Result<()> {
             .iter()
             .map(|r| format!("{:#010x}", r.handle))
             .collect();
-        println!(
+        byok_protocol::say!(
             "world {}: {} retired KEK(s) without keys evicted ({})",
             w.world,
             unused.len(),
@@ -529,7 +531,7 @@ pub fn world_destroy(ctx: &Ctx, world: &WorldId, yes: bool) -> Result<()> {
     if !state.has_world(world) && state.intents()?.items.iter().any(|i| i.world == *world) {
         // An interrupted destroy removed the record: settling finishes it.
         let _tpm = ctx.tpm(&state)?;
-        println!("world {world} destroyed (an interrupted destroy was finished)");
+        byok_protocol::say!("world {world} destroyed (an interrupted destroy was finished)");
         return Ok(());
     }
     let w = state.world(world)?;
@@ -565,7 +567,7 @@ pub fn world_destroy(ctx: &Ctx, world: &WorldId, yes: bool) -> Result<()> {
     }
     state.delete_world(world)?;
     settle_intents(&state, &mut tpm)?;
-    println!(
+    byok_protocol::say!(
         "world {world} destroyed: {present} KEK(s) evicted from the TPM, {} key(s) deleted",
         keys.len()
     );
