@@ -77,6 +77,9 @@ pub enum Command {
         /// online): init without it there; pass the file to `evidence`. Needs --ek.
         #[arg(long)]
         ek_cert_elsewhere: bool,
+        /// Report the world as one JSON object (docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
     /// The world's KEK: export the compat KEK's public key, or rotate the KEK.
     Kek {
@@ -119,6 +122,9 @@ pub enum Command {
         input: PathBuf,
         #[arg(long)]
         name: String,
+        /// Report the imported key as one JSON object (docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Answer a credential challenge from `byok-verifier challenge` (proves the
     /// AK and the EK are in this TPM).
@@ -287,9 +293,16 @@ pub enum KeysAction {
     List {
         #[arg(long)]
         world: Option<WorldId>,
+        /// One JSON object: {"keys": [...], "unreadable": [...]} (docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
+    /// A stored key's details.
     Show {
         name: String,
+        /// One JSON object (docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
     Delete {
         name: String,

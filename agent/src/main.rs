@@ -6,6 +6,7 @@ mod cmd;
 mod context;
 mod error;
 mod lock;
+mod report;
 mod state;
 mod tpm;
 
@@ -128,6 +129,7 @@ fn main() {
             ek,
             pcrs,
             ek_cert_elsewhere,
+            json,
         } => cmd::world::init(
             &ctx,
             &world,
@@ -137,6 +139,7 @@ fn main() {
                 ek: ek.kind(),
                 pcrs: pcrs.as_ref(),
                 ek_cert_elsewhere,
+                json,
             },
         ),
         Command::Kek { action } => match action {
@@ -161,15 +164,21 @@ fn main() {
             ek_cert,
             out,
         } => cmd::attest::evidence(&ctx, &world, &nonce, &pcrs, ek_cert.as_deref(), &out),
-        Command::Import { world, input, name } => {
-            cmd::transfer::import(&ctx, &world, &input, &name)
-        }
+        Command::Import {
+            world,
+            input,
+            name,
+            json,
+        } => cmd::transfer::import(&ctx, &world, &input, &name, json),
         Command::Activate { world, input, out } => {
             cmd::attest::activate(&ctx, &world, &input, &out)
         }
-        Command::Keys { action } => match action.unwrap_or(KeysAction::List { world: None }) {
-            KeysAction::List { world } => cmd::keys::keys_list(&ctx, world.as_ref()),
-            KeysAction::Show { name } => cmd::keys::keys_show(&ctx, &name),
+        Command::Keys { action } => match action.unwrap_or(KeysAction::List {
+            world: None,
+            json: false,
+        }) {
+            KeysAction::List { world, json } => cmd::keys::keys_list(&ctx, world.as_ref(), json),
+            KeysAction::Show { name, json } => cmd::keys::keys_show(&ctx, &name, json),
             KeysAction::Delete { name } => cmd::keys::keys_delete(&ctx, &name),
             KeysAction::Create {
                 world,

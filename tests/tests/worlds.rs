@@ -224,13 +224,15 @@ fn after_a_tpm_clear_the_agent_names_the_lost_worlds() {
         .arg(wd.join("x"))
         .assert()
         .code(11);
+    // Listed, and the exit says a world is lost.
     host.agent()
         .args(["worlds", "list"])
         .assert()
-        .success()
+        .code(11)
         .stdout(contains(
             "eu\t0x81000100\tRSA-2048\t0\t-\t1\tLOST: the TPM's owner seed changed (TPM cleared)",
-        ));
+        ))
+        .stderr(contains("world(s) eu, us cannot be re-created"));
     // Starting over: destroy (nothing left to evict) and init again.
     for w in ["eu", "us"] {
         host.agent()

@@ -71,7 +71,8 @@ fn report(f: &Path, pipeline: &Pipeline, as_json: bool) -> (String, Option<Verif
 }
 
 /// Verify `files` on all cores and write their reports to `out` in file
-/// order; the first failure (in file order) is returned.
+/// order, then (for more than one file) a summary line; the most serious
+/// failure is returned (see [`crate::error::Failure::severity`]).
 pub fn verify_files(
     files: &[PathBuf],
     pipeline: &Pipeline,
@@ -95,16 +96,60 @@ pub fn verify_files(
         }
     });
     let stdout = Path::new("(standard output)");
-    let mut first_err = None;
+    // The most serious failure decides the exit code (the first of its
+    // kind in file order names it).
+    let mut worst: Option<VerifyError> = None;
+    let mut failed = 0usize;
     for (text, err) in results.into_iter().flatten() {
         out.write_all(text.as_bytes()).map_err(io(stdout))?;
         if let Some(e) = err {
-            first_err.get_or_insert(e);
+            failed += 1;
+            if worst
+                .as_ref()
+                .is_none_or(|w| e.failure().severity() > w.failure().severity())
+            {
+                worst = Some(e);
+            }
         }
     }
+    if files.len() > 1 {
+        let ok = files.len() - failed;
+        let line = if as_json {
+            format!("{{\"summary\":true,\"ok\":{ok},\"failed\":{failed}}}\n")
+        } else if byok_protocol::output::quiet() {
+            String::new()
+        } else {
+            format!("{} ok, {} failed\n", thousands(ok), thousands(failed))
+        };
+        out.write_all(line.as_bytes()).map_err(io(stdout))?;
+    }
     out.flush().map_err(io(stdout))?;
-    match first_err {
+    match worst {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// 9994 as "9,994".
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(super::thousands(0), "0");
+        assert_eq!(super::thousands(999), "999");
+        assert_eq!(super::thousands(9994), "9,994");
+        assert_eq!(super::thousands(1_000_000), "1,000,000");
     }
 }

@@ -218,6 +218,9 @@ pub struct WrapArgs {
     /// Write GCP/AWS output as base64 text instead of raw bytes.
     #[arg(long)]
     pub base64: bool,
+    /// Report the result as one JSON object (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

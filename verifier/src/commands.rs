@@ -14,6 +14,7 @@ use byok_verifier::pipeline::{Pipeline, ProofFlags};
 use byok_verifier::policy::PolicyFile;
 use byok_verifier::report::{
     identity_text, inert_json, json_line, EkCertReport, EnrolReport, Identity, ReceiptJson,
+    WrapReport,
 };
 use byok_verifier::trust::{resolve_policy, trust_store};
 use byok_verifier::verify::{make_challenge, parse_nonce, require_proven_ak, Verified};
@@ -155,10 +156,7 @@ pub fn wrap(a: WrapArgs) -> Result<()> {
         (Some(path), None) => (cloud::read_kek_public(&read(path, MAX_INPUT_SIZE)?)?, None),
         (None, Some(evidence)) => {
             let verified = pipeline()?.check_file(evidence)?;
-            (
-                cloud::compat_kek_public(&verified)?,
-                Some(identity_text(&verified)),
-            )
+            (cloud::compat_kek_public(&verified)?, Some(verified))
         }
     };
     let target = CloudKey::read(&key, a.key_type)?;
@@ -172,12 +170,31 @@ pub fn wrap(a: WrapArgs) -> Result<()> {
         blob.push(b'\n');
     }
     write_output(&a.out, &blob, 0o644)?;
+    if a.json {
+        println!(
+            "{}",
+            json_line(&WrapReport {
+                ok: true,
+                format: cloud.name(),
+                key: target.describe(),
+                out: a.out.display().to_string(),
+                method: Some(plan.method.to_string()),
+                world: identity.as_ref().map(|v| &v.world),
+                kek_name: identity.as_ref().map(|v| hex::encode(&v.kek_name)),
+                identity: identity.as_ref().map(Identity::of),
+            })
+        );
+        return Ok(());
+    }
     byok_protocol::say!(
         "wrapped {} for {} with {}{} into {}",
         target.describe(),
         cloud.name(),
         plan.method,
-        identity.map(|i| format!(" ({i})")).unwrap_or_default(),
+        identity
+            .as_ref()
+            .map(|v| format!(" ({})", identity_text(v)))
+            .unwrap_or_default(),
         shown(&a.out)
     );
     Ok(())
@@ -209,6 +226,22 @@ fn wrap_tpm(a: &WrapArgs, key: &[u8], pipeline: impl Fn() -> Result<Pipeline>) -
         a.key_pcrs.as_ref(),
     )?;
     write_output(&a.out, &package.to_cbor(), 0o644)?;
+    if a.json {
+        println!(
+            "{}",
+            json_line(&WrapReport {
+                ok: true,
+                format: "tpm",
+                key: target.alg_name().to_string(),
+                out: a.out.display().to_string(),
+                method: None,
+                world: Some(&verified.world),
+                kek_name: Some(hex::encode(&verified.kek_name)),
+                identity: Some(Identity::of(&verified)),
+            })
+        );
+        return Ok(());
+    }
     byok_protocol::say!(
         "wrapped {} key for world {:?} (KEK {}; {}) into {}",
         target.alg_name(),

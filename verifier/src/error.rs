@@ -264,6 +264,19 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// How serious a failure is, for a batch's exit code: a failed check
+    /// (possibly a forgery) first, then inputs that cannot be read, files
+    /// that cannot be opened, keys that cannot be wrapped, usage.
+    pub fn severity(self) -> u8 {
+        match self {
+            Failure::Check => 4,
+            Failure::Unreadable => 3,
+            Failure::Io => 2,
+            Failure::CannotWrap => 1,
+            Failure::Usage => 0,
+        }
+    }
+
     pub fn exit_code(self) -> i32 {
         match self {
             Failure::Usage => 2,

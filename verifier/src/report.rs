@@ -211,6 +211,25 @@ pub struct ReceiptJson<'a> {
     pub identity: Identity<'a>,
 }
 
+/// `wrap --json`.
+#[derive(Serialize)]
+pub struct WrapReport<'a> {
+    pub ok: bool,
+    /// tpm, azure, gcp or aws.
+    pub format: &'static str,
+    /// The wrapped key's type ("ECC NIST P-256", "AES-256", …).
+    pub key: String,
+    /// The output file.
+    pub out: String,
+    /// The cloud method used (cloud formats).
+    pub method: Option<String>,
+    /// For evidence-based wraps: the world, the KEK's Name and the TPM.
+    pub world: Option<&'a WorldId>,
+    pub kek_name: Option<String>,
+    #[serde(flatten)]
+    pub identity: Option<Identity<'a>>,
+}
+
 /// `ek-cert --json`.
 #[derive(Serialize)]
 pub struct EkCertReport<'a> {

@@ -11,6 +11,7 @@ use byok_verifier::receipt::check_receipt;
 use byok_verifier::registry::Registry;
 use byok_verifier::verified::AkBinding;
 use byok_verifier::verify::{verify_evidence, Options, Verified};
+use predicates::prelude::PredicateBooleanExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -366,4 +367,73 @@ fn a_tampered_pcr_binding_is_refused() {
         matches!(r, Err(VerifyError::KekPcrBindingMalformed(_))),
         "{r:?}"
     );
+}
+
+/// A directory of evidence files for a batch: `names` copied from the fixtures.
+fn batch_dir(names: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::TempDir::new().unwrap();
+    for (from, to) in names {
+        std::fs::copy(fixture(from), dir.path().join(to)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_batch_ends_with_a_summary_and_the_most_serious_failure_decides_the_exit() {
+    // In name order: an unreadable file first (exit 3 alone), then evidence
+    // of another TPM's CA (a failed check, exit 10), then two good ones.
+    let dir = batch_dir(&[
+        ("a-eu.evidence", "c-good.evidence"),
+        ("a-us.evidence", "d-good.evidence"),
+        ("b-eu.evidence", "b-foreign.evidence"),
+    ]);
+    std::fs::write(dir.path().join("a-junk.evidence"), b"not cbor").unwrap();
+    verifier()
+        .args(["verify", "--nonce", N1, "--roots"])
+        .arg(fixture("a-ca.pem"))
+        .arg("--evidence")
+        .arg(dir.path())
+        .assert()
+        .code(10)
+        .stdout(predicates::str::contains("FAIL "))
+        .stdout(predicates::str::ends_with("2 ok, 2 failed\n"));
+    verifier()
+        .args(["verify", "--json", "--nonce", N1, "--roots"])
+        .arg(fixture("a-ca.pem"))
+        .arg("--evidence")
+        .arg(dir.path())
+        .assert()
+        .code(10)
+        .stdout(predicates::str::ends_with(
+            "{\"summary\":true,\"ok\":2,\"failed\":2}\n",
+        ));
+    // All good: the summary and exit 0; -q keeps the verdicts, drops the summary.
+    let good = batch_dir(&[("a-eu.evidence", "1"), ("a-us.evidence", "2")]);
+    verifier()
+        .args(["verify", "--nonce", N1, "--roots"])
+        .arg(fixture("a-ca.pem"))
+        .arg("--evidence")
+        .arg(good.path())
+        .assert()
+        .success()
+        .stdout(predicates::str::ends_with("2 ok, 0 failed\n"))
+        .stderr("");
+    verifier()
+        .args(["-q", "verify", "--nonce", N1, "--roots"])
+        .arg(fixture("a-ca.pem"))
+        .arg("--evidence")
+        .arg(good.path())
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("ok, 0 failed").not());
+    // An empty set is an error, not a silent success.
+    let empty = tempfile::TempDir::new().unwrap();
+    verifier()
+        .args(["verify", "--nonce", N1, "--roots"])
+        .arg(fixture("a-ca.pem"))
+        .arg("--evidence")
+        .arg(empty.path())
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("names no file"));
 }

@@ -8,6 +8,7 @@
 use crate::cli::{Digest, RsaPadding};
 use crate::context::{check_id, key_parent, world_kek, Ctx};
 use crate::error::{io, AgentError, Result};
+use crate::report::{print_json, KeyReport};
 use crate::state::{write_atomic, KeyState};
 use crate::tpm::{Hashing, Parent, Tpm, TpmHashScheme, TpmSignature, TpmSignatureScheme};
 use byok_protocol::formats::KeyOrigin;
@@ -371,45 +372,57 @@ pub fn keyfile(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn keys_list(ctx: &Ctx, world: Option<&WorldId>) -> Result<()> {
+pub fn keys_list(ctx: &Ctx, world: Option<&WorldId>, json: bool) -> Result<()> {
     let state = ctx.state()?;
     if let Some(w) = world {
         state.world(w)?;
     }
     let keys = state.keys()?;
-    for k in keys
+    let shown = keys
         .items
         .iter()
-        .filter(|k| world.is_none_or(|w| &k.world == w))
-    {
-        println!("{}\t{}\t{}\t{}", k.name, k.world, inert(&k.alg), k.origin);
+        .filter(|k| world.is_none_or(|w| &k.world == w));
+    if json {
+        #[derive(serde::Serialize)]
+        struct Listing {
+            keys: Vec<KeyReport>,
+            unreadable: Vec<String>,
+        }
+        print_json(&Listing {
+            keys: shown.map(KeyReport::of).collect(),
+            unreadable: keys.corrupt.iter().map(|e| e.to_string()).collect(),
+        })?;
+    } else {
+        for k in shown {
+            println!("{}\t{}\t{}\t{}", k.name, k.world, inert(&k.alg), k.origin);
+        }
     }
     // The readable keys are listed; the unreadable ones named, and a failure.
     keys.corrupt_error()
 }
 
-pub fn keys_show(ctx: &Ctx, name: &str) -> Result<()> {
+pub fn keys_show(ctx: &Ctx, name: &str, json: bool) -> Result<()> {
     check_id("key name", name)?;
     let state = ctx.state()?;
     let k = state.key(name)?;
-    let p = &k.public;
-    println!("name:       {}", k.name);
-    println!("world:      {}", k.world);
-    println!("algorithm:  {} ({})", inert(&k.alg), p.describe_key());
-    println!("origin:     {}", k.origin);
-    println!("tpm name:   {}", hex::encode(p.name()));
-    println!(
-        "attributes: {}",
-        byok_protocol::tpm::attr::names(p.attributes).join("|")
-    );
-    if !p.auth_policy.is_empty() {
-        println!("authPolicy: {}", hex::encode(&p.auth_policy));
+    if json {
+        return print_json(&KeyReport::of(&k));
     }
-    if let Some(pcrs) = &k.policy_pcrs {
+    let r = KeyReport::of(&k);
+    println!("name:       {}", r.name);
+    println!("world:      {}", r.world);
+    println!("algorithm:  {} ({})", r.algorithm, r.kind);
+    println!("origin:     {}", r.origin);
+    println!("tpm name:   {}", r.tpm_name);
+    println!("attributes: {}", r.attributes.join("|"));
+    if !r.auth_policy.is_empty() {
+        println!("authPolicy: {}", r.auth_policy);
+    }
+    if let Some(pcrs) = &r.pcrs {
         println!("bound to:   PCRs {pcrs} (TPM2_PolicyPCR; use fails once they change)");
     }
-    if let Some(l) = &k.label {
-        println!("label:      {}", inert(l));
+    if let Some(l) = &r.label {
+        println!("label:      {l}");
     }
     Ok(())
 }

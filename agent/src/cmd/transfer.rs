@@ -14,6 +14,7 @@
 use crate::cli::KeyFormat;
 use crate::context::{check_id, read_file, retired_generation, world_ek, world_kek, Ctx};
 use crate::error::{AgentError, Result};
+use crate::report::{print_json, KeyReport};
 use crate::state::{write_atomic, KeyState, WorldState};
 use crate::tpm::{Hashing, Parent, Tpm};
 use base64::Engine as _;
@@ -30,14 +31,41 @@ use serde_bytes::ByteBuf;
 use std::path::Path;
 use zeroize::Zeroizing;
 
-pub fn import(ctx: &Ctx, world: &WorldId, input: &Path, name: &str) -> Result<()> {
+pub fn import(ctx: &Ctx, world: &WorldId, input: &Path, name: &str, json: bool) -> Result<()> {
     check_id("key name", name)?;
     let bytes = read_file(input)?;
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-        return import_byok(ctx, world, &bytes, name);
+    let key = if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        import_byok(ctx, world, &bytes, name)?
+    } else {
+        import_package(ctx, world, &bytes, name)?
+    };
+    if json {
+        #[derive(serde::Serialize)]
+        struct Imported {
+            imported: KeyReport,
+        }
+        print_json(&Imported {
+            imported: KeyReport::of(&key),
+        })
+    } else {
+        byok_protocol::say!(
+            "imported {} key {name:?}{} into world {world} (name {})",
+            key.public.describe_key(),
+            if key.origin == KeyOrigin::ImportedByok {
+                " from a .byok file"
+            } else {
+                ""
+            },
+            hex::encode(key.public.name())
+        );
+        Ok(())
     }
+}
+
+/// Import a transfer package (`byok-verifier wrap`): the stored key.
+fn import_package(ctx: &Ctx, world: &WorldId, bytes: &[u8], name: &str) -> Result<KeyState> {
     let pkg =
-        TransferPackage::from_cbor(&bytes).map_err(|e| AgentError::BadPackage(e.to_string()))?;
+        TransferPackage::from_cbor(bytes).map_err(|e| AgentError::BadPackage(e.to_string()))?;
     let state = ctx.state()?;
     if state.has_key(name) {
         return Err(AgentError::KeyExists(name.to_string()));
@@ -84,12 +112,7 @@ pub fn import(ctx: &Ctx, world: &WorldId, input: &Path, name: &str) -> Result<()
         kek_handle: None,
     };
     state.put_key(&key)?;
-    byok_protocol::say!(
-        "imported {} key {name:?} into world {world} (name {})",
-        object.describe_key(),
-        hex::encode(object.name())
-    );
-    Ok(())
+    Ok(key)
 }
 
 /// Into the TPM as a non-duplicable object under the storage KEK: a
@@ -217,7 +240,7 @@ pub fn export_kek(ctx: &Ctx, world: &WorldId, format: KeyFormat, out: Option<&Pa
 // their failures are reported (document, kid, rotated KEK, sizes), then the
 // unwrap in the TPM and the import; splitting it would scatter that order.
 /// Import a `.byok` file made for this world's compat KEK.
-pub fn import_byok(ctx: &Ctx, world: &WorldId, bytes: &[u8], name: &str) -> Result<()> {
+fn import_byok(ctx: &Ctx, world: &WorldId, bytes: &[u8], name: &str) -> Result<KeyState> {
     let bad = |s: &str| AgentError::BadByok(s.to_string());
     let doc = ByokFile::from_json(bytes).map_err(|e| AgentError::BadByok(e.to_string()))?;
     let hash = match doc.header.enc {
@@ -298,7 +321,7 @@ pub fn import_byok(ctx: &Ctx, world: &WorldId, bytes: &[u8], name: &str) -> Resu
     let (public, private) = import_software_key(&mut tpm, &kek, &w, target.as_ref())?;
     drop(target);
 
-    state.put_key(&KeyState {
+    let key = KeyState {
         name: name.to_string(),
         world: world.clone(),
         alg,
@@ -308,11 +331,7 @@ pub fn import_byok(ctx: &Ctx, world: &WorldId, bytes: &[u8], name: &str) -> Resu
         label: doc.generator.as_ref().map(|g| format!("generator: {g}")),
         policy_pcrs: None,
         kek_handle: None,
-    })?;
-    byok_protocol::say!(
-        "imported {} key {name:?} from a .byok file into world {world} (name {})",
-        public.describe_key(),
-        hex::encode(public.name())
-    );
-    Ok(())
+    };
+    state.put_key(&key)?;
+    Ok(key)
 }

@@ -84,6 +84,8 @@ pub struct InitOptions<'a> {
     pub pcrs: Option<&'a PcrSpec>,
     /// The EK certificate is not in NV (`evidence --ek-cert` brings it).
     pub ek_cert_elsewhere: bool,
+    /// Report the world as JSON.
+    pub json: bool,
 }
 
 pub fn init(ctx: &Ctx, world: &WorldId, opts: &InitOptions) -> Result<()> {
@@ -137,7 +139,7 @@ pub fn init(ctx: &Ctx, world: &WorldId, opts: &InitOptions) -> Result<()> {
     };
     state.put_world(&w)?;
     state.delete_intent(w.kek.handle)?;
-    print_world(&w, ek_kind)
+    report_world(&w, true, opts.json)
 }
 
 /// `init` of a world that exists: reload it (re-creating an evicted KEK)
@@ -172,18 +174,87 @@ fn reinit(
         ));
     }
     let kek = world_kek(tpm, state, &w)?;
-    byok_protocol::say!(
-        "world {world}: already initialised, KEK at {:#010x}",
-        w.kek.handle
-    );
+    if !opts.json {
+        byok_protocol::say!(
+            "world {world}: already initialised, KEK at {:#010x}",
+            w.kek.handle
+        );
+    }
     if opts.compat && w.kek.compat_public.is_none() {
         let (public, private) = create_compat(tpm, &kek)?;
         w.kek.compat_public = Some(public);
         w.compat_private = Some(private);
         state.put_world(&w)?;
-        byok_protocol::say!("world {world}: compat KEK (RSA-3072 decryption) added");
+        if !opts.json {
+            byok_protocol::say!("world {world}: compat KEK (RSA-3072 decryption) added");
+        }
+    }
+    if opts.json {
+        return report_world(&w, false, true);
     }
     Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct ObjectReport {
+    handle: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    name: String,
+}
+
+#[derive(serde::Serialize)]
+struct EkReport {
+    handle: String,
+    kind: &'static str,
+}
+
+/// `init --json`: the world's objects.
+#[derive(serde::Serialize)]
+struct InitReport<'a> {
+    world: &'a str,
+    /// False when the world existed (init changed nothing but a compat KEK).
+    created: bool,
+    /// The EK's persistent handle and kind (rsa, ecc-p256, ecc-p384).
+    ek: EkReport,
+    kek: ObjectReport,
+    kek_pcrs: Option<String>,
+    ak: ObjectReport,
+    compat_kek: Option<ObjectReport>,
+    compat_kid: Option<String>,
+}
+
+/// What `init` reports of a world: text lines for a new one, or JSON.
+fn report_world(w: &WorldState, created: bool, json: bool) -> Result<()> {
+    if !json {
+        let kind = EkKind::from_handle(w.ek_handle).unwrap_or(EkKind::Rsa2048);
+        return print_world(w, kind);
+    }
+    let object = |handle: Option<u32>, p: &TpmtPublic| ObjectReport {
+        handle: handle.map(|h| format!("{h:#010x}")),
+        kind: p.describe_key(),
+        name: hex::encode(p.name()),
+    };
+    let world = w.world.as_str();
+    crate::report::print_json(&InitReport {
+        world,
+        created,
+        ek: EkReport {
+            handle: format!("{:#010x}", w.ek_handle),
+            kind: EkKind::from_handle(w.ek_handle)
+                .map(|k| k.name())
+                .unwrap_or("unknown"),
+        },
+        kek: object(Some(w.kek.handle), &w.kek.public),
+        kek_pcrs: w.kek.pcrs.as_ref().map(|p| p.describe()),
+        ak: object(None, &w.ak_public),
+        compat_kek: w.kek.compat_public.as_ref().map(|c| object(None, c)),
+        compat_kid: w
+            .kek
+            .compat_public
+            .as_ref()
+            .map(|c| byok_protocol::world::compat_kid(world, &c.name())),
+    })
 }
 
 /// What `init` prints of a new world.
@@ -342,6 +413,27 @@ pub fn worlds_list(ctx: &Ctx, json: bool) -> Result<()> {
         );
     } else {
         print_worlds(&report);
+    }
+    // Listed first, then the most serious condition decides the exit:
+    // worlds lost to a TPM clear (11), then unreadable records (4).
+    let lost: Vec<WorldId> = report
+        .worlds
+        .iter()
+        .filter(|w| w.status == KekStatus::Lost)
+        .map(|w| w.world.clone())
+        .collect();
+    if !lost.is_empty() {
+        let keys = lost
+            .iter()
+            .map(|l| {
+                report
+                    .worlds
+                    .iter()
+                    .find(|w| &w.world == l)
+                    .map_or(0, |w| w.keys)
+            })
+            .sum();
+        return Err(AgentError::OwnerSeedChanged { worlds: lost, keys });
     }
     if report.unreadable.is_empty() {
         Ok(())
