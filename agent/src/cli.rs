@@ -21,6 +21,9 @@ pub struct Cli {
     /// command (-vv); TSS2_LOG, when set, is left as it is.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Let outputs (-o) replace existing files (refused otherwise).
+    #[arg(long, global = true)]
+    pub force: bool,
     /// TPM2 TCTI (else BYOK_TCTI, TPM2TOOLS_TCTI, TCTI, device:/dev/tpmrm0).
     #[arg(long, global = true)]
     pub tcti: Option<String>,
@@ -304,8 +307,13 @@ pub enum KeysAction {
         #[arg(long)]
         json: bool,
     },
+    /// Delete a stored key for good (its TPM-encrypted blob; the key cannot
+    /// be loaded again). Asks on a terminal; scripts pass --yes.
     Delete {
         name: String,
+        /// Confirm without asking.
+        #[arg(long)]
+        yes: bool,
     },
     /// Generate a key inside the TPM under the world's KEK (never leaves the TPM).
     Create {

@@ -115,6 +115,17 @@ pub(crate) fn check_id(what: &'static str, v: &str) -> Result<()> {
     }
 }
 
+/// A command's output (`-o`): `-` is standard output; an existing file is
+/// replaced only with `--force`; files are written atomically, mode 0600.
+pub(crate) fn write_output(path: &Path, data: &[u8]) -> Result<()> {
+    Ok(byok_protocol::output::write_output(path, data, 0o600)?)
+}
+
+/// Refuse an existing output file before any work (see `write_output`).
+pub(crate) fn check_output(path: &Path) -> Result<()> {
+    Ok(byok_protocol::output::check_output(path)?)
+}
+
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(io(path))
 }

@@ -84,6 +84,7 @@ fn auth_value(
 fn main() {
     let mut cli = Cli::parse();
     byok_protocol::output::set_quiet(cli.quiet);
+    byok_protocol::output::set_force(cli.force);
     // The TPM software stack logs to standard error on its own (for one, an
     // ERROR line for every Esys_TR_Close of a handle it already closed):
     // silent unless asked. Set before the first TSS call reads it; the
@@ -179,7 +180,7 @@ fn main() {
         }) {
             KeysAction::List { world, json } => cmd::keys::keys_list(&ctx, world.as_ref(), json),
             KeysAction::Show { name, json } => cmd::keys::keys_show(&ctx, &name, json),
-            KeysAction::Delete { name } => cmd::keys::keys_delete(&ctx, &name),
+            KeysAction::Delete { name, yes } => cmd::keys::keys_delete(&ctx, &name, yes),
             KeysAction::Create {
                 world,
                 name,

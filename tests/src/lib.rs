@@ -317,7 +317,9 @@ impl Host {
     /// Write evidence for `world` with `nonce` into `dir`.
     pub fn evidence(&self, world: &str, nonce: &str, out: &Path) {
         self.agent()
-            .args(["evidence", "--world", world, "--nonce", nonce, "-o"])
+            .args([
+                "--force", "evidence", "--world", world, "--nonce", nonce, "-o",
+            ])
             .arg(out)
             .assert()
             .success();

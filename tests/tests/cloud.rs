@@ -341,6 +341,7 @@ fn every_format_and_key_type_unwraps_with_openssl() {
                 .join(format!("{}-{}-{file}.out", case.format, case.method));
             let mut cmd = verifier();
             cmd.args([
+                "--force",
                 "wrap",
                 "--format",
                 case.format,
@@ -529,6 +530,7 @@ fn kek_public_as_jwk_pkcs1_and_der_and_base64_output() {
     for kek in ["kek.pkcs1.pem", "kek.der"] {
         verifier()
             .args([
+                "--force",
                 "wrap",
                 "--format",
                 "gcp",

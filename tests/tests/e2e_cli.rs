@@ -55,7 +55,7 @@ fn bad_arguments_get_one_clear_line() {
         .arg(&key)
         .assert()
         .code(4)
-        .stderr(contains("not overwriting a key"));
+        .stderr(contains("k.pem: exists; add --force to replace it"));
     // A key type outside the listed ones is a usage error (clap lists them).
     verifier()
         .args(["keygen", "--alg", "dsa", "-o"])

@@ -143,7 +143,11 @@ fn an_ek_certificate_published_online_is_given_as_a_file() {
     // A file that holds no certificate is refused before any TPM work.
     let junk = wd.join("junk");
     std::fs::write(&junk, b"not a certificate").unwrap();
-    let (_, a) = evidence(&host, &["--ek-cert", junk.to_str().unwrap()], &ev);
+    let (_, a) = evidence(
+        &host,
+        &["--ek-cert", junk.to_str().unwrap()],
+        &wd.join("e2"),
+    );
     a.code(2).stderr(contains("no certificate in it"));
 }
 

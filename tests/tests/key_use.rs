@@ -26,7 +26,7 @@ fn create(host: &Host, world: &str, name: &str, alg: &str) {
 fn public_pem(host: &Host, name: &str, work: &Path) -> PathBuf {
     let p = work.join(format!("{name}.pub.pem"));
     host.agent()
-        .args(["public", "--key", name, "-o"])
+        .args(["--force", "public", "--key", name, "-o"])
         .arg(&p)
         .assert()
         .success();
@@ -34,8 +34,10 @@ fn public_pem(host: &Host, name: &str, work: &Path) -> PathBuf {
 }
 
 /// Run an agent command that reads `--in input` and writes `-o out`; returns out.
+/// `byok-agent ARGS --in INPUT -o OUT`, replacing OUT (the tests reuse names).
 fn agent_io(host: &Host, args: &[&str], input: &Path, out: &Path) -> assert_cmd::assert::Assert {
     host.agent()
+        .arg("--force")
         .args(args)
         .arg("--in")
         .arg(input)

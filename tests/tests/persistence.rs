@@ -55,7 +55,7 @@ fn rotation_and_gc_evict_the_keks_no_key_lives_under() {
     host.sign("k", work.path()).success();
     // Its last key gone, gc evicts it; the state and the TPM agree.
     host.agent()
-        .args(["keys", "delete", "k"])
+        .args(["keys", "delete", "k", "--yes"])
         .assert()
         .success();
     host.agent()

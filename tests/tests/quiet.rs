@@ -246,7 +246,7 @@ fn every_successful_command_leaves_stderr_empty() {
     quiet(agent(&host, &["kek", "gc"]), "kek gc");
     // -q: nothing at all for a command that only reports that it worked.
     let out = quiet(
-        agent(&host, &["-q", "keys", "delete", "born"]),
+        agent(&host, &["-q", "keys", "delete", "born", "--yes"]),
         "keys delete -q",
     );
     assert!(out.is_empty(), "-q printed {out}");

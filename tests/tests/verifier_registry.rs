@@ -43,7 +43,7 @@ fn activated(host: &Host, world: &str, work: &Path) -> Verified {
     let ap = work.join("a.cbor");
     std::fs::write(&cp, ch.to_cbor()).unwrap();
     host.agent()
-        .args(["activate", "--world", world, "--in"])
+        .args(["--force", "activate", "--world", world, "--in"])
         .arg(&cp)
         .arg("-o")
         .arg(&ap)

@@ -20,6 +20,9 @@ pub struct Cli {
     /// Print errors only (no status lines; verdicts, listings and JSON still print).
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Let outputs (-o) replace existing files (refused otherwise).
+    #[arg(long, global = true)]
+    pub force: bool,
     #[command(subcommand)]
     pub command: Command,
 }

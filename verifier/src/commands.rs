@@ -61,7 +61,8 @@ pub fn challenge(a: ChallengeArgs) -> Result<()> {
     let verified = pipeline.check_file(&a.evidence)?;
     let ch = make_challenge(&verified)?;
     write_output(&a.out, &ch.to_cbor(), 0o644)?;
-    byok_protocol::say!(
+    byok_protocol::said_to!(
+        &a.out,
         "challenge for the AK of world {:?} ({}) written to {} (keep a copy: enroll and verify --challenge need it)",
         inert(&verified.world),
         identity_text(&verified),
@@ -186,7 +187,8 @@ pub fn wrap(a: WrapArgs) -> Result<()> {
         );
         return Ok(());
     }
-    byok_protocol::say!(
+    byok_protocol::said_to!(
+        &a.out,
         "wrapped {} for {} with {}{} into {}",
         target.describe(),
         cloud.name(),
@@ -242,7 +244,8 @@ fn wrap_tpm(a: &WrapArgs, key: &[u8], pipeline: impl Fn() -> Result<Pipeline>) -
         );
         return Ok(());
     }
-    byok_protocol::say!(
+    byok_protocol::said_to!(
+        &a.out,
         "wrapped {} key for world {:?} (KEK {}; {}) into {}",
         target.alg_name(),
         inert(&verified.world),
@@ -400,19 +403,10 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
 
 pub fn keygen(a: KeygenArgs) -> Result<()> {
     let alg = a.alg;
-    if a.out.exists() {
-        return Err(VerifyError::Io {
-            path: a.out.display().to_string(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "exists; not overwriting a key",
-            ),
-        });
-    }
     let key = TargetKey::generate(alg)?;
     let pem = key.to_pkcs8_pem()?;
     write_output(&a.out, pem.as_bytes(), 0o600)?;
-    byok_protocol::say!("generated {} key in {}", alg.name(), shown(&a.out));
+    byok_protocol::said_to!(&a.out, "generated {} key in {}", alg.name(), shown(&a.out));
     Ok(())
 }
 

@@ -51,5 +51,5 @@ pub const MAX_INPUT_SIZE: usize = 1 << 20;
 
 /// Write an output file atomically (see `byok_protocol::files::write_atomic`).
 pub fn write_output(path: &Path, data: &[u8], mode: u32) -> Result<(), VerifyError> {
-    Ok(byok_protocol::files::write_atomic(path, data, mode)?)
+    Ok(byok_protocol::output::write_output(path, data, mode)?)
 }

@@ -18,6 +18,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let cli = Cli::parse();
     byok_protocol::output::set_quiet(cli.quiet);
+    byok_protocol::output::set_force(cli.force);
     let r = match cli.command {
         Command::Verify(a) => commands::verify(a),
         Command::Challenge(a) => commands::challenge(a),

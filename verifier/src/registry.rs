@@ -173,7 +173,11 @@ pub fn enroll(
     let reg = Registry::open(dir)?;
     let (record, outcome, replaced) = decide(&reg, verified, host, replace, now)?;
     if outcome != EnrolOutcome::Unchanged {
-        crate::write_output(&record_path(dir, &record.host), &record.to_cbor(), 0o644)?;
+        byok_protocol::files::write_atomic(
+            &record_path(dir, &record.host),
+            &record.to_cbor(),
+            0o644,
+        )?;
         if let Some(old) = replaced {
             let old = record_path(dir, &old);
             std::fs::remove_file(&old).map_err(|e| registry_err(&old, e.to_string()))?;

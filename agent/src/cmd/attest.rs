@@ -2,9 +2,10 @@
 //! world's AK), `activate` (answering a credential challenge with the AK and
 //! the EK) and `attest-key` (a receipt: a key certified by the AK).
 
-use crate::context::{kek_pcr_binding, key_parent, read_file, world_ek, world_kek, Ctx};
+use crate::context::{
+    check_output, kek_pcr_binding, key_parent, read_file, world_ek, world_kek, Ctx,
+};
 use crate::error::{AgentError, Result};
-use crate::state::write_atomic;
 use byok_protocol::formats::{
     Document, EkEvidence, Evidence, KekEvidence, PublicOnly, QuoteEvidence, Receipt, TpmInfo,
 };
@@ -90,6 +91,7 @@ pub fn evidence(
     ek_cert: Option<&Path>,
     out: &Path,
 ) -> Result<()> {
+    check_output(out)?;
     let nonce = parse_nonce(nonce)?;
     let pcrs = quoted_pcrs(pcrs)?;
     // A certificate file given is read before any TPM work.
@@ -159,8 +161,12 @@ pub fn evidence(
         compat_kek,
         agent: Some(format!("byok-agent {}", byok_protocol::VERSION)),
     };
-    write_atomic(out, &ev.to_cbor())?;
-    byok_protocol::say!("evidence for world {world} written to {}", out.display());
+    crate::context::write_output(out, &ev.to_cbor())?;
+    byok_protocol::said_to!(
+        out,
+        "evidence for world {world} written to {}",
+        out.display()
+    );
     Ok(())
 }
 
@@ -168,6 +174,7 @@ pub fn evidence(
 /// and the EK releases the secret only if this TPM holds both.
 pub fn activate(ctx: &Ctx, world: &WorldId, input: &Path, out: &Path) -> Result<()> {
     use byok_protocol::formats::{Activation, Challenge, ACTIVATION_TYPE, VERSION};
+    check_output(out)?;
     let ch = Challenge::from_cbor(&read_file(input)?)
         .map_err(|e| AgentError::BadPackage(format!("challenge: {e}")))?;
     if ch.world != *world {
@@ -205,12 +212,17 @@ pub fn activate(ctx: &Ctx, world: &WorldId, input: &Path, out: &Path) -> Result<
         ak_name: ByteBuf::from(ak_name),
         secret: ByteBuf::from(secret.to_vec()),
     };
-    write_atomic(out, &answer.to_cbor())?;
-    byok_protocol::say!("activation for world {world} written to {}", out.display());
+    crate::context::write_output(out, &answer.to_cbor())?;
+    byok_protocol::said_to!(
+        out,
+        "activation for world {world} written to {}",
+        out.display()
+    );
     Ok(())
 }
 
 pub fn attest_key(ctx: &Ctx, name: &str, nonce: &str, out: &Path) -> Result<()> {
+    check_output(out)?;
     let nonce = parse_nonce(nonce)?;
     let (state, k, w) = ctx.key(name)?;
     let mut tpm = ctx.tpm(&state)?;
@@ -234,7 +246,7 @@ pub fn attest_key(ctx: &Ctx, name: &str, nonce: &str, out: &Path) -> Result<()> 
         },
         certify,
     };
-    write_atomic(out, &receipt.to_cbor())?;
-    byok_protocol::say!("receipt for key {name:?} written to {}", out.display());
+    crate::context::write_output(out, &receipt.to_cbor())?;
+    byok_protocol::said_to!(out, "receipt for key {name:?} written to {}", out.display());
     Ok(())
 }

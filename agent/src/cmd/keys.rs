@@ -6,10 +6,10 @@
 //! Also the stored keys themselves: `keys list|show|delete` and `public`.
 
 use crate::cli::{Digest, RsaPadding};
-use crate::context::{check_id, key_parent, world_kek, Ctx};
+use crate::context::{check_id, check_output, key_parent, world_kek, write_output, Ctx};
 use crate::error::{io, AgentError, Result};
 use crate::report::{print_json, KeyReport};
-use crate::state::{write_atomic, KeyState};
+use crate::state::KeyState;
 use crate::tpm::{Hashing, Parent, Tpm, TpmHashScheme, TpmSignature, TpmSignatureScheme};
 use byok_protocol::formats::KeyOrigin;
 use byok_protocol::policy::{PcrSpec, PolicyDigest};
@@ -178,13 +178,21 @@ fn wrong_type(name: &str, p: &TpmtPublic, op: &str) -> AgentError {
 }
 
 pub fn unseal(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
+    check_output(out)?;
     let data = with_key(ctx, name, |tpm, k, p, key, spec| {
         if k.origin != KeyOrigin::Sealed {
             return Err(wrong_type(name, p, "be unsealed (it is not sealed data)"));
         }
         tpm.unseal(key.key, key.parent, spec)
     })?;
-    write_atomic(out, &data)
+    write_output(out, &data)?;
+    byok_protocol::said_to!(
+        out,
+        "unsealed {name:?} ({} bytes) into {}",
+        data.len(),
+        out.display()
+    );
+    Ok(())
 }
 
 /// The TPM's name of `hash`, and the digest of `data` with it.
@@ -205,6 +213,7 @@ pub fn sign(
     scheme: RsaPadding,
 ) -> Result<()> {
     check_id("key name", name)?;
+    check_output(out)?;
     let (hashing, digest) = hash_of(hash, &read_input(input)?);
     let bytes = with_key(ctx, name, |tpm, _, p, key, spec| {
         let hs = TpmHashScheme::new(hashing);
@@ -222,13 +231,21 @@ pub fn sign(
             _ => Err(AgentError::TpmUnexpected("signature type")),
         }
     })?;
-    write_atomic(out, &bytes)
+    write_output(out, &bytes)?;
+    byok_protocol::said_to!(
+        out,
+        "signed {} with key {name:?}: signature in {}",
+        input.display(),
+        out.display()
+    );
+    Ok(())
 }
 
 /// `decrypt`: RSA-OAEP (MGF1 with the same hash, empty label) for RSA keys;
 /// AES-256-CFB for AES keys, the input being IV (16 bytes) || ciphertext as
 /// `encrypt` writes it.
 pub fn decrypt(ctx: &Ctx, name: &str, input: &Path, out: &Path, hash: Digest) -> Result<()> {
+    check_output(out)?;
     let data = read_input(input)?;
     let (hashing, _) = hash_of(hash, &[]);
     let plain = with_key(ctx, name, |tpm, _, p, key, spec| match p.object_type {
@@ -248,11 +265,19 @@ pub fn decrypt(ctx: &Ctx, name: &str, input: &Path, out: &Path, hash: Digest) ->
         }
         _ => Err(wrong_type(name, p, "decrypt")),
     })?;
-    write_atomic(out, &plain)
+    write_output(out, &plain)?;
+    byok_protocol::said_to!(
+        out,
+        "decrypted {} with key {name:?} into {}",
+        input.display(),
+        out.display()
+    );
+    Ok(())
 }
 
 /// `encrypt` (AES keys): AES-256-CFB with a fresh random IV; writes IV || ciphertext.
 pub fn encrypt(ctx: &Ctx, name: &str, input: &Path, out: &Path) -> Result<()> {
+    check_output(out)?;
     let data = read_input(input)?;
     let mut iv = [0u8; AES_IV_LEN];
     rand::rngs::OsRng.fill_bytes(&mut iv);
@@ -269,11 +294,19 @@ pub fn encrypt(ctx: &Ctx, name: &str, input: &Path, out: &Path) -> Result<()> {
     })?;
     let mut bytes = iv.to_vec();
     bytes.extend_from_slice(&ct);
-    write_atomic(out, &bytes)
+    write_output(out, &bytes)?;
+    byok_protocol::said_to!(
+        out,
+        "encrypted {} with key {name:?} into {}",
+        input.display(),
+        out.display()
+    );
+    Ok(())
 }
 
 /// `hmac` (keyed-hash keys): HMAC-SHA-256 computed by the TPM.
 pub fn hmac(ctx: &Ctx, name: &str, input: &Path, out: &Path) -> Result<()> {
+    check_output(out)?;
     let data = read_input(input)?;
     let mac = with_key(ctx, name, |tpm, _, p, key, spec| match &p.params {
         byok_protocol::public::PublicParams::KeyedHash { scheme } if scheme.scheme == alg::HMAC => {
@@ -281,7 +314,14 @@ pub fn hmac(ctx: &Ctx, name: &str, input: &Path, out: &Path) -> Result<()> {
         }
         _ => Err(wrong_type(name, p, "compute an HMAC")),
     })?;
-    write_atomic(out, &mac)
+    write_output(out, &mac)?;
+    byok_protocol::said_to!(
+        out,
+        "HMAC-SHA-256 of {} with key {name:?} in {}",
+        input.display(),
+        out.display()
+    );
+    Ok(())
 }
 
 /// DER ECDSA-Sig-Value from the TPM's (r, s), as OpenSSL expects.
@@ -326,6 +366,7 @@ fn ecdsa_der(p: &TpmtPublic, r: &[u8], s: &[u8]) -> Result<Vec<u8>> {
 /// private blob, the world's KEK as persistent parent) for OpenSSL's tpm2
 /// provider and other TPM-aware software.
 pub fn keyfile(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
+    check_output(out)?;
     let (_state, k, w) = ctx.key(name)?;
     let p = &k.public;
     if k.origin == KeyOrigin::Sealed {
@@ -361,8 +402,9 @@ pub fn keyfile(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
     let pem = file
         .to_pem()
         .map_err(|e| AgentError::Protocol(e.to_string()))?;
-    write_atomic(out, pem.as_bytes())?;
-    byok_protocol::say!(
+    write_output(out, pem.as_bytes())?;
+    byok_protocol::said_to!(
+        out,
         "wrote {} key {name:?} as a TSS2 PRIVATE KEY file {} (parent: world {} KEK at {:#010x}; usable only with this TPM)",
         p.describe_key(),
         out.display(),
@@ -427,9 +469,24 @@ pub fn keys_show(ctx: &Ctx, name: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn keys_delete(ctx: &Ctx, name: &str) -> Result<()> {
+pub fn keys_delete(ctx: &Ctx, name: &str, yes: bool) -> Result<()> {
     check_id("key name", name)?;
     let state = ctx.state()?;
+    let k = state.key(name)?;
+    if !yes
+        && !confirmed(&format!(
+            "delete key {name:?} ({} of world {}) for good? [y/N] ",
+            k.public.describe_key(),
+            k.world
+        ))?
+    {
+        return Err(AgentError::InvalidArgument {
+            what: "keys delete",
+            detail: format!(
+                "deleting key {name:?} cannot be undone: add --yes (or answer y on a terminal)"
+            ),
+        });
+    }
     state.delete_key(name)?;
     byok_protocol::say!(
         "deleted key {name:?} (its TPM-encrypted blob is gone; the key cannot be loaded again)"
@@ -437,13 +494,35 @@ pub fn keys_delete(ctx: &Ctx, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// A yes on a terminal (false when standard input is not one).
+fn confirmed(question: &str) -> Result<bool> {
+    use std::io::{IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(io(Path::new("(standard input)")))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
 pub fn public(ctx: &Ctx, name: &str, out: &Path) -> Result<()> {
     check_id("key name", name)?;
+    check_output(out)?;
     let state = ctx.state()?;
     let k = state.key(name)?;
     let p = &k.public;
     let pem =
         byok_protocol::keys::public_key_pem(p).map_err(|e| AgentError::Protocol(e.to_string()))?;
-    write_atomic(out, pem.as_bytes())?;
+    write_output(out, pem.as_bytes())?;
+    byok_protocol::said_to!(
+        out,
+        "public key of {name:?} ({}) in {}",
+        p.describe_key(),
+        out.display()
+    );
     Ok(())
 }

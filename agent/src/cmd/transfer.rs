@@ -15,7 +15,7 @@ use crate::cli::KeyFormat;
 use crate::context::{check_id, read_file, retired_generation, world_ek, world_kek, Ctx};
 use crate::error::{AgentError, Result};
 use crate::report::{print_json, KeyReport};
-use crate::state::{write_atomic, KeyState, WorldState};
+use crate::state::{KeyState, WorldState};
 use crate::tpm::{Hashing, Parent, Tpm};
 use base64::Engine as _;
 use byok_protocol::byok::{ByokFile, ByokWrapping};
@@ -191,6 +191,9 @@ fn check_package(pkg: &TransferPackage, w: &WorldState) -> Result<(TpmtPublic, O
 }
 
 pub fn export_kek(ctx: &Ctx, world: &WorldId, format: KeyFormat, out: Option<&Path>) -> Result<()> {
+    if let Some(path) = out {
+        crate::context::check_output(path)?;
+    }
     let (_state, w) = ctx.world(world)?;
     let public = w
         .kek
@@ -228,7 +231,15 @@ pub fn export_kek(ctx: &Ctx, world: &WorldId, format: KeyFormat, out: Option<&Pa
         }
     };
     match out {
-        Some(path) => write_atomic(path, text.as_bytes()),
+        Some(path) => {
+            crate::context::write_output(path, text.as_bytes())?;
+            byok_protocol::said_to!(
+                path,
+                "compat KEK public key of world {world} written to {}",
+                path.display()
+            );
+            Ok(())
+        }
         None => {
             print!("{text}");
             Ok(())
