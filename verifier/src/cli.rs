@@ -13,7 +13,7 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(
     name = "byok-verifier",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("BYOK_COMMIT"), ")"),
     about = "tpm-byok verifier: check TPM evidence and wrap keys offline"
 )]
 pub struct Cli {
@@ -89,23 +89,41 @@ pub fn proof(r: &Registered, a: Option<&Answer>) -> ProofFlags {
 #[derive(Subcommand)]
 pub enum Command {
     /// Verify evidence files (in parallel).
+    #[command(
+        after_help = "Example:\n  byok-verifier verify --nonce $NONCE --roots ca.pem --evidence evidence/"
+    )]
     Verify(VerifyArgs),
     /// Verify evidence, then write a credential challenge for its AK and EK
     /// (answered by `byok-agent activate`, checked by `enroll` or `verify --activation`).
+    #[command(
+        after_help = "Example:\n  byok-verifier challenge --nonce $NONCE --roots ca.pem --evidence host.evidence -o host.challenge"
+    )]
     Challenge(ChallengeArgs),
     /// Enroll a host: verify its evidence and its answer to a challenge, and
     /// record its EK and the world's AK in the registry (once per host and world).
+    #[command(
+        after_help = "Example:\n  byok-verifier enroll --nonce $NONCE --roots ca.pem --evidence host.evidence --challenge host.challenge --activation host.activation --registry registry/"
+    )]
     Enroll(EnrollArgs),
     /// Wrap a key: for a verified TPM KEK (default), or for a cloud KMS KEK.
+    #[command(
+        after_help = "Example:\n  byok-verifier wrap --nonce $NONCE --roots ca.pem --registry registry/ --evidence host.evidence --key k1.pem -o k1.transfer"
+    )]
     Wrap(WrapArgs),
     /// Check a receipt from `byok-agent attest-key` against verified evidence
     /// of an enrolled host (or one that answered a challenge).
+    #[command(
+        after_help = "Example:\n  byok-verifier check-receipt --nonce $N2 --evidence-nonce $NONCE --receipt k1.receipt --evidence host.evidence --roots ca.pem --registry registry/"
+    )]
     CheckReceipt(CheckReceiptArgs),
     /// Check one EK certificate against manufacturer roots (before enrolling a host).
+    #[command(after_help = "Example:\n  byok-verifier ek-cert --cert ek.der --roots ca.pem")]
     EkCert(EkCertArgs),
     /// Show what a tpm-byok file holds (nothing is verified).
+    #[command(after_help = "Example:\n  byok-verifier inspect host.evidence")]
     Inspect(InspectArgs),
     /// Generate a key offline (PKCS#8 PEM, mode 0600).
+    #[command(after_help = "Example:\n  byok-verifier keygen --alg p256 -o k1.pem")]
     Keygen(KeygenArgs),
 }
 
@@ -114,10 +132,12 @@ pub struct VerifyArgs {
     /// Evidence files or directories of them.
     #[arg(long, num_args = 1.., required = true)]
     pub evidence: Vec<PathBuf>,
+    /// The nonce the evidence must answer, hex (the one given to `byok-agent evidence --nonce`).
     #[arg(long)]
     pub nonce: String,
     #[command(flatten)]
     pub trust: Trust,
+    /// Require the evidence's KEK to be bound to this world.
     #[arg(long)]
     pub world: Option<WorldId>,
     /// One JSON line per file.
@@ -131,28 +151,35 @@ pub struct VerifyArgs {
 
 #[derive(Args)]
 pub struct ChallengeArgs {
+    /// The evidence file from `byok-agent evidence`.
     #[arg(long)]
     pub evidence: PathBuf,
+    /// The nonce the evidence must answer, hex (the one given to `byok-agent evidence --nonce`).
     #[arg(long)]
     pub nonce: String,
     #[command(flatten)]
     pub trust: Trust,
+    /// Require the evidence's KEK to be bound to this world.
     #[arg(long)]
     pub world: Option<WorldId>,
     #[command(flatten)]
     pub registered: Registered,
+    /// Where to write the challenge (for `byok-agent activate`). Output file (- for standard output; an existing file is replaced only with --force).
     #[arg(short = 'o', long)]
     pub out: PathBuf,
 }
 
 #[derive(Args)]
 pub struct EnrollArgs {
+    /// The evidence file from `byok-agent evidence`.
     #[arg(long)]
     pub evidence: PathBuf,
+    /// The nonce the evidence must answer, hex (the one given to `byok-agent evidence --nonce`).
     #[arg(long)]
     pub nonce: String,
     #[command(flatten)]
     pub trust: Trust,
+    /// Require the evidence's KEK to be bound to this world.
     #[arg(long)]
     pub world: Option<WorldId>,
     /// The operator's copy of the challenge (`byok-verifier challenge`).
@@ -171,6 +198,7 @@ pub struct EnrollArgs {
     /// another name for this EK, another AK for this world).
     #[arg(long)]
     pub replace: bool,
+    /// One JSON object on standard output (docs/json.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -183,10 +211,12 @@ pub struct WrapArgs {
     /// Evidence to verify first (tpm format; or a host's compat KEK).
     #[arg(long)]
     pub evidence: Option<PathBuf>,
+    /// The nonce the evidence must answer, hex (the one given to `byok-agent evidence --nonce`).
     #[arg(long)]
     pub nonce: Option<String>,
     #[command(flatten)]
     pub trust: Trust,
+    /// Require the evidence's KEK to be bound to this world.
     #[arg(long)]
     pub world: Option<WorldId>,
     #[command(flatten)]
@@ -199,6 +229,7 @@ pub struct WrapArgs {
     /// How to read --key: auto (PEM/DER RSA or EC), aes or hmac (raw bytes).
     #[arg(long, value_enum, default_value_t = KeyType::Auto)]
     pub key_type: KeyType,
+    /// Where to write the transfer package or cloud blob. Output file (- for standard output; an existing file is replaced only with --force).
     #[arg(short = 'o', long)]
     pub out: PathBuf,
     /// Free-text label carried in the package (unsigned, informational).
@@ -228,11 +259,13 @@ pub struct WrapArgs {
 
 #[derive(Args)]
 pub struct CheckReceiptArgs {
+    /// The receipt from `byok-agent attest-key`.
     #[arg(long)]
     pub receipt: PathBuf,
     /// The receipt's nonce.
     #[arg(long)]
     pub nonce: String,
+    /// The evidence of the host (from `byok-agent evidence`) that holds the key.
     #[arg(long)]
     pub evidence: PathBuf,
     /// The evidence's nonce (defaults to --nonce).
@@ -247,6 +280,7 @@ pub struct CheckReceiptArgs {
     /// The transfer package the key was imported from.
     #[arg(long)]
     pub transfer: Option<PathBuf>,
+    /// One JSON object on standard output (docs/json.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -258,13 +292,17 @@ pub struct EkCertArgs {
     pub cert: PathBuf,
     #[command(flatten)]
     pub trust: Trust,
+    /// One JSON object on standard output (docs/json.md).
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args)]
 pub struct InspectArgs {
+    /// Any tpm-byok file: evidence, transfer package, challenge, activation,
+    /// receipt, host record, or a .byok file.
     pub file: PathBuf,
+    /// One JSON object on standard output (docs/json.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -274,6 +312,7 @@ pub struct KeygenArgs {
     /// The key type.
     #[arg(long, value_enum)]
     pub alg: KeyAlg,
+    /// Where to write the key (PKCS#8 PEM, mode 0600). Output file (- for standard output; an existing file is replaced only with --force).
     #[arg(short = 'o', long)]
     pub out: PathBuf,
 }
