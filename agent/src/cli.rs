@@ -49,6 +49,24 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  byok-agent completions bash > /etc/bash_completion.d/byok-agent"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: byok_protocol::cli_docs::Shell,
+    },
+    /// Write the man pages (one per subcommand) into a directory, or the
+    /// main page on standard output.
+    #[command(after_help = "Example:\n  byok-agent man -o /usr/local/share/man/man1")]
+    Man {
+        /// The directory for NAME.1 and NAME-SUBCOMMAND.1 (default: the main
+        /// page on standard output).
+        #[arg(short = 'o', long)]
+        out_dir: Option<PathBuf>,
+    },
     /// Check that this host is ready (TPM, EK certificates, PCR banks, room,
     /// lockout, passwords, state directory); each problem with its fix.
     /// Exits 0 only when nothing needs fixing.

@@ -66,6 +66,20 @@ fn default_state_dir(
     })
 }
 
+/// `man`: the pages into a directory, or the main page on standard output.
+fn man_pages(dir: Option<&std::path::Path>) -> Result<(), error::AgentError> {
+    use clap::CommandFactory;
+    let r = match dir {
+        Some(d) => byok_protocol::cli_docs::write_man_pages(Cli::command(), d).map(|files| {
+            byok_protocol::say!("{} man pages written to {}", files.len(), d.display());
+        }),
+        None => byok_protocol::cli_docs::write_man_page(Cli::command(), &mut std::io::stdout()),
+    };
+    r.map_err(error::io(
+        dir.unwrap_or(std::path::Path::new("(standard output)")),
+    ))
+}
+
 /// An auth option's value as the typed secret; a malformed one is a usage
 /// error that names the option and the form, never the value.
 fn auth_value(
@@ -122,6 +136,16 @@ fn main() {
         auth,
     };
     let r = match cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            byok_protocol::cli_docs::write_completions(
+                &mut Cli::command(),
+                shell,
+                &mut std::io::stdout(),
+            )
+            .map_err(error::io(std::path::Path::new("(standard output)")))
+        }
+        Command::Man { out_dir } => man_pages(out_dir.as_deref()),
         Command::Doctor { json } => cmd::doctor::doctor(&ctx, json),
         Command::Init {
             world,

@@ -7,6 +7,8 @@ pub mod attest;
 pub mod auth;
 pub mod byok;
 pub mod ckm;
+#[cfg(feature = "clap")]
+pub mod cli_docs;
 pub mod credential;
 pub mod der;
 pub mod duplicate;

@@ -80,3 +80,59 @@ fn every_flag_is_described_and_every_command_has_an_example() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn completions_and_man_pages_for_both_binaries() {
+    for bin in ["byok-agent", "byok-verifier"] {
+        for shell in ["bash", "zsh", "fish", "elvish"] {
+            let out = Command::cargo_bin(bin)
+                .unwrap()
+                .args(["completions", shell])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "{bin} {shell}"
+            );
+            let text = String::from_utf8(out.stdout).unwrap();
+            assert!(
+                text.contains("wrap") || text.contains("evidence"),
+                "{bin} {shell}: {text}"
+            );
+        }
+        // The bash script is valid bash.
+        let script = tempfile::NamedTempFile::new().unwrap();
+        let out = Command::cargo_bin(bin)
+            .unwrap()
+            .args(["completions", "bash"])
+            .output()
+            .unwrap();
+        std::fs::write(script.path(), out.stdout).unwrap();
+        std::process::Command::new("bash")
+            .arg("-n")
+            .arg(script.path())
+            .status()
+            .map(|s| assert!(s.success(), "{bin}: bash -n failed"))
+            .unwrap();
+        // One page per command and subcommand, each a roff page naming it.
+        let dir = tempfile::TempDir::new().unwrap();
+        Command::cargo_bin(bin)
+            .unwrap()
+            .args(["man", "-o"])
+            .arg(dir.path())
+            .assert()
+            .success();
+        let page = std::fs::read_to_string(dir.path().join(format!("{bin}.1"))).unwrap();
+        assert!(
+            page.starts_with(".ie") || page.contains(".TH"),
+            "{bin}.1 is not roff"
+        );
+        let sub = if bin == "byok-agent" {
+            "byok-agent-kek-rotate.1"
+        } else {
+            "byok-verifier-wrap.1"
+        };
+        let text = std::fs::read_to_string(dir.path().join(sub)).unwrap();
+        assert!(text.contains("Example"), "{sub} has no example");
+    }
+}

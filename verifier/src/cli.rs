@@ -125,6 +125,24 @@ pub enum Command {
     /// Generate a key offline (PKCS#8 PEM, mode 0600).
     #[command(after_help = "Example:\n  byok-verifier keygen --alg p256 -o k1.pem")]
     Keygen(KeygenArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  byok-verifier completions bash > /etc/bash_completion.d/byok-verifier"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: byok_protocol::cli_docs::Shell,
+    },
+    /// Write the man pages (one per subcommand) into a directory, or the
+    /// main page on standard output.
+    #[command(after_help = "Example:\n  byok-verifier man -o /usr/local/share/man/man1")]
+    Man {
+        /// The directory for NAME.1 and NAME-SUBCOMMAND.1 (default: the main
+        /// page on standard output).
+        #[arg(short = 'o', long)]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]

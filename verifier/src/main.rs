@@ -15,6 +15,20 @@ use cli::{Cli, Command};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `man`: the pages into a directory, or the main page on standard output.
+fn man_pages(dir: Option<&std::path::Path>) -> Result<(), byok_verifier::error::VerifyError> {
+    use clap::CommandFactory;
+    let r = match dir {
+        Some(d) => byok_protocol::cli_docs::write_man_pages(Cli::command(), d).map(|files| {
+            byok_protocol::say!("{} man pages written to {}", files.len(), d.display());
+        }),
+        None => byok_protocol::cli_docs::write_man_page(Cli::command(), &mut std::io::stdout()),
+    };
+    r.map_err(byok_verifier::error::io(
+        dir.unwrap_or(std::path::Path::new("(standard output)")),
+    ))
+}
+
 fn main() {
     let cli = Cli::parse();
     byok_protocol::output::set_quiet(cli.quiet);
@@ -28,6 +42,18 @@ fn main() {
         Command::EkCert(a) => commands::ek_cert(a),
         Command::Inspect(a) => commands::inspect(a),
         Command::Keygen(a) => commands::keygen(a),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            byok_protocol::cli_docs::write_completions(
+                &mut Cli::command(),
+                shell,
+                &mut std::io::stdout(),
+            )
+            .map_err(byok_verifier::error::io(std::path::Path::new(
+                "(standard output)",
+            )))
+        }
+        Command::Man { out_dir } => man_pages(out_dir.as_deref()),
     };
     if let Err(e) = r {
         eprintln!("byok-verifier: error: {}", inert(&e.to_string()));
