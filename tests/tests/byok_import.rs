@@ -103,6 +103,12 @@ fn byok_files_from_our_verifier_and_from_openssl_import_and_sign() {
         .arg(w.join("p256.byok"))
         .assert()
         .success();
+    verifier()
+        .arg("inspect")
+        .arg(w.join("p256.byok"))
+        .assert()
+        .success()
+        .stdout(contains("enc: CKM_RSA_AES_KEY_WRAP"));
     import(&host, &w.join("p256.byok"), "from-jwk")
         .success()
         .stdout(contains("from a .byok file"));

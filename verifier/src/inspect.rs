@@ -54,8 +54,26 @@ fn attest_json(bytes: &[u8]) -> Value {
     }
 }
 
+/// An Azure-style `.byok` document (JSON): its header and ciphertext size.
+fn byok_json(bytes: &[u8]) -> Result<Value, String> {
+    let doc = byok_protocol::byok::ByokFile::from_json(bytes).map_err(|e| e.to_string())?;
+    let ct = doc.ciphertext_bytes().map_err(|e| e.to_string())?;
+    Ok(json!({
+        "type": "byok",
+        "schema_version": doc.schema_version,
+        "kid": doc.header.kid,
+        "alg": doc.header.alg,
+        "enc": doc.header.enc.name(),
+        "ciphertext_bytes": ct.len(),
+        "generator": doc.generator,
+    }))
+}
+
 /// Decode `bytes` into a JSON description, or an error line.
 pub fn describe(bytes: &[u8]) -> Result<Value, String> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        return byok_json(bytes);
+    }
     match document_type(bytes).as_deref() {
         Some(byok_protocol::formats::EVIDENCE_TYPE) => {
             let ev = Evidence::from_cbor(bytes).map_err(|e| e.to_string())?;
