@@ -60,24 +60,33 @@ pub fn killed_at(host: &Host, args: &[&str], call: &str, n: usize) -> bool {
 }
 
 fn strace(host: &Host, args: &[&str], expr: &str, log: &std::path::Path) -> std::process::Output {
-    let agent = assert_cmd::cargo::cargo_bin("byok-agent");
-    Command::new("strace")
-        .arg("-f")
-        .arg("-qq")
-        .arg("-o")
+    agent_under_strace(host, args, expr, log)
+        .output()
+        .expect("run strace (tpm-setup/install-deps.sh installs it)")
+}
+
+/// The host's agent running `args` under `strace -f -e EXPR` (log in `log`),
+/// with the environment `Host::agent` gives it.
+pub fn agent_under_strace(
+    host: &Host,
+    args: &[&str],
+    expr: &str,
+    log: &std::path::Path,
+) -> Command {
+    let mut c = Command::new("strace");
+    c.args(["-f", "-qq", "-o"])
         .arg(log)
         .arg("-e")
         .arg(expr)
-        .arg(agent)
+        .arg(assert_cmd::cargo::cargo_bin("byok-agent"))
         .arg("--tcti")
         .arg(host.tpm.tcti())
         .arg("--state-dir")
         .arg(host.state.path())
         .args(args)
         .env("TSS2_LOG", "all+none")
-        .env("BYOK_LOCK_DIR", host.tpm.dir.path())
-        .output()
-        .expect("run strace (tpm-setup/install-deps.sh installs it)")
+        .env("BYOK_LOCK_DIR", host.tpm.dir.path());
+    c
 }
 
 /// Persistent handles in the KEK range, as tpm2-tools sees them.

@@ -261,6 +261,65 @@ impl Host {
             .success();
     }
 
+    /// Fill the TPM's persistent storage with ECC primaries made by
+    /// tpm2-tools (another program's objects) at 0x81000160 onwards, until
+    /// `TPM2_EvictControl` refuses.
+    pub fn fill_persistent_storage(&self, work: &Path) {
+        let ctx = work.join("fill.ctx");
+        for n in 0x8100_0160u32..0x8100_01ff {
+            self.tpm2("tpm2_createprimary")
+                .args(["-C", "o", "-G", "ecc256", "-c"])
+                .arg(&ctx)
+                .assert()
+                .success();
+            let persisted = self
+                .tpm2("tpm2_evictcontrol")
+                .args(["-C", "o", "-c"])
+                .arg(&ctx)
+                .arg(format!("{n:#010x}"))
+                .output()
+                .expect("tpm2_evictcontrol")
+                .status
+                .success();
+            self.tpm2("tpm2_flushcontext").arg("-t").assert().success();
+            if !persisted {
+                return;
+            }
+        }
+        panic!("swtpm's NV never filled");
+    }
+
+    /// Undefine every EK certificate index this TPM has (with the platform
+    /// authorisation, as swtpm_setup defines them): a firmware TPM whose
+    /// manufacturer publishes the certificates online.
+    pub fn remove_ek_certificates(&self) {
+        let out = self
+            .tpm2("tpm2_getcap")
+            .arg("handles-nv-index")
+            .output()
+            .expect("tpm2_getcap");
+        let listed = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        let mut removed = 0;
+        for index in ["0x1c00002", "0x1c0000a", "0x1c00016"] {
+            if listed.contains(index) {
+                self.tpm2("tpm2_nvundefine")
+                    .args(["-C", "p", index])
+                    .assert()
+                    .success();
+                removed += 1;
+            }
+        }
+        assert!(removed > 0, "no EK certificate index to remove: {listed}");
+    }
+
+    /// OpenSSL with the tpm2 provider pointed at this host's swtpm.
+    pub fn openssl_tpm2(&self) -> Command {
+        let mut c = openssl();
+        c.env("TPM2OPENSSL_TCTI", self.tpm.tcti())
+            .env("TSS2_LOG", "all+none");
+        c
+    }
+
     /// Extend sha256 PCR `index` with 32 bytes of `byte` (tpm2_pcrextend).
     pub fn extend_pcr(&self, index: u32, byte: u8) {
         self.tpm2("tpm2_pcrextend")

@@ -28,32 +28,6 @@ fn a_ready_host_passes() {
         .stdout(contains("\"ready\":true"));
 }
 
-/// Fill the TPM's persistent storage with ECC primaries (tpm2-tools).
-fn fill_persistent_storage(host: &Host, work: &std::path::Path) {
-    let ctx = work.join("p.ctx");
-    for n in 0x8100_0160u32..0x8100_01ff {
-        host.tpm2("tpm2_createprimary")
-            .args(["-C", "o", "-G", "ecc256", "-c"])
-            .arg(&ctx)
-            .assert()
-            .success();
-        let ok = host
-            .tpm2("tpm2_evictcontrol")
-            .args(["-C", "o", "-c"])
-            .arg(&ctx)
-            .arg(format!("{n:#010x}"))
-            .output()
-            .unwrap()
-            .status
-            .success();
-        host.tpm2("tpm2_flushcontext").arg("-t").assert().success();
-        if !ok {
-            return;
-        }
-    }
-    panic!("swtpm's NV never filled");
-}
-
 /// Three wrong passwords for a DA-protected object: swtpm locks out.
 fn lock_out(host: &Host, work: &std::path::Path) {
     let prim = work.join("da.ctx");
@@ -83,19 +57,14 @@ fn every_problem_is_named_with_its_fix() {
     let work = TempDir::new().unwrap();
     let wd = work.path();
     host.agent().args(["keys", "list"]).assert().success();
-    fill_persistent_storage(&host, wd);
+    host.fill_persistent_storage(wd);
     lock_out(&host, wd);
     host.tpm2("tpm2_pcrallocate")
         .arg("sha1:all+sha256:none")
         .assert()
         .success();
     host.tpm.restart();
-    for index in ["0x01c00002", "0x01c0000a", "0x01c00016"] {
-        let _ = host
-            .tpm2("tpm2_nvundefine")
-            .args(["-C", "p", index])
-            .output();
-    }
+    host.remove_ek_certificates();
     host.tpm2("tpm2_changeauth")
         .args(["-c", "o", "pw"])
         .assert()

@@ -11,8 +11,7 @@ fn ca_file(host: &Host, name: &str) -> PathBuf {
     host.ca_bundle.parent().unwrap().join("ca").join(name)
 }
 
-fn verify(host: &Host, n: &str, ev: &Path, roots: &Path) -> assert_cmd::assert::Assert {
-    let _ = host;
+fn verify(n: &str, ev: &Path, roots: &Path) -> assert_cmd::assert::Assert {
     verifier()
         .args(["verify", "--world", "eu", "--nonce", n, "--evidence"])
         .arg(ev)
@@ -44,7 +43,7 @@ fn the_ek_chain_in_nv_reaches_the_verifier() {
     let ev = wd.join("e1");
     let (n, a) = evidence(&host, &[], &ev);
     a.success();
-    verify(&host, &n, &ev, &root).code(10);
+    verify(&n, &ev, &root).code(10);
 
     // The manufacturer's intermediate in the first chain index (DER).
     let der = wd.join("issuer.der");
@@ -76,7 +75,7 @@ fn the_ek_chain_in_nv_reaches_the_verifier() {
     let ev = wd.join("e2");
     let (n, a) = evidence(&host, &[], &ev);
     a.success();
-    verify(&host, &n, &ev, &root).success();
+    verify(&n, &ev, &root).success();
     verifier()
         .args(["inspect"])
         .arg(&ev)
@@ -106,12 +105,7 @@ fn an_ek_certificate_published_online_is_given_as_a_file() {
         .arg(&pem)
         .assert()
         .success();
-    for index in ["0x01c00002", "0x01c0000a", "0x01c00016"] {
-        let _ = host
-            .tpm2("tpm2_nvundefine")
-            .args(["-C", "p", index])
-            .output();
-    }
+    host.remove_ek_certificates();
     host.agent()
         .args(["init", "--world", "eu"])
         .assert()
@@ -139,7 +133,7 @@ fn an_ek_certificate_published_online_is_given_as_a_file() {
     let ek_cert = pem.to_str().unwrap();
     let (n, a) = evidence(&host, &["--ek-cert", ek_cert], &ev);
     a.success().stderr("");
-    verify(&host, &n, &ev, &host.ca_bundle).success();
+    verify(&n, &ev, &host.ca_bundle).success();
     // A file that holds no certificate is refused before any TPM work.
     let junk = wd.join("junk");
     std::fs::write(&junk, b"not a certificate").unwrap();
@@ -236,20 +230,21 @@ fn a_high_range_ek_is_used_through_its_policy_or() {
     let ev = wd.join("e");
     let (n, a) = evidence(&host, &["--ek-cert", cert.to_str().unwrap()], &ev);
     a.success();
-    verify(&host, &n, &ev, &host.ca_bundle).success();
+    verify(&n, &ev, &host.ca_bundle).success();
     // Import: ActivateCredential under the EK goes through the same policy.
     let pkg = wd.join("k.transfer");
-    verifier()
-        .args(["wrap", "--world", "eu", "--nonce", &n, "--evidence"])
-        .arg(&ev)
-        .arg("--roots")
-        .arg(&host.ca_bundle)
-        .arg("--key")
-        .arg(byok_tests::keygen("p256", wd.join("k.pem")))
-        .arg("-o")
-        .arg(&pkg)
-        .assert()
-        .success();
+    let world = byok_tests::World {
+        nonce: n.clone(),
+        evidence: ev.clone(),
+    };
+    byok_tests::wrap_with(
+        &host,
+        &world,
+        &byok_tests::keygen("p256", wd.join("k.pem")),
+        &pkg,
+        &["--world", "eu"],
+    )
+    .success();
     host.import("eu", "k", &pkg).success();
     host.sign("k", wd).success();
 }

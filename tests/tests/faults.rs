@@ -82,6 +82,25 @@ fn sweep(host: &Host, args: &[&str], prepare: &dyn Fn(&Host), sweep: &mut Sweep)
     }
 }
 
+/// World eu with key k (and, `rotated`, a retired KEK under it), unless it
+/// is there already.
+fn world_with_key(h: &Host, rotated: bool) {
+    if run(h, &["keys", "show", "k"]).is_ok() {
+        return;
+    }
+    fresh_world(h);
+    run(
+        h,
+        &[
+            "key", "create", "--world", "eu", "--name", "k", "--alg", "p256",
+        ],
+    )
+    .unwrap();
+    if rotated {
+        run(h, &ROTATE).unwrap();
+    }
+}
+
 fn fresh_world(host: &Host) {
     let _ = run(host, &DESTROY);
     run(host, &INIT).unwrap();
@@ -105,43 +124,10 @@ fn a_kill_at_any_step_of_init_rotate_or_destroy_leaks_no_persistent_slot() {
 
     // A world with a key: the first rotation retires the old KEK (a key
     // lives under it), later ones evict theirs (no key does).
-    sweep(
-        &host,
-        &ROTATE,
-        &|h| {
-            if run(h, &["keys", "show", "k"]).is_err() {
-                fresh_world(h);
-                run(
-                    h,
-                    &[
-                        "key", "create", "--world", "eu", "--name", "k", "--alg", "p256",
-                    ],
-                )
-                .unwrap();
-            }
-        },
-        &mut s,
-    );
+    sweep(&host, &ROTATE, &|h| world_with_key(h, false), &mut s);
     let after_rotate = s.points;
 
-    sweep(
-        &host,
-        &DESTROY,
-        &|h| {
-            if run(h, &["keys", "show", "k"]).is_err() {
-                fresh_world(h);
-                run(
-                    h,
-                    &[
-                        "key", "create", "--world", "eu", "--name", "k", "--alg", "p256",
-                    ],
-                )
-                .unwrap();
-                run(h, &ROTATE).unwrap();
-            }
-        },
-        &mut s,
-    );
+    sweep(&host, &DESTROY, &|h| world_with_key(h, true), &mut s);
 
     eprintln!(
         "fault injection: {} kill points (init {}, kek rotate {}, world destroy {}), {} failed retries, {} leaks",

@@ -2,7 +2,7 @@
 //! `tpm2_changeauth`): the agent takes them as tpm2-tools' `-P` does
 //! (str:, hex:, file:, env:), names a missing or wrong one, and never prints it.
 
-use byok_tests::{keygen, nonce, tpm_a, verifier, Host};
+use byok_tests::{keygen, nonce, tpm_a, Host};
 use predicates::prelude::*;
 use predicates::str::contains;
 use tempfile::TempDir;
@@ -108,17 +108,18 @@ fn hierarchy_passwords_are_taken_and_a_missing_one_is_named() {
     .assert()
     .success();
     let pkg = wd.join("k.transfer");
-    verifier()
-        .args(["wrap", "--world", "eu", "--nonce", &n, "--evidence"])
-        .arg(&ev)
-        .arg("--roots")
-        .arg(&host.ca_bundle)
-        .arg("--key")
-        .arg(keygen("p256", wd.join("k.pem")))
-        .arg("-o")
-        .arg(&pkg)
-        .assert()
-        .success();
+    let world = byok_tests::World {
+        nonce: n.clone(),
+        evidence: ev.clone(),
+    };
+    byok_tests::wrap_with(
+        &host,
+        &world,
+        &keygen("p256", wd.join("k.pem")),
+        &pkg,
+        &["--world", "eu"],
+    )
+    .success();
     // env: keeps the password out of the process list.
     host.agent()
         .env("BYOK_TEST_OWNER", OWNER)

@@ -20,14 +20,6 @@ fn keyfile(host: &Host, key: &str, work: &Path) -> PathBuf {
     p
 }
 
-/// openssl with the tpm2 provider pointed at this host's swtpm.
-fn openssl_tpm2(host: &Host) -> assert_cmd::Command {
-    let mut c = openssl();
-    c.env("TPM2OPENSSL_TCTI", host.tpm.tcti())
-        .env("TSS2_LOG", "all+none");
-    c
-}
-
 /// Sign `digest` through the tpm2 provider and verify with `public_pem`.
 fn provider_signs(host: &Host, key_file: &Path, public_pem: &Path, work: &Path) {
     let msg = work.join("msg");
@@ -40,7 +32,7 @@ fn provider_signs(host: &Host, key_file: &Path, public_pem: &Path, work: &Path) 
         .assert()
         .success();
     let sig = work.join("provider.sig");
-    openssl_tpm2(host)
+    host.openssl_tpm2()
         .args([
             "pkeyutl",
             "-provider",
@@ -70,7 +62,7 @@ fn provider_signs(host: &Host, key_file: &Path, public_pem: &Path, work: &Path) 
         .stdout(contains("Signature Verified Successfully"));
     // The provider reads the public key from the file, as the agent reports it.
     let from_provider = work.join("provider.pub.pem");
-    openssl_tpm2(host)
+    host.openssl_tpm2()
         .args([
             "pkey",
             "-provider",

@@ -110,30 +110,7 @@ fn orphans_are_listed_and_a_full_tpm_is_named_before_anything_is_written() {
     assert!(kek_range_in_tpm(&host).contains(&0x8100_0150));
 
     // Fill the TPM's persistent storage with other programs' objects.
-    let mut n = 0x8100_0160u32;
-    loop {
-        let ctx = work.path().join("p.ctx");
-        host.tpm2("tpm2_createprimary")
-            .args(["-C", "o", "-G", "ecc256", "-c"])
-            .arg(&ctx)
-            .assert()
-            .success();
-        let ok = host
-            .tpm2("tpm2_evictcontrol")
-            .args(["-C", "o", "-c"])
-            .arg(&ctx)
-            .arg(format!("{n:#010x}"))
-            .output()
-            .unwrap()
-            .status
-            .success();
-        host.tpm2("tpm2_flushcontext").arg("-t").assert().success();
-        if !ok {
-            break;
-        }
-        n += 1;
-        assert!(n < 0x8100_01ff, "swtpm's NV never filled");
-    }
+    host.fill_persistent_storage(work.path());
     host.agent()
         .args(["init", "--world", "eu", "--kek-alg", "p256"])
         .assert()

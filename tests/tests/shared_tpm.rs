@@ -2,7 +2,7 @@
 //! OpenSSL's tpm2 provider, all at once on one swtpm (no resource manager).
 //! Agents take turns per TPM and flush only what they loaded; nobody fails.
 
-use byok_tests::{keygen, nonce, openssl, tpm_a, verifier, Host};
+use byok_tests::{keygen, nonce, tpm_a, Host};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tempfile::TempDir;
@@ -29,17 +29,18 @@ fn install(host: &Host, i: usize, work: &Path) -> Install {
         .assert()
         .success();
     let package = work.join(format!("{i}.transfer"));
-    verifier()
-        .args(["wrap", "--world", "eu", "--nonce", &n, "--evidence"])
-        .arg(&ev)
-        .arg("--roots")
-        .arg(&host.ca_bundle)
-        .arg("--key")
-        .arg(keygen("p256", work.join(format!("{i}.pem"))))
-        .arg("-o")
-        .arg(&package)
-        .assert()
-        .success();
+    let world = byok_tests::World {
+        nonce: n.clone(),
+        evidence: ev.clone(),
+    };
+    byok_tests::wrap_with(
+        host,
+        &world,
+        &keygen("p256", work.join(format!("{i}.pem"))),
+        &package,
+        &["--world", "eu"],
+    )
+    .success();
     Install { state, package }
 }
 
@@ -124,23 +125,21 @@ fn eight_agents_and_openssl_share_one_tpm_without_a_failure() {
             (&host, &failures, &runs, &keyfile, &digest, wd);
         s.spawn(move || {
             for j in 0..10 {
-                let mut c = openssl();
-                c.env("TPM2OPENSSL_TCTI", host.tpm.tcti())
-                    .env("TSS2_LOG", "all+none")
-                    .args([
-                        "pkeyutl",
-                        "-provider",
-                        "tpm2",
-                        "-provider",
-                        "base",
-                        "-sign",
-                        "-inkey",
-                    ])
-                    .arg(keyfile)
-                    .arg("-in")
-                    .arg(digest)
-                    .arg("-out")
-                    .arg(wd.join(format!("ossl-{j}.sig")));
+                let mut c = host.openssl_tpm2();
+                c.args([
+                    "pkeyutl",
+                    "-provider",
+                    "tpm2",
+                    "-provider",
+                    "base",
+                    "-sign",
+                    "-inkey",
+                ])
+                .arg(keyfile)
+                .arg("-in")
+                .arg(digest)
+                .arg("-out")
+                .arg(wd.join(format!("ossl-{j}.sig")));
                 ok(c.output(), "openssl pkeyutl -provider tpm2", failures);
                 runs.fetch_add(1, Ordering::SeqCst);
             }

@@ -97,22 +97,16 @@ fn five_unclean_restarts_lock_out_nothing_the_agent_made() {
 /// Run `args` with its `n`-th write (a TPM command, or a state file) held
 /// back 1.5 s, and swtpm killed meanwhile.
 fn lose_the_tpm_during(host: &mut Host, args: &[&str], n: usize) -> std::process::Output {
-    let agent = assert_cmd::cargo::cargo_bin("byok-agent");
-    let child = std::process::Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
-        .arg(format!("inject=write:delay_enter=1500000:when={n}"))
-        .arg(agent)
-        .arg("--tcti")
-        .arg(host.tpm.tcti())
-        .arg("--state-dir")
-        .arg(host.state.path())
-        .args(args)
-        .env("TSS2_LOG", "all+none")
-        .env("BYOK_LOCK_DIR", host.tpm.dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = byok_tests::faults::agent_under_strace(
+        host,
+        args,
+        &format!("inject=write:delay_enter=1500000:when={n}"),
+        std::path::Path::new("/dev/null"),
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(700));
     host.tpm.kill();
     let out = child.wait_with_output().unwrap();

@@ -9,7 +9,6 @@ use crate::error::{AgentError, Result};
 use crate::tpm::{EkKind, Tpm, ENDORSEMENT_AUTH_SET, OWNER_AUTH_SET};
 use serde::Serialize;
 use std::os::unix::fs::MetadataExt;
-use tss_esapi::constants::PropertyTag;
 
 #[derive(Serialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -222,7 +221,7 @@ fn tpm_checks(ctx: &Ctx, tpm: &mut Tpm, c: &mut Checks) -> Result<()> {
     }
 
     // Hierarchy passwords.
-    let permanent = tpm.property(PropertyTag::Permanent)?;
+    let permanent = da.permanent;
     for (bit, given, name, opt) in [
         (
             OWNER_AUTH_SET,

@@ -471,16 +471,6 @@ fn print_worlds(report: &WorldsReport) {
     }
 }
 
-/// Keys of `world` that live under the KEK at `handle`, or None when some key
-/// record is unreadable (it might live there too).
-fn count_keys_under(state: &StateDir, w: &WorldState, handle: u32) -> Result<Option<usize>> {
-    let keys = state.keys()?;
-    if !keys.corrupt.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(keys_under(&keys.items, w, handle)))
-}
-
 /// `kek rotate`: a new KEK for the world (next generation; same type; bound to
 /// `pcrs`, or to the current values of the PCRs the old one was bound to,
 /// "none" for no binding). The old KEK stays persistent for the keys stored
@@ -578,17 +568,17 @@ pub fn kek_gc(ctx: &Ctx, only: Option<&WorldId>) -> Result<()> {
     };
     let mut tpm = ctx.tpm(&state)?;
     for mut w in worlds {
-        let mut unused = Vec::new();
-        for rec in &w.retired {
-            match count_keys_under(&state, &w, rec.handle)? {
-                Some(0) => unused.push(rec.clone()),
-                Some(_) => {}
-                None => {
-                    // A key under one of them may be among the unreadable.
-                    state.keys()?.corrupt_error()?;
-                }
-            }
+        let keys = state.keys()?;
+        if !w.retired.is_empty() {
+            // A key under one of them may be among the unreadable.
+            keys.corrupt_error()?;
         }
+        let unused: Vec<KekRecord> = w
+            .retired
+            .iter()
+            .filter(|r| keys_under(&keys.items, &w, r.handle) == 0)
+            .cloned()
+            .collect();
         if unused.is_empty() {
             byok_protocol::say!("world {}: no retired KEK without keys", w.world);
             continue;

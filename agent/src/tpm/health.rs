@@ -13,6 +13,8 @@ pub const IN_LOCKOUT: u32 = 1 << 9;
 
 /// The dictionary-attack state.
 pub struct DaState {
+    /// TPMA_PERMANENT (also tells which hierarchies have a password).
+    pub permanent: u32,
     pub failures: u32,
     pub max_tries: u32,
     pub recovery_secs: u32,
@@ -30,11 +32,13 @@ impl Tpm {
     }
 
     pub fn da_state(&mut self) -> Result<DaState> {
+        let permanent = self.property(PropertyTag::Permanent)?;
         Ok(DaState {
+            permanent,
             failures: self.property(PropertyTag::LockoutCounter)?,
             max_tries: self.property(PropertyTag::MaxAuthFail)?,
             recovery_secs: self.property(PropertyTag::LockoutInterval)?,
-            in_lockout: self.property(PropertyTag::Permanent)? & IN_LOCKOUT != 0,
+            in_lockout: permanent & IN_LOCKOUT != 0,
         })
     }
 

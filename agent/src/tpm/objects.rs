@@ -63,6 +63,12 @@ impl Tpm {
 
     /// The Name of the persistent object at `handle`, if there is one.
     pub fn persistent_name(&mut self, handle: u32) -> Result<Option<Vec<u8>>> {
+        Ok(self.persistent_named(handle)?.map(|(_, name)| name))
+    }
+
+    /// The persistent object at `handle` and its Name (from the
+    /// TPM2_ReadPublic ESYS does when it opens the handle: one command).
+    fn persistent_named(&mut self, handle: u32) -> Result<Option<(KeyHandle, Vec<u8>)>> {
         let Some(k) = self.persistent(handle)? else {
             return Ok(None);
         };
@@ -70,7 +76,7 @@ impl Tpm {
             .ctx
             .tr_get_name(k.into())
             .map_err(tpm("Esys_TR_GetName"))?;
-        Ok(Some(name.value().to_vec()))
+        Ok(Some((k, name.value().to_vec())))
     }
 
     /// The persistent handles in use in the KEK range (0x81000100..0x810001ff).
@@ -131,17 +137,10 @@ impl Tpm {
     /// when it opens the handle (and checks against the public area), so this
     /// costs one command.
     pub fn kek(&mut self, handle: u32, recorded: &TpmtPublic) -> Result<KekAt> {
-        let Some(k) = self.persistent(handle)? else {
-            return Ok(KekAt::Missing);
-        };
-        let name = self
-            .ctx
-            .tr_get_name(k.into())
-            .map_err(tpm("Esys_TR_GetName"))?;
-        Ok(if name.value() == recorded.name().as_slice() {
-            KekAt::Recorded(k)
-        } else {
-            KekAt::Other
+        Ok(match self.persistent_named(handle)? {
+            None => KekAt::Missing,
+            Some((k, name)) if name == recorded.name() => KekAt::Recorded(k),
+            Some(_) => KekAt::Other,
         })
     }
 
