@@ -7,6 +7,7 @@
 use crate::error::{io, AgentError, Result};
 use crate::state::{KekRecord, KeyState, StateDir, WorldState};
 use crate::tpm::{EkKind, KekAt, Parent, ParentPolicy, Tpm};
+use byok_protocol::tcti::Tcti;
 use byok_protocol::templates::{kek_template, KekAlg, KekSpec};
 use byok_protocol::world::WorldId;
 use byok_protocol::world::{pcr_bound_kek_policy, valid_id, world_policy};
@@ -18,7 +19,8 @@ use std::path::{Path, PathBuf};
 /// been checked (bad input is refused before any TPM work). What a command
 /// loaded is released when its `Tpm` and `StateDir` are dropped.
 pub struct Ctx {
-    pub tcti: String,
+    /// `--tcti` or the environment's, parsed.
+    pub tcti: Tcti,
     pub state_dir: PathBuf,
     pub lock_timeout: Option<std::time::Duration>,
     /// Hierarchy passwords (`--owner-auth`, `--endorsement-auth`).

@@ -11,12 +11,12 @@ pub enum AgentError {
         #[source]
         source: tss_esapi::Error,
     },
-    #[error("cannot open the TPM through TCTI {tcti:?}: {source} (set --tcti, BYOK_TCTI or TPM2TOOLS_TCTI)")]
-    TpmOpen {
-        tcti: String,
-        #[source]
-        source: tss_esapi::Error,
-    },
+    #[error("the state directory {state_dir} cannot be used: {file} is a file, not a directory; give another --state-dir (or BYOK_STATE_DIR), or move that file away")]
+    StateDirNotDirectory { state_dir: String, file: String },
+    #[error("{0} (set --tcti or BYOK_TCTI)")]
+    BadTcti(byok_protocol::tcti::TctiError),
+    #[error("cannot reach the TPM through TCTI {tcti:?}: {why}")]
+    TpmUnreachable { tcti: String, why: String },
     #[error("the TPM is in dictionary-attack lockout and refused {op}: too many failed authorisations or unclean restarts (each TPM restart without TPM2_Shutdown counts as one); wait for the lockout to expire, or clear it with `tpm2_dictionarylockout --clear-lockout` (needs the lockout authorisation); objects of worlds made by this version carry noDA and are not affected")]
     DaLockout { op: &'static str },
     #[error("the TPM has no free slot for {op}: its transient memory is taken by objects or sessions other programs loaded; byok-agent flushes only what it loaded itself. If nothing uses them, flush them (`tpm2_flushcontext -t` / `-s`, see `tpm2_getcap handles-transient`), or use the kernel's resource manager (--tcti device:/dev/tpmrm0)")]
@@ -131,9 +131,9 @@ impl AgentError {
     pub fn exit_code(&self) -> i32 {
         use AgentError::*;
         match self {
-            InvalidId { .. } | InvalidArgument { .. } => 2,
+            InvalidId { .. } | InvalidArgument { .. } | BadTcti(_) => 2,
             Tpm { .. }
-            | TpmOpen { .. }
+            | TpmUnreachable { .. }
             | TpmLost { .. }
             | UnknownEkPolicy(_)
             | TpmFull { .. }
@@ -143,7 +143,11 @@ impl AgentError {
             | NoFreeHandle
             | PersistentStorageFull { .. }
             | KekChanged { .. } => 3,
-            Io { .. } | CorruptState { .. } | CorruptRecords(_) | LockTimeout { .. } => 4,
+            Io { .. }
+            | StateDirNotDirectory { .. }
+            | CorruptState { .. }
+            | CorruptRecords(_)
+            | LockTimeout { .. } => 4,
             BadPackage(_) | Protocol(_) | BadByok(_) | ForeignObject(_) => 5,
             UnknownWorld(_) | UnknownKey(_) | KeyExists(_) | NoCompatKek(_) => 6,
             PackageWorldMismatch { .. }

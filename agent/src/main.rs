@@ -14,13 +14,9 @@ use clap::Parser;
 use cli::{Cli, Command, KekAction, KeysAction, WorldAction, WorldsAction};
 use std::path::PathBuf;
 
-fn tcti(cli: &Option<String>) -> String {
-    cli.clone()
-        .or_else(|| std::env::var("BYOK_TCTI").ok())
-        .or_else(|| std::env::var("TPM2TOOLS_TCTI").ok())
-        .or_else(|| std::env::var("TCTI").ok())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "device:/dev/tpmrm0".to_string())
+/// `--tcti`, else BYOK_TCTI, TPM2TOOLS_TCTI, TCTI, else device:/dev/tpmrm0.
+fn tcti(cli: Option<&str>) -> Result<byok_protocol::tcti::Tcti, byok_protocol::tcti::TctiError> {
+    byok_protocol::tcti::Tcti::resolve(cli, |var| std::env::var(var).ok())
 }
 
 /// The state directory: `--state-dir`, `BYOK_STATE_DIR`, else the default
@@ -96,9 +92,30 @@ fn auth_value(
 
 // Long on purpose: one arm per command, the dispatch table.
 fn main() {
+    // Die quietly of SIGPIPE when the reader goes away (`| head`), as every
+    // Unix tool does, instead of panicking in println!.
+    sigpipe::reset();
     let mut cli = Cli::parse();
     byok_protocol::output::set_quiet(cli.quiet);
     byok_protocol::output::set_force(cli.force);
+    // What needs neither the TPM nor the state (packaging runs these).
+    let docs = match &cli.command {
+        Command::Completions { shell } => Some({
+            use clap::CommandFactory;
+            byok_protocol::cli_docs::write_completions(
+                &mut Cli::command(),
+                *shell,
+                &mut std::io::stdout(),
+            )
+            .map_err(error::io(std::path::Path::new("(standard output)")))
+        }),
+        Command::Man { out_dir } => Some(man_pages(out_dir.as_deref())),
+        _ => None,
+    };
+    if let Some(r) = docs {
+        exit_on_error(r, "");
+        return;
+    }
     // The TPM software stack logs to standard error on its own (for one, an
     // ERROR line for every Esys_TR_Close of a handle it already closed):
     // silent unless asked. Set before the first TSS call reads it; the
@@ -121,8 +138,20 @@ fn main() {
             std::process::exit(e.exit_code());
         }
     };
+    // A bad TCTI is a usage error, refused before anything is created.
+    let tcti = match tcti(cli.tcti.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            let e = error::AgentError::BadTcti(e);
+            eprintln!(
+                "byok-agent: error: {}",
+                byok_protocol::text::inert(&e.to_string())
+            );
+            std::process::exit(e.exit_code());
+        }
+    };
     let ctx = context::Ctx {
-        tcti: tcti(&cli.tcti),
+        tcti,
         state_dir: match state_dir(&cli.state_dir) {
             Ok(d) => d,
             Err(e) => {
@@ -136,16 +165,7 @@ fn main() {
         auth,
     };
     let r = match cli.command {
-        Command::Completions { shell } => {
-            use clap::CommandFactory;
-            byok_protocol::cli_docs::write_completions(
-                &mut Cli::command(),
-                shell,
-                &mut std::io::stdout(),
-            )
-            .map_err(error::io(std::path::Path::new("(standard output)")))
-        }
-        Command::Man { out_dir } => man_pages(out_dir.as_deref()),
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
         Command::Doctor { json } => cmd::doctor::doctor(&ctx, json),
         Command::Init {
             world,
@@ -238,8 +258,13 @@ fn main() {
         Command::Keyfile { key, out } => cmd::keys::keyfile(&ctx, &key, &out),
         Command::AttestKey { key, nonce, out } => cmd::attest::attest_key(&ctx, &key, &nonce, &out),
     };
+    exit_on_error(r, &ctx.tcti.to_string());
+}
+
+/// One line on standard error and the error's exit code, if `r` failed.
+fn exit_on_error(r: Result<(), error::AgentError>, tcti: &str) {
     if let Err(e) = r {
-        let e = e.diagnosed(&ctx.tcti, state::changed());
+        let e = e.diagnosed(tcti, state::changed());
         eprintln!(
             "byok-agent: error: {}",
             byok_protocol::text::inert(&e.to_string())

@@ -196,6 +196,16 @@ impl StateDir {
     /// pid); `lock_timeout` ends the wait with an error. Once locked, temporary
     /// files of interrupted writes are removed (no writer can be running).
     pub fn open(root: &Path, lock_timeout: Option<Duration>) -> Result<StateDir> {
+        // A file in the way would surface as "File exists (os error 17)".
+        if let Some(file) = root
+            .ancestors()
+            .find(|p| fs::metadata(p).is_ok_and(|m| !m.is_dir()))
+        {
+            return Err(AgentError::StateDirNotDirectory {
+                state_dir: root.display().to_string(),
+                file: file.display().to_string(),
+            });
+        }
         for d in [
             root.to_path_buf(),
             root.join("worlds"),
@@ -355,15 +365,11 @@ fn read<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
         })
 }
 
-/// What is wrong with a record, in words (ciborium's Display is its Debug).
+/// What is wrong with a record, in words, and what to do.
 fn cbor_problem(e: &ciborium::de::Error<std::io::Error>, len: usize) -> String {
-    use ciborium::de::Error as E;
     let what = match e {
-        E::Io(_) if len == 0 => "empty".to_string(),
-        E::Io(_) => format!("truncated ({len} bytes, the record goes on)"),
-        E::Syntax(at) => format!("not CBOR (syntax error at byte {at})"),
-        E::Semantic(_, msg) => format!("not a record of this agent ({msg})"),
-        E::RecursionLimitExceeded => "nested too deeply".to_string(),
+        ciborium::de::Error::Semantic(_, msg) => format!("not a record of this agent ({msg})"),
+        _ => byok_protocol::formats::cbor_problem(e, len),
     };
     format!("{what}; restore it from a backup, or remove it to drop that record")
 }

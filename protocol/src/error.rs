@@ -37,6 +37,8 @@ pub enum WireError {
 /// A file (evidence, transfer package, receipt) that cannot be read.
 #[derive(Debug, Error)]
 pub enum FormatError {
+    #[error("the file is empty (expected a {expected} document)")]
+    Empty { expected: &'static str },
     #[error("not a CBOR document of the expected shape: {0}")]
     Cbor(String),
     #[error("file type is {found:?}, expected {expected:?}")]

@@ -376,13 +376,18 @@ pub trait Document: Serialize + DeserializeOwned {
                 max,
             });
         }
+        if bytes.is_empty() {
+            return Err(FormatError::Empty {
+                expected: Self::TYPE,
+            });
+        }
         let mut cursor = std::io::Cursor::new(bytes);
         let typed: Result<Self, _> = ciborium::from_reader(&mut cursor);
         let doc = match typed {
             Ok(doc) => doc,
             Err(e) => {
                 check_header(bytes, Self::TYPE)?;
-                return Err(FormatError::Cbor(e.to_string()));
+                return Err(FormatError::Cbor(cbor_problem(&e, bytes.len())));
             }
         };
         let (kind, version) = doc.header();
@@ -420,7 +425,22 @@ struct Header {
 }
 
 fn read_header(bytes: &[u8]) -> Result<Header, FormatError> {
-    ciborium::from_reader(bytes).map_err(|e| FormatError::Cbor(e.to_string()))
+    ciborium::from_reader(bytes).map_err(|e| FormatError::Cbor(cbor_problem(&e, bytes.len())))
+}
+
+/// What is wrong with undecodable CBOR, in words: ciborium's `Display` is
+/// its `Debug` (`Io(Error { kind: UnexpectedEof, .. })`), which tells an
+/// operator nothing. Used for documents and for the agent's own records.
+pub fn cbor_problem(e: &ciborium::de::Error<std::io::Error>, len: usize) -> String {
+    use ciborium::de::Error as E;
+    match e {
+        E::Io(_) if len == 0 => "the file is empty".to_string(),
+        E::Io(_) => format!("the file ends early: truncated after {len} bytes"),
+        E::Syntax(at) => format!("not CBOR (syntax error at byte {at})"),
+        E::Semantic(Some(at), msg) => format!("{msg} (at byte {at})"),
+        E::Semantic(None, msg) => msg.clone(),
+        E::RecursionLimitExceeded => "nested too deeply".to_string(),
+    }
 }
 
 /// The "type" and "version" of an undecodable document: an error naming them

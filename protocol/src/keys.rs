@@ -46,6 +46,71 @@ impl KeyAlg {
     }
 }
 
+/// What `byok-verifier keygen` makes: a private key (PKCS#8 PEM) or a raw
+/// symmetric key (the bytes `wrap --key-type aes|hmac` reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum KeygenAlg {
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+    P256,
+    P384,
+    // 16 random bytes.
+    Aes128,
+    // 32 random bytes.
+    Aes256,
+    // 32 random bytes: an HMAC-SHA-256 key of the hash's length.
+    HmacSha256,
+}
+
+/// A key `keygen` made, in the form it is written.
+pub enum GeneratedKey {
+    /// PKCS#8 PEM of a private key.
+    Pem(Zeroizing<String>),
+    /// Raw bytes of an AES or HMAC key, and the `--key-type` that reads them.
+    Raw {
+        bytes: Zeroizing<Vec<u8>>,
+        key_type: &'static str,
+    },
+}
+
+impl KeygenAlg {
+    pub fn name(self) -> &'static str {
+        match self {
+            KeygenAlg::Rsa2048 => "rsa2048",
+            KeygenAlg::Rsa3072 => "rsa3072",
+            KeygenAlg::Rsa4096 => "rsa4096",
+            KeygenAlg::P256 => "p256",
+            KeygenAlg::P384 => "p384",
+            KeygenAlg::Aes128 => "aes128",
+            KeygenAlg::Aes256 => "aes256",
+            KeygenAlg::HmacSha256 => "hmac-sha256",
+        }
+    }
+
+    pub fn generate(self) -> Result<GeneratedKey, KeyError> {
+        let private = |alg: KeyAlg| -> Result<GeneratedKey, KeyError> {
+            Ok(GeneratedKey::Pem(TargetKey::generate(alg)?.to_pkcs8_pem()?))
+        };
+        let raw = |len: usize, key_type: &'static str| {
+            let mut bytes = Zeroizing::new(vec![0u8; len]);
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes[..]);
+            Ok(GeneratedKey::Raw { bytes, key_type })
+        };
+        match self {
+            KeygenAlg::Rsa2048 => private(KeyAlg::Rsa2048),
+            KeygenAlg::Rsa3072 => private(KeyAlg::Rsa3072),
+            KeygenAlg::Rsa4096 => private(KeyAlg::Rsa4096),
+            KeygenAlg::P256 => private(KeyAlg::P256),
+            KeygenAlg::P384 => private(KeyAlg::P384),
+            KeygenAlg::Aes128 => raw(16, "aes"),
+            KeygenAlg::Aes256 => raw(32, "aes"),
+            KeygenAlg::HmacSha256 => raw(32, "hmac"),
+        }
+    }
+}
+
 /// A private key to be wrapped. The RSA and EC key types zeroize on drop.
 pub enum TargetKey {
     Rsa(Box<rsa::RsaPrivateKey>),
@@ -102,9 +167,17 @@ impl TargetKey {
                 "encrypted PKCS#8 is not read; decrypt it with `openssl pkcs8` on the offline workstation".into(),
             ));
         }
-        Err(KeyError::Unrecognised(
-            "PEM block is not a private key".into(),
-        ))
+        let label = text
+            .strip_prefix("-----BEGIN ")
+            .and_then(|t| t.split_once("-----"))
+            .map(|(l, _)| l)
+            .filter(|l| l.len() <= 40 && l.chars().all(|c| c.is_ascii_uppercase() || c == ' '));
+        Err(KeyError::Unrecognised(match label {
+            Some(l) => format!(
+                "the PEM block is \"{l}\", not a private key (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)"
+            ),
+            None => "PEM block is not a private key".into(),
+        }))
     }
 
     fn from_der(der: &[u8]) -> Result<TargetKey, KeyError> {
@@ -126,6 +199,15 @@ impl TargetKey {
         }
         if let Ok(k) = p384::SecretKey::from_sec1_der(der) {
             return Ok(TargetKey::P384(k));
+        }
+        if der.is_empty() {
+            return Err(KeyError::Unrecognised("the file is empty".into()));
+        }
+        if der.first() != Some(&0x30) && der.len() <= 128 {
+            return Err(KeyError::Unrecognised(format!(
+                "{} bytes that are not DER; if they are a raw AES or HMAC key, add --key-type aes or --key-type hmac",
+                der.len()
+            )));
         }
         Err(KeyError::Unrecognised(
             "DER is not a supported private key".into(),

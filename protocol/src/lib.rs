@@ -22,8 +22,11 @@ pub mod keys;
 pub mod nonce;
 pub mod output;
 pub mod policy;
+#[cfg(feature = "clap")]
+pub mod progress;
 pub mod public;
 pub mod signature;
+pub mod tcti;
 pub mod templates;
 pub mod text;
 pub mod tpm;

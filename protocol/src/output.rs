@@ -42,13 +42,14 @@ pub fn write_output(
     use std::io::Write;
     if is_stdout(path) {
         let mut out = std::io::stdout().lock();
-        return out
-            .write_all(data)
-            .and_then(|_| out.flush())
-            .map_err(|source| crate::files::FileError {
+        return match out.write_all(data).and_then(|_| out.flush()) {
+            // The reader stopped reading (`| head`): not this command's failure.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            r => r.map_err(|source| crate::files::FileError {
                 path: "(standard output)".into(),
                 source,
-            });
+            }),
+        };
     }
     check_output(path)?;
     crate::files::write_atomic(path, data, mode)

@@ -574,3 +574,262 @@ fn kek_public_as_jwk_pkcs1_and_der_and_base64_output() {
         .code(3)
         .stderr(contains("is not RSA"));
 }
+
+// Long on purpose: each spelling and file an operator brings from a cloud's
+// own CLI, unwrapped by OpenSSL, with the upload line that follows.
+/// gcloud's method spelling (any case), AWS's `get-parameters-for-import`
+/// JSON and its base64 DER public key, keys from `keygen --alg
+/// aes256|hmac-sha256`, and the upload command printed after each wrap.
+#[test]
+fn the_clouds_own_spellings_and_files_are_accepted() {
+    let k = keys();
+    let work = TempDir::new().unwrap();
+    let w = work.path();
+    let der = {
+        let out = openssl()
+            .args(["pkey", "-pubin", "-in"])
+            .arg(k.p("kek4096.pub"))
+            .args(["-outform", "DER"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        out.stdout
+    };
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+    // As `aws kms get-parameters-for-import --output json` prints it.
+    let params = serde_json::json!({
+        "KeyId": "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "ImportToken": "AQECAHh0b2tlbg==",
+        "PublicKey": b64,
+        "ParametersValidTo": "2026-12-06T21:00:00+00:00"
+    });
+    std::fs::write(w.join("params.json"), params.to_string()).unwrap();
+    // As `--query PublicKey --output text` prints it.
+    std::fs::write(w.join("kek.b64"), format!("{b64}\n")).unwrap();
+
+    for (alg, file, key_type) in [
+        ("aes256", "k.aes", "aes"),
+        ("hmac-sha256", "k.hmac", "hmac"),
+    ] {
+        let out = verifier()
+            .args(["keygen", "--alg", alg, "-o"])
+            .arg(w.join(file))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!(
+                "generated {alg} key (32 raw bytes) in {}; wrap it with --key-type {key_type}\n",
+                w.join(file).display()
+            )
+        );
+        let meta = std::fs::metadata(w.join(file)).unwrap();
+        assert_eq!(meta.len(), 32);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+    // A raw key without --key-type is refused with the fix.
+    verifier()
+        .args(["wrap", "--format", "aws", "--kek-public"])
+        .arg(w.join("params.json"))
+        .arg("--key")
+        .arg(w.join("k.aes"))
+        .arg("-o")
+        .arg(w.join("never"))
+        .assert()
+        .code(3)
+        .stderr(contains("add --key-type aes or --key-type hmac"));
+    assert!(!w.join("never").exists());
+
+    // AWS: the JSON and the base64 text, default methods by key type (the
+    // import token must be for the same wrapping algorithm: the line says so).
+    // (KEK file, case, extra flags, wrapping, key file, method)
+    type AwsCase<'a> = (&'a str, &'a str, &'a [&'a str], Wrapping, PathBuf, &'a str);
+    let cases: [AwsCase; 3] = [
+        (
+            "params.json",
+            "k.aes",
+            &["--key-type", "aes"],
+            Wrapping::Oaep("sha256"),
+            w.join("k.aes"),
+            "RSAES_OAEP_SHA_256",
+        ),
+        (
+            "kek.b64",
+            "k.hmac",
+            &["--key-type", "hmac"],
+            Wrapping::Oaep("sha256"),
+            w.join("k.hmac"),
+            "RSAES_OAEP_SHA_256",
+        ),
+        (
+            "params.json",
+            "p256",
+            &[],
+            Wrapping::RsaAes("sha256"),
+            k.p("p256.pem"),
+            "RSA_AES_KEY_WRAP_SHA_256",
+        ),
+    ];
+    for (kek, name, extra, wrapping, key, method) in cases {
+        let out_file = w.join(format!("{name}.aws"));
+        let out = verifier()
+            .args(["wrap", "--format", "aws", "--kek-public"])
+            .arg(w.join(kek))
+            .args(extra)
+            .arg("--key")
+            .arg(&key)
+            .arg("-o")
+            .arg(&out_file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stderr.is_empty());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains(&format!(
+                "upload: aws kms import-key-material --key-id KEY --encrypted-key-material fileb://{} --import-token fileb://TOKEN --expiration-model KEY_MATERIAL_DOES_NOT_EXPIRE (TOKEN from `aws kms get-parameters-for-import --key-id KEY --wrapping-algorithm {method} --wrapping-key-spec RSA_4096`)",
+                out_file.display()
+            )),
+            "{stdout}"
+        );
+        let got = openssl_unwrap(
+            &std::fs::read(&out_file).unwrap(),
+            4096,
+            &k.p("kek4096.pem"),
+            wrapping,
+            w,
+        );
+        let want = if name == "p256" {
+            pem_body(&key)
+        } else {
+            std::fs::read(&key).unwrap()
+        };
+        assert_eq!(got, want, "{name}");
+    }
+
+    // gcloud's spelling in any case; --json carries the upload line.
+    for spelling in [
+        "rsa-oaep-4096-sha256-aes-256",
+        "RSA_OAEP_4096_SHA256_AES_256",
+        "Rsa_Oaep_4096_Sha256_Aes_256",
+    ] {
+        let out_file = w.join("g.wrapped");
+        let out = verifier()
+            .args([
+                "--force",
+                "wrap",
+                "--format",
+                "gcp",
+                "--json",
+                "--method",
+                spelling,
+                "--kek-public",
+            ])
+            .arg(k.p("kek4096.pub"))
+            .arg("--key")
+            .arg(k.p("p384-pkcs8.pem"))
+            .arg("-o")
+            .arg(&out_file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{spelling}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["format"], "gcp");
+        assert_eq!(v["method"], "RSA_OAEP_4096_SHA256_AES_256");
+        assert_eq!(
+            v["upload"],
+            format!("gcloud kms keys versions import --import-job JOB --location LOCATION --keyring KEYRING --key KEY --algorithm ec-sign-p384-sha384 --wrapped-key-file {} (an import job made with --import-method rsa-oaep-4096-sha256-aes-256)", out_file.display())
+        );
+        let got = openssl_unwrap(
+            &std::fs::read(&out_file).unwrap(),
+            4096,
+            &k.p("kek4096.pem"),
+            Wrapping::RsaAes("sha256"),
+            w,
+        );
+        assert_eq!(got, pem_body(&k.p("p384-pkcs8.pem")));
+    }
+    verifier()
+        .args([
+            "wrap",
+            "--format",
+            "gcp",
+            "--method",
+            "rsa-oaep-4096-sha512-aes-256",
+            "--kek-public",
+        ])
+        .arg(k.p("kek4096.pub"))
+        .arg("--key")
+        .arg(k.p("p256.pem"))
+        .arg("-o")
+        .arg(w.join("never"))
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "invalid value 'rsa-oaep-4096-sha512-aes-256' for '--method <METHOD>'",
+        ));
+
+    // Azure: the upload line names the key type.
+    let az = serde_json::json!({"kid": "https://v.vault.azure.net/keys/kek/1", "kty": "RSA-HSM",
+        "n": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode({
+            use rsa::pkcs8::DecodePublicKey; use rsa::traits::PublicKeyParts;
+            rsa::RsaPublicKey::from_public_key_der(&der).unwrap().n().to_bytes_be() }),
+        "e": "AQAB"});
+    std::fs::write(w.join("kek.jwk"), az.to_string()).unwrap();
+    for (key, kty) in [
+        (
+            k.p("p256.pem"),
+            "--vault-name VAULT --name KEY --byok-file OUT --kty EC-HSM --curve P-256",
+        ),
+        (
+            k.p("rsa2048.pem"),
+            "--vault-name VAULT --name KEY --byok-file OUT --kty RSA-HSM",
+        ),
+        (
+            w.join("k.aes"),
+            "--hsm-name HSM --name KEY --byok-file OUT --kty oct-HSM",
+        ),
+    ] {
+        let out_file = w.join("a.byok");
+        let mut c = verifier();
+        c.args(["--force", "wrap", "--format", "azure", "--kek-public"])
+            .arg(w.join("kek.jwk"))
+            .arg("--key")
+            .arg(&key);
+        if key.ends_with("k.aes") {
+            c.args(["--key-type", "aes"]);
+        }
+        let out = c.arg("-o").arg(&out_file).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let want = format!(
+            "upload: az keyvault key import {}\n",
+            kty.replace("OUT", &out_file.display().to_string())
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).ends_with(&want),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        // inspect reads what was written.
+        verifier()
+            .arg("inspect")
+            .arg(&out_file)
+            .assert()
+            .success()
+            .stdout(contains("enc: CKM_RSA_AES_KEY_WRAP"));
+    }
+}

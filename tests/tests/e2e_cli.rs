@@ -63,7 +63,7 @@ fn bad_arguments_get_one_clear_line() {
         .assert()
         .code(2)
         .stderr(contains(
-            "[possible values: rsa2048, rsa3072, rsa4096, p256, p384]",
+            "[possible values: rsa2048, rsa3072, rsa4096, p256, p384, aes128, aes256, hmac-sha256]",
         ));
     std::fs::write(work.path().join("junk"), b"\xa1\x61x\x01").unwrap();
     verifier()
@@ -71,7 +71,7 @@ fn bad_arguments_get_one_clear_line() {
         .arg(work.path().join("junk"))
         .assert()
         .code(3)
-        .stderr(contains("not a tpm-byok CBOR document"));
+        .stderr(contains("not a tpm-byok file"));
     // A TCTI that goes nowhere.
     Command::cargo_bin("byok-agent")
         .unwrap()
@@ -81,7 +81,7 @@ fn bad_arguments_get_one_clear_line() {
         .env("TSS2_LOG", "all+none")
         .assert()
         .code(3)
-        .stderr(contains("cannot open the TPM through TCTI"));
+        .stderr(contains("cannot reach the TPM through TCTI"));
     // The host check names what to fix.
     Command::cargo_bin("byok-agent")
         .unwrap()

@@ -151,9 +151,11 @@ fn an_unreadable_record_is_named_and_skipped() {
         .code(4)
         .stdout(contains("good\teu").and(contains("other\tus")))
         .stderr(contains("3 state file(s) could not be read"))
-        .stderr(contains("cut.cbor is corrupt: truncated"))
-        .stderr(contains("empty.cbor is corrupt: empty"))
-        .stderr(contains("junk.cbor is corrupt"))
+        .stderr(contains(
+            "cut.cbor is corrupt: the file ends early: truncated after",
+        ))
+        .stderr(contains("empty.cbor is corrupt: the file is empty"))
+        .stderr(contains("junk.cbor is corrupt: not a record of this agent"))
         .stderr(contains("UnexpectedEof").not())
         .stderr(contains(".good.cbor.tmp").not());
     host.agent()

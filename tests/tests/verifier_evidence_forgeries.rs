@@ -33,7 +33,9 @@ fn case(host: &Host, world: &str, work: &TempDir) -> Case {
             now: SystemTime::now(),
         },
         store: TrustStore {
-            anchors: load_certificates(&host.ca_bundle).unwrap(),
+            anchors: load_certificates(&host.ca_bundle, byok_verifier::certs::CertSource::Roots)
+                .unwrap()
+                .certs,
             ..Default::default()
         },
     }

@@ -39,7 +39,9 @@ fn verified(host: &Host, world: &str, work: &Path) -> Verified {
         .success();
     let ev = Evidence::from_cbor(&std::fs::read(&p).unwrap()).unwrap();
     let store = TrustStore {
-        anchors: load_certificates(&host.ca_bundle).unwrap(),
+        anchors: load_certificates(&host.ca_bundle, byok_verifier::certs::CertSource::Roots)
+            .unwrap()
+            .certs,
         ..Default::default()
     };
     let opts = Options {

@@ -86,15 +86,20 @@ pub fn verify_files(
     let mut results: Vec<Option<(String, Option<VerifyError>)>> =
         (0..files.len()).map(|_| None).collect();
     let chunk = files.len().div_ceil(threads).max(1);
+    let bar = byok_protocol::progress::Progress::bar(files.len(), "evidence files verified");
+    let progress = &bar;
     std::thread::scope(|s| {
         for (chunk_files, chunk_results) in files.chunks(chunk).zip(results.chunks_mut(chunk)) {
             s.spawn(move || {
                 for (f, r) in chunk_files.iter().zip(chunk_results.iter_mut()) {
                     *r = Some(report(f, pipeline, as_json));
+                    progress.inc();
                 }
             });
         }
     });
+    // Cleared before the reports are written.
+    drop(bar);
     let stdout = Path::new("(standard output)");
     // The most serious failure decides the exit code (the first of its
     // kind in file order names it).

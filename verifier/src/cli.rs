@@ -2,7 +2,7 @@
 //! `ValueEnum`s, so `--help` lists their values and bad values are refused
 //! by clap with the list.
 
-use byok_protocol::keys::KeyAlg;
+use byok_protocol::keys::KeygenAlg;
 use byok_protocol::world::WorldId;
 use byok_verifier::cloud::KeyType;
 use byok_verifier::pipeline::ProofFlags;
@@ -122,8 +122,10 @@ pub enum Command {
     /// Show what a tpm-byok file holds (nothing is verified).
     #[command(after_help = "Example:\n  byok-verifier inspect host.evidence")]
     Inspect(InspectArgs),
-    /// Generate a key offline (PKCS#8 PEM, mode 0600).
-    #[command(after_help = "Example:\n  byok-verifier keygen --alg p256 -o k1.pem")]
+    /// Generate a key offline: RSA or EC (PKCS#8 PEM), or a raw AES or HMAC key (mode 0600).
+    #[command(
+        after_help = "Example:\n  byok-verifier keygen --alg p256 -o k1.pem\n  byok-verifier keygen --alg aes256 -o k2.bin   # then: wrap --key-type aes --key k2.bin"
+    )]
     Keygen(KeygenArgs),
     /// Print a shell completion script.
     #[command(
@@ -264,8 +266,9 @@ pub struct WrapArgs {
     #[arg(long)]
     pub kid: Option<String>,
     /// The cloud's own method name (Azure key-wrap mechanism, GCP import
-    /// method, AWS wrapping algorithm); default: the cloud's recommended one.
-    #[arg(long, value_enum)]
+    /// method, AWS wrapping algorithm), in any case, also as gcloud spells
+    /// it (rsa-oaep-3072-sha256-aes-256); default: the cloud's recommended one.
+    #[arg(long, value_enum, ignore_case = true)]
     pub method: Option<byok_verifier::cloud::CloudMethod>,
     /// Write GCP/AWS output as base64 text instead of raw bytes.
     #[arg(long)]
@@ -327,10 +330,10 @@ pub struct InspectArgs {
 
 #[derive(Args)]
 pub struct KeygenArgs {
-    /// The key type.
+    /// The key type: a private key (PKCS#8 PEM) or a raw AES/HMAC key.
     #[arg(long, value_enum)]
-    pub alg: KeyAlg,
-    /// Where to write the key (PKCS#8 PEM, mode 0600). Output file (- for standard output; an existing file is replaced only with --force).
+    pub alg: KeygenAlg,
+    /// Where to write the key (PKCS#8 PEM, or raw bytes for aes*/hmac-*; mode 0600). Output file (- for standard output; an existing file is replaced only with --force).
     #[arg(short = 'o', long)]
     pub out: PathBuf,
 }

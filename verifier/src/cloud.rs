@@ -19,6 +19,15 @@ pub enum Cloud {
 }
 
 impl Cloud {
+    /// The `--format` value (and `wrap --json`'s "format").
+    pub fn id(self) -> &'static str {
+        match self {
+            Cloud::Azure => "azure",
+            Cloud::Gcp => "gcp",
+            Cloud::Aws => "aws",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Cloud::Azure => "Azure Key Vault",
@@ -105,21 +114,37 @@ pub struct KekPublic {
     pub kid: Option<String>,
 }
 
-/// Read a KEK public key: PEM (SPKI or PKCS#1), DER (SPKI or PKCS#1), or a
-/// JWK (bare, or as `az keyvault key show` prints it, under "key").
+/// Read a KEK public key: PEM (SPKI or PKCS#1), DER (SPKI or PKCS#1),
+/// base64 of the DER (`aws kms get-parameters-for-import --query PublicKey
+/// --output text`), the whole `get-parameters-for-import` JSON (its
+/// "PublicKey"), or a JWK (bare, or as `az keyvault key show` prints it,
+/// under "key").
 pub fn read_kek_public(bytes: &[u8]) -> Result<KekPublic, VerifyError> {
     use pkcs1::DecodeRsaPublicKey;
     use spki::DecodePublicKey;
     let bad = |why: String| VerifyError::KekPublicUnreadable(why);
+    if bytes.is_empty() {
+        return Err(bad("the file is empty".into()));
+    }
     let text = std::str::from_utf8(bytes).ok().map(str::trim);
     if let Some(t) = text.filter(|t| t.starts_with('{')) {
         let v: serde_json::Value =
             serde_json::from_str(t).map_err(|e| bad(format!("JSON: {e}")))?;
+        if let Some(b64) = v.get("PublicKey") {
+            let b64 = b64
+                .as_str()
+                .ok_or_else(|| bad("\"PublicKey\" is not a base64 string".into()))?;
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| bad(format!("\"PublicKey\" is not base64: {e}")))?;
+            return rsa_public_der(&der).map(|key| KekPublic { key, kid: None });
+        }
         let jwk = if v.get("kty").is_some() {
             &v
         } else {
-            v.get("key")
-                .ok_or_else(|| bad("JSON has no \"kty\" nor \"key\"".into()))?
+            v.get("key").ok_or_else(|| {
+                bad("JSON with neither a JWK (\"kty\", or \"key\" as `az keyvault key show` prints) nor \"PublicKey\" (`aws kms get-parameters-for-import`)".into())
+            })?
         };
         let kty = jwk.get("kty").and_then(|k| k.as_str()).unwrap_or("");
         if kty != "RSA" && kty != "RSA-HSM" {
@@ -140,15 +165,46 @@ pub fn read_kek_public(bytes: &[u8]) -> Result<KekPublic, VerifyError> {
         return Ok(KekPublic { key, kid });
     }
     let key = if let Some(t) = text.filter(|t| t.starts_with("-----BEGIN")) {
-        rsa::RsaPublicKey::from_public_key_pem(t)
-            .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(t))
-            .map_err(|e| bad(format!("PEM is not an RSA public key: {e}")))?
+        if t.starts_with("-----BEGIN PUBLIC KEY-----")
+            || t.starts_with("-----BEGIN RSA PUBLIC KEY-----")
+        {
+            rsa::RsaPublicKey::from_public_key_pem(t)
+                .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(t))
+                .map_err(|e| bad(format!("PEM is not an RSA public key: {e}")))?
+        } else if t.contains("PRIVATE KEY-----") {
+            return Err(bad("this is a private key; give the KEK's public key (the cloud's KEK never leaves it: download its public key; `openssl pkey -pubout` makes one from a private key)".into()));
+        } else {
+            let label = t["-----BEGIN ".len()..].split("-----").next().unwrap_or("");
+            return Err(bad(format!(
+                "the PEM block is {:?}, not PUBLIC KEY or RSA PUBLIC KEY",
+                byok_protocol::text::inert(&label.chars().take(40).collect::<String>())
+            )));
+        }
+    } else if let Some(der) = text.and_then(|t| {
+        let compact: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .ok()
+    }) {
+        rsa_public_der(&der)?
     } else {
-        rsa::RsaPublicKey::from_public_key_der(bytes)
-            .or_else(|_| rsa::RsaPublicKey::from_pkcs1_der(bytes))
-            .map_err(|_| bad("not PEM, DER or JWK of an RSA public key".into()))?
+        rsa_public_der(bytes)?
     };
     Ok(KekPublic { key, kid: None })
+}
+
+/// An RSA public key from DER: SubjectPublicKeyInfo or PKCS#1.
+fn rsa_public_der(der: &[u8]) -> Result<rsa::RsaPublicKey, VerifyError> {
+    use pkcs1::DecodeRsaPublicKey;
+    use spki::DecodePublicKey;
+    rsa::RsaPublicKey::from_public_key_der(der)
+        .or_else(|_| rsa::RsaPublicKey::from_pkcs1_der(der))
+        .map_err(|_| {
+            VerifyError::KekPublicUnreadable(
+                "not an RSA public key as PEM, DER, base64 DER, JWK or get-parameters-for-import JSON"
+                    .into(),
+            )
+        })
 }
 
 /// The compat KEK of verified evidence as a cloud KEK (its kid names the
@@ -189,31 +245,45 @@ pub enum Wrapping {
 /// A cloud's own name for how a key is wrapped (`wrap --method`): Azure's
 /// key-wrap mechanisms, Cloud KMS import methods, AWS KMS wrapping
 /// algorithms. Each belongs to one cloud ([`plan`] refuses another's).
+/// Any case is accepted, and the lower-case, dash-separated spelling
+/// gcloud uses (`rsa-oaep-3072-sha256-aes-256`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CloudMethod {
-    #[value(name = "CKM_RSA_AES_KEY_WRAP")]
+    #[value(name = "CKM_RSA_AES_KEY_WRAP", alias = "ckm-rsa-aes-key-wrap")]
     CkmRsaAesKeyWrap,
-    #[value(name = "RSA_AES_KEY_WRAP_256")]
+    #[value(name = "RSA_AES_KEY_WRAP_256", alias = "rsa-aes-key-wrap-256")]
     RsaAesKeyWrap256,
-    #[value(name = "RSA_OAEP_3072_SHA256_AES_256")]
+    #[value(
+        name = "RSA_OAEP_3072_SHA256_AES_256",
+        alias = "rsa-oaep-3072-sha256-aes-256"
+    )]
     RsaOaep3072Sha256Aes256,
-    #[value(name = "RSA_OAEP_4096_SHA256_AES_256")]
+    #[value(
+        name = "RSA_OAEP_4096_SHA256_AES_256",
+        alias = "rsa-oaep-4096-sha256-aes-256"
+    )]
     RsaOaep4096Sha256Aes256,
-    #[value(name = "RSA_OAEP_3072_SHA1_AES_256")]
+    #[value(
+        name = "RSA_OAEP_3072_SHA1_AES_256",
+        alias = "rsa-oaep-3072-sha1-aes-256"
+    )]
     RsaOaep3072Sha1Aes256,
-    #[value(name = "RSA_OAEP_4096_SHA1_AES_256")]
+    #[value(
+        name = "RSA_OAEP_4096_SHA1_AES_256",
+        alias = "rsa-oaep-4096-sha1-aes-256"
+    )]
     RsaOaep4096Sha1Aes256,
-    #[value(name = "RSA_OAEP_3072_SHA256")]
+    #[value(name = "RSA_OAEP_3072_SHA256", alias = "rsa-oaep-3072-sha256")]
     RsaOaep3072Sha256,
-    #[value(name = "RSA_OAEP_4096_SHA256")]
+    #[value(name = "RSA_OAEP_4096_SHA256", alias = "rsa-oaep-4096-sha256")]
     RsaOaep4096Sha256,
-    #[value(name = "RSA_AES_KEY_WRAP_SHA_256")]
+    #[value(name = "RSA_AES_KEY_WRAP_SHA_256", alias = "rsa-aes-key-wrap-sha-256")]
     RsaAesKeyWrapSha256,
-    #[value(name = "RSA_AES_KEY_WRAP_SHA_1")]
+    #[value(name = "RSA_AES_KEY_WRAP_SHA_1", alias = "rsa-aes-key-wrap-sha-1")]
     RsaAesKeyWrapSha1,
-    #[value(name = "RSAES_OAEP_SHA_256")]
+    #[value(name = "RSAES_OAEP_SHA_256", alias = "rsaes-oaep-sha-256")]
     RsaesOaepSha256,
-    #[value(name = "RSAES_OAEP_SHA_1")]
+    #[value(name = "RSAES_OAEP_SHA_1", alias = "rsaes-oaep-sha-1")]
     RsaesOaepSha1,
 }
 
@@ -454,4 +524,73 @@ pub fn wrap(
         format!("tpm-byok/{}; byok-verifier", byok_protocol::VERSION),
     );
     Ok(doc.to_json())
+}
+
+/// The command that uploads what `wrap --format X` wrote, for the line
+/// after it (and `--json`'s "upload"): the names the operator must fill in
+/// are in capitals; what the key itself decides (the key type, the Cloud
+/// KMS algorithm, the wrapping algorithm the AWS import token must have been
+/// requested for) is filled in.
+pub fn upload_hint(
+    cloud: Cloud,
+    plan: &Plan,
+    key: &CloudKey,
+    kek_bits: usize,
+    out: &str,
+) -> String {
+    use byok_protocol::keys::KeyAlg;
+    let asym = match key {
+        CloudKey::Asymmetric { key, .. } => Some(key.alg()),
+        _ => None,
+    };
+    match cloud {
+        Cloud::Azure => {
+            let kty = match (asym, key) {
+                (Some(KeyAlg::P256), _) => "EC-HSM --curve P-256",
+                (Some(KeyAlg::P384), _) => "EC-HSM --curve P-384",
+                (Some(_), _) => "RSA-HSM",
+                (None, _) => "oct-HSM",
+            };
+            // AES keys import into Managed HSM only.
+            let vault = if asym.is_some() {
+                "--vault-name VAULT"
+            } else {
+                "--hsm-name HSM"
+            };
+            format!("az keyvault key import {vault} --name KEY --byok-file {out} --kty {kty}")
+        }
+        Cloud::Gcp => {
+            let algorithm = match (asym, key) {
+                (Some(KeyAlg::P256), _) => "ec-sign-p256-sha256".to_string(),
+                (Some(KeyAlg::P384), _) => "ec-sign-p384-sha384".to_string(),
+                (Some(a), _) => {
+                    let bits = match a {
+                        KeyAlg::Rsa2048 => 2048,
+                        KeyAlg::Rsa3072 => 3072,
+                        _ => 4096,
+                    };
+                    format!("rsa-sign-pkcs1-{bits}-sha256")
+                }
+                (None, CloudKey::Aes(k)) if k.len() == 16 => "aes-128-gcm".to_string(),
+                (None, CloudKey::Aes(_)) => "google-symmetric-encryption".to_string(),
+                (None, CloudKey::Hmac(k)) => match k.len() {
+                    20 => "hmac-sha1",
+                    28 => "hmac-sha224",
+                    48 => "hmac-sha384",
+                    64 => "hmac-sha512",
+                    _ => "hmac-sha256",
+                }
+                .to_string(),
+                (None, CloudKey::Asymmetric { .. }) => unreachable!("asym is Some"),
+            };
+            format!(
+                "gcloud kms keys versions import --import-job JOB --location LOCATION --keyring KEYRING --key KEY --algorithm {algorithm} --wrapped-key-file {out} (an import job made with --import-method {})",
+                plan.method.name().to_ascii_lowercase().replace('_', "-")
+            )
+        }
+        Cloud::Aws => format!(
+            "aws kms import-key-material --key-id KEY --encrypted-key-material fileb://{out} --import-token fileb://TOKEN --expiration-model KEY_MATERIAL_DOES_NOT_EXPIRE (TOKEN from `aws kms get-parameters-for-import --key-id KEY --wrapping-algorithm {} --wrapping-key-spec RSA_{kek_bits}`)",
+            plan.method
+        ),
+    }
 }

@@ -6,7 +6,7 @@ use crate::cli::{
     VerifyArgs, WrapArgs, WrapFormat,
 };
 use byok_protocol::formats::{Document, Receipt, TransferPackage};
-use byok_protocol::keys::{SymmetricKey, SymmetricKind, TargetKey, TpmObjectKey};
+use byok_protocol::keys::{GeneratedKey, SymmetricKey, SymmetricKind, TargetKey, TpmObjectKey};
 use byok_protocol::text::inert;
 use byok_verifier::cloud::{self, Cloud, CloudKey, KeyType};
 use byok_verifier::error::VerifyError;
@@ -171,15 +171,24 @@ pub fn wrap(a: WrapArgs) -> Result<()> {
         blob.push(b'\n');
     }
     write_output(&a.out, &blob, 0o644)?;
+    use rsa::traits::PublicKeyParts;
+    let upload = cloud::upload_hint(
+        cloud,
+        &plan,
+        &target,
+        kek.key.size() * 8,
+        &a.out.display().to_string(),
+    );
     if a.json {
         println!(
             "{}",
             json_line(&WrapReport {
                 ok: true,
-                format: cloud.name(),
+                format: cloud.id(),
                 key: target.describe(),
                 out: a.out.display().to_string(),
                 method: Some(plan.method.to_string()),
+                upload: Some(upload),
                 world: identity.as_ref().map(|v| &v.world),
                 kek_name: identity.as_ref().map(|v| hex::encode(&v.kek_name)),
                 identity: identity.as_ref().map(Identity::of),
@@ -199,6 +208,7 @@ pub fn wrap(a: WrapArgs) -> Result<()> {
             .unwrap_or_default(),
         shown(&a.out)
     );
+    byok_protocol::said_to!(&a.out, "upload: {}", upload);
     Ok(())
 }
 
@@ -237,6 +247,7 @@ fn wrap_tpm(a: &WrapArgs, key: &[u8], pipeline: impl Fn() -> Result<Pipeline>) -
                 key: target.alg_name().to_string(),
                 out: a.out.display().to_string(),
                 method: None,
+                upload: Some(import_hint(&verified.world, &a.out)),
                 world: Some(&verified.world),
                 kek_name: Some(hex::encode(&verified.kek_name)),
                 identity: Some(Identity::of(&verified)),
@@ -253,7 +264,23 @@ fn wrap_tpm(a: &WrapArgs, key: &[u8], pipeline: impl Fn() -> Result<Pipeline>) -
         identity_text(&verified),
         shown(&a.out)
     );
+    byok_protocol::said_to!(&a.out, "next: {}", import_hint(&verified.world, &a.out));
     Ok(())
+}
+
+/// What the operator does with a transfer package: copy it to the host and
+/// import it there.
+fn import_hint(world: &byok_protocol::world::WorldId, out: &Path) -> String {
+    let file = out
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| out.display().to_string());
+    format!(
+        "copy {} to the host, then run there: byok-agent import --world {} --in {} --name NAME",
+        inert(&out.display().to_string()),
+        inert(world),
+        inert(&file)
+    )
 }
 
 pub fn check_receipt(a: CheckReceiptArgs) -> Result<()> {
@@ -386,9 +413,9 @@ pub fn ek_cert(a: EkCertArgs) -> Result<()> {
 
 pub fn inspect(a: InspectArgs) -> Result<()> {
     let bytes = read(&a.file, byok_protocol::formats::MAX_DOCUMENT_SIZE)?;
-    let v = inspect::describe(&bytes).map_err(|e| VerifyError::Format {
-        what: "file",
-        source: byok_protocol::error::FormatError::Cbor(e),
+    let v = inspect::describe(&bytes).map_err(|detail| VerifyError::Uninspectable {
+        path: a.file.display().to_string(),
+        detail,
     })?;
     let v = inert_json(v);
     if a.json {
@@ -403,10 +430,23 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
 
 pub fn keygen(a: KeygenArgs) -> Result<()> {
     let alg = a.alg;
-    let key = TargetKey::generate(alg)?;
-    let pem = key.to_pkcs8_pem()?;
-    write_output(&a.out, pem.as_bytes(), 0o600)?;
-    byok_protocol::said_to!(&a.out, "generated {} key in {}", alg.name(), shown(&a.out));
+    byok_protocol::output::check_output(&a.out)?;
+    match alg.generate()? {
+        GeneratedKey::Pem(pem) => {
+            write_output(&a.out, pem.as_bytes(), 0o600)?;
+            byok_protocol::said_to!(&a.out, "generated {} key in {}", alg.name(), shown(&a.out));
+        }
+        GeneratedKey::Raw { bytes, key_type } => {
+            write_output(&a.out, &bytes, 0o600)?;
+            byok_protocol::said_to!(
+                &a.out,
+                "generated {} key ({} raw bytes) in {}; wrap it with --key-type {key_type}",
+                alg.name(),
+                bytes.len(),
+                shown(&a.out)
+            );
+        }
+    }
     Ok(())
 }
 

@@ -36,6 +36,8 @@ pub enum VerifyError {
         #[source]
         source: FormatError,
     },
+    #[error("cannot inspect {path}: {detail}")]
+    Uninspectable { path: String, detail: String },
     #[error("{field} is malformed: {source}")]
     Malformed {
         field: &'static str,
@@ -52,8 +54,12 @@ pub enum VerifyError {
     },
 
     // --- trust anchors and the EK certificate
-    #[error("cannot use --roots {path}: {detail}")]
-    Roots { path: String, detail: String },
+    #[error("cannot use {flag} {path}: {detail}")]
+    CaCertificates {
+        flag: &'static str,
+        path: String,
+        detail: String,
+    },
     #[error("EK certificate cannot be parsed: {0}")]
     EkCertificateUnparseable(String),
     #[error("EK certificate chain is not trusted: no path from {subject:?} (issuer {issuer:?}) to a configured root: {reason}")]
@@ -296,10 +302,11 @@ impl VerifyError {
             Policy { .. }
             | TooLarge { .. }
             | Format { .. }
+            | Uninspectable { .. }
             | BadNonce { .. }
             | KekPublicUnreadable { .. }
             | Key { .. } => Failure::Unreadable,
-            Io { .. } | Roots { .. } | Registry { .. } => Failure::Io,
+            Io { .. } | CaCertificates { .. } | Registry { .. } => Failure::Io,
             CloudRefused { .. } | Wrap { .. } => Failure::CannotWrap,
             PcrValueMismatch { .. }
             | PcrNotQuoted { .. }

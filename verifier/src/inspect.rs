@@ -142,7 +142,8 @@ pub fn describe(bytes: &[u8]) -> Result<Value, String> {
             }))
         }
         Some(other) => Err(format!("unknown document type {other:?}")),
-        None => Err("not a tpm-byok CBOR document (no \"type\" field)".into()),
+        None if bytes.is_empty() => Err("the file is empty".into()),
+        None => Err("not a tpm-byok file (evidence, transfer package, challenge, activation, receipt, host record: CBOR with a \"type\" field) nor a .byok file (JSON)".into()),
     }
 }
 

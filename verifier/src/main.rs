@@ -30,6 +30,9 @@ fn man_pages(dir: Option<&std::path::Path>) -> Result<(), byok_verifier::error::
 }
 
 fn main() {
+    // Die quietly of SIGPIPE when the reader goes away (`| head`), as every
+    // Unix tool does, instead of panicking in println!.
+    sigpipe::reset();
     let cli = Cli::parse();
     byok_protocol::output::set_quiet(cli.quiet);
     byok_protocol::output::set_force(cli.force);

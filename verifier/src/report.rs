@@ -223,6 +223,9 @@ pub struct WrapReport<'a> {
     pub out: String,
     /// The cloud method used (cloud formats).
     pub method: Option<String>,
+    /// The command that takes the output to its destination (capitals:
+    /// names to fill in).
+    pub upload: Option<String>,
     /// For evidence-based wraps: the world, the KEK's Name and the TPM.
     pub world: Option<&'a WorldId>,
     pub kek_name: Option<String>,

@@ -3,7 +3,7 @@
 //! `--intermediates`, `--allow-sha1`, `--policy`). Every command that checks
 //! a certificate gets its trust here, `ek-cert` included.
 
-use crate::certs::{load_certificates, TrustStore};
+use crate::certs::{load_certificates, CertSource, TrustStore};
 use crate::error::VerifyError;
 use crate::policy::{Policy, PolicyFile};
 use std::path::PathBuf;
@@ -37,11 +37,18 @@ pub fn trust_store(flags: &TrustFlags, policy: &Policy) -> Result<TrustStore, Ve
         min_rsa_bits: policy.min_rsa_bits,
         ..Default::default()
     };
-    for r in &roots {
-        store.anchors.extend(load_certificates(r)?);
-    }
-    for i in &intermediates {
-        store.intermediates.extend(load_certificates(i)?);
+    for (paths, source) in [
+        (&roots, CertSource::Roots),
+        (&intermediates, CertSource::Intermediates),
+    ] {
+        for path in paths {
+            let loaded = load_certificates(path, source)?;
+            warn_skipped(source, path, &loaded.skipped);
+            match source {
+                CertSource::Roots => store.anchors.extend(loaded.certs),
+                CertSource::Intermediates => store.intermediates.extend(loaded.certs),
+            }
+        }
     }
     Ok(store)
 }
@@ -60,4 +67,32 @@ pub fn resolve_policy(
         policy.allow_sha1 = true;
     }
     Ok(policy)
+}
+
+/// One warning line for the files of a CA directory that hold no
+/// certificate (a README, a key beside its certificate): skipped, not fatal.
+fn warn_skipped(source: CertSource, dir: &std::path::Path, skipped: &[(PathBuf, String)]) {
+    if skipped.is_empty() || byok_protocol::output::quiet() {
+        return;
+    }
+    let name = |f: &PathBuf| {
+        f.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let what = match skipped {
+        [(f, why)] => format!("{} ({why})", name(f)),
+        _ => skipped
+            .iter()
+            .map(|(f, _)| name(f))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    eprintln!(
+        "byok-verifier: warning: {} {}: skipped {} file(s) that hold no certificate: {}",
+        source.flag(),
+        dir.display(),
+        skipped.len(),
+        byok_protocol::text::inert(&what)
+    );
 }

@@ -416,7 +416,12 @@ fn verify_refuses_evidence_with_a_non_ek_certificate_under_the_hosts_ca() {
         let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
         // The same check, through the library, names the same variant.
         let store = TrustStore {
-            anchors: byok_verifier::certs::load_certificates(&ca_bundle).unwrap(),
+            anchors: byok_verifier::certs::load_certificates(
+                &ca_bundle,
+                byok_verifier::certs::CertSource::Roots,
+            )
+            .unwrap()
+            .certs,
             ..Default::default()
         };
         let r = byok_verifier::verify::verify_evidence(

@@ -30,7 +30,9 @@ fn read<D: Document>(name: &str) -> D {
 
 fn store(ca: &str) -> TrustStore {
     TrustStore {
-        anchors: load_certificates(&fixture(ca)).unwrap(),
+        anchors: load_certificates(&fixture(ca), byok_verifier::certs::CertSource::Roots)
+            .unwrap()
+            .certs,
         ..Default::default()
     }
 }

@@ -39,7 +39,12 @@ fn cert(d: &std::path::Path, p: &str) -> Cert {
 }
 
 fn all_cas(d: &std::path::Path) -> Vec<Cert> {
-    byok_verifier::certs::load_certificates(&d.join("ek-ca")).unwrap()
+    byok_verifier::certs::load_certificates(
+        &d.join("ek-ca"),
+        byok_verifier::certs::CertSource::Roots,
+    )
+    .unwrap()
+    .certs
 }
 
 #[test]

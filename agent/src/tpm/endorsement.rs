@@ -265,6 +265,7 @@ impl Tpm {
         let template = byok_protocol::templates::ak_template();
         let public = esys_public(&template)?;
         let auth = self.ek_auth(ek)?;
+        let _progress = super::objects::generating("the AK (TPM2_Create)");
         let r = self
             .ctx
             .execute_with_session(Some(auth), |c| c.create(ek, public, None, None, None, None));

@@ -26,12 +26,6 @@ use tss_esapi::handles::{KeyHandle, ObjectHandle, TpmHandle};
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{CapabilityData, Data, SignatureScheme};
 
-/// Whether the TCTI goes through a resource manager.
-pub fn has_resource_manager(tcti: &str) -> bool {
-    let t = tcti.trim();
-    t.starts_with("device:/dev/tpmrm") || t.starts_with("/dev/tpmrm") || t.starts_with("tabrmd")
-}
-
 /// Where per-TPM locks live: `BYOK_LOCK_DIR`, else `/run/lock/tpm-byok` for
 /// root, else `$XDG_RUNTIME_DIR/tpm-byok`, else `/tmp/tpm-byok-UID`.
 fn lock_dir() -> PathBuf {
@@ -57,7 +51,7 @@ pub struct TpmLock {
 }
 
 impl TpmLock {
-    pub fn acquire(tcti: &str, timeout: Option<Duration>) -> Result<TpmLock> {
+    pub fn acquire(tcti: &byok_protocol::tcti::Tcti, timeout: Option<Duration>) -> Result<TpmLock> {
         let dir = lock_dir();
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         // In a shared /tmp the directory must be ours, not a planted one.
@@ -75,7 +69,7 @@ impl TpmLock {
             });
         }
         // The same TCTI string is the same TPM; a short digest keeps the name safe.
-        let key = hex::encode(&Sha256::digest(tcti.trim().as_bytes())[..8]);
+        let key = hex::encode(&Sha256::digest(tcti.to_string().as_bytes())[..8]);
         let path = dir.join(format!("{key}.lock"));
         let mut file = OpenOptions::new()
             .create(true)

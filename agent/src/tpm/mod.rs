@@ -188,19 +188,19 @@ pub(super) fn signed(attest: tss_esapi::structures::Attest, sig: Signature) -> R
 
 impl Tpm {
     pub fn open(
-        tcti: &str,
+        tcti: &byok_protocol::tcti::Tcti,
         lock_timeout: Option<std::time::Duration>,
         auth: &HierarchyAuth,
     ) -> Result<Tpm> {
-        let conf = TctiNameConf::from_str(tcti).map_err(|source| AgentError::TpmOpen {
+        // Tcti has checked the name and the keys; what is left for the TSS
+        // to refuse (a host name it cannot resolve) is reported as unreachable.
+        let unreachable = |source: tss_esapi::Error| AgentError::TpmUnreachable {
             tcti: tcti.to_string(),
-            source,
-        })?;
+            why: why_unreachable(tcti, &source),
+        };
+        let conf = TctiNameConf::from_str(&tcti.to_string()).map_err(unreachable)?;
         let lock = guest::TpmLock::acquire(tcti, lock_timeout)?;
-        let ctx = Context::new(conf).map_err(|source| AgentError::TpmOpen {
-            tcti: tcti.to_string(),
-            source,
-        })?;
+        let ctx = Context::new(conf).map_err(unreachable)?;
         let mut ctx = ctx;
         // ESYS uses these for every password session and PolicySecret HMAC
         // on the hierarchy (CreatePrimary and EvictControl under the owner,
@@ -222,7 +222,7 @@ impl Tpm {
         let mut t = Tpm {
             ctx,
             lock,
-            resource_manager: guest::has_resource_manager(tcti),
+            resource_manager: tcti.has_resource_manager(),
             held: Vec::new(),
             pending: Vec::new(),
             epoch: None,
@@ -282,3 +282,60 @@ pub use tss_esapi::interface_types::algorithm::HashingAlgorithm as Hashing;
 pub use tss_esapi::structures::{
     HashScheme as TpmHashScheme, Signature as TpmSignature, SignatureScheme as TpmSignatureScheme,
 };
+
+/// Why the TPM stack could not open `tcti`, in words an operator can act
+/// on (the TSS says "response code not recognized" for a missing device and
+/// for a swtpm that is not running alike). Looked into only after a failure.
+fn why_unreachable(tcti: &byok_protocol::tcti::Tcti, source: &tss_esapi::Error) -> String {
+    use byok_protocol::tcti::TctiKind;
+    use std::io::ErrorKind;
+    if let Some(path) = tcti.device_path() {
+        return match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+            Err(e) if e.kind() == ErrorKind::NotFound => format!(
+                "{path} does not exist: this host shows no TPM there (see `ls /dev/tpm*`; \
+                 enable the TPM in the firmware, or add a virtual TPM to the VM; \
+                 for swtpm pass --tcti swtpm:host=127.0.0.1,port=PORT)"
+            ),
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => format!(
+                "{path}: permission denied: run as root, or add this user to the group \
+                 that owns it (`ls -l {path}`; usually tss: `sudo usermod -aG tss $USER`, then log in again)"
+            ),
+            Err(e) => format!("{path}: {e}"),
+            Ok(_) => format!("{path} opens, but the TPM stack could not use it ({source})"),
+        };
+    }
+    if let Some((host, port)) = tcti.host_port() {
+        use std::net::{TcpStream, ToSocketAddrs};
+        let addrs: Vec<_> = match (host.as_str(), port).to_socket_addrs() {
+            Ok(a) => a.collect(),
+            Err(e) => return format!("cannot resolve host {host:?}: {e}"),
+        };
+        let reach = |p: u16| {
+            addrs.iter().any(|a| {
+                let mut a = *a;
+                a.set_port(p);
+                TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok()
+            })
+        };
+        let ctrl = port.wrapping_add(1);
+        return match (reach(port), tcti.kind == TctiKind::Swtpm && !reach(ctrl)) {
+            (false, _) => format!(
+                "nothing listens on {host}:{port}: is swtpm running? (start one with \
+                 `tpm-setup/swtpm.sh start DIR`, which prints its TCTI, or \
+                 `swtpm socket --tpm2 --server type=tcp,port={port} --ctrl type=tcp,port={ctrl} --tpmstate dir=DIR --flags startup-clear`)"
+            ),
+            (true, true) => format!(
+                "{host}:{port} answers, but swtpm's control port {ctrl} does not: \
+                 start swtpm with --ctrl type=tcp,port={ctrl}"
+            ),
+            (true, false) => {
+                format!("{host}:{port} answers, but not as a TPM simulator ({source})")
+            }
+        };
+    }
+    format!(
+        "tpm2-abrmd does not answer on D-Bus: is the tpm2-abrmd service running \
+         (`systemctl status tpm2-abrmd`)? Or use the kernel's resource manager: \
+         --tcti device:/dev/tpmrm0 ({source})"
+    )
+}

@@ -116,6 +116,7 @@ impl Tpm {
     /// transient; returns the handle and the public area.
     pub fn create_primary(&mut self, template: &TpmtPublic) -> Result<(KeyHandle, TpmtPublic)> {
         let public = Public::unmarshall(template.as_bytes()).map_err(tpm("KEK template"))?;
+        let _progress = generating("the KEK (TPM2_CreatePrimary)");
         let created = self.tracked(
             false,
             None,
@@ -268,6 +269,7 @@ impl Tpm {
         template: &TpmtPublic,
     ) -> Result<(TpmtPublic, Vec<u8>)> {
         let public = esys_public(template)?;
+        let _progress = generating("the key (TPM2_Create)");
         let r = self.with_parent(parent, "TPM2_Create", |c| {
             c.create(parent.handle, public, None, None, None, None)
         })?;
@@ -326,4 +328,11 @@ impl Tpm {
             |k| (*k).into(),
         )
     }
+}
+
+/// A spinner while the TPM generates a key: seconds on swtpm, up to a
+/// minute for RSA on some real TPMs (only on a terminal; see
+/// byok_protocol::progress).
+pub(super) fn generating(what: &str) -> byok_protocol::progress::Progress {
+    byok_protocol::progress::Progress::spinner(format!("the TPM is generating {what}"))
 }

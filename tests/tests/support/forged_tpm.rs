@@ -47,7 +47,9 @@ pub fn setup() -> Setup {
     host.evidence("eu", &n, &p);
     let ev = Evidence::from_cbor(&std::fs::read(&p).unwrap()).unwrap();
     let store = TrustStore {
-        anchors: load_certificates(&host.ca_bundle).unwrap(),
+        anchors: load_certificates(&host.ca_bundle, byok_verifier::certs::CertSource::Roots)
+            .unwrap()
+            .certs,
         ..Default::default()
     };
     let opts = Options {

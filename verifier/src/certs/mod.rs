@@ -55,9 +55,14 @@ impl Cert {
     /// certificates carry them (an STMicroelectronics EK certificate has 431
     /// bytes after its DER; NV indices are padded), as OpenSSL also ignores them.
     pub fn from_der(der: &[u8]) -> Result<Cert, String> {
-        let (_, total) = tlv(der).ok_or("not a DER certificate")?;
+        let (_, total) =
+            tlv(der).ok_or("neither a PEM CERTIFICATE block nor a DER X.509 certificate")?;
         let der = &der[..total];
-        let cert = Certificate::from_der(der).map_err(|e| e.to_string())?;
+        if der.first() != Some(&0x30) {
+            return Err("neither a PEM CERTIFICATE block nor a DER X.509 certificate".into());
+        }
+        let cert = Certificate::from_der(der)
+            .map_err(|e| format!("DER, but not an X.509 certificate ({e})"))?;
         // Certificate ::= SEQUENCE { tbsCertificate, ... }: the TBS is the first element.
         tbs_range(der).ok_or("certificate has no TBSCertificate")?;
         Ok(Cert {
@@ -178,41 +183,92 @@ pub fn verify_ek_certificate(
     Ok((path, spki))
 }
 
-/// Read every certificate in a PEM/DER file, or in every file of a directory.
-pub fn load_certificates(path: &Path) -> Result<Vec<Cert>, VerifyError> {
-    let roots_err = |detail: String| VerifyError::Roots {
+/// Where a set of CA certificates came from, for messages: the flag (or the
+/// policy key) that named it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertSource {
+    Roots,
+    Intermediates,
+}
+
+impl CertSource {
+    pub fn flag(self) -> &'static str {
+        match self {
+            CertSource::Roots => "--roots",
+            CertSource::Intermediates => "--intermediates",
+        }
+    }
+}
+
+/// CA certificates read from a file or a directory, and the files of the
+/// directory that were skipped because they hold no certificate.
+#[derive(Debug, Default)]
+pub struct LoadedCertificates {
+    pub certs: Vec<Cert>,
+    pub skipped: Vec<(std::path::PathBuf, String)>,
+}
+
+/// Read every certificate in a PEM/DER file, or in every file of a
+/// directory. A file named on its own must be certificates; in a directory
+/// (often /etc/ssl-style, with a README or keys beside the certificates)
+/// files that are not certificates are skipped and listed, and only a
+/// directory with no certificate at all is refused.
+pub fn load_certificates(
+    path: &Path,
+    source: CertSource,
+) -> Result<LoadedCertificates, VerifyError> {
+    let err = |detail: String| VerifyError::CaCertificates {
+        flag: source.flag(),
         path: path.display().to_string(),
         detail,
     };
-    let mut files = Vec::new();
-    if path.is_dir() {
-        let mut entries: Vec<_> = std::fs::read_dir(path)
-            .map_err(|e| roots_err(e.to_string()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .collect();
-        entries.sort();
-        files.extend(entries);
-    } else {
-        files.push(path.to_path_buf());
-    }
-    let mut out = Vec::new();
-    for f in &files {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        err(match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                "no such file or directory; give a PEM/DER certificate file or a directory of them"
+                    .into()
+            }
+            _ => e.to_string(),
+        })
+    })?;
+    let read = |f: &Path| -> Result<Vec<Cert>, String> {
         let bytes = byok_protocol::files::read_capped(f, crate::MAX_INPUT_SIZE)
-            .map_err(|e| roots_err(format!("{}: {e}", f.display())))?;
+            .map_err(|e| e.to_string())?;
         if bytes.len() > crate::MAX_INPUT_SIZE {
-            return Err(roots_err(format!(
-                "{}: larger than {} bytes",
-                f.display(),
-                crate::MAX_INPUT_SIZE
-            )));
+            return Err(format!("larger than {} bytes", crate::MAX_INPUT_SIZE));
         }
-        out.extend(
-            parse_certificates(&bytes).map_err(|e| roots_err(format!("{}: {e}", f.display())))?,
-        );
+        parse_certificates(&bytes)
+    };
+    let mut out = LoadedCertificates::default();
+    if !meta.is_dir() {
+        out.certs = read(path).map_err(err)?;
+        return Ok(out);
     }
-    if out.is_empty() {
-        return Err(roots_err("no certificate found".into()));
+    let mut files: Vec<_> = std::fs::read_dir(path)
+        .map_err(|e| err(e.to_string()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    for f in files {
+        match read(&f) {
+            Ok(certs) => out.certs.extend(certs),
+            Err(why) => out.skipped.push((f, why)),
+        }
+    }
+    if out.certs.is_empty() {
+        let why = match out.skipped.len() {
+            0 => "the directory holds no files".to_string(),
+            n => format!(
+                "none of its {n} file(s) is a certificate ({})",
+                out.skipped
+                    .iter()
+                    .map(|(f, why)| format!("{}: {why}", f.display()))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        };
+        return Err(err(why));
     }
     Ok(out)
 }
@@ -221,10 +277,18 @@ pub fn load_certificates(path: &Path) -> Result<Vec<Cert>, VerifyError> {
 pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Cert>, String> {
     const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
     const END: &str = "-----END CERTIFICATE-----";
+    if bytes.is_empty() {
+        return Err("the file is empty".into());
+    }
     let Ok(text) = std::str::from_utf8(bytes) else {
         return Cert::from_der(bytes).map(|c| vec![c]);
     };
     if !text.contains(BEGIN) {
+        if let Some(label) = pem_label(text) {
+            return Err(format!(
+                "holds a PEM \"{label}\" block, not a certificate (-----BEGIN CERTIFICATE-----)"
+            ));
+        }
         return Cert::from_der(bytes).map(|c| vec![c]);
     }
     let mut out = Vec::new();
@@ -247,6 +311,19 @@ pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Cert>, String> {
         rest = &rest[end + END.len()..];
     }
     Ok(out)
+}
+
+/// The label of the first PEM block in `text` ("PRIVATE KEY", ...), if it
+/// is a plausible one (so it can be printed as it is).
+fn pem_label(text: &str) -> Option<&str> {
+    let start = text.find("-----BEGIN ")? + "-----BEGIN ".len();
+    let len = text[start..].find("-----")?;
+    let label = &text[start..start + len];
+    let plausible = len <= 64
+        && label
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == ' ');
+    plausible.then_some(label)
 }
 
 /// The subject for messages; EK certificates often have an empty subject and
