@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Install the system packages tpm-byok needs, only when something is missing.
 # Runs `apt-get update` at most once. Safe to call repeatedly (CI calls it every run).
+#   tpm-setup/install-deps.sh              # what the build and the tests need
+#   tpm-setup/install-deps.sh --packaging  # and what tpm-setup/package.sh needs
 set -euo pipefail
 
 need=()
+if [ "${1:-}" = "--packaging" ]; then
+  # dpkg-shlibdeps (cargo-deb's $auto dependencies) and the package check.
+  command -v dpkg-shlibdeps >/dev/null 2>&1 || need+=(dpkg-dev)
+  command -v lintian        >/dev/null 2>&1 || need+=(lintian)
+fi
 command -v swtpm        >/dev/null 2>&1 || need+=(swtpm)
 command -v swtpm_setup  >/dev/null 2>&1 || need+=(swtpm-tools)
 command -v certtool     >/dev/null 2>&1 || need+=(gnutls-bin)

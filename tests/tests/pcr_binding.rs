@@ -47,7 +47,7 @@ fn evidence(host: &Host, world: &str, work: &Path) -> World {
             "--nonce",
             &n,
             "--pcrs",
-            "0,7,16,23",
+            "sha256:0,7,16,23",
             "-o",
         ])
         .arg(&p)
