@@ -17,8 +17,9 @@ pub struct Cli {
     /// Print errors only (no status lines; listings and JSON still print).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Show the TPM software stack's warnings (-v) and trace each TPM
-    /// command (-vv); TSS2_LOG, when set, is left as it is.
+    /// Trace each TPM command with its response code, and show the TPM
+    /// software stack's warnings (-v); the stack's own ESYS trace in full
+    /// (-vv). TSS2_LOG, when set, is left as it is.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Let outputs (-o) replace existing files (refused otherwise).

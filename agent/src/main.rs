@@ -9,6 +9,7 @@ mod lock;
 mod report;
 mod state;
 mod tpm;
+mod trace;
 
 use clap::Parser;
 use cli::{Cli, Command, KekAction, KeysAction, WorldAction, WorldsAction};
@@ -118,15 +119,16 @@ fn main() {
     }
     // The TPM software stack logs to standard error on its own (for one, an
     // ERROR line for every Esys_TR_Close of a handle it already closed):
-    // silent unless asked. Set before the first TSS call reads it; the
-    // process has one thread here.
+    // silent unless asked. -v: one line per TPM command with its response
+    // code (trace.rs); -vv: the ESYS layer's own trace in full. Set before
+    // the first TSS call reads it; the process has one thread here.
+    let mut tracer = None;
     if std::env::var_os("TSS2_LOG").is_none() {
-        let level = match cli.verbose {
-            0 => "all+none",
-            1 => "all+warning",
-            _ => "all+warning,esys+trace",
-        };
-        std::env::set_var("TSS2_LOG", level);
+        match cli.verbose {
+            0 => std::env::set_var("TSS2_LOG", "all+none"),
+            1 => tracer = trace::Tracer::start(),
+            _ => std::env::set_var("TSS2_LOG", "all+warning,esys+trace"),
+        }
     }
     let auth = match (
         auth_value("--owner-auth", cli.owner_auth.take()),
@@ -258,6 +260,9 @@ fn main() {
         Command::Keyfile { key, out } => cmd::keys::keyfile(&ctx, &key, &out),
         Command::AttestKey { key, nonce, out } => cmd::attest::attest_key(&ctx, &key, &nonce, &out),
     };
+    if let Some(t) = tracer.as_mut() {
+        t.finish();
+    }
     exit_on_error(r, &ctx.tcti.to_string());
 }
 

@@ -1,6 +1,7 @@
 //! Progress on a terminal: run under `script` (a real pseudo-terminal), a
 //! TPM key generation shows its spinner and a batch of evidence files its
 //! bar; with `-q`, or without a terminal (tests/tests/quiet.rs), nothing.
+//! And `-v`: a trace line per TPM command.
 
 use byok_tests::{nonce, tpm_a, Host};
 use std::process::Command;
@@ -91,4 +92,28 @@ fn key_generation_and_batches_show_progress_on_a_terminal_only() {
     assert!(ok, "{seen}");
     assert!(seen.contains("evidence files verified"), "no bar: {seen:?}");
     assert!(seen.contains("5 ok, 0 failed"), "{seen}");
+
+    // -v: each TPM command with its response code, nothing else on stderr.
+    let out = host
+        .agent()
+        .env_remove("TSS2_LOG")
+        .args(["-v", "evidence", "--world", "eu", "--nonce", &n, "-o"])
+        .arg(work.path().join("traced"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for cmd in ["TPM2_Certify", "TPM2_Quote", "TPM2_PCR_Read"] {
+        assert!(
+            stderr.contains(&format!("byok-agent: tpm: {cmd}: TPM_RC_SUCCESS\n")),
+            "{cmd} not traced: {stderr}"
+        );
+    }
+    assert!(
+        stderr
+            .lines()
+            .all(|l| l.starts_with("byok-agent: tpm: TPM2_")),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("evidence for world eu written"));
 }
