@@ -117,19 +117,6 @@ fn main() {
         exit_on_error(r, "");
         return;
     }
-    // The TPM software stack logs to standard error on its own (for one, an
-    // ERROR line for every Esys_TR_Close of a handle it already closed):
-    // silent unless asked. -v: one line per TPM command with its response
-    // code (trace.rs); -vv: the ESYS layer's own trace in full. Set before
-    // the first TSS call reads it; the process has one thread here.
-    let mut tracer = None;
-    if std::env::var_os("TSS2_LOG").is_none() {
-        match cli.verbose {
-            0 => std::env::set_var("TSS2_LOG", "all+none"),
-            1 => tracer = trace::Tracer::start(),
-            _ => std::env::set_var("TSS2_LOG", "all+warning,esys+trace"),
-        }
-    }
     let auth = match (
         auth_value("--owner-auth", cli.owner_auth.take()),
         auth_value("--endorsement-auth", cli.endorsement_auth.take()),
@@ -166,6 +153,20 @@ fn main() {
             .map(|s| std::time::Duration::from_secs_f64(s.clamp(0.0, 1e9))),
         auth,
     };
+    // The TPM software stack logs to standard error on its own (for one, an
+    // ERROR line for every Esys_TR_Close of a handle it already closed):
+    // silent unless asked. -v: one line per TPM command with its response
+    // code (trace.rs); -vv: the ESYS layer's own trace in full. Set before
+    // the first TSS call reads it; the process has one thread here (and
+    // nothing below exits before the trace is finished).
+    let mut tracer = None;
+    if std::env::var_os("TSS2_LOG").is_none() {
+        match cli.verbose {
+            0 => std::env::set_var("TSS2_LOG", "all+none"),
+            1 => tracer = trace::Tracer::start(),
+            _ => std::env::set_var("TSS2_LOG", "all+warning,esys+trace"),
+        }
+    }
     let r = match cli.command {
         Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
         Command::Doctor { json } => cmd::doctor::doctor(&ctx, json),
