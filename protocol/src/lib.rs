@@ -14,6 +14,7 @@ pub mod der;
 pub mod duplicate;
 pub mod error;
 pub mod files;
+pub mod fleet;
 pub mod formats;
 pub mod hash;
 pub mod kdf;

@@ -58,6 +58,12 @@ pub fn tpm_b() -> &'static Provisioned {
     P.get_or_init(|| provision("b"))
 }
 
+/// A third TPM, for fleets of distinct hosts.
+pub fn tpm_c() -> &'static Provisioned {
+    static P: OnceLock<Provisioned> = OnceLock::new();
+    P.get_or_init(|| provision("c"))
+}
+
 /// A running swtpm on a copy of a provisioned state.
 pub struct Swtpm {
     child: Option<Child>,
@@ -537,6 +543,7 @@ pub fn enroll(
 
 pub mod faults;
 pub mod forgery;
+pub mod json_docs;
 
 /// A transfer package built the way `wrap` builds one, from public evidence
 /// data only, but carrying any `public` area, key info and inner key (the

@@ -116,6 +116,12 @@ pub enum Command {
         after_help = "Example:\n  byok-verifier check-receipt --nonce $N2 --evidence-nonce $NONCE --receipt k1.receipt --evidence host.evidence --roots ca.pem --registry registry/"
     )]
     CheckReceipt(CheckReceiptArgs),
+    /// A fresh nonce for each enrolled host of a world (for a fleet run:
+    /// `evidence`, `wrap --nonces`, `attest-key`, `check-receipt --nonces`).
+    #[command(
+        after_help = "Example:\n  byok-verifier nonces --registry registry/ --world eu -o nonces.json"
+    )]
+    Nonces(NoncesArgs),
     /// Check one EK certificate against manufacturer roots (before enrolling a host).
     #[command(after_help = "Example:\n  byok-verifier ek-cert --cert ek.der --roots ca.pem")]
     EkCert(EkCertArgs),
@@ -167,6 +173,23 @@ pub struct VerifyArgs {
     pub registered: Registered,
     #[command(flatten)]
     pub answer: Answer,
+}
+
+#[derive(Args)]
+pub struct NoncesArgs {
+    /// Registry of enrolled hosts (`byok-verifier enroll`).
+    #[arg(long)]
+    pub registry: PathBuf,
+    /// The world: its enrolled hosts get a nonce.
+    #[arg(long)]
+    pub world: WorldId,
+    /// Only these hosts (registry names, comma-separated); each must be
+    /// enrolled for the world.
+    #[arg(long, value_delimiter = ',')]
+    pub hosts: Option<Vec<String>>,
+    /// Where to write the nonces (JSON, docs/fleet.md). Output file (- for standard output; an existing file is replaced only with --force).
+    #[arg(short = 'o', long)]
+    pub out: PathBuf,
 }
 
 #[derive(Args)]
@@ -250,8 +273,16 @@ pub struct WrapArgs {
     #[arg(long, value_enum, default_value_t = KeyType::Auto)]
     pub key_type: KeyType,
     /// Where to write the transfer package or cloud blob. Output file (- for standard output; an existing file is replaced only with --force).
-    #[arg(short = 'o', long)]
-    pub out: PathBuf,
+    #[arg(short = 'o', long, required_unless_present = "out_dir")]
+    pub out: Option<PathBuf>,
+    /// Fleet: the hosts' nonces (`byok-verifier nonces`); --evidence is then
+    /// a directory (or files) of their evidence, each host found by its EK
+    /// in --registry.
+    #[arg(long, requires_all = ["registry", "out_dir"], conflicts_with = "nonce")]
+    pub nonces: Option<PathBuf>,
+    /// Fleet: where each host's package goes, as HOST.transfer.
+    #[arg(long, requires = "nonces", conflicts_with = "out")]
+    pub out_dir: Option<PathBuf>,
     /// Free-text label carried in the package (unsigned, informational).
     #[arg(long)]
     pub label: Option<String>,
@@ -281,14 +312,25 @@ pub struct WrapArgs {
 #[derive(Args)]
 pub struct CheckReceiptArgs {
     /// The receipt from `byok-agent attest-key`.
-    #[arg(long)]
-    pub receipt: PathBuf,
+    #[arg(long, required_unless_present = "receipts")]
+    pub receipt: Option<PathBuf>,
     /// The receipt's nonce.
-    #[arg(long)]
-    pub nonce: String,
+    #[arg(long, required_unless_present = "nonces")]
+    pub nonce: Option<String>,
     /// The evidence of the host (from `byok-agent evidence`) that holds the key.
-    #[arg(long)]
-    pub evidence: PathBuf,
+    #[arg(long, required_unless_present = "receipts")]
+    pub evidence: Option<PathBuf>,
+    /// Fleet: a directory (or files) of receipts, each host found by its AK
+    /// among the world's enrolled AKs in --registry.
+    #[arg(long, num_args = 1.., requires_all = ["registry", "nonces"], conflicts_with_all = ["receipt", "evidence"])]
+    pub receipts: Option<Vec<PathBuf>>,
+    /// Fleet: the hosts' nonces (`byok-verifier nonces`), which the receipts answer.
+    #[arg(long, requires = "receipts", conflicts_with = "nonce")]
+    pub nonces: Option<PathBuf>,
+    /// Fleet: the packages' directory (`wrap --out-dir`): each receipt's key
+    /// must be exactly its host's package.
+    #[arg(long, requires = "receipts", conflicts_with = "transfer")]
+    pub transfers: Option<PathBuf>,
     /// The evidence's nonce (defaults to --nonce).
     #[arg(long)]
     pub evidence_nonce: Option<String>,

@@ -26,11 +26,11 @@ use std::time::SystemTime;
 
 type Result<T> = std::result::Result<T, VerifyError>;
 
-fn usage(what: &str) -> VerifyError {
+pub(crate) fn usage(what: &str) -> VerifyError {
     VerifyError::Usage(what.to_string())
 }
 
-fn shown(p: &Path) -> String {
+pub(crate) fn shown(p: &Path) -> String {
     inert(&p.display().to_string()).into_owned()
 }
 
@@ -124,6 +124,14 @@ pub fn enroll(a: EnrollArgs) -> Result<()> {
 
 pub fn wrap(a: WrapArgs) -> Result<()> {
     let key = zeroize::Zeroizing::new(read(&a.key, MAX_INPUT_SIZE)?);
+    if a.nonces.is_some() {
+        return crate::fleet_commands::wrap(&a, &key);
+    }
+    let Some(out) = a.out.clone() else {
+        return Err(usage(
+            "give -o FILE (or --nonces and --out-dir for a fleet)",
+        ));
+    };
     let pipeline = || -> Result<Pipeline> {
         let nonce = a
             .nonce
@@ -137,7 +145,7 @@ pub fn wrap(a: WrapArgs) -> Result<()> {
         )
     };
     let cloud = match a.format {
-        WrapFormat::Tpm => return wrap_tpm(&a, &key, pipeline),
+        WrapFormat::Tpm => return wrap_tpm(&a, &out, &key, pipeline),
         WrapFormat::Azure => Cloud::Azure,
         WrapFormat::Gcp => Cloud::Gcp,
         WrapFormat::Aws => Cloud::Aws,
@@ -170,14 +178,14 @@ pub fn wrap(a: WrapArgs) -> Result<()> {
             .into_bytes();
         blob.push(b'\n');
     }
-    write_output(&a.out, &blob, 0o644)?;
+    write_output(&out, &blob, 0o644)?;
     use rsa::traits::PublicKeyParts;
     let upload = cloud::upload_hint(
         cloud,
         &plan,
         &target,
         kek.key.size() * 8,
-        &a.out.display().to_string(),
+        &out.display().to_string(),
     );
     if a.json {
         println!(
@@ -186,7 +194,7 @@ pub fn wrap(a: WrapArgs) -> Result<()> {
                 ok: true,
                 format: cloud.id(),
                 key: target.describe(),
-                out: a.out.display().to_string(),
+                out: out.display().to_string(),
                 method: Some(plan.method.to_string()),
                 upload: Some(upload),
                 world: identity.as_ref().map(|v| &v.world),
@@ -197,7 +205,7 @@ pub fn wrap(a: WrapArgs) -> Result<()> {
         return Ok(());
     }
     byok_protocol::said_to!(
-        &a.out,
+        &out,
         "wrapped {} for {} with {}{} into {}",
         target.describe(),
         cloud.name(),
@@ -206,15 +214,20 @@ pub fn wrap(a: WrapArgs) -> Result<()> {
             .as_ref()
             .map(|v| format!(" ({})", identity_text(v)))
             .unwrap_or_default(),
-        shown(&a.out)
+        shown(&out)
     );
-    byok_protocol::said_to!(&a.out, "upload: {}", upload);
+    byok_protocol::said_to!(&out, "upload: {}", upload);
     Ok(())
 }
 
 /// `wrap --format tpm`: one pass. The package's credential binds it to the
 /// TPM that holds this EK and this AK, so an unproven AK is safe here.
-fn wrap_tpm(a: &WrapArgs, key: &[u8], pipeline: impl Fn() -> Result<Pipeline>) -> Result<()> {
+fn wrap_tpm(
+    a: &WrapArgs,
+    out: &Path,
+    key: &[u8],
+    pipeline: impl Fn() -> Result<Pipeline>,
+) -> Result<()> {
     if a.kek_public.is_some() || a.method.is_some() || a.kid.is_some() {
         return Err(usage(
             "--kek-public, --kid and --method are for --format azure|gcp|aws",
@@ -237,7 +250,7 @@ fn wrap_tpm(a: &WrapArgs, key: &[u8], pipeline: impl Fn() -> Result<Pipeline>) -
         a.label.clone(),
         a.key_pcrs.as_ref(),
     )?;
-    write_output(&a.out, &package.to_cbor(), 0o644)?;
+    write_output(out, &package.to_cbor(), 0o644)?;
     if a.json {
         println!(
             "{}",
@@ -245,9 +258,9 @@ fn wrap_tpm(a: &WrapArgs, key: &[u8], pipeline: impl Fn() -> Result<Pipeline>) -
                 ok: true,
                 format: "tpm",
                 key: target.alg_name().to_string(),
-                out: a.out.display().to_string(),
+                out: out.display().to_string(),
                 method: None,
-                upload: Some(import_hint(&verified.world, &a.out)),
+                upload: Some(import_hint(&verified.world, out)),
                 world: Some(&verified.world),
                 kek_name: Some(hex::encode(&verified.kek_name)),
                 identity: Some(Identity::of(&verified)),
@@ -256,21 +269,21 @@ fn wrap_tpm(a: &WrapArgs, key: &[u8], pipeline: impl Fn() -> Result<Pipeline>) -
         return Ok(());
     }
     byok_protocol::said_to!(
-        &a.out,
+        out,
         "wrapped {} key for world {:?} (KEK {}; {}) into {}",
         target.alg_name(),
         inert(&verified.world),
         hex::encode(&verified.kek_name),
         identity_text(&verified),
-        shown(&a.out)
+        shown(out)
     );
-    byok_protocol::said_to!(&a.out, "next: {}", import_hint(&verified.world, &a.out));
+    byok_protocol::said_to!(out, "next: {}", import_hint(&verified.world, out));
     Ok(())
 }
 
 /// What the operator does with a transfer package: copy it to the host and
 /// import it there.
-fn import_hint(world: &byok_protocol::world::WorldId, out: &Path) -> String {
+pub(crate) fn import_hint(world: &byok_protocol::world::WorldId, out: &Path) -> String {
     let file = out
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
@@ -284,18 +297,27 @@ fn import_hint(world: &byok_protocol::world::WorldId, out: &Path) -> String {
 }
 
 pub fn check_receipt(a: CheckReceiptArgs) -> Result<()> {
+    if a.receipts.is_some() {
+        return crate::fleet_commands::check_receipts(&a);
+    }
+    let (Some(receipt_path), Some(nonce), Some(evidence)) = (&a.receipt, &a.nonce, &a.evidence)
+    else {
+        return Err(usage(
+            "give --receipt, --nonce and --evidence (or --receipts and --nonces for a fleet)",
+        ));
+    };
     let pipeline = Pipeline::new(
         &a.trust.flags(),
         &proof(&a.registered, Some(&a.answer)),
-        parse_nonce(a.evidence_nonce.as_deref().unwrap_or(&a.nonce))?,
+        parse_nonce(a.evidence_nonce.as_deref().unwrap_or(nonce))?,
         None,
     )?;
-    let verified = pipeline.check_file(&a.evidence)?;
+    let verified = pipeline.check_file(evidence)?;
     // A receipt is signed by the AK alone: only an AK proven to live in the
     // EK's TPM makes it a statement of that TPM (checked first by
     // check_receipt; here before reading more files).
     require_proven_ak(&verified, "check-receipt")?;
-    let r: Receipt = read_document(&a.receipt, "receipt", Receipt::MAX_SIZE)?;
+    let r: Receipt = read_document(receipt_path, "receipt", Receipt::MAX_SIZE)?;
     let t = match &a.transfer {
         Some(p) => Some(read_document::<TransferPackage>(
             p,
@@ -305,8 +327,7 @@ pub fn check_receipt(a: CheckReceiptArgs) -> Result<()> {
         None => None,
     };
     let policy = &pipeline.for_world(&verified.world)?.opts.policy;
-    let report =
-        receipt::check_receipt(&r, &verified, &parse_nonce(&a.nonce)?, policy, t.as_ref())?;
+    let report = receipt::check_receipt(&r, &verified, &parse_nonce(nonce)?, policy, t.as_ref())?;
     if a.json {
         let json = ReceiptJson {
             ok: true,
@@ -324,7 +345,7 @@ pub fn check_receipt(a: CheckReceiptArgs) -> Result<()> {
         println!("{}", json_line(&json));
         return Ok(());
     }
-    print_receipt(&a.receipt, &report, &verified);
+    print_receipt(receipt_path, &report, &verified);
     Ok(())
 }
 

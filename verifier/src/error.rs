@@ -36,6 +36,25 @@ pub enum VerifyError {
         #[source]
         source: FormatError,
     },
+    // --- fleets (docs/fleet.md)
+    #[error("its EK is not enrolled in the registry: enroll the host first (`byok-verifier enroll`, or enroll.yml)")]
+    FleetEkNotEnrolled,
+    #[error("its AK is not an enrolled AK of the world in the registry")]
+    FleetAkNotEnrolled,
+    #[error("host {host:?} has no nonce in the nonce file (made before it was enrolled, or for other hosts): make a new one with `byok-verifier nonces`")]
+    FleetNoNonce { host: String },
+    #[error("a second file for host {host:?} ({first} came first): one per host, so none is written twice")]
+    FleetDuplicate { host: String, first: String },
+    #[error("no evidence from host {host:?} (it has a nonce): fetch its evidence, or leave it out with `nonces --hosts`")]
+    FleetNoEvidence { host: String },
+    #[error("no receipt from host {host:?}: it does not hold the key (yet)")]
+    FleetNoReceipt { host: String },
+    #[error("{failed} of {total} failed (each named above)")]
+    FleetFailed {
+        failed: usize,
+        total: usize,
+        worst: Failure,
+    },
     #[error("cannot inspect {path}: {detail}")]
     Uninspectable { path: String, detail: String },
     #[error("{field} is malformed: {source}")]
@@ -306,7 +325,13 @@ impl VerifyError {
             | BadNonce { .. }
             | KekPublicUnreadable { .. }
             | Key { .. } => Failure::Unreadable,
-            Io { .. } | CaCertificates { .. } | Registry { .. } => Failure::Io,
+            Io { .. }
+            | CaCertificates { .. }
+            | Registry { .. }
+            | FleetNoEvidence { .. }
+            | FleetNoReceipt { .. } => Failure::Io,
+            FleetNoNonce { .. } | FleetDuplicate { .. } => Failure::Usage,
+            FleetFailed { worst, .. } => *worst,
             CloudRefused { .. } | Wrap { .. } => Failure::CannotWrap,
             PcrValueMismatch { .. }
             | PcrNotQuoted { .. }
@@ -372,7 +397,9 @@ impl VerifyError {
             | ReceiptAkMismatch
             | ReceiptKeyNotUnderKek
             | ReceiptKeyNotTransferred
-            | TransferKekMismatch => Failure::Check,
+            | TransferKekMismatch
+            | FleetEkNotEnrolled
+            | FleetAkNotEnrolled => Failure::Check,
         }
     }
 

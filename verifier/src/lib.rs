@@ -7,6 +7,7 @@ pub mod certs;
 pub mod check;
 pub mod cloud;
 pub mod error;
+pub mod fleet;
 pub mod inspect;
 pub mod pipeline;
 pub mod policy;

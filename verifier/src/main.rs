@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod fleet_commands;
 
 use byok_protocol::text::inert;
 use clap::Parser;
@@ -42,6 +43,7 @@ fn main() {
         Command::Enroll(a) => commands::enroll(a),
         Command::Wrap(a) => commands::wrap(a),
         Command::CheckReceipt(a) => commands::check_receipt(a),
+        Command::Nonces(a) => fleet_commands::nonces(a),
         Command::EkCert(a) => commands::ek_cert(a),
         Command::Inspect(a) => commands::inspect(a),
         Command::Keygen(a) => commands::keygen(a),

@@ -154,8 +154,32 @@ impl Pipeline {
 
     /// Every check on decoded evidence.
     pub fn check(&self, ev: &Evidence) -> Result<Verified, VerifyError> {
+        self.check_with_nonce(ev, None)
+    }
+
+    /// The registry of this run, if one was given.
+    pub fn registry(&self) -> Option<&Registry> {
+        self.registry.as_ref()
+    }
+
+    /// Every check on decoded evidence, against `nonce` instead of the
+    /// run's (a fleet run gives each host its own).
+    pub fn check_with_nonce(
+        &self,
+        ev: &Evidence,
+        nonce: Option<&[u8]>,
+    ) -> Result<Verified, VerifyError> {
         let resolved = self.for_world(&ev.world)?;
-        let mut verified = verify_evidence(ev, &resolved.store, &resolved.opts)?;
+        let mut verified = match nonce {
+            None => verify_evidence(ev, &resolved.store, &resolved.opts)?,
+            Some(n) => {
+                let opts = Options {
+                    nonce: n.to_vec(),
+                    ..resolved.opts.clone()
+                };
+                verify_evidence(ev, &resolved.store, &opts)?
+            }
+        };
         let require = self.require_enrolled || resolved.opts.policy.require_enrolled;
         match &self.registry {
             Some(reg) if self.enrolling => {

@@ -26,16 +26,64 @@ pub struct ReceiptReport {
     pub matches_transfer: Option<bool>,
 }
 
-// Long on purpose: the checks in the order the doc comment lists them,
-// each naming its failure.
-/// Check a receipt against verified evidence whose AK is proven to live in
-/// the EK's TPM (a receipt is signed by the AK alone: from an unproven AK it
-/// says nothing about any TPM). The checks, in order: the AK is proven; the
-/// receipt's world and AK are the evidence's; the certify is genuine (magic,
-/// type, signature by the AK with an allowed hash, the receipt's nonce, the
-/// AK as signer); the certified name is the receipt key's; the key's
-/// qualified name puts it under the attested KEK; with the package, the key
-/// is exactly the wrapped one. Then what the key is (origin, duplicability).
+/// What a receipt is checked against: an AK proven to live in the EK's TPM
+/// (a receipt is signed by the AK alone: from an unproven AK it says nothing
+/// about any TPM) and the KEK the key must live under.
+pub struct ReceiptTrust {
+    pub world: WorldId,
+    pub ak_public: TpmtPublic,
+    /// H(QN(EK) || Name(AK)): the AK under its EK, as the TPM signs it.
+    pub ak_qualified_name: Vec<u8>,
+    pub kek_name: Vec<u8>,
+}
+
+impl ReceiptTrust {
+    /// From verified evidence, whose AK must be proven (enrolled, or a
+    /// challenge answered).
+    pub fn from_verified(verified: &Verified) -> Result<ReceiptTrust, VerifyError> {
+        crate::verify::require_proven_ak(verified, "check-receipt")?;
+        Ok(ReceiptTrust {
+            world: verified.world.clone(),
+            ak_public: verified.ak_public.clone(),
+            ak_qualified_name: verified.ak_qualified_name.clone(),
+            kek_name: verified.kek_name.clone(),
+        })
+    }
+
+    /// From a host's enrolment for `world` (the AK was proven by credential
+    /// activation when it was enrolled), with the KEK the key was wrapped for.
+    pub fn from_enrolment(
+        record: &byok_protocol::formats::HostRecord,
+        world: &WorldId,
+        kek_name: Vec<u8>,
+    ) -> Result<ReceiptTrust, VerifyError> {
+        let entry = record
+            .worlds
+            .get(world)
+            .ok_or_else(|| VerifyError::WorldNotEnrolled {
+                host: record.host.clone(),
+                world: world.clone(),
+            })?;
+        let malformed = |source| VerifyError::Malformed {
+            field: "enrolled AK public",
+            source,
+        };
+        let ak_public = TpmtPublic::parse_tpm2b(&entry.ak_public).map_err(malformed)?;
+        let ek_qn = primary_qualified_name(rh::ENDORSEMENT, &record.ek.name)
+            .ok_or(VerifyError::EkPublicMismatch)?;
+        let ak_qualified_name = qualified_name(&ek_qn, &ak_public.name())
+            .ok_or(VerifyError::QualifiedSignerMismatch { what: "AK" })?;
+        Ok(ReceiptTrust {
+            world: world.clone(),
+            ak_public,
+            ak_qualified_name,
+            kek_name,
+        })
+    }
+}
+
+/// Check a receipt against verified evidence whose AK is proven
+/// ([`ReceiptTrust::from_verified`], then [`check_receipt_trusted`]).
 pub fn check_receipt(
     receipt: &Receipt,
     verified: &Verified,
@@ -43,7 +91,26 @@ pub fn check_receipt(
     policy: &crate::policy::Policy,
     transfer: Option<&TransferPackage>,
 ) -> Result<ReceiptReport, VerifyError> {
-    crate::verify::require_proven_ak(verified, "check-receipt")?;
+    let trust = ReceiptTrust::from_verified(verified)?;
+    check_receipt_trusted(receipt, &trust, nonce, policy, transfer)
+}
+
+// Long on purpose: the checks in the order the doc comment lists them,
+// each naming its failure.
+/// Check a receipt against a proven AK and its KEK ([`ReceiptTrust`]). The
+/// checks, in order: the receipt's world and AK are the trusted ones; the
+/// certify is genuine (magic, type, signature by the AK with an allowed
+/// hash, the receipt's nonce, the AK as signer); the certified name is the
+/// receipt key's; the key's qualified name puts it under the KEK; with the
+/// package, the key is exactly the wrapped one. Then what the key is
+/// (origin, duplicability).
+pub fn check_receipt_trusted(
+    receipt: &Receipt,
+    verified: &ReceiptTrust,
+    nonce: &[u8],
+    policy: &crate::policy::Policy,
+    transfer: Option<&TransferPackage>,
+) -> Result<ReceiptReport, VerifyError> {
     if receipt.world != verified.world {
         return Err(VerifyError::ReceiptWorldMismatch {
             receipt: receipt.world.clone(),
