@@ -20,6 +20,9 @@ command -v pkg-config   >/dev/null 2>&1 || need+=(pkg-config)
 # Crash injection in the tests (tests/tests/faults.rs): strace -e inject=...:signal=KILL.
 command -v strace       >/dev/null 2>&1 || need+=(strace)
 pkg-config --exists tss2-esys 2>/dev/null || need+=(libtss2-dev)
+# The fleet demo and its test put ansible-core (PyPI) in a virtual environment.
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 command -v cc           >/dev/null 2>&1 || need+=(gcc)
 # OpenSSL's tpm2 provider: TSS2 PRIVATE KEY files from `byok-agent keyfile` are
 # used through it (and tested with it).

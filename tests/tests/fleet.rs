@@ -263,6 +263,29 @@ fn one_key_to_every_enrolled_host_and_a_roster_of_who_holds_it() {
         .stdout(contains("FAIL web-a ("))
         .stdout(contains("roster of world \"eu\": 1 hold(s) the key: web-b"))
         .stdout(contains("  without it: web-a, web-c"));
+    // A nonce file for some hosts: the others are "not asked".
+    let some = w.join("some.json");
+    verifier()
+        .args(["nonces", "--world", "eu", "--hosts", "web-b", "--registry"])
+        .arg(&registry)
+        .arg("-o")
+        .arg(&some)
+        .assert()
+        .success();
+    verifier()
+        .args(["check-receipt", "--json", "--nonces"])
+        .arg(&some)
+        .arg("--registry")
+        .arg(&registry)
+        .arg("--roots")
+        .arg(&roots)
+        .arg("--receipts")
+        .arg(w.join("no-such-dir"))
+        .assert()
+        .code(4)
+        .stdout(contains(
+            r#""lacking":["web-b"],"not_asked":["web-a","web-c"]"#,
+        ));
 
     // Each holder signs with the key; OpenSSL checks with the original.
     let public = w.join("k.pub");

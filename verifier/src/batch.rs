@@ -12,6 +12,18 @@ use std::path::{Path, PathBuf};
 /// The files `paths` name: files as given, directories as their regular
 /// files (symbolic links followed) in name order. An empty set is an error.
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, VerifyError> {
+    let out = list_files(paths)?;
+    if out.is_empty() {
+        return Err(VerifyError::Usage(
+            "--evidence names no file (the directories are empty)".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// The files `paths` name, as [`expand`] lists them; none is not an error
+/// (a fleet run reports each host without a file).
+pub fn list_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, VerifyError> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -31,11 +43,6 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, VerifyError> {
         } else {
             out.push(p.clone());
         }
-    }
-    if out.is_empty() {
-        return Err(VerifyError::Usage(
-            "--evidence names no file (the directories are empty)".into(),
-        ));
     }
     Ok(out)
 }

@@ -93,6 +93,9 @@ struct FleetReport<'a> {
     holders: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     lacking: Option<Vec<String>>,
+    /// check-receipt: hosts enrolled for the world that the nonce set leaves out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_asked: Option<Vec<String>>,
 }
 
 fn label(host: &Option<String>, file: &Option<std::path::PathBuf>) -> String {
@@ -128,6 +131,12 @@ fn finish(report: FleetReport, json: bool, done: &str, worst: Option<Failure>) -
             );
             if !lacking.is_empty() {
                 println!("  without it: {}", inert(&lacking.join(", ")));
+            }
+            if let Some(not_asked) = report.not_asked.as_ref().filter(|n| !n.is_empty()) {
+                println!(
+                    "  not asked (enrolled, not in the nonce file): {}",
+                    inert(&not_asked.join(", "))
+                );
             }
         }
         if !byok_protocol::output::quiet() {
@@ -192,7 +201,7 @@ pub fn wrap(a: &WrapArgs, key: &[u8]) -> Result<()> {
         Vec::new(),
         Some(nonces.world.clone()),
     )?;
-    let files = batch::expand(std::slice::from_ref(evidence))?;
+    let files = batch::list_files(std::slice::from_ref(evidence))?;
     let outcomes = fleet::wrap_fleet(
         &pipeline,
         &nonces,
@@ -234,6 +243,7 @@ pub fn wrap(a: &WrapArgs, key: &[u8]) -> Result<()> {
         hosts: lines,
         holders: None,
         lacking: None,
+        not_asked: None,
     };
     if !a.json && ok > 0 {
         byok_protocol::say!(
@@ -260,7 +270,7 @@ pub fn check_receipts(a: &CheckReceiptArgs) -> Result<()> {
         Vec::new(),
         Some(nonces.world.clone()),
     )?;
-    let files = batch::expand(receipts)?;
+    let files = batch::list_files(receipts)?;
     let outcomes = fleet::check_receipts(&pipeline, &nonces, &files, a.transfers.as_deref())?;
     let mut worst = None;
     let mut lines = Vec::new();
@@ -294,12 +304,13 @@ pub fn check_receipts(a: &CheckReceiptArgs) -> Result<()> {
     let registry = pipeline
         .registry()
         .ok_or_else(|| usage("a fleet check-receipt needs --registry"))?;
-    let lacking: Vec<String> = registry
+    let enrolled = registry
         .hosts()
         .iter()
-        .filter(|h| h.worlds.contains_key(&nonces.world) && !holders.contains(&h.host))
+        .filter(|h| h.worlds.contains_key(&nonces.world) && !holders.contains(&h.host));
+    let (lacking, not_asked): (Vec<String>, Vec<String>) = enrolled
         .map(|h| h.host.clone())
-        .collect();
+        .partition(|h| nonces.hosts.contains_key(h));
     let report = FleetReport {
         kind: "tpm-byok/fleet-receipts",
         world: &nonces.world,
@@ -308,6 +319,7 @@ pub fn check_receipts(a: &CheckReceiptArgs) -> Result<()> {
         hosts: lines,
         holders: Some(holders),
         lacking: Some(lacking),
+        not_asked: Some(not_asked),
     };
     finish(report, a.json, "hold the key", worst)
 }
