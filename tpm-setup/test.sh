@@ -3,6 +3,9 @@
 # builds, checks the verifier's dependency rule, then runs the test suite
 # (unit tests and end-to-end tests against swtpm, tpm2-tools and OpenSSL).
 set -euo pipefail
+# Nothing here reads standard input; a CI runner's stdin once reached the
+# compiler (cargo's `rustc -` probe inherits it) and failed the build.
+exec </dev/null
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 

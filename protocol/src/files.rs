@@ -36,10 +36,23 @@ pub fn sync_dir(dir: &Path) -> Result<(), FileError> {
 /// the directory. A failure removes the temporary file and leaves `path` as
 /// it was; a crash leaves at most a `.NAME.tmp.*` file, never a partial `path`.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), FileError> {
-    let dir = match path.parent() {
+    write_atomic_unsynced(path, data, mode)?;
+    sync_dir(parent(path))
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
-    };
+    }
+}
+
+/// [`write_atomic`] without the fsync of the directory: for a batch of files
+/// in one directory (a fleet's packages), which the caller syncs once with
+/// [`sync_dir`] after the last. Until then a crash may lose a rename, never
+/// leave a partial file.
+pub fn write_atomic_unsynced(path: &Path, data: &[u8], mode: u32) -> Result<(), FileError> {
+    let dir = parent(path);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
@@ -60,8 +73,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), FileError
             .map_err(at(&tmp))?;
         f.write_all(data).map_err(at(&tmp))?;
         f.sync_all().map_err(at(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(at(path))?;
-        sync_dir(dir)
+        std::fs::rename(&tmp, path).map_err(at(path))
     })();
     if r.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -435,6 +435,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_prepared_key_gives_what_its_key_gives() {
+        let keys: Vec<Box<dyn TpmObjectKey + Sync>> = vec![
+            Box::new(TargetKey::generate(KeyAlg::P256).unwrap()),
+            Box::new(TargetKey::generate(KeyAlg::P384).unwrap()),
+            Box::new(SymmetricKey::new(SymmetricKind::Aes, &[7; 32]).unwrap()),
+        ];
+        for key in &keys {
+            let prepared = PreparedKey::new(key.as_ref());
+            for policy in [Vec::new(), vec![9u8; 32]] {
+                assert_eq!(
+                    prepared.tpm_public_with_policy(policy.clone()),
+                    key.tpm_public_with_policy(policy)
+                );
+            }
+            assert_eq!(*prepared.tpm_sensitive(), *key.tpm_sensitive());
+            assert_eq!(prepared.alg_name(), key.alg_name());
+        }
+    }
+
+    #[test]
     fn p256_pem_roundtrip_and_public_area() {
         use crate::tpm::attr;
         let k = TargetKey::generate(KeyAlg::P256).unwrap();
@@ -478,6 +498,39 @@ impl TpmObjectKey for TargetKey {
     }
     fn alg_name(&self) -> String {
         self.alg().name().to_string()
+    }
+}
+
+/// A key wrapped for many KEKs (a fleet): its public area without a policy
+/// is computed once (deriving an EC public key costs more than the rest of
+/// a package), an area with a policy by the key itself.
+pub struct PreparedKey<'a> {
+    key: &'a (dyn TpmObjectKey + Sync),
+    public: TpmtPublic,
+}
+
+impl<'a> PreparedKey<'a> {
+    pub fn new(key: &'a (dyn TpmObjectKey + Sync)) -> PreparedKey<'a> {
+        PreparedKey {
+            public: key.tpm_public_with_policy(Vec::new()),
+            key,
+        }
+    }
+}
+
+impl TpmObjectKey for PreparedKey<'_> {
+    fn tpm_public_with_policy(&self, auth_policy: Vec<u8>) -> TpmtPublic {
+        if auth_policy.is_empty() {
+            self.public.clone()
+        } else {
+            self.key.tpm_public_with_policy(auth_policy)
+        }
+    }
+    fn tpm_sensitive(&self) -> Zeroizing<Vec<u8>> {
+        self.key.tpm_sensitive()
+    }
+    fn alg_name(&self) -> String {
+        self.key.alg_name()
     }
 }
 

@@ -55,6 +55,18 @@ pub fn write_output(
     crate::files::write_atomic(path, data, mode)
 }
 
+/// [`write_output`] for one file of a batch in one directory (never
+/// standard output): the caller syncs the directory once after the batch
+/// (`files::sync_dir`).
+pub fn write_output_in_batch(
+    path: &std::path::Path,
+    data: &[u8],
+    mode: u32,
+) -> Result<(), crate::files::FileError> {
+    check_output(path)?;
+    crate::files::write_atomic_unsynced(path, data, mode)
+}
+
 /// Refuse an output path that exists (without `--force`): commands call it
 /// before any work, so a refusal costs nothing and changes nothing.
 pub fn check_output(path: &std::path::Path) -> Result<(), crate::files::FileError> {

@@ -30,6 +30,11 @@ impl Progress {
         Progress(Some(p))
     }
 
+    /// No progress shown.
+    pub fn none() -> Progress {
+        Progress(None)
+    }
+
     /// A bar over `len` items (files); none for a handful.
     pub fn bar(len: usize, what: &str) -> Progress {
         if len < BATCH_BAR_MIN || !shown() {
@@ -48,6 +53,14 @@ impl Progress {
     pub fn inc(&self) {
         if let Some(p) = &self.0 {
             p.inc(1);
+        }
+    }
+
+    /// Run `f` (which writes to the terminal) with the bar cleared.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.0 {
+            Some(p) => p.suspend(f),
+            None => f(),
         }
     }
 

@@ -245,6 +245,39 @@ fn verify_ecdsa(
     }
 }
 
+/// Verify an RSASSA-PKCS1-v1_5 signature over `message` with `hash` by the
+/// RSA key (n, e), both big-endian (leading zeros ignored): the path of TPM
+/// signatures above, for the certificates of an EK's path too. Keys of
+/// 2048-8192 bits.
+pub fn verify_rsa_pkcs1(
+    n: &[u8],
+    e: &[u8],
+    hash: HashAlg,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), SignatureError> {
+    use aws_lc_rs::signature as rs;
+    let n = &n[n.iter().position(|b| *b != 0).unwrap_or(n.len())..];
+    let e = &e[e.iter().position(|b| *b != 0).unwrap_or(e.len())..];
+    if !(2048..=8192).contains(&(n.len() * 8)) {
+        return Err(SignatureError::BadKey(format!(
+            "RSA modulus of {} bytes (2048-8192 bits are supported)",
+            n.len()
+        )));
+    }
+    let params: &'static rs::RsaParameters = match hash {
+        HashAlg::Sha1 => &rs::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        HashAlg::Sha256 => &rs::RSA_PKCS1_2048_8192_SHA256,
+        HashAlg::Sha384 => &rs::RSA_PKCS1_2048_8192_SHA384,
+        HashAlg::Sha512 => &rs::RSA_PKCS1_2048_8192_SHA512,
+    };
+    if verify_rsa_cached(params, n, e, message, signature)? {
+        Ok(())
+    } else {
+        Err(SignatureError::Invalid)
+    }
+}
+
 /// A parsed RSA key with what it was parsed from: (parameters id, n, e).
 struct CachedRsaKey {
     params: usize,
@@ -253,15 +286,20 @@ struct CachedRsaKey {
     key: aws_lc_rs::signature::ParsedPublicKey,
 }
 
+/// The parsed keys one thread keeps: an evidence file's AK (certify and
+/// quote) and the CA keys of its EK certificate's path.
+const CACHED_RSA_KEYS: usize = 4;
+
 thread_local! {
-    /// The RSA key last used on this thread, parsed: an evidence file's two
-    /// signatures (certify, quote) come from one AK, and a batch from one host
-    /// shares it, so parsing (and AWS-LC's Montgomery set-up) is done once.
-    static LAST_RSA_KEY: std::cell::RefCell<Option<CachedRsaKey>> =
-        const { std::cell::RefCell::new(None) };
+    /// The RSA keys last used on this thread, parsed, most recent first: an
+    /// evidence file's two signatures (certify, quote) come from one AK, and
+    /// a batch's EK certificates mostly from a few CAs, so parsing (and
+    /// AWS-LC's Montgomery set-up) is done once per key, not per signature.
+    static RSA_KEYS: std::cell::RefCell<Vec<CachedRsaKey>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Verify an RSA signature with (n, e), through the per-thread parsed key.
+/// Verify an RSA signature with (n, e), through the per-thread parsed keys.
 fn verify_rsa_cached(
     params: &'static aws_lc_rs::signature::RsaParameters,
     n: &[u8],
@@ -270,31 +308,38 @@ fn verify_rsa_cached(
     signature: &[u8],
 ) -> Result<bool, SignatureError> {
     let id = params as *const _ as usize;
-    LAST_RSA_KEY.with(|cell| {
-        let mut cached = cell.borrow_mut();
-        let hit = matches!(&*cached, Some(c) if c.params == id && c.n == n && c.e == e);
-        if !hit {
-            use der::Encode;
-            let der = pkcs1::RsaPublicKey {
-                modulus: pkcs1::UintRef::new(n)
-                    .map_err(|x| SignatureError::BadKey(x.to_string()))?,
-                public_exponent: pkcs1::UintRef::new(e)
-                    .map_err(|x| SignatureError::BadKey(x.to_string()))?,
-            }
-            .to_der()
-            .map_err(|x| SignatureError::BadKey(x.to_string()))?;
-            let parsed = aws_lc_rs::signature::ParsedPublicKey::new(params, der)
+    RSA_KEYS.with(|cell| {
+        let mut keys = cell.borrow_mut();
+        match keys
+            .iter()
+            .position(|c| c.params == id && c.n == n && c.e == e)
+        {
+            Some(i) => keys[..=i].rotate_right(1),
+            None => {
+                use der::Encode;
+                let der = pkcs1::RsaPublicKey {
+                    modulus: pkcs1::UintRef::new(n)
+                        .map_err(|x| SignatureError::BadKey(x.to_string()))?,
+                    public_exponent: pkcs1::UintRef::new(e)
+                        .map_err(|x| SignatureError::BadKey(x.to_string()))?,
+                }
+                .to_der()
                 .map_err(|x| SignatureError::BadKey(x.to_string()))?;
-            *cached = Some(CachedRsaKey {
-                params: id,
-                n: n.to_vec(),
-                e: e.to_vec(),
-                key: parsed,
-            });
+                let parsed = aws_lc_rs::signature::ParsedPublicKey::new(params, der)
+                    .map_err(|x| SignatureError::BadKey(x.to_string()))?;
+                keys.truncate(CACHED_RSA_KEYS - 1);
+                keys.insert(
+                    0,
+                    CachedRsaKey {
+                        params: id,
+                        n: n.to_vec(),
+                        e: e.to_vec(),
+                        key: parsed,
+                    },
+                );
+            }
         }
-        Ok(cached
-            .as_ref()
-            .is_some_and(|c| c.key.verify_sig(message, signature).is_ok()))
+        Ok(keys[0].key.verify_sig(message, signature).is_ok())
     })
 }
 

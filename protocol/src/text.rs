@@ -22,6 +22,11 @@ fn needs_escape(c: char) -> bool {
 /// `s` with every control or text-reordering character escaped, so printing
 /// it cannot move the cursor, change colours, start a new line or hide text.
 pub fn inert(s: &str) -> Cow<'_, str> {
+    // Printable ASCII without a backslash, the common case, needs nothing:
+    // one scan of the bytes decides it.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\') {
+        return Cow::Borrowed(s);
+    }
     if !s.chars().any(|c| c == '\\' || needs_escape(c)) {
         return Cow::Borrowed(s);
     }

@@ -34,6 +34,17 @@ pub fn rsa_public(
     symmetric: SymDef,
     key: &rsa::RsaPrivateKey,
 ) -> TpmtPublic {
+    rsa_public_of(attributes, auth_policy, scheme, symmetric, key.n())
+}
+
+/// The same for a modulus alone (exponent 65537).
+pub fn rsa_public_of(
+    attributes: u32,
+    auth_policy: Vec<u8>,
+    scheme: Scheme,
+    symmetric: SymDef,
+    n: &rsa::BigUint,
+) -> TpmtPublic {
     TpmtPublic::build(
         alg::RSA,
         alg::SHA256,
@@ -42,10 +53,41 @@ pub fn rsa_public(
         PublicParams::Rsa {
             symmetric,
             scheme,
-            key_bits: (key.size() * 8) as u16,
+            key_bits: n.bits() as u16,
             exponent: 0,
         },
-        PublicId::Rsa(key.n().to_bytes_be()),
+        PublicId::Rsa(n.to_bytes_be()),
+    )
+}
+
+/// A software AK's public area: every attribute a TPM's AK has.
+pub fn ak_public(key: &rsa::RsaPrivateKey) -> TpmtPublic {
+    rsa_public(
+        attr::FIXED_TPM
+            | attr::FIXED_PARENT
+            | attr::SENSITIVE_DATA_ORIGIN
+            | attr::USER_WITH_AUTH
+            | attr::RESTRICTED
+            | attr::SIGN,
+        vec![],
+        Scheme {
+            scheme: alg::RSASSA,
+            hash: alg::SHA256,
+            extra: 0,
+        },
+        SymDef::NULL,
+        key,
+    )
+}
+
+/// A KEK public area for `world` (the agent's template) with modulus `n`.
+pub fn kek_public(world: &str, n: &rsa::BigUint) -> TpmtPublic {
+    rsa_public_of(
+        byok_protocol::templates::KEK_ATTRIBUTES,
+        byok_protocol::world::world_policy(world).to_vec(),
+        Scheme::NULL,
+        SymDef::AES_128_CFB,
+        n,
     )
 }
 
@@ -62,16 +104,28 @@ pub fn sign(key: &rsa::RsaPrivateKey, msg: &[u8]) -> Vec<u8> {
 
 /// A TPM2_Certify of `name` (qualified name `qn`) as the software AK signs it.
 fn certify(f: &Forged, ak_qn: &[u8], nonce: &[u8], name: &[u8], qn: &[u8]) -> Signed {
+    certify_by(&f.ak, ak_qn, nonce, name, qn)
+}
+
+/// A TPM2_Certify of `name` (qualified name `qn`) signed by `ak`.
+pub fn certify_by(
+    ak: &rsa::RsaPrivateKey,
+    ak_qn: &[u8],
+    nonce: &[u8],
+    name: &[u8],
+    qn: &[u8],
+) -> Signed {
     let mut body = Writer::new();
     body.tpm2b(name).tpm2b(qn);
     let attest = forged_attest(st::ATTEST_CERTIFY, ak_qn, nonce, &body.into_vec());
     Signed {
-        signature: ByteBuf::from(sign(&f.ak, &attest)),
+        signature: ByteBuf::from(sign(ak, &attest)),
         attest: ByteBuf::from(attest),
     }
 }
 
-fn ak_qualified_name(genuine: &Evidence, ak: &TpmtPublic) -> Vec<u8> {
+/// The qualified name of `ak` as a child of the evidence's EK.
+pub fn ak_qualified_name(genuine: &Evidence, ak: &TpmtPublic) -> Vec<u8> {
     let ek = TpmtPublic::parse_tpm2b(&genuine.ek.public).expect("EK public");
     qualified_name(
         &primary_qualified_name(rh::ENDORSEMENT, &ek.name()).expect("EK QN"),
@@ -90,29 +144,8 @@ pub fn forge(genuine: &Evidence) -> Forged {
 pub fn forge_with(genuine: &Evidence, compat: bool) -> Forged {
     let ak_key = software_rsa(2048);
     let kek_key = software_rsa(2048);
-    let ak = rsa_public(
-        attr::FIXED_TPM
-            | attr::FIXED_PARENT
-            | attr::SENSITIVE_DATA_ORIGIN
-            | attr::USER_WITH_AUTH
-            | attr::RESTRICTED
-            | attr::SIGN,
-        vec![],
-        Scheme {
-            scheme: alg::RSASSA,
-            hash: alg::SHA256,
-            extra: 0,
-        },
-        SymDef::NULL,
-        &ak_key,
-    );
-    let kek = rsa_public(
-        byok_protocol::templates::KEK_ATTRIBUTES,
-        byok_protocol::world::world_policy(&genuine.world).to_vec(),
-        Scheme::NULL,
-        SymDef::AES_128_CFB,
-        &kek_key,
-    );
+    let ak = ak_public(&ak_key);
+    let kek = kek_public(&genuine.world, kek_key.n());
     let mut f = Forged {
         evidence: genuine.clone(),
         ak: ak_key,

@@ -544,6 +544,7 @@ pub fn enroll(
 pub mod faults;
 pub mod forgery;
 pub mod json_docs;
+pub mod synthetic;
 
 /// A transfer package built the way `wrap` builds one, from public evidence
 /// data only, but carrying any `public` area, key info and inner key (the

@@ -1,8 +1,10 @@
 //! `verify` over many files: the files named (directories expanded), checked
 //! on all cores through one [`Pipeline`], each report formatted by its
-//! worker and written in file order through one buffered writer.
+//! worker and written in file order through one buffered writer, a window
+//! of files at a time (memory holds one window's reports).
 
 use crate::error::{io, VerifyError};
+use crate::parallel::in_windows;
 use crate::pipeline::Pipeline;
 use crate::report::{json_line, verified_text, FailedReport, VerifiedReport};
 use byok_protocol::text::inert;
@@ -86,44 +88,36 @@ pub fn verify_files(
     as_json: bool,
     out: &mut dyn Write,
 ) -> Result<(), VerifyError> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(files.len().max(1));
-    let mut results: Vec<Option<(String, Option<VerifyError>)>> =
-        (0..files.len()).map(|_| None).collect();
-    let chunk = files.len().div_ceil(threads).max(1);
     let bar = byok_protocol::progress::Progress::bar(files.len(), "evidence files verified");
-    let progress = &bar;
-    std::thread::scope(|s| {
-        for (chunk_files, chunk_results) in files.chunks(chunk).zip(results.chunks_mut(chunk)) {
-            s.spawn(move || {
-                for (f, r) in chunk_files.iter().zip(chunk_results.iter_mut()) {
-                    *r = Some(report(f, pipeline, as_json));
-                    progress.inc();
-                }
-            });
-        }
-    });
-    // Cleared before the reports are written.
-    drop(bar);
     let stdout = Path::new("(standard output)");
     // The most serious failure decides the exit code (the first of its
     // kind in file order names it).
     let mut worst: Option<VerifyError> = None;
     let mut failed = 0usize;
-    for (text, err) in results.into_iter().flatten() {
-        out.write_all(text.as_bytes()).map_err(io(stdout))?;
-        if let Some(e) = err {
-            failed += 1;
-            if worst
-                .as_ref()
-                .is_none_or(|w| e.failure().severity() > w.failure().severity())
-            {
-                worst = Some(e);
+    in_windows(
+        files,
+        &bar,
+        |f| report(f, pipeline, as_json),
+        |_, reports| {
+            let mut text = String::new();
+            for (report, err) in reports {
+                text.push_str(&report);
+                if let Some(e) = err {
+                    failed += 1;
+                    if worst
+                        .as_ref()
+                        .is_none_or(|w| e.failure().severity() > w.failure().severity())
+                    {
+                        worst = Some(e);
+                    }
+                }
             }
-        }
-    }
+            // A window's reports at once, with the progress bar cleared.
+            bar.suspend(|| out.write_all(text.as_bytes()))
+                .map_err(io(stdout))
+        },
+    )?;
+    drop(bar);
     if files.len() > 1 {
         let ok = files.len() - failed;
         let line = if as_json {

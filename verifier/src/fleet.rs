@@ -11,6 +11,7 @@
 //! memory grows with the number of hosts by kilobytes, not by evidence files.
 
 use crate::error::{Failure, VerifyError};
+use crate::parallel::{in_windows, parallel};
 use crate::pipeline::Pipeline;
 use crate::receipt::{check_receipt_trusted, ReceiptTrust};
 use crate::registry::Registry;
@@ -21,7 +22,6 @@ use byok_protocol::policy::PcrSpec;
 use byok_protocol::public::TpmtPublic;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What happened to one host (or to one file no host claims).
 #[derive(Debug)]
@@ -31,41 +31,6 @@ pub struct HostOutcome {
     /// The evidence or receipt file, when there was one.
     pub file: Option<PathBuf>,
     pub result: Result<PathBuf, VerifyError>,
-}
-
-/// `f(i, item)` for every item, on all cores, results in item order.
-pub(crate) fn parallel<T: Sync, R: Send>(
-    items: &[T],
-    progress: &byok_protocol::progress::Progress,
-    f: impl Fn(&T) -> R + Sync,
-) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(items.len().max(1));
-    let next = AtomicUsize::new(0);
-    let mut out: Vec<(usize, R)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break };
-                        mine.push((i, f(item)));
-                        progress.inc();
-                    }
-                    mine
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect()
-    });
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The evidence's EK Name, read before anything is verified: it only picks
@@ -141,53 +106,80 @@ pub fn wrap_fleet(
         .registry()
         .ok_or_else(|| VerifyError::Usage("a fleet wrap needs --registry".into()))?;
     std::fs::create_dir_all(out_dir).map_err(crate::error::io(out_dir))?;
+    let prepared = byok_protocol::keys::PreparedKey::new(key);
+    let key = &prepared;
     let progress =
         byok_protocol::progress::Progress::bar(files.len(), "hosts verified and wrapped");
-    let results = parallel(files, &progress, |f| {
-        wrap_one(f, pipeline, registry, nonces, key, label, key_pcrs)
-    });
-    drop(progress);
-    let mut outcomes = Vec::new();
-    let mut done: std::collections::BTreeMap<String, PathBuf> = Default::default();
-    for (file, (host, result)) in files.iter().zip(results) {
-        let result = match (&host, result) {
-            (Some(h), Ok(package)) => match done.get(h) {
-                Some(first) => Err(VerifyError::FleetDuplicate {
-                    host: h.clone(),
-                    first: first.display().to_string(),
-                }),
-                None => {
-                    let path = package_path(out_dir, h);
-                    match crate::write_output(&path, &package, 0o644) {
-                        Ok(()) => {
+    // Which file's package each host gets: the first that passed, in file
+    // order; a second passing file for a host is refused, not written.
+    let mut outcomes = Vec::with_capacity(files.len());
+    let mut done: std::collections::HashMap<String, PathBuf> = Default::default();
+    in_windows(
+        files,
+        &progress,
+        |f| wrap_one(f, pipeline, registry, nonces, key, label, key_pcrs),
+        |window, results| {
+            let mut packages: Vec<(usize, PathBuf, Vec<u8>)> = Vec::new();
+            for (file, (host, result)) in window.iter().zip(results) {
+                let result = match (&host, result) {
+                    (Some(h), Ok(package)) => match done.get(h) {
+                        Some(first) => Err(VerifyError::FleetDuplicate {
+                            host: h.clone(),
+                            first: first.display().to_string(),
+                        }),
+                        None => {
                             done.insert(h.clone(), file.clone());
+                            let path = package_path(out_dir, h);
+                            packages.push((outcomes.len(), path.clone(), package));
                             Ok(path)
                         }
-                        Err(e) => Err(e),
-                    }
+                    },
+                    (_, Err(e)) => Err(e),
+                    (None, Ok(_)) => Err(VerifyError::FleetEkNotEnrolled),
+                };
+                outcomes.push(HostOutcome {
+                    host,
+                    file: Some(file.clone()),
+                    result,
+                });
+            }
+            // Written on all cores, each file fsynced (a crash never leaves
+            // a partial package); the directory is synced once at the end.
+            let written = parallel(
+                &packages,
+                &byok_protocol::progress::Progress::none(),
+                |(i, path, package)| {
+                    (
+                        *i,
+                        byok_protocol::output::write_output_in_batch(path, package, 0o644),
+                    )
+                },
+            );
+            for (i, r) in written {
+                if let Err(e) = r {
+                    outcomes[i].result = Err(e.into());
                 }
-            },
-            (_, Err(e)) => Err(e),
-            (None, Ok(_)) => Err(VerifyError::FleetEkNotEnrolled),
-        };
-        outcomes.push(HostOutcome {
-            host,
-            file: Some(file.clone()),
-            result,
-        });
-    }
+            }
+            Ok::<(), VerifyError>(())
+        },
+    )?;
+    drop(progress);
+    byok_protocol::files::sync_dir(out_dir)?;
+    let hosts_seen: std::collections::HashSet<&str> =
+        outcomes.iter().filter_map(|o| o.host.as_deref()).collect();
+    let mut missing = Vec::new();
     for host in nonces.hosts.keys() {
-        if !outcomes.iter().any(|o| o.host.as_deref() == Some(host)) {
-            outcomes.push(HostOutcome {
+        if !hosts_seen.contains(host.as_str()) {
+            missing.push(HostOutcome {
                 host: Some(host.clone()),
                 file: None,
                 result: Err(VerifyError::FleetNoEvidence { host: host.clone() }),
             });
         }
     }
+    outcomes.extend(missing);
     Ok(outcomes)
 }
-
 /// One receipt file: its host (by its AK among the world's enrolled AKs)
 /// and the verdict.
 fn check_one(
@@ -213,11 +205,7 @@ fn check_one(
             )
         }
     };
-    let record = registry.hosts().iter().find(|h| {
-        h.worlds.get(&nonces.world).is_some_and(|w| {
-            TpmtPublic::parse_tpm2b(&w.ak_public).is_ok_and(|p| p.name() == ak_name)
-        })
-    });
+    let record = registry.by_ak(&nonces.world, &ak_name);
     let Some(record) = record else {
         return (None, Err(VerifyError::FleetAkNotEnrolled));
     };
@@ -302,8 +290,10 @@ pub fn check_receipts(
             result,
         });
     }
+    let hosts_seen: std::collections::HashSet<String> =
+        outcomes.iter().filter_map(|o| o.host.clone()).collect();
     for host in nonces.hosts.keys() {
-        if !outcomes.iter().any(|o| o.host.as_deref() == Some(host)) {
+        if !hosts_seen.contains(host) {
             outcomes.push(ReceiptOutcome {
                 host: Some(host.clone()),
                 file: None,

@@ -9,6 +9,7 @@ pub mod cloud;
 pub mod error;
 pub mod fleet;
 pub mod inspect;
+pub mod parallel;
 pub mod pipeline;
 pub mod policy;
 pub mod receipt;

@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 pub struct Registry {
     hosts: Vec<HostRecord>,
     by_ek: HashMap<Vec<u8>, usize>,
+    /// (world, AK Name) → host: a receipt names its host by its AK.
+    by_ak: HashMap<(String, Vec<u8>), usize>,
 }
 
 fn registry_err(path: &Path, detail: impl Into<String>) -> VerifyError {
@@ -58,7 +60,9 @@ impl Registry {
         for f in files {
             let bytes = byok_protocol::files::read_capped(&f, HostRecord::MAX_SIZE)
                 .map_err(|e| registry_err(&f, e.to_string()))?;
-            let rec = HostRecord::from_cbor(&bytes).map_err(|e| registry_err(&f, e.to_string()))?;
+            let mut rec =
+                HostRecord::from_cbor(&bytes).map_err(|e| registry_err(&f, e.to_string()))?;
+            rec.shrink_to_fit();
             let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or("");
             if rec.host != stem || !valid_id(&rec.host) {
                 return Err(registry_err(
@@ -79,6 +83,11 @@ impl Registry {
                     ),
                 ));
             }
+            for (world, w) in &rec.worlds {
+                if let Some(name) = ak_name(&w.ak_public) {
+                    reg.by_ak.entry((world.to_string(), name)).or_insert(i);
+                }
+            }
             reg.hosts.push(rec);
         }
         Ok(reg)
@@ -91,6 +100,13 @@ impl Registry {
     /// The record of the host with this EK.
     pub fn by_ek(&self, ek_name: &[u8]) -> Option<&HostRecord> {
         self.by_ek.get(ek_name).map(|i| &self.hosts[*i])
+    }
+
+    /// The record of the host whose AK for `world` has this Name.
+    pub fn by_ak(&self, world: &str, ak_name: &[u8]) -> Option<&HostRecord> {
+        self.by_ak
+            .get(&(world.to_string(), ak_name.to_vec()))
+            .map(|i| &self.hosts[*i])
     }
 
     pub fn by_host(&self, host: &str) -> Option<&HostRecord> {

@@ -4,6 +4,8 @@
 
 use super::{subject, Cert};
 use crate::error::VerifyError;
+use byok_protocol::signature::{verify_rsa_pkcs1, SignatureError};
+use byok_protocol::HashAlg;
 use const_oid::ObjectIdentifier;
 use der::Encode;
 
@@ -51,31 +53,30 @@ pub fn check_signature(c: &Cert, issuer_cert: &Cert, allow_sha1: bool) -> Result
             subject: subject(c),
         });
     }
+    let seen = seen_key(c, &spki, allow_sha1);
+    if VERIFIED.with(|v| v.borrow().contains(&seen)) {
+        return Ok(());
+    }
     let ok = if [RSA_SHA1, RSA_SHA256, RSA_SHA384, RSA_SHA512].contains(&oid) {
+        use rsa::traits::PublicKeyParts;
         use spki::DecodePublicKey;
         let pk = rsa::RsaPublicKey::from_public_key_der(&spki).map_err(|_| invalid())?;
-        let (scheme, digest) = if oid == RSA_SHA1 {
-            (
-                rsa::Pkcs1v15Sign::new::<sha1::Sha1>(),
-                sha1::Sha1::digest(tbs).to_vec(),
-            )
-        } else if oid == RSA_SHA256 {
-            (
-                rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
-                sha2::Sha256::digest(tbs).to_vec(),
-            )
-        } else if oid == RSA_SHA384 {
-            (
-                rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
-                sha2::Sha384::digest(tbs).to_vec(),
-            )
-        } else {
-            (
-                rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
-                sha2::Sha512::digest(tbs).to_vec(),
-            )
+        let hash = match oid {
+            RSA_SHA1 => HashAlg::Sha1,
+            RSA_SHA256 => HashAlg::Sha256,
+            RSA_SHA384 => HashAlg::Sha384,
+            _ => HashAlg::Sha512,
         };
-        pk.verify(scheme, &digest, sig).is_ok()
+        match verify_rsa_pkcs1(&pk.n().to_bytes_be(), &pk.e().to_bytes_be(), hash, tbs, sig) {
+            Ok(()) => true,
+            Err(SignatureError::BadKey(detail)) => {
+                return Err(VerifyError::CertificateAlgorithmUnsupported {
+                    subject: subject(c),
+                    oid: format!("{oid} with the issuer's key: {detail}"),
+                })
+            }
+            Err(_) => false,
+        }
     } else if oid == ECDSA_SHA256 || oid == ECDSA_SHA384 {
         use ecdsa::signature::hazmat::PrehashVerifier;
         use spki::DecodePublicKey;
@@ -100,8 +101,86 @@ pub fn check_signature(c: &Cert, issuer_cert: &Cert, allow_sha1: bool) -> Result
         });
     };
     if ok {
+        VERIFIED.with(|v| {
+            let mut v = v.borrow_mut();
+            if v.len() >= VERIFIED_MAX {
+                v.clear();
+            }
+            v.insert(seen);
+        });
         Ok(())
     } else {
         Err(invalid())
+    }
+}
+
+/// The most signatures [`VERIFIED`] remembers per thread (32 bytes each).
+const VERIFIED_MAX: usize = 4096;
+
+thread_local! {
+    /// Certificate signatures this thread has verified, by [`seen_key`]. A
+    /// batch's EK certificates come from a few CAs, whose own certificates
+    /// (intermediate by root) are the same in every file: each is verified
+    /// once per thread, not once per file. Only successes are kept, keyed by
+    /// the exact bytes checked, so a hit is the same computation's result.
+    static VERIFIED: std::cell::RefCell<std::collections::HashSet<[u8; 32]>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
+}
+
+/// SHA-256 over the certificate's exact DER (TBS, algorithm, signature), the
+/// issuer's SubjectPublicKeyInfo and the SHA-1 setting.
+fn seen_key(c: &Cert, issuer_spki: &[u8], allow_sha1: bool) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update((c.der.len() as u64).to_be_bytes());
+    h.update(&c.der);
+    h.update(issuer_spki);
+    h.update([u8::from(allow_sha1)]);
+    h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::{load_certificates, CertSource};
+    use byok_protocol::formats::{Document, Evidence};
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures")
+            .join(name)
+    }
+
+    fn only(name: &str) -> Cert {
+        let mut certs = load_certificates(&fixture(name), CertSource::Roots)
+            .unwrap()
+            .certs;
+        certs.remove(0)
+    }
+
+    /// A remembered success covers those exact bytes and that issuer key:
+    /// on the same thread, the same certificate with its signature altered,
+    /// or checked against another CA, still fails.
+    #[test]
+    fn a_remembered_signature_covers_only_its_exact_bytes_and_issuer() {
+        let ev = Evidence::from_cbor(&std::fs::read(fixture("a-eu.evidence")).unwrap()).unwrap();
+        let leaf = Cert::from_der(&ev.ek.certificate).unwrap();
+        let issuer = only("a-issuer.pem");
+        check_signature(&leaf, &issuer, false).unwrap();
+        check_signature(&leaf, &issuer, false).unwrap();
+        let mut der = leaf.der.clone();
+        let last = der.len() - 1;
+        der[last] ^= 1;
+        let altered = Cert::from_der(&der).unwrap();
+        assert!(matches!(
+            check_signature(&altered, &issuer, false),
+            Err(VerifyError::CertificateSignatureInvalid { .. })
+        ));
+        let other_ca = only("b-ca.pem");
+        assert!(matches!(
+            check_signature(&leaf, &other_ca, false),
+            Err(VerifyError::CertificateSignatureInvalid { .. })
+        ));
+        check_signature(&leaf, &issuer, false).unwrap();
     }
 }
