@@ -7,9 +7,10 @@
 keylime_setup() {
   local root=$1 work=$2 tcti=$3
   KEYLIME_PY="$root/target/bench-venv/bin/python3"
+  # Keylime from PyPI does not declare PyYAML, which it imports.
   if ! "$KEYLIME_PY" -c "import keylime.tpm.tpm_util" 2>/dev/null; then
     python3 -m venv "$root/target/bench-venv" >&2
-    "$root/target/bench-venv/bin/pip" install --quiet --disable-pip-version-check keylime cryptography >&2
+    "$root/target/bench-venv/bin/pip" install --quiet --disable-pip-version-check keylime cryptography pyyaml >&2
   fi
   # Keylime compares the quote's extraData with the nonce string's bytes.
   local nonce
@@ -25,7 +26,8 @@ keylime_setup() {
 }
 
 keylime_rate() {
-  (cd "$1" && "$KEYLIME_PY" - "$2" <<'PY' 2>/dev/null
+  (cd "$1" && "$KEYLIME_PY" - "$2" <<'PY'
+
 import sys, time, logging
 logging.disable(logging.CRITICAL)
 from keylime.tpm import tpm_util
@@ -37,7 +39,7 @@ for _ in range(n):
     tpm_util.checkquote(aik, "tpm-byok-bench-0", sig, quote, pcrs, "sha256")
 print(n / (time.perf_counter() - t))
 PY
-  )
+  ) || { echo "keylime.sh: Keylime's checkquote failed (above)" >&2; return 1; }
 }
 
 # The median of the numbers on standard input.

@@ -3,25 +3,31 @@
 //! them (`verify` over a directory, the fleet commands).
 
 use byok_protocol::progress::Progress;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 /// Items per window: enough that the cores rarely wait at a window's end.
 pub const WINDOW: usize = 1024;
 
+fn threads_for(items: usize) -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(items.max(1))
+}
+
 /// `f(item)` for every item, on all cores (each worker takes the next item
-/// as it finishes one), results in item order.
+/// as it finishes one), results in item order. A panic in `f` is a panic
+/// here, never a result quietly missing.
 pub fn parallel<T: Sync, R: Send>(
     items: &[T],
     progress: &Progress,
     f: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(items.len().max(1));
     let next = AtomicUsize::new(0);
     let mut out: Vec<(usize, R)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
+        let workers: Vec<_> = (0..threads_for(items.len()))
             .map(|_| {
                 s.spawn(|| {
                     let mut mine = Vec::new();
@@ -35,28 +41,83 @@ pub fn parallel<T: Sync, R: Send>(
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect()
+        let mut all = Vec::with_capacity(items.len());
+        for w in workers {
+            match w.join() {
+                Ok(mine) => all.extend(mine),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all
     });
     out.sort_by_key(|(i, _)| *i);
     out.into_iter().map(|(_, r)| r).collect()
 }
 
-/// [`parallel`] over windows of [`WINDOW`] items: `sink` gets each window
-/// (its items and their results, in order) before the next window starts.
+/// What a worker sends back for one window: its results, or its panic.
+type WindowResults<R> = std::thread::Result<Vec<(usize, R)>>;
+
+/// `f(item)` for every item on all cores, a window of [`WINDOW`] items at a
+/// time: `sink` gets each window (its items and their results, in order)
+/// while the workers wait, and an error from it ends the run. The workers
+/// live for the whole run, so what they keep per thread (parsed keys,
+/// verified certificate signatures, allocator caches) stays warm.
 pub fn in_windows<T: Sync, R: Send, E>(
     items: &[T],
     progress: &Progress,
     f: impl Fn(&T) -> R + Sync,
     mut sink: impl FnMut(&[T], Vec<R>) -> Result<(), E>,
 ) -> Result<(), E> {
-    for window in items.chunks(WINDOW) {
-        let results = parallel(window, progress, &f);
-        sink(window, results)?;
-    }
-    Ok(())
+    let windows: Vec<&[T]> = items.chunks(WINDOW).collect();
+    let next: Vec<AtomicUsize> = windows.iter().map(|_| AtomicUsize::new(0)).collect();
+    let threads = threads_for(items.len());
+    let (done_tx, done_rx) = mpsc::channel::<WindowResults<R>>();
+    std::thread::scope(|s| {
+        let mut jobs = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let (job_tx, job_rx) = mpsc::channel::<usize>();
+            jobs.push(job_tx);
+            let done_tx = done_tx.clone();
+            let (windows, next, f) = (&windows, &next, &f);
+            s.spawn(move || {
+                // Until the run ends (the job senders are dropped).
+                for w in job_rx {
+                    let mine = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next[w].fetch_add(1, Ordering::Relaxed);
+                            let Some(item) = windows[w].get(i) else { break };
+                            mine.push((i, f(item)));
+                            progress.inc();
+                        }
+                        mine
+                    }));
+                    let panicked = mine.is_err();
+                    if done_tx.send(mine).is_err() || panicked {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        for (w, window) in windows.iter().enumerate() {
+            for job in &jobs {
+                // A worker that stopped has panicked: its panic is received below.
+                let _ = job.send(w);
+            }
+            let mut results = Vec::with_capacity(window.len());
+            for _ in 0..threads {
+                match done_rx.recv() {
+                    Ok(Ok(mine)) => results.extend(mine),
+                    Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                    Err(_) => unreachable!("every worker answers each window or panics"),
+                }
+            }
+            results.sort_by_key(|(i, _)| *i);
+            sink(window, results.into_iter().map(|(_, r)| r).collect())?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -82,6 +143,30 @@ mod tests {
         .unwrap();
         assert_eq!(windows, 3);
         assert_eq!(seen, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_panic_in_a_worker_is_a_panic_of_the_run() {
+        let items: Vec<usize> = (0..WINDOW + 10).collect();
+        let r = std::panic::catch_unwind(|| {
+            in_windows(
+                &items,
+                &Progress::none(),
+                |i| {
+                    assert_ne!(*i, WINDOW + 3, "item {i}");
+                    *i
+                },
+                |_, _| Ok::<(), ()>(()),
+            )
+        });
+        assert!(r.is_err());
+        let r = std::panic::catch_unwind(|| {
+            parallel(&items, &Progress::none(), |i| {
+                assert_ne!(*i, 5, "item {i}");
+                *i
+            })
+        });
+        assert!(r.is_err());
     }
 
     #[test]

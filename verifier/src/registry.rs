@@ -57,16 +57,23 @@ impl Registry {
             })
             .collect();
         files.sort();
-        for f in files {
-            let bytes = byok_protocol::files::read_capped(&f, HostRecord::MAX_SIZE)
-                .map_err(|e| registry_err(&f, e.to_string()))?;
-            let mut rec =
-                HostRecord::from_cbor(&bytes).map_err(|e| registry_err(&f, e.to_string()))?;
-            rec.shrink_to_fit();
+        // Read and decoded on all cores (a fleet's registry has thousands of
+        // records), then checked and indexed in file order.
+        let records =
+            crate::parallel::parallel(&files, &byok_protocol::progress::Progress::none(), |f| {
+                let bytes = byok_protocol::files::read_capped(f, HostRecord::MAX_SIZE)
+                    .map_err(|e| registry_err(f, e.to_string()))?;
+                let mut rec =
+                    HostRecord::from_cbor(&bytes).map_err(|e| registry_err(f, e.to_string()))?;
+                rec.shrink_to_fit();
+                Ok::<HostRecord, VerifyError>(rec)
+            });
+        for (f, rec) in files.iter().zip(records) {
+            let rec = rec?;
             let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or("");
             if rec.host != stem || !valid_id(&rec.host) {
                 return Err(registry_err(
-                    &f,
+                    f,
                     format!(
                         "the record names host {:?}; its file must be <host>.cbor",
                         byok_protocol::text::inert(&rec.host)
@@ -76,7 +83,7 @@ impl Registry {
             let i = reg.hosts.len();
             if let Some(other) = reg.by_ek.insert(rec.ek.name.to_vec(), i) {
                 return Err(registry_err(
-                    &f,
+                    f,
                     format!(
                         "its EK is also enrolled as host {:?}: one EK, one host",
                         reg.hosts[other].host
