@@ -158,6 +158,76 @@ mod tests {
         certs.remove(0)
     }
 
+    /// An issuer's RSA key outside 2048-8192 bits (here RSA-1024, made by
+    /// OpenSSL) is refused as unsupported, whatever its signature says.
+    #[test]
+    fn a_certificate_signed_by_an_rsa_1024_issuer_is_refused() {
+        let d = tempfile::TempDir::new().unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(d.path())
+                .output()
+                .expect("openssl");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:1024",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=weak CA",
+            "-days",
+            "30",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ]);
+        run(&[
+            "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out",
+            "leaf.csr", "-subj", "/CN=leaf",
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "30",
+            "-set_serial",
+            "2",
+            "-sha256",
+        ]);
+        let load = |f: &str| {
+            load_certificates(&d.path().join(f), CertSource::Roots)
+                .unwrap()
+                .certs
+                .remove(0)
+        };
+        let r = check_signature(&load("leaf.pem"), &load("ca.pem"), false);
+        assert!(
+            matches!(&r, Err(VerifyError::CertificateAlgorithmUnsupported { oid, .. }) if oid.contains("2048-8192 bits")),
+            "{r:?}"
+        );
+    }
+
     /// A remembered success covers those exact bytes and that issuer key:
     /// on the same thread, the same certificate with its signature altered,
     /// or checked against another CA, still fails.
