@@ -57,8 +57,8 @@ impl<'a> Identity<'a> {
     pub fn of(v: &'a Verified) -> Identity<'a> {
         Identity {
             host: v.host.as_deref(),
-            ek_certificate_sha256: hex::encode(v.ek_certificate_sha256),
-            ek_name: hex::encode(&v.ek_name),
+            ek_certificate_sha256: byok_protocol::text::hex(v.ek_certificate_sha256),
+            ek_name: byok_protocol::text::hex(&v.ek_name),
         }
     }
 }
@@ -94,8 +94,8 @@ pub fn identity_text(v: &Verified) -> String {
             .as_deref()
             .map(|h| inert(h).into_owned())
             .unwrap_or_else(|| "(not enrolled)".into()),
-        hex::encode(v.ek_certificate_sha256),
-        hex::encode(&v.ek_name)
+        byok_protocol::text::hex(v.ek_certificate_sha256),
+        byok_protocol::text::hex(&v.ek_name)
     )
 }
 
@@ -150,8 +150,8 @@ impl<'a> VerifiedReport<'a> {
             ok: true,
             world: &v.world,
             ek_chain: &v.ek_chain,
-            ak_name: hex::encode(&v.ak_name),
-            kek_name: hex::encode(&v.kek_name),
+            ak_name: byok_protocol::text::hex(&v.ak_name),
+            kek_name: byok_protocol::text::hex(&v.kek_name),
             kek: v.kek_public.describe_key(),
             tpm: TpmReport {
                 manufacturer: &v.tpm_manufacturer,
@@ -164,7 +164,7 @@ impl<'a> VerifiedReport<'a> {
             pcrs: v
                 .pcrs
                 .iter()
-                .map(|(i, d)| (format!("sha256:{i}"), hex::encode(d)))
+                .map(|(i, d)| (format!("sha256:{i}"), byok_protocol::text::hex(d)))
                 .collect(),
             ak_proven: v.ak_binding.proven(),
             ak_ek_binding: v.ak_binding.describe(),
@@ -175,7 +175,7 @@ impl<'a> VerifiedReport<'a> {
                     .pcrs
                     .iter()
                     .zip(&b.values)
-                    .map(|(i, d)| (format!("{}:{i}", b.pcrs.bank), hex::encode(d)))
+                    .map(|(i, d)| (format!("{}:{i}", b.pcrs.bank), byok_protocol::text::hex(d)))
                     .collect(),
             }),
             compat_kek: v.compat_kek.as_ref().map(|c| CompatKekReport {
@@ -280,8 +280,8 @@ pub fn verified_text(path: &Path, v: &Verified) -> String {
     let _ = writeln!(
         o,
         "  EK:         certificate SHA-256 {}, name {}",
-        hex::encode(v.ek_certificate_sha256),
-        hex::encode(&v.ek_name)
+        byok_protocol::text::hex(v.ek_certificate_sha256),
+        byok_protocol::text::hex(&v.ek_name)
     );
     let _ = writeln!(
         o,
@@ -303,13 +303,13 @@ pub fn verified_text(path: &Path, v: &Verified) -> String {
         o,
         "  KEK:        {} name {}",
         v.kek_public.describe_key(),
-        hex::encode(&v.kek_name)
+        byok_protocol::text::hex(&v.kek_name)
     );
     let _ = writeln!(
         o,
         "  AK:         {} name {}",
         v.ak_public.describe_key(),
-        hex::encode(&v.ak_name)
+        byok_protocol::text::hex(&v.ak_name)
     );
     let _ = writeln!(
         o,
@@ -338,7 +338,7 @@ pub fn verified_text(path: &Path, v: &Verified) -> String {
                     o,
                     "              {}:{i} = {}",
                     b.pcrs.bank.name(),
-                    hex::encode(d)
+                    byok_protocol::text::hex(d)
                 );
             }
         }
