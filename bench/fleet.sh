@@ -66,8 +66,8 @@ PY
   [ "$n" = "$hosts" ] || { echo "fleet.sh: $n packages for $hosts hosts" >&2; exit 1; }
 }
 
-: > wall.txt; : > rss.txt; : > keylime.txt
 cd "$work"
+: > wall.txt; : > rss.txt; : > keylime.txt
 echo "fleet wrap of $hosts hosts on $(nproc) cores ($rounds rounds):"
 for r in $(seq 1 "$rounds"); do
   run "$r"
