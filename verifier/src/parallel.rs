@@ -92,8 +92,9 @@ pub fn in_windows<T: Sync, R: Send, E>(
                         }
                         mine
                     }));
-                    let panicked = mine.is_err();
-                    if done_tx.send(mine).is_err() || panicked {
+                    // A panic is sent like a result (the run resumes it and
+                    // ends); the run gone is the only reason to stop early.
+                    if done_tx.send(mine).is_err() {
                         break;
                     }
                 }
@@ -102,7 +103,8 @@ pub fn in_windows<T: Sync, R: Send, E>(
         drop(done_tx);
         for (w, window) in windows.iter().enumerate() {
             for job in &jobs {
-                // A worker that stopped has panicked: its panic is received below.
+                // Every worker is waiting for a job here (a panic ends the run
+                // before the next window).
                 let _ = job.send(w);
             }
             let mut results = Vec::with_capacity(window.len());

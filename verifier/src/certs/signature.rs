@@ -228,6 +228,99 @@ mod tests {
         );
     }
 
+    fn openssl(dir: &std::path::Path, args: &[&str]) {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// RSA signatures with each hash a certificate may use verify (OpenSSL
+    /// signs them), and are remembered one entry each, within the bound.
+    #[test]
+    fn rsa_certificates_with_each_hash_verify_and_are_remembered_within_the_bound() {
+        let d = tempfile::TempDir::new().unwrap();
+        let p = d.path();
+        openssl(
+            p,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-subj",
+                "/CN=test CA",
+                "-days",
+                "30",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ],
+        );
+        openssl(
+            p,
+            &[
+                "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out",
+                "leaf.csr", "-subj", "/CN=leaf",
+            ],
+        );
+        let load = |f: &str| {
+            load_certificates(&p.join(f), CertSource::Roots)
+                .unwrap()
+                .certs
+                .remove(0)
+        };
+        let ca = load("ca.pem");
+        VERIFIED.with(|v| v.borrow_mut().clear());
+        for (i, hash) in ["-sha256", "-sha384", "-sha512"].into_iter().enumerate() {
+            let out = format!("leaf{i}.pem");
+            openssl(
+                p,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    "leaf.csr",
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-out",
+                    &out,
+                    "-days",
+                    "30",
+                    "-set_serial",
+                    &format!("{}", i + 2),
+                    hash,
+                ],
+            );
+            check_signature(&load(&out), &ca, false).unwrap_or_else(|e| panic!("{hash}: {e}"));
+            assert_eq!(VERIFIED.with(|v| v.borrow().len()), i + 1);
+        }
+        // Full: cleared before the next success is remembered.
+        VERIFIED.with(|v| {
+            let mut v = v.borrow_mut();
+            v.clear();
+            for n in 0..VERIFIED_MAX {
+                v.insert(seen_key(&ca, &(n as u64).to_be_bytes(), false));
+            }
+        });
+        check_signature(&load("leaf0.pem"), &ca, false).unwrap();
+        assert_eq!(VERIFIED.with(|v| v.borrow().len()), 1);
+    }
+
     /// A remembered success covers those exact bytes and that issuer key:
     /// on the same thread, the same certificate with its signature altered,
     /// or checked against another CA, still fails.
