@@ -38,7 +38,12 @@ t0=$(date +%s.%N)
 command -v cargo >/dev/null || { echo "fleet-demo.sh: cargo not found: install Rust (rustup) first" >&2; exit 1; }
 profile=${BYOK_PROFILE:-release}
 if [ "$profile" = dev ]; then bindir=$root/target/debug; else bindir=$root/target/release; fi
-(cd "$root" && cargo build --quiet --profile "$profile" -p byok-agent -p byok-verifier --bins)
+if [ "$profile" = dev ]; then
+  # As tpm-setup/test.sh builds (the same features: nothing rebuilt under the tests).
+  (cd "$root" && cargo build --quiet --workspace --all-targets)
+else
+  (cd "$root" && cargo build --quiet --profile "$profile" -p byok-agent -p byok-verifier --bins)
+fi
 agent=$bindir/byok-agent
 verifier=$bindir/byok-verifier
 

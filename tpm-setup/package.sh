@@ -23,8 +23,11 @@ bindir=target/release
 if [ "${1:-}" = "--dev" ]; then
   profile=dev
   bindir=target/debug
+  # As tpm-setup/test.sh builds (the same features: nothing rebuilt under the tests).
+  cargo build --quiet --workspace --all-targets
+else
+  cargo build --quiet --profile release -p byok-agent -p byok-verifier --bins
 fi
-cargo build --quiet --profile "$profile" -p byok-agent -p byok-verifier --bins
 
 for b in byok-agent byok-verifier; do
   out=target/pkg/$b

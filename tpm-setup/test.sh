@@ -17,10 +17,12 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 echo "== build"
-# The binaries as the tests build them: `cargo test` unifies the crates'
-# features with the dev-dependencies', so a separate `cargo build` would
-# compile every dependency (AWS-LC's C included) a second time.
-cargo test --workspace --no-run --quiet
+# The binaries and the tests in one build. `--all-targets` unifies the
+# crates' features with the dev-dependencies' as `cargo test` does: a plain
+# `cargo build --bins` would compile every dependency (AWS-LC's C included)
+# a second time. tpm-setup/package.sh --dev and fleet-demo.sh's dev profile,
+# which the tests run, build the same way, so theirs is a no-op here.
+cargo build --workspace --all-targets --quiet
 
 echo "== byok-verifier links no TPM library"
 if cargo tree -p byok-verifier -e normal,build --prefix none | grep -Ei '^(tss-esapi|tss2|tss-esapi-sys|tpm2)'; then
