@@ -1,7 +1,8 @@
 //! `verify` over many files: the files named (directories expanded), checked
 //! on all cores through one [`Pipeline`], each report formatted by its
 //! worker and written in file order through one buffered writer, a window
-//! of files at a time (memory holds one window's reports).
+//! of files at a time (memory holds two windows' reports: one written while
+//! the next is verified).
 
 use crate::error::{io, VerifyError};
 use crate::parallel::in_windows;

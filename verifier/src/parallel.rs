@@ -1,6 +1,6 @@
 //! Work on all cores with results in input order, a window at a time: a
-//! batch of 10,000 files holds one window's results in memory, not all of
-//! them (`verify` over a directory, the fleet commands).
+//! batch of 10,000 files holds two windows' results in memory (the one
+//! being written and the one being computed), not all of them (`verify` over a directory, the fleet commands).
 
 use byok_protocol::progress::Progress;
 use std::panic::AssertUnwindSafe;
@@ -59,7 +59,9 @@ type WindowResults<R> = std::thread::Result<Vec<(usize, R)>>;
 
 /// `f(item)` for every item on all cores, a window of [`WINDOW`] items at a
 /// time: `sink` gets each window (its items and their results, in order)
-/// while the workers wait, and an error from it ends the run. The workers
+/// while the workers compute the next one (memory holds two windows'
+/// results), and an error from it ends the run (the window being computed
+/// is finished and dropped). The workers
 /// live for the whole run, so what they keep per thread (parsed keys,
 /// verified certificate signatures, allocator caches) stays warm.
 pub fn in_windows<T: Sync, R: Send, E>(
@@ -101,12 +103,17 @@ pub fn in_windows<T: Sync, R: Send, E>(
             });
         }
         drop(done_tx);
-        for (w, window) in windows.iter().enumerate() {
-            for job in &jobs {
-                // Every worker is waiting for a job here (a panic ends the run
-                // before the next window).
-                let _ = job.send(w);
+        // Window `w`, if there is one, to every worker (each has answered
+        // the window before; a panic ends the run before the next window).
+        let start = |w: usize| {
+            if w < windows.len() {
+                for job in &jobs {
+                    let _ = job.send(w);
+                }
             }
+        };
+        start(0);
+        for (w, window) in windows.iter().enumerate() {
             let mut results = Vec::with_capacity(window.len());
             for _ in 0..threads {
                 match done_rx.recv() {
@@ -116,6 +123,9 @@ pub fn in_windows<T: Sync, R: Send, E>(
                 }
             }
             results.sort_by_key(|(i, _)| *i);
+            // The next window is worked on while this one is written (a
+            // fleet's packages are fsynced: the cores need not wait).
+            start(w + 1);
             sink(window, results.into_iter().map(|(_, r)| r).collect())?;
         }
         Ok(())
