@@ -1,6 +1,7 @@
 //! Work on all cores with results in input order, a window at a time: a
 //! batch of 10,000 files holds two windows' results in memory (the one
-//! being written and the one being computed), not all of them (`verify` over a directory, the fleet commands).
+//! being written and the one being computed), not all of them (`verify`
+//! over a directory, the fleet commands).
 
 use byok_protocol::progress::Progress;
 use std::panic::AssertUnwindSafe;
@@ -61,9 +62,9 @@ type WindowResults<R> = std::thread::Result<Vec<(usize, R)>>;
 /// time: `sink` gets each window (its items and their results, in order)
 /// while the workers compute the next one (memory holds two windows'
 /// results), and an error from it ends the run (the window being computed
-/// is finished and dropped). The workers
-/// live for the whole run, so what they keep per thread (parsed keys,
-/// verified certificate signatures, allocator caches) stays warm.
+/// is finished and dropped). The workers live for the whole run, so what
+/// they keep per thread (parsed keys, verified certificate signatures,
+/// allocator caches) stays warm.
 pub fn in_windows<T: Sync, R: Send, E>(
     items: &[T],
     progress: &Progress,
