@@ -381,13 +381,12 @@ pub trait Document: Serialize + DeserializeOwned {
                 expected: Self::TYPE,
             });
         }
-        let mut cursor = std::io::Cursor::new(bytes);
-        let typed: Result<Self, _> = ciborium::from_reader(&mut cursor);
-        let doc = match typed {
+        let mut de = minicbor_serde::Deserializer::new(bytes);
+        let doc = match Self::deserialize(&mut de) {
             Ok(doc) => doc,
             Err(e) => {
                 check_header(bytes, Self::TYPE)?;
-                return Err(FormatError::Cbor(cbor_problem(&e, bytes.len())));
+                return Err(FormatError::Cbor(decode_problem(&e, bytes)));
             }
         };
         let (kind, version) = doc.header();
@@ -404,7 +403,7 @@ pub trait Document: Serialize + DeserializeOwned {
                 supported: VERSION,
             });
         }
-        if (cursor.position() as usize) != bytes.len() {
+        if de.decoder().position() != bytes.len() {
             return Err(FormatError::Cbor(
                 "trailing bytes after the CBOR document".into(),
             ));
@@ -425,7 +424,27 @@ struct Header {
 }
 
 fn read_header(bytes: &[u8]) -> Result<Header, FormatError> {
-    ciborium::from_reader(bytes).map_err(|e| FormatError::Cbor(cbor_problem(&e, bytes.len())))
+    Header::deserialize(&mut minicbor_serde::Deserializer::new(bytes))
+        .map_err(|e| FormatError::Cbor(decode_problem(&e, bytes)))
+}
+
+/// What is wrong with a document that did not decode, in words: a CBOR item
+/// cut short, bytes that are not CBOR, or (the CBOR being sound) the field
+/// the document's type refused, as serde names it ("missing field `nonce`").
+/// The decoder's error says which only in its text, so the shape is found
+/// again by skipping over the item (only a failure pays for it).
+fn decode_problem(e: &minicbor_serde::error::DecodeError, bytes: &[u8]) -> String {
+    match minicbor::Decoder::new(bytes).skip() {
+        Err(_) if bytes.is_empty() => "the file is empty".to_string(),
+        Err(s) if s.is_end_of_input() => {
+            format!("the file ends early: truncated after {} bytes", bytes.len())
+        }
+        Err(s) => match s.position() {
+            Some(at) => format!("not CBOR (syntax error at byte {at})"),
+            None => "not CBOR".to_string(),
+        },
+        Ok(()) => e.to_string(),
+    }
 }
 
 /// What is wrong with undecodable CBOR, in words: ciborium's `Display` is
@@ -502,21 +521,6 @@ impl Document for Activation {
     const TYPE: &'static str = ACTIVATION_TYPE;
     fn header(&self) -> (&str, u64) {
         (&self.kind, self.version)
-    }
-}
-
-impl HostRecord {
-    /// Release what the CBOR decoder over-allocated for its byte strings: a
-    /// verifier keeps a fleet's records in memory (10,000 hosts: about
-    /// 26 MB before, 8 MB after).
-    pub fn shrink_to_fit(&mut self) {
-        self.ek.certificate_sha256.shrink_to_fit();
-        self.ek.name.shrink_to_fit();
-        self.ek.public.shrink_to_fit();
-        for w in self.worlds.values_mut() {
-            w.ak_public.shrink_to_fit();
-            w.kek_name.shrink_to_fit();
-        }
     }
 }
 

@@ -41,7 +41,9 @@ pub fn list_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, VerifyError> {
                 })
                 .map(|e| e.path())
                 .collect();
-            files.sort();
+            // By name: one directory's paths differ in their last component
+            // only, and comparing the bytes skips splitting every path.
+            files.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
             out.extend(files);
         } else {
             out.push(p.clone());
@@ -53,10 +55,11 @@ pub fn list_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, VerifyError> {
 /// One file's report and its failure, if any.
 fn report(f: &Path, pipeline: &Pipeline, as_json: bool) -> (String, Option<VerifyError>) {
     match pipeline.check_file(f) {
-        Ok(v) if as_json => (
-            format!("{}\n", json_line(&VerifiedReport::new(f, &v))),
-            None,
-        ),
+        Ok(v) if as_json => {
+            let mut line = json_line(&VerifiedReport::new(f, &v));
+            line.push('\n');
+            (line, None)
+        }
         Ok(v) => (verified_text(f, &v), None),
         Err(e) if as_json => (
             format!(

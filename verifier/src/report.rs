@@ -71,11 +71,13 @@ pub fn json_line<T: Serialize>(report: &T) -> String {
     // backslash, a control character or a non-ASCII one shows as a backslash
     // escape or a non-ASCII byte), so it is the line the JSON tree below
     // would give, without building the tree.
-    if let Ok(line) = serde_json::to_string(report) {
-        if line
-            .bytes()
-            .all(|b| (0x20..0x7f).contains(&b) && b != b'\\')
-        {
+    // A verify report is about 1.5 KiB: one buffer, no regrowth.
+    let mut line = Vec::with_capacity(2048);
+    if serde_json::to_writer(&mut line, report).is_ok()
+        && line.iter().all(|b| (0x20..0x7f).contains(b) && *b != b'\\')
+    {
+        // Printable ASCII is UTF-8.
+        if let Ok(line) = String::from_utf8(line) {
             return line;
         }
     }

@@ -24,7 +24,8 @@ pub struct Verified {
     pub ak_qualified_name: Vec<u8>,
     pub kek_public: TpmtPublic,
     pub kek_name: Vec<u8>,
-    pub ek_chain: Vec<String>,
+    /// The EK certificate's path, leaf first (shared with the run's cache).
+    pub ek_chain: std::sync::Arc<[String]>,
     pub certify_clock: ClockInfo,
     pub quote_clock: ClockInfo,
     pub firmware_version: u64,

@@ -90,7 +90,8 @@ fn verify_inner(
     opts: &Options,
 ) -> Result<Verified, VerifyError> {
     check_request(ev, opts)?;
-    let (ek_chain, ek_public) = ek_link(ev, store, opts)?;
+    let ek_certificate_sha256 = byok_protocol::hash::sha256(&ev.ek.certificate);
+    let (ek_chain, ek_public) = ek_link(ev, &ek_certificate_sha256, store, opts)?;
     let ak = ak_link(ev, &ek_public, &opts.policy)?;
     let (kek_public, certify) = kek_certified(ev, &ak, opts)?;
     let kek_pcr_binding = check_kek_binding(ev, &kek_public, &opts.policy)?;
@@ -99,7 +100,7 @@ fn verify_inner(
     Ok(Verified {
         world: ev.world.clone(),
         ek_name: ek_public.name(),
-        ek_certificate_sha256: byok_protocol::hash::sha256(&ev.ek.certificate),
+        ek_certificate_sha256,
         host: None,
         ek_public,
         ak_name: ak.name,
@@ -140,9 +141,10 @@ fn check_request(ev: &Evidence, opts: &Options) -> Result<(), VerifyError> {
 /// certified key, attributes. Returns the path and the EK public area.
 fn ek_link(
     ev: &Evidence,
+    ek_certificate_sha256: &[u8; 32],
     store: Option<&TrustStore>,
     opts: &Options,
-) -> Result<(Vec<String>, TpmtPublic), VerifyError> {
+) -> Result<(std::sync::Arc<[String]>, TpmtPublic), VerifyError> {
     // Each shipped certificate the path builder tries may cost a signature check.
     if ev.ek.chain.len() > MAX_SHIPPED_CHAIN {
         return Err(VerifyError::EkChainTooLong {
@@ -151,8 +153,14 @@ fn ek_link(
         });
     }
     let chain: Vec<&[u8]> = ev.ek.chain.iter().map(|c| c.as_slice()).collect();
-    let (ek_chain, ek_spki) = match store {
-        Some(store) => verify_ek_certificate(&ev.ek.certificate, &chain, store, opts.now)?,
+    let checked = match store {
+        Some(store) => verify_ek_certificate(
+            &ev.ek.certificate,
+            ek_certificate_sha256,
+            &chain,
+            store,
+            opts.now,
+        )?,
         None => {
             use der::Encode;
             let cert = parse_certificates(&ev.ek.certificate)
@@ -166,13 +174,16 @@ fn ek_link(
                 .subject_public_key_info
                 .to_der()
                 .map_err(|e| VerifyError::EkCertificateUnparseable(e.to_string()))?;
-            (vec!["(chain not checked)".to_string()], spki)
+            crate::certs::CheckedEk {
+                path: vec!["(chain not checked)".to_string()].into(),
+                spki: spki.into(),
+            }
         }
     };
     let ek_public = TpmtPublic::parse_tpm2b(&ev.ek.public).map_err(malformed("EK public"))?;
-    check_ek_matches_certificate(&ek_public, &ek_spki)?;
+    check_ek_matches_certificate(&ek_public, &checked.spki)?;
     check_ek(&ek_public)?;
-    Ok((ek_chain, ek_public))
+    Ok((checked.path, ek_public))
 }
 
 /// Step 3: The AK: attributes and strength; its qualified name under the EK

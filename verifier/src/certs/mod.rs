@@ -123,14 +123,22 @@ impl Default for TrustStore {
 /// keyed by the EK certificate's and shipped intermediates' bytes and the time.
 #[derive(Default, Clone)]
 pub struct PathCache(
-    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Vec<u8>, CheckedEk>>>,
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], CheckedEk>>>,
 );
 
-/// A verified EK certificate: the path's subjects and the SubjectPublicKeyInfo DER.
-pub type CheckedEk = (Vec<String>, Vec<u8>);
+/// A verified EK certificate, shared (a cache hit costs no copy).
+#[derive(Debug, Clone)]
+pub struct CheckedEk {
+    /// The path's subjects, leaf first.
+    pub path: std::sync::Arc<[String]>,
+    /// The certificate's SubjectPublicKeyInfo DER.
+    pub spki: std::sync::Arc<[u8]>,
+}
 
 impl PathCache {
-    fn key(leaf: &[u8], extra: &[&[u8]], now: SystemTime) -> Vec<u8> {
+    /// The EK certificate by its SHA-256 (which the caller has for its report),
+    /// the shipped intermediates by their bytes, the time of the check.
+    fn key(leaf_sha256: &[u8; 32], extra: &[&[u8]], now: SystemTime) -> [u8; 32] {
         use sha2::Digest;
         let mut h = sha2::Sha256::new();
         // Validity depends on the time of the check.
@@ -139,25 +147,28 @@ impl PathCache {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         h.update(t.to_be_bytes());
-        for c in std::iter::once(leaf).chain(extra.iter().copied()) {
+        h.update(leaf_sha256);
+        for c in extra {
             h.update((c.len() as u64).to_be_bytes());
             h.update(c);
         }
-        h.finalize().to_vec()
+        h.finalize().into()
     }
 }
 
-/// Check an EK certificate (bytes as found in evidence) and the intermediates
-/// shipped with it; returns the path and the certificate's SubjectPublicKeyInfo
-/// DER. Successes are cached in the store, so a batch of files with the same
-/// EK certificate parses and checks it once; failures are always recomputed.
+/// Check an EK certificate (bytes as found in evidence, with their SHA-256)
+/// and the intermediates shipped with it; returns the path and the
+/// certificate's SubjectPublicKeyInfo DER. Successes are cached in the store,
+/// so a batch of files with the same EK certificate parses and checks it
+/// once; failures are always recomputed.
 pub fn verify_ek_certificate(
     cert: &[u8],
+    cert_sha256: &[u8; 32],
     chain: &[&[u8]],
     store: &TrustStore,
     now: SystemTime,
-) -> Result<(Vec<String>, Vec<u8>), VerifyError> {
-    let key = PathCache::key(cert, chain, now);
+) -> Result<CheckedEk, VerifyError> {
+    let key = PathCache::key(cert_sha256, chain, now);
     if let Some(hit) = store.cache.0.lock().ok().and_then(|m| m.get(&key).cloned()) {
         return Ok(hit);
     }
@@ -177,10 +188,14 @@ pub fn verify_ek_certificate(
         .subject_public_key_info
         .to_der()
         .map_err(|e| VerifyError::EkCertificateUnparseable(e.to_string()))?;
+    let checked = CheckedEk {
+        path: path.into(),
+        spki: spki.into(),
+    };
     if let Ok(mut m) = store.cache.0.lock() {
-        m.insert(key, (path.clone(), spki.clone()));
+        m.insert(key, checked.clone());
     }
-    Ok((path, spki))
+    Ok(checked)
 }
 
 /// Where a set of CA certificates came from, for messages: the flag (or the
