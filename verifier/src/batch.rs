@@ -103,7 +103,7 @@ pub fn verify_files(
         &bar,
         |f| report(f, pipeline, as_json),
         |_, reports| {
-            let mut text = String::new();
+            let mut text = String::with_capacity(reports.iter().map(|(r, _)| r.len()).sum());
             for (report, err) in reports {
                 text.push_str(&report);
                 if let Some(e) = err {

@@ -9,7 +9,6 @@ use byok_protocol::text::inert;
 use byok_protocol::world::WorldId;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -116,10 +115,10 @@ pub struct VerifiedReport<'a> {
     restart_count: u32,
     clock: u64,
     /// "sha256:INDEX" → hex value.
-    pcrs: BTreeMap<String, String>,
+    pcrs: PcrValues<'a>,
     ak_proven: bool,
     ak_ek_binding: String,
-    kek_pcr_binding: Option<KekPcrBindingReport>,
+    kek_pcr_binding: Option<KekPcrBindingReport<'a>>,
     compat_kek: Option<CompatKekReport>,
     #[serde(flatten)]
     identity: Identity<'a>,
@@ -133,10 +132,103 @@ struct TpmReport<'a> {
 }
 
 #[derive(Serialize)]
-struct KekPcrBindingReport {
+struct KekPcrBindingReport<'a> {
     pcrs: String,
     /// "BANK:INDEX" → hex value.
-    values: BTreeMap<String, String>,
+    values: PcrValues<'a>,
+}
+
+/// PCR values as a JSON object, "BANK:INDEX" → lower-case hex, keys in the
+/// order of their text (as a map of strings sorts them: "sha256:10" before
+/// "sha256:2"), one entry per index (the last value given). Written without
+/// a map or a string per entry: a batch prints one per evidence file.
+struct PcrValues<'a> {
+    bank: &'static str,
+    values: Vec<(u32, &'a [u8])>,
+}
+
+impl<'a> PcrValues<'a> {
+    fn new(bank: &'static str, values: impl IntoIterator<Item = (u32, &'a [u8])>) -> Self {
+        // Each key's text once; the position makes the order total, so of
+        // equal indices the last given stays last, and is kept.
+        let mut keyed: Vec<(Decimal, usize, u32, &[u8])> = values
+            .into_iter()
+            .enumerate()
+            .map(|(at, (i, v))| (decimal(i), at, i, v))
+            .collect();
+        keyed.sort_unstable_by_key(|a| (a.0, a.1));
+        let mut kept: Vec<(u32, &[u8])> = Vec::with_capacity(keyed.len());
+        for v in keyed.into_iter().map(|(_, _, i, v)| (i, v)) {
+            match kept.last_mut() {
+                Some(last) if last.0 == v.0 => *last = v,
+                _ => kept.push(v),
+            }
+        }
+        PcrValues { bank, values: kept }
+    }
+}
+
+/// Decimal digits (zero-padded after them) and their count.
+type Decimal = ([u8; 10], usize);
+
+/// The decimal digits of `i`, for comparing as text.
+fn decimal(i: u32) -> Decimal {
+    let mut digits = [0u8; 10];
+    let mut n = i;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    digits[..len].reverse();
+    let mut out = [0u8; 10];
+    out[..len].copy_from_slice(&digits[..len]);
+    // Compared as (digits, len): zero padding after the digits sorts "1"
+    // before "10" as text does.
+    (out, len)
+}
+
+impl Serialize for PcrValues<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.values.len()))?;
+        for (i, value) in &self.values {
+            let (digits, len) = decimal(*i);
+            let mut key = [0u8; 32];
+            let bank = self.bank.as_bytes();
+            key[..bank.len()].copy_from_slice(bank);
+            key[bank.len()] = b':';
+            key[bank.len() + 1..bank.len() + 1 + len].copy_from_slice(&digits[..len]);
+            let key = std::str::from_utf8(&key[..bank.len() + 1 + len])
+                .map_err(<S::Error as serde::ser::Error>::custom)?;
+            map.serialize_entry(key, &Hex(value))?;
+        }
+        map.end()
+    }
+}
+
+/// Bytes as lower-case hex in a JSON string, without a string on the heap
+/// for digests (up to 64 bytes).
+struct Hex<'a>(&'a [u8]);
+
+impl Serialize for Hex<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 128];
+        match buf.get_mut(..self.0.len() * 2) {
+            Some(out) => {
+                // The buffer is exactly twice the input: encoding cannot fail.
+                let _ = hex::encode_to_slice(self.0, out);
+                s.serialize_str(
+                    std::str::from_utf8(out).map_err(<S::Error as serde::ser::Error>::custom)?,
+                )
+            }
+            None => s.serialize_str(&byok_protocol::text::hex(self.0)),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -163,22 +255,19 @@ impl<'a> VerifiedReport<'a> {
             reset_count: v.quote_clock.reset_count,
             restart_count: v.quote_clock.restart_count,
             clock: v.quote_clock.clock,
-            pcrs: v
-                .pcrs
-                .iter()
-                .map(|(i, d)| (format!("sha256:{i}"), byok_protocol::text::hex(d)))
-                .collect(),
+            pcrs: PcrValues::new("sha256", v.pcrs.iter().map(|(i, d)| (*i, d.as_slice()))),
             ak_proven: v.ak_binding.proven(),
             ak_ek_binding: v.ak_binding.describe(),
             kek_pcr_binding: v.kek_pcr_binding.as_ref().map(|b| KekPcrBindingReport {
                 pcrs: b.pcrs.describe(),
-                values: b
-                    .pcrs
-                    .pcrs
-                    .iter()
-                    .zip(&b.values)
-                    .map(|(i, d)| (format!("{}:{i}", b.pcrs.bank), byok_protocol::text::hex(d)))
-                    .collect(),
+                values: PcrValues::new(
+                    b.pcrs.bank.name(),
+                    b.pcrs
+                        .pcrs
+                        .iter()
+                        .zip(&b.values)
+                        .map(|(i, d)| (*i, d.as_slice())),
+                ),
             }),
             compat_kek: v.compat_kek.as_ref().map(|c| CompatKekReport {
                 key: c.describe_key(),
@@ -388,5 +477,38 @@ mod tests {
             }),
             r#"{"zeta":"a\\u{1b}[2J","alpha":"b\\\\"}"#
         );
+    }
+
+    #[test]
+    fn pcr_values_are_the_map_of_strings_they_replace() {
+        // Indices past 9 sort as text, a repeated index keeps its last value.
+        let d: Vec<Vec<u8>> = (0u8..6).map(|b| vec![b; 32]).collect();
+        let given = [
+            (2, &d[0]),
+            (10, &d[1]),
+            (1, &d[2]),
+            (23, &d[3]),
+            (10, &d[4]),
+            (0, &d[5]),
+        ];
+        let expected: std::collections::BTreeMap<String, String> = given
+            .iter()
+            .map(|(i, v)| (format!("sha384:{i}"), hex::encode(v)))
+            .collect();
+        let ours = super::PcrValues::new("sha384", given.iter().map(|(i, v)| (*i, v.as_slice())));
+        assert_eq!(
+            serde_json::to_string(&ours).unwrap(),
+            serde_json::to_string(&expected).unwrap()
+        );
+        // A value longer than a digest is hex too.
+        let long = [7u8; 100];
+        assert_eq!(
+            serde_json::to_string(&super::Hex(&long)).unwrap(),
+            format!("\"{}\"", hex::encode(long))
+        );
+        for i in [0, 9, 10, 99, 100, u32::MAX] {
+            let (digits, len) = super::decimal(i);
+            assert_eq!(&digits[..len], i.to_string().as_bytes());
+        }
     }
 }

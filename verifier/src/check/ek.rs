@@ -15,12 +15,13 @@ pub fn check_ek_matches_certificate(ek: &TpmtPublic, spki: &[u8]) -> Result<(), 
             // Integer values from the certificate's RSAPublicKey (DER INTEGERs,
             // minimal) against the TPM's modulus and exponent bytes, without
             // building big integers (this runs once per evidence file).
-            let strip =
-                |b: &[u8]| -> Vec<u8> { b.iter().skip_while(|x| **x == 0).copied().collect() };
+            fn strip(b: &[u8]) -> &[u8] {
+                &b[b.iter().take_while(|x| **x == 0).count()..]
+            }
             let e = if *exponent == 0 { 65537 } else { *exponent };
             match rsa_public_key_parts(spki) {
                 Some((cert_n, cert_e)) => {
-                    strip(&cert_n) == strip(n) && strip(&cert_e) == strip(&e.to_be_bytes())
+                    strip(cert_n) == strip(n) && strip(cert_e) == strip(&e.to_be_bytes())
                 }
                 None => false,
             }
@@ -52,17 +53,14 @@ pub fn check_ek_matches_certificate(ek: &TpmtPublic, spki: &[u8]) -> Result<(), 
 }
 
 /// (modulus, exponent) of an rsaEncryption SubjectPublicKeyInfo.
-fn rsa_public_key_parts(spki_der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+fn rsa_public_key_parts(spki_der: &[u8]) -> Option<(&[u8], &[u8])> {
     use der::Decode;
     let info = spki::SubjectPublicKeyInfoRef::from_der(spki_der).ok()?;
     if info.algorithm.oid != const_oid::db::rfc5912::RSA_ENCRYPTION {
         return None;
     }
     let key = pkcs1::RsaPublicKey::from_der(info.subject_public_key.as_bytes()?).ok()?;
-    Some((
-        key.modulus.as_bytes().to_vec(),
-        key.public_exponent.as_bytes().to_vec(),
-    ))
+    Some((key.modulus.as_bytes(), key.public_exponent.as_bytes()))
 }
 
 pub fn check_ek(ek: &TpmtPublic) -> Result<(), VerifyError> {
