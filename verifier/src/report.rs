@@ -73,7 +73,10 @@ pub fn json_line<T: Serialize>(report: &T) -> String {
     // A verify report is about 1.5 KiB: one buffer, no regrowth.
     let mut line = Vec::with_capacity(2048);
     if serde_json::to_writer(&mut line, report).is_ok()
-        && line.iter().all(|b| (0x20..0x7f).contains(b) && *b != b'\\')
+        // Every byte, no early exit: the compiler makes it a vector loop.
+        && line
+            .iter()
+            .fold(true, |ok, b| ok & (0x20..0x7f).contains(b) & (*b != b'\\'))
     {
         // Printable ASCII is UTF-8.
         if let Ok(line) = String::from_utf8(line) {

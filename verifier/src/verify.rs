@@ -176,12 +176,12 @@ fn ek_link(
                 .map_err(|e| VerifyError::EkCertificateUnparseable(e.to_string()))?;
             crate::certs::CheckedEk {
                 path: vec!["(chain not checked)".to_string()].into(),
-                spki: spki.into(),
+                key: crate::check::ek::CertifiedKey::from_spki(&spki).into(),
             }
         }
     };
     let ek_public = TpmtPublic::parse_tpm2b(&ev.ek.public).map_err(malformed("EK public"))?;
-    check_ek_matches_certificate(&ek_public, &checked.spki)?;
+    check_ek_matches_certificate(&ek_public, &checked.key)?;
     check_ek(&ek_public)?;
     Ok((checked.path, ek_public))
 }

@@ -220,7 +220,7 @@ fn ek_cert_command() {
 fn ecc_ek_public_area_must_be_the_certified_point() {
     use byok_protocol::public::{PublicId, PublicParams, Scheme, SymDef, TpmtPublic};
     use byok_protocol::tpm::{alg, attr, curve};
-    use byok_verifier::check::ek::check_ek_matches_certificate;
+    use byok_verifier::check::ek::{check_ek_matches_certificate, CertifiedKey};
     use der::Encode;
     let Some(d) = testdata() else { return };
     let ek = cert(&d, "ek-real/stm-ek-ecc-by-STM_ECC_01I.pem");
@@ -263,20 +263,20 @@ fn ecc_ek_public_area_must_be_the_certified_point() {
     };
     check_ek_matches_certificate(
         &public(&point[1..33], &point[33..], curve::NIST_P256),
-        &spki,
+        &CertifiedKey::from_spki(&spki),
     )
     .unwrap();
     let mut other = point.clone();
     other[64] ^= 1;
     assert!(check_ek_matches_certificate(
         &public(&other[1..33], &other[33..], curve::NIST_P256),
-        &spki
+        &CertifiedKey::from_spki(&spki)
     )
     .is_err());
     // The same coordinates on another curve.
     assert!(check_ek_matches_certificate(
         &public(&point[1..33], &point[33..], curve::NIST_P384),
-        &spki
+        &CertifiedKey::from_spki(&spki)
     )
     .is_err());
     // An RSA EK certificate against this ECC public area.
@@ -289,7 +289,7 @@ fn ecc_ek_public_area_must_be_the_certified_point() {
         .unwrap();
     assert!(check_ek_matches_certificate(
         &public(&point[1..33], &point[33..], curve::NIST_P256),
-        &rsa_spki
+        &CertifiedKey::from_spki(&rsa_spki)
     )
     .is_err());
 }

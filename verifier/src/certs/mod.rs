@@ -131,8 +131,8 @@ pub struct PathCache(
 pub struct CheckedEk {
     /// The path's subjects, leaf first.
     pub path: std::sync::Arc<[String]>,
-    /// The certificate's SubjectPublicKeyInfo DER.
-    pub spki: std::sync::Arc<[u8]>,
+    /// The key the certificate certifies.
+    pub key: std::sync::Arc<crate::check::ek::CertifiedKey>,
 }
 
 impl PathCache {
@@ -157,8 +157,8 @@ impl PathCache {
 }
 
 /// Check an EK certificate (bytes as found in evidence, with their SHA-256)
-/// and the intermediates shipped with it; returns the path and the
-/// certificate's SubjectPublicKeyInfo DER. Successes are cached in the store,
+/// and the intermediates shipped with it; returns the path and the key the
+/// certificate certifies. Successes are cached in the store,
 /// so a batch of files with the same EK certificate parses and checks it
 /// once; failures are always recomputed.
 pub fn verify_ek_certificate(
@@ -190,7 +190,7 @@ pub fn verify_ek_certificate(
         .map_err(|e| VerifyError::EkCertificateUnparseable(e.to_string()))?;
     let checked = CheckedEk {
         path: path.into(),
-        spki: spki.into(),
+        key: std::sync::Arc::new(crate::check::ek::CertifiedKey::from_spki(&spki)),
     };
     if let Ok(mut m) = store.cache.0.lock() {
         m.insert(key, checked.clone());

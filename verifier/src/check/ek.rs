@@ -7,26 +7,55 @@ use crate::error::VerifyError;
 use byok_protocol::public::{PublicId, PublicParams, TpmtPublic};
 use byok_protocol::tpm::{attr, curve};
 
+/// The key an EK certificate certifies, decoded once per certificate (a
+/// batch's certificate checks are cached, and this with them): an RSA key as
+/// its integers, any other as its SubjectPublicKeyInfo DER.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertifiedKey {
+    /// Modulus and exponent, big-endian, without leading zeros.
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    Spki(Vec<u8>),
+}
+
+impl CertifiedKey {
+    pub fn from_spki(spki: &[u8]) -> CertifiedKey {
+        match rsa_public_key_parts(spki) {
+            Some((n, e)) => CertifiedKey::Rsa {
+                n: strip(n).to_vec(),
+                e: strip(e).to_vec(),
+            },
+            None => CertifiedKey::Spki(spki.to_vec()),
+        }
+    }
+}
+
+/// `b` without its leading zero bytes.
+fn strip(b: &[u8]) -> &[u8] {
+    &b[b.iter().take_while(|x| **x == 0).count()..]
+}
+
 /// The EK public area must be the key the EK certificate certifies.
-pub fn check_ek_matches_certificate(ek: &TpmtPublic, spki: &[u8]) -> Result<(), VerifyError> {
-    // Compare keys, not encodings: decode both SPKIs to key values.
-    let same = match (&ek.params, &ek.unique) {
-        (PublicParams::Rsa { exponent, .. }, PublicId::Rsa(n)) => {
+pub fn check_ek_matches_certificate(
+    ek: &TpmtPublic,
+    certified: &CertifiedKey,
+) -> Result<(), VerifyError> {
+    // Compare keys, not encodings: key values on both sides.
+    let same = match (&ek.params, &ek.unique, certified) {
+        (
+            PublicParams::Rsa { exponent, .. },
+            PublicId::Rsa(n),
+            CertifiedKey::Rsa { n: cn, e: ce },
+        ) => {
             // Integer values from the certificate's RSAPublicKey (DER INTEGERs,
             // minimal) against the TPM's modulus and exponent bytes, without
             // building big integers (this runs once per evidence file).
-            fn strip(b: &[u8]) -> &[u8] {
-                &b[b.iter().take_while(|x| **x == 0).count()..]
-            }
             let e = if *exponent == 0 { 65537 } else { *exponent };
-            match rsa_public_key_parts(spki) {
-                Some((cert_n, cert_e)) => {
-                    strip(cert_n) == strip(n) && strip(cert_e) == strip(&e.to_be_bytes())
-                }
-                None => false,
-            }
+            cn.as_slice() == strip(n) && ce.as_slice() == strip(&e.to_be_bytes())
         }
-        (PublicParams::Ecc { curve: c, .. }, PublicId::Ecc { .. }) => {
+        (PublicParams::Ecc { curve: c, .. }, PublicId::Ecc { .. }, CertifiedKey::Spki(spki)) => {
             use spki::DecodePublicKey;
             let Ok(ours) = byok_protocol::keys::public_key_der(ek) else {
                 return Err(VerifyError::EkPublicMismatch);

@@ -85,25 +85,24 @@ pub fn check_pcrs(
         .filter(|(_, v)| !v.is_empty())
         .map(|(b, v)| (*b, v.keys().copied().collect()))
         .collect();
-    let describe_q = quoted
-        .iter()
-        .map(|(h, p)| {
-            format!(
-                "{}:{}",
-                HashAlg::from_tpm(*h).map(|h| h.name()).unwrap_or("?"),
-                selection_text(p)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
-    let describe_l = listed
-        .iter()
-        .map(|(b, p)| format!("{b}:{}", selection_text(p)))
-        .collect::<Vec<_>>()
-        .join(" ");
+    // The selections in words, for the error only.
     let mismatch = || VerifyError::PcrSelectionMismatch {
-        quoted: describe_q.clone(),
-        listed: describe_l.clone(),
+        quoted: quoted
+            .iter()
+            .map(|(h, p)| {
+                format!(
+                    "{}:{}",
+                    HashAlg::from_tpm(*h).map(|h| h.name()).unwrap_or("?"),
+                    selection_text(p)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        listed: listed
+            .iter()
+            .map(|(b, p)| format!("{b}:{}", selection_text(p)))
+            .collect::<Vec<_>>()
+            .join(" "),
     };
     // This build checks the sha256 bank only.
     if quoted.len() != 1
