@@ -3,18 +3,21 @@
 //! Stateless apart from the registry: `nonces` gives each host of the world
 //! a fresh nonce; `wrap` finds each evidence file's host by its EK in the
 //! registry, verifies it against that host's nonce (its AK proven by the
-//! enrolment) and writes one package per host that passes; `check-receipt`
+//! enrolment) and writes one package per host that passes (a transfer
+//! package, or a `.byok` file for the host's compat KEK); `check-receipt`
 //! gives one verdict per host and the roster of the hosts that hold the key.
 //!
 //! Work runs on all cores. Each worker reads, verifies and wraps one file at
 //! a time and keeps only its small result (a package is about 1.5 KB), so
 //! memory grows with the number of hosts by kilobytes, not by evidence files.
 
+use crate::cloud::{self, Cloud, CloudKey, CloudMethod};
 use crate::error::{Failure, VerifyError};
 use crate::parallel::{in_windows, parallel};
 use crate::pipeline::Pipeline;
 use crate::receipt::{check_receipt_trusted, ReceiptTrust};
 use crate::registry::Registry;
+use crate::verify::Verified;
 use byok_protocol::fleet::NonceSet;
 use byok_protocol::formats::{Document, Evidence, Receipt, TransferPackage};
 use byok_protocol::keys::TpmObjectKey;
@@ -44,15 +47,57 @@ fn ek_name(ev: &Evidence) -> Result<Vec<u8>, VerifyError> {
         })
 }
 
-/// One evidence file: its host, and the package for it.
+/// What a fleet wrap writes for each verified host.
+pub enum FleetTarget<'a> {
+    /// A transfer package (`wrap --format tpm`): TPM2_Import under the KEK,
+    /// bound by its credential to the TPM of the EK and AK.
+    Package {
+        key: &'a (dyn TpmObjectKey + Sync),
+        label: Option<&'a String>,
+        key_pcrs: Option<&'a PcrSpec>,
+    },
+    /// An Azure `.byok` file for the host's compat KEK (`wrap --format
+    /// azure`): the weaker path of docs/cloud.md, for hosts whose AK the
+    /// registry proves.
+    CompatByok {
+        key: &'a CloudKey,
+        method: Option<CloudMethod>,
+    },
+}
+
+impl FleetTarget<'_> {
+    /// The file name suffix of what is written for a host.
+    pub fn extension(&self) -> &'static str {
+        match self {
+            FleetTarget::Package { .. } => "transfer",
+            FleetTarget::CompatByok { .. } => "byok",
+        }
+    }
+
+    /// The bytes for one verified host.
+    fn wrap_for(&self, v: &Verified) -> Result<Vec<u8>, VerifyError> {
+        match self {
+            FleetTarget::Package {
+                key,
+                label,
+                key_pcrs,
+            } => Ok(crate::wrap::wrap(v, *key, label.cloned(), *key_pcrs)?.to_cbor()),
+            FleetTarget::CompatByok { key, method } => {
+                let kek = cloud::compat_kek_public(v)?;
+                let plan = cloud::plan(Cloud::Azure, *method, key, &kek.key)?;
+                cloud::wrap(Cloud::Azure, &plan, &kek, None, key)
+            }
+        }
+    }
+}
+
+/// One evidence file: its host, and what is written for it.
 fn wrap_one(
     file: &Path,
     pipeline: &Pipeline,
     registry: &Registry,
     nonces: &NonceSet,
-    key: &(dyn TpmObjectKey + Sync),
-    label: Option<&String>,
-    key_pcrs: Option<&PcrSpec>,
+    target: &FleetTarget,
 ) -> (Option<String>, Result<Vec<u8>, VerifyError>) {
     let ev = match pipeline.read_evidence(file) {
         Ok(ev) => ev,
@@ -77,37 +122,48 @@ fn wrap_one(
                     found: v.world.clone(),
                 });
             }
-            crate::wrap::wrap(&v, key, label.cloned(), key_pcrs)
-        })
-        .map(|p| p.to_cbor());
+            target.wrap_for(&v)
+        });
     (Some(host), r)
 }
 
-/// The package file of `host` in `out_dir`.
-pub fn package_path(out_dir: &Path, host: &str) -> PathBuf {
-    out_dir.join(format!("{host}.transfer"))
+/// The file written for `host` in `out_dir`: `HOST.transfer` or `HOST.byok`.
+pub fn package_path(out_dir: &Path, host: &str, extension: &str) -> PathBuf {
+    out_dir.join(format!("{host}.{extension}"))
 }
 
-/// Wrap `key` for every host of `nonces` whose evidence is in `files`.
-/// Packages are written as `OUT/<host>.transfer` (never replacing one
-/// without `--force`); every host of the nonce set and every file gets an
-/// outcome, in host order then file order.
-#[allow(clippy::too_many_arguments)]
+/// Wrap for every host of `nonces` whose evidence is in `files`. Each
+/// host's file is written as `OUT/<host>.transfer` or `.byok` (never
+/// replacing one without `--force`); every host of the nonce set and every
+/// file gets an outcome, in host order then file order.
 pub fn wrap_fleet(
     pipeline: &Pipeline,
     nonces: &NonceSet,
     files: &[PathBuf],
-    key: &(dyn TpmObjectKey + Sync),
-    label: Option<&String>,
-    key_pcrs: Option<&PcrSpec>,
+    target: &FleetTarget,
     out_dir: &Path,
 ) -> Result<Vec<HostOutcome>, VerifyError> {
     let registry = pipeline
         .registry()
         .ok_or_else(|| VerifyError::Usage("a fleet wrap needs --registry".into()))?;
     std::fs::create_dir_all(out_dir).map_err(crate::error::io(out_dir))?;
-    let prepared = byok_protocol::keys::PreparedKey::new(key);
-    let key = &prepared;
+    // The target key's public area once, not once per host.
+    let prepared;
+    let target = match target {
+        FleetTarget::Package {
+            key,
+            label,
+            key_pcrs,
+        } => {
+            prepared = byok_protocol::keys::PreparedKey::new(*key);
+            &FleetTarget::Package {
+                key: &prepared,
+                label: *label,
+                key_pcrs: *key_pcrs,
+            }
+        }
+        other => other,
+    };
     let progress =
         byok_protocol::progress::Progress::bar(files.len(), "hosts verified and wrapped");
     // Which file's package each host gets: the first that passed, in file
@@ -117,7 +173,7 @@ pub fn wrap_fleet(
     in_windows(
         files,
         &progress,
-        |f| wrap_one(f, pipeline, registry, nonces, key, label, key_pcrs),
+        |f| wrap_one(f, pipeline, registry, nonces, target),
         |window, results| {
             let mut packages: Vec<(usize, PathBuf, Vec<u8>)> = Vec::new();
             for (file, (host, result)) in window.iter().zip(results) {
@@ -129,7 +185,7 @@ pub fn wrap_fleet(
                         }),
                         None => {
                             done.insert(h.clone(), file.clone());
-                            let path = package_path(out_dir, h);
+                            let path = package_path(out_dir, h, target.extension());
                             packages.push((outcomes.len(), path.clone(), package));
                             Ok(path)
                         }
@@ -220,7 +276,7 @@ fn check_one(
         let transfer = match transfers {
             Some(dir) => {
                 let t: TransferPackage = crate::read_document(
-                    &package_path(dir, &host),
+                    &package_path(dir, &host, "transfer"),
                     "transfer package",
                     TransferPackage::MAX_SIZE,
                 )?;

@@ -9,9 +9,9 @@ use byok_protocol::fleet::{NonceSet, MAX_NONCES_SIZE};
 use byok_protocol::keys::{SymmetricKey, SymmetricKind, TargetKey, TpmObjectKey};
 use byok_protocol::text::inert;
 use byok_verifier::batch::thousands;
-use byok_verifier::cloud::KeyType;
+use byok_verifier::cloud::{CloudKey, KeyType};
 use byok_verifier::error::{Failure, VerifyError};
-use byok_verifier::fleet::{self, HostLine};
+use byok_verifier::fleet::{self, FleetTarget, HostLine};
 use byok_verifier::pipeline::Pipeline;
 use byok_verifier::registry::Registry;
 use byok_verifier::{batch, read, write_output};
@@ -166,10 +166,26 @@ fn keep_worst(worst: &mut Option<Failure>, e: &VerifyError) {
 }
 
 pub fn wrap(a: &WrapArgs, key: &[u8]) -> Result<()> {
-    if a.format != WrapFormat::Tpm {
-        return Err(usage(
-            "a fleet wrap (--nonces) writes transfer packages (--format tpm)",
-        ));
+    match a.format {
+        WrapFormat::Tpm => {
+            if a.kek_public.is_some() || a.method.is_some() || a.kid.is_some() {
+                return Err(usage(
+                    "--kek-public, --kid and --method are for --format azure|gcp|aws",
+                ));
+            }
+        }
+        WrapFormat::Azure => {
+            if a.kek_public.is_some() || a.kid.is_some() || a.key_pcrs.is_some() || a.base64 {
+                return Err(usage(
+                    "a fleet wrap --format azure wraps for each host's compat KEK, taken from its verified evidence: --kek-public, --kid, --key-pcrs and --base64 do not apply",
+                ));
+            }
+        }
+        WrapFormat::Gcp | WrapFormat::Aws => {
+            return Err(usage(
+                "a fleet wrap (--nonces) writes for each host's TPM: --format tpm (transfer packages) or azure (.byok files for the hosts' compat KEKs); gcp and aws wrap for the cloud's own KEK, once per key, without --nonces",
+            ));
+        }
     }
     let (Some(nonces), Some(out_dir), Some(evidence)) = (&a.nonces, &a.out_dir, &a.evidence) else {
         return Err(usage(
@@ -186,10 +202,30 @@ pub fn wrap(a: &WrapArgs, key: &[u8]) -> Result<()> {
             )));
         }
     }
-    let target: Box<dyn TpmObjectKey + Sync> = match a.key_type {
-        KeyType::Auto => Box::new(TargetKey::from_bytes(key)?),
-        KeyType::Aes => Box::new(SymmetricKey::new(SymmetricKind::Aes, key)?),
-        KeyType::Hmac => Box::new(SymmetricKey::new(SymmetricKind::HmacSha256, key)?),
+    // The key, read once, in the form the format carries.
+    let (tpm_key, cloud_key): (Option<Box<dyn TpmObjectKey + Sync>>, Option<CloudKey>) =
+        match a.format {
+            WrapFormat::Azure => (None, Some(CloudKey::read(key, a.key_type)?)),
+            _ => (
+                Some(match a.key_type {
+                    KeyType::Auto => Box::new(TargetKey::from_bytes(key)?),
+                    KeyType::Aes => Box::new(SymmetricKey::new(SymmetricKind::Aes, key)?),
+                    KeyType::Hmac => Box::new(SymmetricKey::new(SymmetricKind::HmacSha256, key)?),
+                }),
+                None,
+            ),
+        };
+    let target = match (&tpm_key, &cloud_key) {
+        (_, Some(key)) => FleetTarget::CompatByok {
+            key,
+            method: a.method,
+        },
+        (Some(key), None) => FleetTarget::Package {
+            key: key.as_ref(),
+            label: a.label.as_ref(),
+            key_pcrs: a.key_pcrs.as_ref(),
+        },
+        (None, None) => unreachable!("one form of the key is read above"),
     };
     let mut flags = proof(&a.registered, Some(&a.answer));
     // Every host of a fleet is proven by its enrolment.
@@ -202,15 +238,7 @@ pub fn wrap(a: &WrapArgs, key: &[u8]) -> Result<()> {
         Some(nonces.world.clone()),
     )?;
     let files = batch::list_files(std::slice::from_ref(evidence))?;
-    let outcomes = fleet::wrap_fleet(
-        &pipeline,
-        &nonces,
-        &files,
-        target.as_ref(),
-        a.label.as_ref(),
-        a.key_pcrs.as_ref(),
-        out_dir,
-    )?;
+    let outcomes = fleet::wrap_fleet(&pipeline, &nonces, &files, &target, out_dir)?;
     let mut worst = None;
     let mut lines = Vec::new();
     let (mut ok, mut failed) = (0, 0);
@@ -246,8 +274,9 @@ pub fn wrap(a: &WrapArgs, key: &[u8]) -> Result<()> {
         not_asked: None,
     };
     if !a.json && ok > 0 {
+        let file = format!("HOST.{}", target.extension());
         byok_protocol::say!(
-            "next: copy each HOST.transfer of {} to its host and run there: byok-agent import --world {} --in HOST.transfer --name NAME",
+            "next: copy each {file} of {} to its host and run there: byok-agent import --world {} --in {file} --name NAME",
             shown(out_dir),
             inert(&nonces.world)
         );

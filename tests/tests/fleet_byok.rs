@@ -1,0 +1,168 @@
+//! Fleets of compat KEKs: `wrap --format azure --nonces --out-dir` writes one
+//! Azure `.byok` file per enrolled host, for the compat KEK its verified
+//! evidence certifies, on three swtpm hosts. A host without a compat KEK gets
+//! nothing and is named; the others import their file and sign with the key,
+//! and OpenSSL checks each signature with the original public key. Formats
+//! that wrap for a cloud's own KEK (gcp, aws) are refused for fleets.
+
+use byok_tests::{enroll, keygen, nonce, openssl, tpm_a, tpm_b, tpm_c, verifier, Host};
+use predicates::str::contains;
+use tempfile::TempDir;
+
+// Long on purpose: one flow (three hosts enrolled, nonces, evidence, batch
+// wrap, import, signatures), and each swtpm costs seconds.
+#[test]
+fn a_byok_file_for_each_hosts_compat_kek() {
+    let work = TempDir::new().unwrap();
+    let w = work.path();
+    let hosts = [
+        ("web-a", Host::new(tpm_a()), true),
+        ("web-b", Host::new(tpm_b()), true),
+        ("web-c", Host::new(tpm_c()), false),
+    ];
+    let roots = w.join("roots");
+    std::fs::create_dir(&roots).unwrap();
+    let registry = w.join("registry");
+    for (name, host, compat) in &hosts {
+        std::fs::copy(&host.ca_bundle, roots.join(format!("{name}.pem"))).unwrap();
+        let mut init = host.agent();
+        init.args(["init", "--world", "eu"]);
+        if *compat {
+            init.arg("--compat-kek");
+        }
+        init.assert().success();
+        let n = nonce();
+        let ev = w.join(format!("{name}.enrol.evidence"));
+        host.evidence("eu", &n, &ev);
+        enroll(host, "eu", &ev, &n, &registry, &["--host", name]).success();
+    }
+    let nonces = w.join("nonces.json");
+    verifier()
+        .args(["nonces", "--world", "eu", "--registry"])
+        .arg(&registry)
+        .arg("-o")
+        .arg(&nonces)
+        .assert()
+        .success();
+    let set: serde_json::Value = serde_json::from_slice(&std::fs::read(&nonces).unwrap()).unwrap();
+    let evidence = w.join("evidence");
+    std::fs::create_dir(&evidence).unwrap();
+    for (name, host, _) in &hosts {
+        let n = set["hosts"][name].as_str().unwrap();
+        host.evidence("eu", n, &evidence.join(format!("{name}.evidence")));
+    }
+    let key = keygen("p256", w.join("k.pem"));
+    let out = w.join("out");
+    let fleet_wrap = |format: &str| {
+        let mut c = verifier();
+        c.args(["wrap", "--format", format, "--nonces"])
+            .arg(&nonces)
+            .arg("--registry")
+            .arg(&registry)
+            .arg("--roots")
+            .arg(&roots)
+            .arg("--evidence")
+            .arg(&evidence)
+            .arg("--key")
+            .arg(&key)
+            .arg("--out-dir")
+            .arg(&out);
+        c
+    };
+
+    // gcp and aws wrap for a cloud's KEK: no fleet of them; nothing written.
+    for format in ["gcp", "aws"] {
+        fleet_wrap(format)
+            .assert()
+            .code(2)
+            .stderr(contains("gcp and aws wrap for the cloud's own KEK"));
+    }
+    fleet_wrap("azure")
+        .args(["--key-pcrs", "sha256:7"])
+        .assert()
+        .code(2)
+        .stderr(contains("--key-pcrs"));
+    assert!(!out.exists());
+
+    let run = fleet_wrap("azure").arg("--json").output().unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(10),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    byok_tests::json_docs::check(
+        &byok_tests::json_docs::documented(),
+        "byok-verifier wrap --nonces --json",
+        &String::from_utf8_lossy(&run.stdout),
+    );
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(
+        (report["ok"].as_u64(), report["failed"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let line = |host: &str| {
+        report["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["host"] == host)
+            .unwrap()
+            .clone()
+    };
+    assert!(
+        line("web-c")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no compat KEK"),
+        "{report}"
+    );
+    let mut written: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    written.sort();
+    assert_eq!(written, ["web-a.byok", "web-b.byok"]);
+
+    // Each file names its host's compat KEK, imports there, and the key
+    // signs what OpenSSL verifies with the original public key.
+    let public = w.join("k.pub");
+    openssl()
+        .args(["pkey", "-in"])
+        .arg(&key)
+        .args(["-pubout", "-out"])
+        .arg(&public)
+        .assert()
+        .success();
+    for (name, host, _) in &hosts[..2] {
+        let file = out.join(format!("{name}.byok"));
+        assert_eq!(line(name)["package"], file.display().to_string());
+        let byok: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert!(
+            byok["header"]["kid"]
+                .as_str()
+                .unwrap()
+                .starts_with("tpm-byok:eu:"),
+            "{byok}"
+        );
+        host.import("eu", "k", &file).success();
+        let dir = w.join(format!("sig-{name}"));
+        std::fs::create_dir(&dir).unwrap();
+        host.sign("k", &dir).success();
+        openssl()
+            .args(["dgst", "-sha256", "-verify"])
+            .arg(&public)
+            .arg("-signature")
+            .arg(dir.join("k.sig"))
+            .arg(dir.join("msg"))
+            .assert()
+            .success()
+            .stdout("Verified OK\n");
+    }
+    // The other host's file does not import on a host.
+    hosts[0]
+        .1
+        .import("eu", "other", &out.join("web-b.byok"))
+        .failure();
+}
