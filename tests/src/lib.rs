@@ -542,6 +542,7 @@ pub fn enroll(
 }
 
 pub mod faults;
+pub mod fleet;
 pub mod forgery;
 pub mod json_docs;
 pub mod synthetic;

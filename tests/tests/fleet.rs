@@ -4,9 +4,10 @@
 //! evidence file is replaced by another TPM's: it gets no package, the
 //! others do, and the summary names both the file and the host.
 
-use byok_tests::{enroll, keygen, nonce, openssl, tpm_a, tpm_b, tpm_c, verifier, Host};
+use byok_tests::fleet::nonces as nonces_cmd;
+use byok_tests::fleet::{check_signature, enrol_all, public_key_of, FleetRun};
+use byok_tests::{keygen, tpm_a, tpm_b, tpm_c, verifier, Host};
 use predicates::str::contains;
-use std::path::Path;
 use tempfile::TempDir;
 
 fn json(out: &[u8]) -> serde_json::Value {
@@ -44,32 +45,19 @@ fn one_key_to_every_enrolled_host_and_a_roster_of_who_holds_it() {
         ("web-b", Host::new(tpm_b())),
         ("web-c", Host::new(tpm_c())),
     ];
-    let roots = w.join("roots");
-    std::fs::create_dir(&roots).unwrap();
-    let registry = w.join("registry");
-    for (name, host) in &hosts {
-        std::fs::copy(&host.ca_bundle, roots.join(format!("{name}.pem"))).unwrap();
+    for (_, host) in &hosts {
         host.init("eu");
-        let n = nonce();
-        let ev = w.join(format!("{name}.enrol.evidence"));
-        host.evidence("eu", &n, &ev);
-        enroll(host, "eu", &ev, &n, &registry, &["--host", name]).success();
     }
+    let named: Vec<(&str, &Host)> = hosts.iter().map(|(n, h)| (*n, h)).collect();
+    let (roots, registry) = enrol_all(&named, "eu", w);
 
     // A nonce per enrolled host.
     let nonces = w.join("nonces.json");
-    verifier()
-        .args(["nonces", "--world", "eu", "--registry"])
-        .arg(&registry)
-        .arg("-o")
-        .arg(&nonces)
-        .assert()
-        .success()
-        .stdout(
-            "wrote a nonce for each of 3 host(s) of world \"eu\" to ".to_string()
-                + &nonces.display().to_string()
-                + "\n",
-        );
+    nonces_cmd("eu", &registry, &nonces).success().stdout(
+        "wrote a nonce for each of 3 host(s) of world \"eu\" to ".to_string()
+            + &nonces.display().to_string()
+            + "\n",
+    );
     let set: serde_json::Value = serde_json::from_slice(&std::fs::read(&nonces).unwrap()).unwrap();
     let nonce_of = |h: &str| set["hosts"][h].as_str().unwrap().to_string();
     verifier()
@@ -106,21 +94,15 @@ fn one_key_to_every_enrolled_host_and_a_roster_of_who_holds_it() {
 
     let key = keygen("p256", w.join("k.pem"));
     let out = w.join("out");
-    let run = verifier()
-        .args(["wrap", "--json", "--nonces"])
-        .arg(&nonces)
-        .arg("--registry")
-        .arg(&registry)
-        .arg("--roots")
-        .arg(&roots)
-        .arg("--evidence")
-        .arg(&evidence)
-        .arg("--key")
-        .arg(&key)
-        .arg("--out-dir")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run_files = FleetRun {
+        nonces: &nonces,
+        registry: &registry,
+        roots: &roots,
+        evidence: &evidence,
+        key: &key,
+        out: &out,
+    };
+    let run = run_files.wrap("tpm").arg("--json").output().unwrap();
     assert_eq!(
         run.status.code(),
         Some(10),
@@ -168,19 +150,8 @@ fn one_key_to_every_enrolled_host_and_a_roster_of_who_holds_it() {
 
     // The same run as text: a line per host and the summary; existing
     // packages are not replaced without --force.
-    verifier()
-        .args(["wrap", "--nonces"])
-        .arg(&nonces)
-        .arg("--registry")
-        .arg(&registry)
-        .arg("--roots")
-        .arg(&roots)
-        .arg("--evidence")
-        .arg(&evidence)
-        .arg("--key")
-        .arg(&key)
-        .arg("--out-dir")
-        .arg(&out)
+    run_files
+        .wrap("tpm")
         .assert()
         .code(10)
         .stdout(contains("FAIL web-a ("))
@@ -288,30 +259,11 @@ fn one_key_to_every_enrolled_host_and_a_roster_of_who_holds_it() {
         ));
 
     // Each holder signs with the key; OpenSSL checks with the original.
-    let public = w.join("k.pub");
-    openssl()
-        .args(["pkey", "-in"])
-        .arg(&key)
-        .args(["-pubout", "-out"])
-        .arg(&public)
-        .assert()
-        .success();
+    let public = public_key_of(&key, &w.join("k.pub"));
     for (name, host) in &hosts[..2] {
         let dir = w.join(format!("sig-{name}"));
         std::fs::create_dir(&dir).unwrap();
         host.sign("k", &dir).success();
         check_signature(&public, &dir);
     }
-}
-
-fn check_signature(public: &Path, dir: &Path) {
-    openssl()
-        .args(["dgst", "-sha256", "-verify"])
-        .arg(public)
-        .arg("-signature")
-        .arg(dir.join("k.sig"))
-        .arg(dir.join("msg"))
-        .assert()
-        .success()
-        .stdout("Verified OK\n");
 }

@@ -5,7 +5,8 @@
 //! and OpenSSL checks each signature with the original public key. Formats
 //! that wrap for a cloud's own KEK (gcp, aws) are refused for fleets.
 
-use byok_tests::{enroll, keygen, nonce, openssl, tpm_a, tpm_b, tpm_c, verifier, Host};
+use byok_tests::fleet::{check_signature, enrol_all, public_key_of, FleetRun};
+use byok_tests::{keygen, tpm_a, tpm_b, tpm_c, Host};
 use predicates::str::contains;
 use tempfile::TempDir;
 
@@ -20,30 +21,18 @@ fn a_byok_file_for_each_hosts_compat_kek() {
         ("web-b", Host::new(tpm_b()), true),
         ("web-c", Host::new(tpm_c()), false),
     ];
-    let roots = w.join("roots");
-    std::fs::create_dir(&roots).unwrap();
-    let registry = w.join("registry");
-    for (name, host, compat) in &hosts {
-        std::fs::copy(&host.ca_bundle, roots.join(format!("{name}.pem"))).unwrap();
+    for (_, host, compat) in &hosts {
         let mut init = host.agent();
         init.args(["init", "--world", "eu"]);
         if *compat {
             init.arg("--compat-kek");
         }
         init.assert().success();
-        let n = nonce();
-        let ev = w.join(format!("{name}.enrol.evidence"));
-        host.evidence("eu", &n, &ev);
-        enroll(host, "eu", &ev, &n, &registry, &["--host", name]).success();
     }
+    let named: Vec<(&str, &Host)> = hosts.iter().map(|(n, h, _)| (*n, h)).collect();
+    let (roots, registry) = enrol_all(&named, "eu", w);
     let nonces = w.join("nonces.json");
-    verifier()
-        .args(["nonces", "--world", "eu", "--registry"])
-        .arg(&registry)
-        .arg("-o")
-        .arg(&nonces)
-        .assert()
-        .success();
+    byok_tests::fleet::nonces("eu", &registry, &nonces).success();
     let set: serde_json::Value = serde_json::from_slice(&std::fs::read(&nonces).unwrap()).unwrap();
     let evidence = w.join("evidence");
     std::fs::create_dir(&evidence).unwrap();
@@ -53,22 +42,15 @@ fn a_byok_file_for_each_hosts_compat_kek() {
     }
     let key = keygen("p256", w.join("k.pem"));
     let out = w.join("out");
-    let fleet_wrap = |format: &str| {
-        let mut c = verifier();
-        c.args(["wrap", "--format", format, "--nonces"])
-            .arg(&nonces)
-            .arg("--registry")
-            .arg(&registry)
-            .arg("--roots")
-            .arg(&roots)
-            .arg("--evidence")
-            .arg(&evidence)
-            .arg("--key")
-            .arg(&key)
-            .arg("--out-dir")
-            .arg(&out);
-        c
+    let run = FleetRun {
+        nonces: &nonces,
+        registry: &registry,
+        roots: &roots,
+        evidence: &evidence,
+        key: &key,
+        out: &out,
     };
+    let fleet_wrap = |format: &str| run.wrap(format);
 
     // gcp and aws wrap for a cloud's KEK: no fleet of them; nothing written.
     for format in ["gcp", "aws"] {
@@ -126,14 +108,7 @@ fn a_byok_file_for_each_hosts_compat_kek() {
 
     // Each file names its host's compat KEK, imports there, and the key
     // signs what OpenSSL verifies with the original public key.
-    let public = w.join("k.pub");
-    openssl()
-        .args(["pkey", "-in"])
-        .arg(&key)
-        .args(["-pubout", "-out"])
-        .arg(&public)
-        .assert()
-        .success();
+    let public = public_key_of(&key, &w.join("k.pub"));
     for (name, host, _) in &hosts[..2] {
         let file = out.join(format!("{name}.byok"));
         assert_eq!(line(name)["package"], file.display().to_string());
@@ -150,15 +125,7 @@ fn a_byok_file_for_each_hosts_compat_kek() {
         let dir = w.join(format!("sig-{name}"));
         std::fs::create_dir(&dir).unwrap();
         host.sign("k", &dir).success();
-        openssl()
-            .args(["dgst", "-sha256", "-verify"])
-            .arg(&public)
-            .arg("-signature")
-            .arg(dir.join("k.sig"))
-            .arg(dir.join("msg"))
-            .assert()
-            .success()
-            .stdout("Verified OK\n");
+        check_signature(&public, &dir);
     }
     // The other host's file does not import on a host.
     hosts[0]

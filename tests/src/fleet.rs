@@ -1,0 +1,88 @@
+//! Shared steps of the fleet tests (tests/tests/fleet*.rs): enrolling swtpm
+//! hosts into one registry, and checking a host's signature with OpenSSL.
+
+use crate::{enroll, nonce, openssl, Host};
+use std::path::{Path, PathBuf};
+
+/// Enrol each `(name, host)` for `world` (initialised already) in
+/// `work/registry`, trusting each host's CA from `work/roots`; returns
+/// (roots, registry).
+pub fn enrol_all(hosts: &[(&str, &Host)], world: &str, work: &Path) -> (PathBuf, PathBuf) {
+    let roots = work.join("roots");
+    std::fs::create_dir_all(&roots).expect("roots directory");
+    let registry = work.join("registry");
+    for (name, host) in hosts {
+        std::fs::copy(&host.ca_bundle, roots.join(format!("{name}.pem"))).expect("CA bundle");
+        let n = nonce();
+        let ev = work.join(format!("{name}.enrol.evidence"));
+        host.evidence(world, &n, &ev);
+        enroll(host, world, &ev, &n, &registry, &["--host", name]).success();
+    }
+    (roots, registry)
+}
+
+/// The public key of the private key file `key`, as PEM in `out`.
+pub fn public_key_of(key: &Path, out: &Path) -> PathBuf {
+    openssl()
+        .args(["pkey", "-in"])
+        .arg(key)
+        .args(["-pubout", "-out"])
+        .arg(out)
+        .assert()
+        .success();
+    out.to_path_buf()
+}
+
+/// OpenSSL verifies `dir/k.sig` over `dir/msg` (what `Host::sign("k", dir)`
+/// wrote) with `public`.
+pub fn check_signature(public: &Path, dir: &Path) {
+    openssl()
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(public)
+        .arg("-signature")
+        .arg(dir.join("k.sig"))
+        .arg(dir.join("msg"))
+        .assert()
+        .success()
+        .stdout("Verified OK\n");
+}
+
+/// The files of a fleet wrap, as `byok-verifier wrap --nonces` takes them.
+pub struct FleetRun<'a> {
+    pub nonces: &'a Path,
+    pub registry: &'a Path,
+    pub roots: &'a Path,
+    pub evidence: &'a Path,
+    pub key: &'a Path,
+    pub out: &'a Path,
+}
+
+impl FleetRun<'_> {
+    /// `byok-verifier wrap --format FORMAT --nonces ... --out-dir OUT`.
+    pub fn wrap(&self, format: &str) -> assert_cmd::Command {
+        let mut c = crate::verifier();
+        c.args(["wrap", "--format", format, "--nonces"])
+            .arg(self.nonces)
+            .arg("--registry")
+            .arg(self.registry)
+            .arg("--roots")
+            .arg(self.roots)
+            .arg("--evidence")
+            .arg(self.evidence)
+            .arg("--key")
+            .arg(self.key)
+            .arg("--out-dir")
+            .arg(self.out);
+        c
+    }
+}
+
+/// `byok-verifier nonces --world WORLD --registry REGISTRY -o OUT`.
+pub fn nonces(world: &str, registry: &Path, out: &Path) -> assert_cmd::assert::Assert {
+    crate::verifier()
+        .args(["nonces", "--world", world, "--registry"])
+        .arg(registry)
+        .arg("-o")
+        .arg(out)
+        .assert()
+}
