@@ -1,9 +1,10 @@
 //! Fleets of compat KEKs: `wrap --format azure --nonces --out-dir` writes one
 //! Azure `.byok` file per enrolled host, for the compat KEK its verified
 //! evidence certifies, on three swtpm hosts. A host without a compat KEK gets
-//! nothing and is named; the others import their file and sign with the key,
-//! and OpenSSL checks each signature with the original public key. Formats
-//! that wrap for a cloud's own KEK (gcp, aws) are refused for fleets.
+//! nothing and is named; the others import their file and sign with the key;
+//! OpenSSL checks each signature with the original public key, and their
+//! receipts make the roster. Formats that wrap for a cloud's own KEK (gcp,
+//! aws) are refused for fleets.
 
 use byok_tests::fleet::{check_signature, enrol_all, public_key_of, FleetRun};
 use byok_tests::{keygen, tpm_a, tpm_b, tpm_c, Host};
@@ -132,4 +133,36 @@ fn a_byok_file_for_each_hosts_compat_kek() {
         .1
         .import("eu", "other", &out.join("web-b.byok"))
         .failure();
+
+    // Receipts: checked against each host's enrolled AK and KEK (a .byok file
+    // names no TPM object, so there is no --transfers); the roster names the
+    // host without the key.
+    let receipts = w.join("receipts");
+    std::fs::create_dir(&receipts).unwrap();
+    for (name, host, _) in &hosts[..2] {
+        let n = set["hosts"][name].as_str().unwrap();
+        host.agent()
+            .args(["attest-key", "--key", "k", "--nonce", n, "-o"])
+            .arg(receipts.join(format!("{name}.receipt")))
+            .assert()
+            .success();
+    }
+    let run = byok_tests::verifier()
+        .args(["check-receipt", "--json", "--nonces"])
+        .arg(&nonces)
+        .arg("--registry")
+        .arg(&registry)
+        .arg("--roots")
+        .arg(&roots)
+        .arg("--receipts")
+        .arg(&receipts)
+        .output()
+        .unwrap();
+    let roster: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(
+        roster["holders"],
+        serde_json::json!(["web-a", "web-b"]),
+        "{roster}"
+    );
+    assert_eq!(roster["lacking"], serde_json::json!(["web-c"]), "{roster}");
 }

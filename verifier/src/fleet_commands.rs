@@ -203,29 +203,28 @@ pub fn wrap(a: &WrapArgs, key: &[u8]) -> Result<()> {
         }
     }
     // The key, read once, in the form the format carries.
-    let (tpm_key, cloud_key): (Option<Box<dyn TpmObjectKey + Sync>>, Option<CloudKey>) =
-        match a.format {
-            WrapFormat::Azure => (None, Some(CloudKey::read(key, a.key_type)?)),
-            _ => (
-                Some(match a.key_type {
-                    KeyType::Auto => Box::new(TargetKey::from_bytes(key)?),
-                    KeyType::Aes => Box::new(SymmetricKey::new(SymmetricKind::Aes, key)?),
-                    KeyType::Hmac => Box::new(SymmetricKey::new(SymmetricKind::HmacSha256, key)?),
-                }),
-                None,
-            ),
-        };
-    let target = match (&tpm_key, &cloud_key) {
-        (_, Some(key)) => FleetTarget::CompatByok {
+    enum FleetKey {
+        Tpm(Box<dyn TpmObjectKey + Sync>),
+        Cloud(CloudKey),
+    }
+    let fleet_key = match (a.format, a.key_type) {
+        (WrapFormat::Azure, kind) => FleetKey::Cloud(CloudKey::read(key, kind)?),
+        (_, KeyType::Auto) => FleetKey::Tpm(Box::new(TargetKey::from_bytes(key)?)),
+        (_, KeyType::Aes) => FleetKey::Tpm(Box::new(SymmetricKey::new(SymmetricKind::Aes, key)?)),
+        (_, KeyType::Hmac) => {
+            FleetKey::Tpm(Box::new(SymmetricKey::new(SymmetricKind::HmacSha256, key)?))
+        }
+    };
+    let target = match &fleet_key {
+        FleetKey::Cloud(key) => FleetTarget::CompatByok {
             key,
             method: a.method,
         },
-        (Some(key), None) => FleetTarget::Package {
+        FleetKey::Tpm(key) => FleetTarget::Package {
             key: key.as_ref(),
             label: a.label.as_ref(),
             key_pcrs: a.key_pcrs.as_ref(),
         },
-        (None, None) => unreachable!("one form of the key is read above"),
     };
     let mut flags = proof(&a.registered, Some(&a.answer));
     // Every host of a fleet is proven by its enrolment.

@@ -480,6 +480,14 @@ mod tests {
             }),
             r#"{"zeta":"a\\u{1b}[2J","alpha":"b\\\\"}"#
         );
+        // Strings in arrays (an EK chain's subjects) and map keys too.
+        let chain = ["CN=ok", "CN=\u{1b}[31mred"];
+        let mut keyed = std::collections::BTreeMap::new();
+        keyed.insert("k\u{7}", 1);
+        assert_eq!(
+            json_line(&(chain, keyed)),
+            r#"[["CN=ok","CN=\\u{1b}[31mred"],{"k\\u{7}":1}]"#
+        );
     }
 
     #[test]
