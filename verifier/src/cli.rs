@@ -280,7 +280,7 @@ pub struct WrapArgs {
     /// in --registry.
     #[arg(long, requires_all = ["registry", "out_dir"], conflicts_with = "nonce")]
     pub nonces: Option<PathBuf>,
-    /// Fleet: where each host's package goes, as HOST.transfer.
+    /// Fleet: where each host's package goes, as HOST.transfer (HOST.byok with --format azure).
     #[arg(long, requires = "nonces", conflicts_with = "out")]
     pub out_dir: Option<PathBuf>,
     /// Free-text label carried in the package (unsigned, informational).
