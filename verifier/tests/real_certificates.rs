@@ -326,3 +326,64 @@ fn self_signed_manufacturer_roots_verify_their_own_signatures() {
     }
     assert!(checked >= 10, "{checked}");
 }
+
+#[test]
+fn rsa_ek_public_area_must_be_the_certified_key() {
+    use byok_protocol::public::{PublicId, PublicParams, Scheme, SymDef, TpmtPublic};
+    use byok_protocol::tpm::{alg, attr};
+    use byok_verifier::check::ek::{check_ek_matches_certificate, CertifiedKey};
+    use der::{Decode, Encode};
+    let Some(d) = testdata() else { return };
+    let ek = cert(&d, "ek-real/stm-ek-rsa-by-STM_RSA_05I-extra-data.pem");
+    let info = &ek.cert.tbs_certificate.subject_public_key_info;
+    let certified = CertifiedKey::from_spki(&info.to_der().unwrap());
+    let key = pkcs1::RsaPublicKey::from_der(info.subject_public_key.raw_bytes()).unwrap();
+    // The TPM's modulus is the key's size exactly; DER may add a zero byte.
+    let n: Vec<u8> = key
+        .modulus
+        .as_bytes()
+        .iter()
+        .copied()
+        .skip_while(|b| *b == 0)
+        .collect();
+    assert_eq!(n.len(), 256);
+    assert_eq!(key.public_exponent.as_bytes(), [1, 0, 1]);
+    let public = |n: &[u8], exponent: u32| {
+        TpmtPublic::build(
+            alg::RSA,
+            alg::SHA256,
+            attr::FIXED_TPM
+                | attr::FIXED_PARENT
+                | attr::SENSITIVE_DATA_ORIGIN
+                | attr::ADMIN_WITH_POLICY
+                | attr::RESTRICTED
+                | attr::DECRYPT,
+            vec![],
+            PublicParams::Rsa {
+                symmetric: SymDef::AES_128_CFB,
+                scheme: Scheme::NULL,
+                key_bits: 2048,
+                exponent,
+            },
+            PublicId::Rsa(n.to_vec()),
+        )
+    };
+    // Exponent 0 is the TPM's spelling of 65537.
+    for e in [0, 65537] {
+        check_ek_matches_certificate(&public(&n, e), &certified).unwrap();
+    }
+    let mut other = n.clone();
+    other[200] ^= 1;
+    assert!(check_ek_matches_certificate(&public(&other, 0), &certified).is_err());
+    assert!(check_ek_matches_certificate(&public(&n, 3), &certified).is_err());
+    // The ECC certificate's key is no RSA key.
+    let ecc = cert(&d, "ek-real/stm-ek-ecc-by-STM_ECC_01I.pem");
+    let ecc = CertifiedKey::from_spki(
+        &ecc.cert
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .unwrap(),
+    );
+    assert!(check_ek_matches_certificate(&public(&n, 0), &ecc).is_err());
+}
