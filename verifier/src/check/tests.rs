@@ -182,3 +182,48 @@ fn compat_kek_attribute_checks() {
         Err(VerifyError::CompatKekAttributes(_))
     ));
 }
+
+#[test]
+fn an_ecc_ek_public_area_is_compared_with_its_certified_key_on_its_curve() {
+    use super::ek::{check_ek_matches_certificate, CertifiedKey};
+    use byok_protocol::tpm::curve;
+    use p384::elliptic_curve::sec1::ToEncodedPoint;
+    use spki::EncodePublicKey;
+    // A P-384 key as an EK certificate carries it (no real P-384 EK
+    // certificate is at hand), and a public area with its point.
+    let secret = p384::SecretKey::random(&mut rand::thread_rng());
+    let point = secret.public_key().to_encoded_point(false);
+    let spki = secret.public_key().to_public_key_der().unwrap();
+    let certified = CertifiedKey::from_spki(spki.as_bytes());
+    let public = |x: &[u8], y: &[u8], c: u16| {
+        TpmtPublic::build(
+            alg::ECC,
+            alg::SHA384,
+            attr::FIXED_TPM | attr::FIXED_PARENT | attr::RESTRICTED | attr::DECRYPT,
+            vec![],
+            PublicParams::Ecc {
+                symmetric: SymDef::AES_128_CFB,
+                scheme: Scheme::NULL,
+                curve: c,
+                kdf: Scheme::NULL,
+            },
+            PublicId::Ecc {
+                x: x.to_vec(),
+                y: y.to_vec(),
+            },
+        )
+    };
+    let (x, y) = (point.x().unwrap().to_vec(), point.y().unwrap().to_vec());
+    check_ek_matches_certificate(&public(&x, &y, curve::NIST_P384), &certified).unwrap();
+    let mut other = y.clone();
+    other[47] ^= 1;
+    assert!(matches!(
+        check_ek_matches_certificate(&public(&x, &other, curve::NIST_P384), &certified),
+        Err(VerifyError::EkPublicMismatch)
+    ));
+    // An RSA public area against it.
+    assert!(matches!(
+        check_ek_matches_certificate(&rsa(attr::DECRYPT, SymDef::AES_128_CFB, 2048), &certified),
+        Err(VerifyError::EkPublicMismatch)
+    ));
+}
