@@ -439,3 +439,26 @@ fn a_batch_ends_with_a_summary_and_the_most_serious_failure_decides_the_exit() {
         .code(2)
         .stderr(predicates::str::contains("names no file"));
 }
+
+#[test]
+fn the_text_reports_name_what_was_verified() {
+    use byok_verifier::report::{identity_text, verified_text};
+    let v = proven();
+    let cert = hex::encode(v.ek_certificate_sha256);
+    let ek = hex::encode(&v.ek_name);
+    assert_eq!(
+        identity_text(&v),
+        format!("host (not enrolled), EK certificate SHA-256 {cert}, EK name {ek}")
+    );
+    let text = verified_text(Path::new("a-eu.evidence"), &v);
+    for line in [
+        "OK a-eu.evidence: world \"eu\"\n".to_string(),
+        "  host:       (not enrolled)\n".into(),
+        format!("  EK:         certificate SHA-256 {cert}, name {ek}\n"),
+        format!("  EK chain:   {}\n", v.ek_chain.join(" -> ")),
+        format!("  KEK:        RSA-2048 name {}\n", hex::encode(&v.kek_name)),
+        format!("  AK:         RSA-2048 name {}\n", hex::encode(&v.ak_name)),
+    ] {
+        assert!(text.contains(&line), "{line:?} not in:\n{text}");
+    }
+}
