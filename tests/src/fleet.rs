@@ -86,3 +86,47 @@ pub fn nonces(world: &str, registry: &Path, out: &Path) -> assert_cmd::assert::A
         .arg(out)
         .assert()
 }
+
+impl FleetRun<'_> {
+    /// `byok-verifier check-receipt --nonces ... --receipts RECEIPTS`.
+    pub fn check_receipts(&self, receipts: &Path) -> assert_cmd::Command {
+        let mut c = crate::verifier();
+        c.args(["check-receipt", "--nonces"])
+            .arg(self.nonces)
+            .arg("--registry")
+            .arg(self.registry)
+            .arg("--roots")
+            .arg(self.roots)
+            .arg("--receipts")
+            .arg(receipts);
+        c
+    }
+}
+
+/// `byok-agent attest-key --key k --nonce NONCE -o OUT` on `host`.
+pub fn attest_key(host: &Host, nonce: &str, out: &Path) {
+    host.agent()
+        .args(["attest-key", "--key", "k", "--nonce", nonce, "-o"])
+        .arg(out)
+        .assert()
+        .success();
+}
+
+/// Run `cmd` (a `--json` command), expect exit `code`, check its output
+/// against the fields docs/json.md lists for `documented_as`, and return it.
+pub fn json_run(
+    cmd: &mut assert_cmd::Command,
+    code: i32,
+    documented_as: &str,
+) -> serde_json::Value {
+    let run = cmd.output().expect("run the command");
+    assert_eq!(
+        run.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    crate::json_docs::check(&crate::json_docs::documented(), documented_as, &stdout);
+    serde_json::from_slice(&run.stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}

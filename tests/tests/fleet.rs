@@ -5,14 +5,12 @@
 //! others do, and the summary names both the file and the host.
 
 use byok_tests::fleet::nonces as nonces_cmd;
-use byok_tests::fleet::{check_signature, enrol_all, public_key_of, FleetRun};
+use byok_tests::fleet::{
+    attest_key, check_signature, enrol_all, json_run, public_key_of, FleetRun,
+};
 use byok_tests::{keygen, tpm_a, tpm_b, tpm_c, verifier, Host};
 use predicates::str::contains;
 use tempfile::TempDir;
-
-fn json(out: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(out)))
-}
 
 fn host_line<'a>(
     report: &'a serde_json::Value,
@@ -102,20 +100,11 @@ fn one_key_to_every_enrolled_host_and_a_roster_of_who_holds_it() {
         key: &key,
         out: &out,
     };
-    let run = run_files.wrap("tpm").arg("--json").output().unwrap();
-    assert_eq!(
-        run.status.code(),
-        Some(10),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let docs = byok_tests::json_docs::documented();
-    byok_tests::json_docs::check(
-        &docs,
+    let report = json_run(
+        run_files.wrap("tpm").arg("--json"),
+        10,
         "byok-verifier wrap --nonces --json",
-        &String::from_utf8_lossy(&run.stdout),
     );
-    let report = json(&run.stdout);
     assert_eq!(report["type"], "tpm-byok/fleet-wrap");
     assert_eq!(
         (report["ok"].as_u64(), report["failed"].as_u64()),
@@ -165,37 +154,21 @@ fn one_key_to_every_enrolled_host_and_a_roster_of_who_holds_it() {
     for (name, host) in &hosts[..2] {
         host.import("eu", "k", &out.join(format!("{name}.transfer")))
             .success();
-        host.agent()
-            .args(["attest-key", "--key", "k", "--nonce", &nonce_of(name), "-o"])
-            .arg(receipts.join(format!("{name}.receipt")))
-            .assert()
-            .success();
+        attest_key(
+            host,
+            &nonce_of(name),
+            &receipts.join(format!("{name}.receipt")),
+        );
     }
-    let run = verifier()
-        .args(["check-receipt", "--json", "--nonces"])
-        .arg(&nonces)
-        .arg("--registry")
-        .arg(&registry)
-        .arg("--roots")
-        .arg(&roots)
-        .arg("--receipts")
-        .arg(&receipts)
-        .arg("--transfers")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert_eq!(
-        run.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    byok_tests::json_docs::check(
-        &docs,
+    let report = json_run(
+        run_files
+            .check_receipts(&receipts)
+            .arg("--json")
+            .arg("--transfers")
+            .arg(&out),
+        4,
         "byok-verifier check-receipt --receipts --json",
-        &String::from_utf8_lossy(&run.stdout),
     );
-    let report = json(&run.stdout);
     assert_eq!(report["holders"], serde_json::json!(["web-a", "web-b"]));
     assert_eq!(report["lacking"], serde_json::json!(["web-c"]));
     assert!(host_line(&report, "web-c", None)["reason"]
@@ -220,15 +193,8 @@ fn one_key_to_every_enrolled_host_and_a_roster_of_who_holds_it() {
         .arg(receipts.join("web-a.receipt"))
         .assert()
         .success();
-    verifier()
-        .args(["check-receipt", "--nonces"])
-        .arg(&nonces)
-        .arg("--registry")
-        .arg(&registry)
-        .arg("--roots")
-        .arg(&roots)
-        .arg("--receipts")
-        .arg(&receipts)
+    run_files
+        .check_receipts(&receipts)
         .assert()
         .code(10)
         .stdout(contains("FAIL web-a ("))

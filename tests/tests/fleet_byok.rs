@@ -6,7 +6,9 @@
 //! receipts make the roster. Formats that wrap for a cloud's own KEK (gcp,
 //! aws) are refused for fleets.
 
-use byok_tests::fleet::{check_signature, enrol_all, public_key_of, FleetRun};
+use byok_tests::fleet::{
+    attest_key, check_signature, enrol_all, json_run, public_key_of, FleetRun,
+};
 use byok_tests::{keygen, tpm_a, tpm_b, tpm_c, Host};
 use predicates::str::contains;
 use tempfile::TempDir;
@@ -43,7 +45,7 @@ fn a_byok_file_for_each_hosts_compat_kek() {
     }
     let key = keygen("p256", w.join("k.pem"));
     let out = w.join("out");
-    let run = FleetRun {
+    let files = FleetRun {
         nonces: &nonces,
         registry: &registry,
         roots: &roots,
@@ -51,7 +53,7 @@ fn a_byok_file_for_each_hosts_compat_kek() {
         key: &key,
         out: &out,
     };
-    let fleet_wrap = |format: &str| run.wrap(format);
+    let fleet_wrap = |format: &str| files.wrap(format);
 
     // gcp and aws wrap for a cloud's KEK: no fleet of them; nothing written.
     for format in ["gcp", "aws"] {
@@ -60,26 +62,45 @@ fn a_byok_file_for_each_hosts_compat_kek() {
             .code(2)
             .stderr(contains("gcp and aws wrap for the cloud's own KEK"));
     }
+    for (flag, value) in [("--key-pcrs", "sha256:7"), ("--label", "x")] {
+        fleet_wrap("azure")
+            .args([flag, value])
+            .assert()
+            .code(2)
+            .stderr(contains(
+                "--kek-public, --kid, --key-pcrs, --label and --base64 do not apply",
+            ));
+    }
+    // What no host's KEK changes is refused once, before any host: a key
+    // type Azure does not import, a method that is not Azure's.
+    let hmac = w.join("hmac.key");
+    std::fs::write(&hmac, [7u8; 32]).unwrap();
+    let refused = FleetRun {
+        key: &hmac,
+        ..files
+    }
+    .wrap("azure")
+    .args(["--key-type", "hmac"])
+    .assert()
+    .code(5);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).to_string();
+    assert_eq!(
+        stderr.matches("do not import HMAC keys").count(),
+        1,
+        "{stderr}"
+    );
     fleet_wrap("azure")
-        .args(["--key-pcrs", "sha256:7"])
+        .args(["--method", "rsa-oaep-3072-sha256-aes-256"])
         .assert()
-        .code(2)
-        .stderr(contains("--key-pcrs"));
+        .code(5)
+        .stderr(contains("unknown method"));
     assert!(!out.exists());
 
-    let run = fleet_wrap("azure").arg("--json").output().unwrap();
-    assert_eq!(
-        run.status.code(),
-        Some(10),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    byok_tests::json_docs::check(
-        &byok_tests::json_docs::documented(),
+    let report = json_run(
+        fleet_wrap("azure").arg("--json"),
+        10,
         "byok-verifier wrap --nonces --json",
-        &String::from_utf8_lossy(&run.stdout),
     );
-    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(
         (report["ok"].as_u64(), report["failed"].as_u64()),
         (Some(2), Some(1))
@@ -141,24 +162,14 @@ fn a_byok_file_for_each_hosts_compat_kek() {
     std::fs::create_dir(&receipts).unwrap();
     for (name, host, _) in &hosts[..2] {
         let n = set["hosts"][name].as_str().unwrap();
-        host.agent()
-            .args(["attest-key", "--key", "k", "--nonce", n, "-o"])
-            .arg(receipts.join(format!("{name}.receipt")))
-            .assert()
-            .success();
+        attest_key(host, n, &receipts.join(format!("{name}.receipt")));
     }
-    let run = byok_tests::verifier()
-        .args(["check-receipt", "--json", "--nonces"])
-        .arg(&nonces)
-        .arg("--registry")
-        .arg(&registry)
-        .arg("--roots")
-        .arg(&roots)
-        .arg("--receipts")
-        .arg(&receipts)
-        .output()
-        .unwrap();
-    let roster: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    // Exit 4: web-c has no receipt (it never got the key).
+    let roster = json_run(
+        files.check_receipts(&receipts).arg("--json"),
+        4,
+        "byok-verifier check-receipt --receipts --json",
+    );
     assert_eq!(
         roster["holders"],
         serde_json::json!(["web-a", "web-b"]),

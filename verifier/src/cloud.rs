@@ -413,18 +413,7 @@ pub fn plan(
         (Cloud::Aws, CloudKey::Asymmetric { .. }) => CloudMethod::RsaAesKeyWrapSha256,
         (Cloud::Aws, _) => CloudMethod::RsaesOaepSha256,
     };
-    let name = method.unwrap_or(default);
-    let Some(&(method, wrapping, bits)) = methods(cloud).iter().find(|(m, _, _)| *m == name) else {
-        let known: Vec<&str> = methods(cloud).iter().map(|(m, _, _)| m.name()).collect();
-        return Err(refused(
-            cloud,
-            format!(
-                "unknown method {:?}; use one of {}",
-                name.name(),
-                known.join(", ")
-            ),
-        ));
-    };
+    let (method, wrapping, bits) = lookup(cloud, method.unwrap_or(default))?;
 
     // KEK sizes.
     match (cloud, bits) {
@@ -443,7 +432,45 @@ pub fn plan(
         _ => {}
     }
 
-    // Key types.
+    check_key_type(cloud, key)?;
+    if let Wrapping::Oaep(h) = wrapping {
+        if let CloudKey::Asymmetric { .. } = key {
+            return Err(refused(cloud, format!("{method} wraps small symmetric keys only; use a *_AES_* key-wrap method for {}", key.describe())));
+        }
+        let cap = oaep_capacity(kek, h);
+        if key.bytes().len() > cap {
+            return Err(refused(
+                cloud,
+                format!("{method} carries at most {cap} bytes with this KEK"),
+            ));
+        }
+    }
+    Ok(Plan { method, wrapping })
+}
+
+/// The cloud's method of this name, its wrapping and the KEK size it needs.
+fn lookup(
+    cloud: Cloud,
+    name: CloudMethod,
+) -> Result<(CloudMethod, Wrapping, Option<usize>), VerifyError> {
+    match methods(cloud).iter().find(|(m, _, _)| *m == name) {
+        Some(&found) => Ok(found),
+        None => {
+            let known: Vec<&str> = methods(cloud).iter().map(|(m, _, _)| m.name()).collect();
+            Err(refused(
+                cloud,
+                format!(
+                    "unknown method {:?}; use one of {}",
+                    name.name(),
+                    known.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// The key types the cloud imports.
+fn check_key_type(cloud: Cloud, key: &CloudKey) -> Result<(), VerifyError> {
     match (cloud, key) {
         (Cloud::Azure, CloudKey::Hmac(_)) => {
             return Err(refused(
@@ -474,19 +501,20 @@ pub fn plan(
         }
         _ => {}
     }
-    if let Wrapping::Oaep(h) = wrapping {
-        if let CloudKey::Asymmetric { .. } = key {
-            return Err(refused(cloud, format!("{method} wraps small symmetric keys only; use a *_AES_* key-wrap method for {}", key.describe())));
-        }
-        let cap = oaep_capacity(kek, h);
-        if key.bytes().len() > cap {
-            return Err(refused(
-                cloud,
-                format!("{method} carries at most {cap} bytes with this KEK"),
-            ));
-        }
+    Ok(())
+}
+
+/// What [`plan`] checks without a KEK (the method's name, the key's type),
+/// for a run that plans once per KEK (a fleet) to refuse before it starts.
+pub fn check_method_and_key(
+    cloud: Cloud,
+    method: Option<CloudMethod>,
+    key: &CloudKey,
+) -> Result<(), VerifyError> {
+    if let Some(m) = method {
+        lookup(cloud, m)?;
     }
-    Ok(Plan { method, wrapping })
+    check_key_type(cloud, key)
 }
 
 /// Wrap the key; returns the bytes the cloud takes.

@@ -150,8 +150,10 @@ pub fn wrap(a: WrapArgs) -> Result<()> {
         WrapFormat::Gcp => Cloud::Gcp,
         WrapFormat::Aws => Cloud::Aws,
     };
-    if a.key_pcrs.is_some() {
-        return Err(usage("--key-pcrs is for --format tpm"));
+    if a.key_pcrs.is_some() || a.label.is_some() {
+        return Err(usage(
+            "--key-pcrs and --label are for --format tpm (a cloud blob carries neither)",
+        ));
     }
     // The cloud KEK: given as a public key, or a tpm-byok host's compat KEK
     // taken from evidence that is verified first (with a proven AK).

@@ -9,7 +9,7 @@ use byok_protocol::fleet::{NonceSet, MAX_NONCES_SIZE};
 use byok_protocol::keys::{SymmetricKey, SymmetricKind, TargetKey, TpmObjectKey};
 use byok_protocol::text::inert;
 use byok_verifier::batch::thousands;
-use byok_verifier::cloud::{CloudKey, KeyType};
+use byok_verifier::cloud::{self, Cloud, CloudKey, KeyType};
 use byok_verifier::error::{Failure, VerifyError};
 use byok_verifier::fleet::{self, FleetTarget, HostLine};
 use byok_verifier::pipeline::Pipeline;
@@ -175,9 +175,14 @@ pub fn wrap(a: &WrapArgs, key: &[u8]) -> Result<()> {
             }
         }
         WrapFormat::Azure => {
-            if a.kek_public.is_some() || a.kid.is_some() || a.key_pcrs.is_some() || a.base64 {
+            if a.kek_public.is_some()
+                || a.kid.is_some()
+                || a.key_pcrs.is_some()
+                || a.label.is_some()
+                || a.base64
+            {
                 return Err(usage(
-                    "a fleet wrap --format azure wraps for each host's compat KEK, taken from its verified evidence: --kek-public, --kid, --key-pcrs and --base64 do not apply",
+                    "a fleet wrap --format azure wraps for each host's compat KEK, taken from its verified evidence: --kek-public, --kid, --key-pcrs, --label and --base64 do not apply",
                 ));
             }
         }
@@ -208,7 +213,12 @@ pub fn wrap(a: &WrapArgs, key: &[u8]) -> Result<()> {
         Cloud(CloudKey),
     }
     let fleet_key = match (a.format, a.key_type) {
-        (WrapFormat::Azure, kind) => FleetKey::Cloud(CloudKey::read(key, kind)?),
+        (WrapFormat::Azure, kind) => {
+            let key = CloudKey::read(key, kind)?;
+            // Refused once here, not once per host: what needs no host's KEK.
+            cloud::check_method_and_key(Cloud::Azure, a.method, &key)?;
+            FleetKey::Cloud(key)
+        }
         (_, KeyType::Auto) => FleetKey::Tpm(Box::new(TargetKey::from_bytes(key)?)),
         (_, KeyType::Aes) => FleetKey::Tpm(Box::new(SymmetricKey::new(SymmetricKind::Aes, key)?)),
         (_, KeyType::Hmac) => {

@@ -146,69 +146,55 @@ struct KekPcrBindingReport<'a> {
 /// "sha256:2"), one entry per index (the last value given). Written without
 /// a map or a string per entry: a batch prints one per evidence file.
 struct PcrValues<'a> {
-    bank: &'static str,
-    values: Vec<(u32, &'a [u8])>,
+    values: Vec<(PcrKey, &'a [u8])>,
 }
 
 impl<'a> PcrValues<'a> {
     fn new(bank: &'static str, values: impl IntoIterator<Item = (u32, &'a [u8])>) -> Self {
-        // Each key's text once; the position makes the order total, so of
-        // equal indices the last given stays last, and is kept.
-        let mut keyed: Vec<(Decimal, usize, u32, &[u8])> = values
+        let mut values: Vec<(PcrKey, &[u8])> = values
             .into_iter()
-            .enumerate()
-            .map(|(at, (i, v))| (decimal(i), at, i, v))
+            .map(|(i, v)| (PcrKey::new(bank, i), v))
             .collect();
-        keyed.sort_unstable_by_key(|a| (a.0, a.1));
-        let mut kept: Vec<(u32, &[u8])> = Vec::with_capacity(keyed.len());
-        for v in keyed.into_iter().map(|(_, _, i, v)| (i, v)) {
+        // Stable: of equal keys the last given stays last, and is kept.
+        values.sort_by_key(|(k, _)| *k);
+        let mut kept: Vec<(PcrKey, &[u8])> = Vec::with_capacity(values.len());
+        for v in values {
             match kept.last_mut() {
                 Some(last) if last.0 == v.0 => *last = v,
                 _ => kept.push(v),
             }
         }
-        PcrValues { bank, values: kept }
+        PcrValues { values: kept }
     }
 }
 
-/// Decimal digits (zero-padded after them) and their count.
-type Decimal = ([u8; 10], usize);
+/// "BANK:INDEX" on the stack (a bank name has at most 6 letters, an index
+/// 10 digits). Zero bytes pad the text, so keys compare as their text does.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct PcrKey([u8; 24]);
 
-/// The decimal digits of `i`, for comparing as text.
-fn decimal(i: u32) -> Decimal {
-    let mut digits = [0u8; 10];
-    let mut n = i;
-    let mut len = 0;
-    loop {
-        digits[len] = b'0' + (n % 10) as u8;
-        len += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+impl PcrKey {
+    fn new(bank: &str, index: u32) -> PcrKey {
+        use std::io::Write as _;
+        let mut text = [0u8; 24];
+        // 17 bytes at most: writing cannot run out of room.
+        let _ = write!(&mut text[..], "{bank}:{index}");
+        PcrKey(text)
     }
-    digits[..len].reverse();
-    let mut out = [0u8; 10];
-    out[..len].copy_from_slice(&digits[..len]);
-    // Compared as (digits, len): zero padding after the digits sorts "1"
-    // before "10" as text does.
-    (out, len)
+
+    fn as_str(&self) -> &str {
+        let len = self.0.iter().position(|b| *b == 0).unwrap_or(self.0.len());
+        // Written from a &str and a number above.
+        std::str::from_utf8(&self.0[..len]).unwrap_or_default()
+    }
 }
 
 impl Serialize for PcrValues<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = s.serialize_map(Some(self.values.len()))?;
-        for (i, value) in &self.values {
-            let (digits, len) = decimal(*i);
-            let mut key = [0u8; 32];
-            let bank = self.bank.as_bytes();
-            key[..bank.len()].copy_from_slice(bank);
-            key[bank.len()] = b':';
-            key[bank.len() + 1..bank.len() + 1 + len].copy_from_slice(&digits[..len]);
-            let key = std::str::from_utf8(&key[..bank.len() + 1 + len])
-                .map_err(<S::Error as serde::ser::Error>::custom)?;
-            map.serialize_entry(key, &Hex(value))?;
+        for (key, value) in &self.values {
+            map.serialize_entry(key.as_str(), &Hex(value))?;
         }
         map.end()
     }
@@ -518,8 +504,10 @@ mod tests {
             format!("\"{}\"", hex::encode(long))
         );
         for i in [0, 9, 10, 99, 100, u32::MAX] {
-            let (digits, len) = super::decimal(i);
-            assert_eq!(&digits[..len], i.to_string().as_bytes());
+            assert_eq!(
+                super::PcrKey::new("sha512", i).as_str(),
+                format!("sha512:{i}")
+            );
         }
     }
 }

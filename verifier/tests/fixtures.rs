@@ -462,3 +462,29 @@ fn the_text_reports_name_what_was_verified() {
         assert!(text.contains(&line), "{line:?} not in:\n{text}");
     }
 }
+
+#[test]
+fn a_cloud_blob_refuses_what_only_a_transfer_package_carries() {
+    let d = tempfile::TempDir::new().unwrap();
+    let key = d.path().join("k.pem");
+    verifier()
+        .args(["keygen", "--alg", "p256", "-o"])
+        .arg(&key)
+        .assert()
+        .success();
+    for (flag, value) in [("--key-pcrs", "sha256:7"), ("--label", "x")] {
+        for format in ["azure", "gcp", "aws"] {
+            verifier()
+                .args(["wrap", "--format", format, flag, value, "--key"])
+                .arg(&key)
+                .arg("-o")
+                .arg(d.path().join("out"))
+                .assert()
+                .code(2)
+                .stderr(predicates::str::contains(
+                    "--key-pcrs and --label are for --format tpm",
+                ));
+        }
+    }
+    assert!(!d.path().join("out").exists());
+}

@@ -216,10 +216,33 @@ fn ek_cert_command() {
         ));
 }
 
+/// An EK's public area (a restricted decryption key of the endorsement
+/// hierarchy's template) with these parameters and key.
+fn ek_area(
+    object_type: u16,
+    params: byok_protocol::public::PublicParams,
+    unique: byok_protocol::public::PublicId,
+) -> byok_protocol::public::TpmtPublic {
+    use byok_protocol::tpm::{alg, attr};
+    byok_protocol::public::TpmtPublic::build(
+        object_type,
+        alg::SHA256,
+        attr::FIXED_TPM
+            | attr::FIXED_PARENT
+            | attr::SENSITIVE_DATA_ORIGIN
+            | attr::ADMIN_WITH_POLICY
+            | attr::RESTRICTED
+            | attr::DECRYPT,
+        vec![],
+        params,
+        unique,
+    )
+}
+
 #[test]
 fn ecc_ek_public_area_must_be_the_certified_point() {
-    use byok_protocol::public::{PublicId, PublicParams, Scheme, SymDef, TpmtPublic};
-    use byok_protocol::tpm::{alg, attr, curve};
+    use byok_protocol::public::{PublicId, PublicParams, Scheme, SymDef};
+    use byok_protocol::tpm::{alg, curve};
     use byok_verifier::check::ek::{check_ek_matches_certificate, CertifiedKey};
     use der::Encode;
     let Some(d) = testdata() else { return };
@@ -239,16 +262,8 @@ fn ecc_ek_public_area_must_be_the_certified_point() {
         .to_vec();
     assert_eq!(point.len(), 65);
     let public = |x: &[u8], y: &[u8], c: u16| {
-        TpmtPublic::build(
+        ek_area(
             alg::ECC,
-            alg::SHA256,
-            attr::FIXED_TPM
-                | attr::FIXED_PARENT
-                | attr::SENSITIVE_DATA_ORIGIN
-                | attr::ADMIN_WITH_POLICY
-                | attr::RESTRICTED
-                | attr::DECRYPT,
-            vec![],
             PublicParams::Ecc {
                 symmetric: SymDef::AES_128_CFB,
                 scheme: Scheme::NULL,
@@ -329,8 +344,8 @@ fn self_signed_manufacturer_roots_verify_their_own_signatures() {
 
 #[test]
 fn rsa_ek_public_area_must_be_the_certified_key() {
-    use byok_protocol::public::{PublicId, PublicParams, Scheme, SymDef, TpmtPublic};
-    use byok_protocol::tpm::{alg, attr};
+    use byok_protocol::public::{PublicId, PublicParams, Scheme, SymDef};
+    use byok_protocol::tpm::alg;
     use byok_verifier::check::ek::{check_ek_matches_certificate, CertifiedKey};
     use der::{Decode, Encode};
     let Some(d) = testdata() else { return };
@@ -349,16 +364,8 @@ fn rsa_ek_public_area_must_be_the_certified_key() {
     assert_eq!(n.len(), 256);
     assert_eq!(key.public_exponent.as_bytes(), [1, 0, 1]);
     let public = |n: &[u8], exponent: u32| {
-        TpmtPublic::build(
+        ek_area(
             alg::RSA,
-            alg::SHA256,
-            attr::FIXED_TPM
-                | attr::FIXED_PARENT
-                | attr::SENSITIVE_DATA_ORIGIN
-                | attr::ADMIN_WITH_POLICY
-                | attr::RESTRICTED
-                | attr::DECRYPT,
-            vec![],
             PublicParams::Rsa {
                 symmetric: SymDef::AES_128_CFB,
                 scheme: Scheme::NULL,

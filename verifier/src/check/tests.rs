@@ -27,6 +27,11 @@ fn rsa(attributes: u32, symmetric: SymDef, key_bits: u16) -> TpmtPublic {
 }
 
 fn ecc(curve: u16, symmetric: SymDef, name_alg: u16) -> TpmtPublic {
+    ecc_point(curve, symmetric, name_alg, &[0xc5; 32], &[0x5c; 32])
+}
+
+/// A storage-key-like ECC public area with the point (x, y).
+fn ecc_point(curve: u16, symmetric: SymDef, name_alg: u16, x: &[u8], y: &[u8]) -> TpmtPublic {
     TpmtPublic::build(
         alg::ECC,
         name_alg,
@@ -39,8 +44,8 @@ fn ecc(curve: u16, symmetric: SymDef, name_alg: u16) -> TpmtPublic {
             kdf: Scheme::NULL,
         },
         PublicId::Ecc {
-            x: vec![0xc5; 32],
-            y: vec![0x5c; 32],
+            x: x.to_vec(),
+            y: y.to_vec(),
         },
     )
 }
@@ -195,24 +200,7 @@ fn an_ecc_ek_public_area_is_compared_with_its_certified_key_on_its_curve() {
     let point = secret.public_key().to_encoded_point(false);
     let spki = secret.public_key().to_public_key_der().unwrap();
     let certified = CertifiedKey::from_spki(spki.as_bytes());
-    let public = |x: &[u8], y: &[u8], c: u16| {
-        TpmtPublic::build(
-            alg::ECC,
-            alg::SHA384,
-            attr::FIXED_TPM | attr::FIXED_PARENT | attr::RESTRICTED | attr::DECRYPT,
-            vec![],
-            PublicParams::Ecc {
-                symmetric: SymDef::AES_128_CFB,
-                scheme: Scheme::NULL,
-                curve: c,
-                kdf: Scheme::NULL,
-            },
-            PublicId::Ecc {
-                x: x.to_vec(),
-                y: y.to_vec(),
-            },
-        )
-    };
+    let public = |x: &[u8], y: &[u8], c: u16| ecc_point(c, SymDef::AES_128_CFB, alg::SHA384, x, y);
     let (x, y) = (point.x().unwrap().to_vec(), point.y().unwrap().to_vec());
     check_ek_matches_certificate(&public(&x, &y, curve::NIST_P384), &certified).unwrap();
     let mut other = y.clone();
