@@ -75,19 +75,7 @@ impl FleetRun<'_> {
             .arg(self.out);
         c
     }
-}
 
-/// `byok-verifier nonces --world WORLD --registry REGISTRY -o OUT`.
-pub fn nonces(world: &str, registry: &Path, out: &Path) -> assert_cmd::assert::Assert {
-    crate::verifier()
-        .args(["nonces", "--world", world, "--registry"])
-        .arg(registry)
-        .arg("-o")
-        .arg(out)
-        .assert()
-}
-
-impl FleetRun<'_> {
     /// `byok-verifier check-receipt --nonces ... --receipts RECEIPTS`.
     pub fn check_receipts(&self, receipts: &Path) -> assert_cmd::Command {
         let mut c = crate::verifier();
@@ -101,6 +89,26 @@ impl FleetRun<'_> {
             .arg(receipts);
         c
     }
+}
+
+/// `byok-verifier nonces --world WORLD --registry REGISTRY -o OUT`.
+pub fn nonces(world: &str, registry: &Path, out: &Path) -> assert_cmd::assert::Assert {
+    crate::verifier()
+        .args(["nonces", "--world", world, "--registry"])
+        .arg(registry)
+        .arg("-o")
+        .arg(out)
+        .assert()
+}
+
+/// The nonce `nonces` (a file `byok-verifier nonces` wrote) holds for `host`.
+pub fn nonce_for(nonces: &Path, host: &str) -> String {
+    let set: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(nonces).expect("the nonce file")).expect("JSON");
+    set["hosts"][host]
+        .as_str()
+        .unwrap_or_else(|| panic!("no nonce for {host} in {}", nonces.display()))
+        .to_string()
 }
 
 /// `byok-agent attest-key --key k --nonce NONCE -o OUT` on `host`.

@@ -6,7 +6,7 @@
 
 use byok_tests::fleet::nonces as nonces_cmd;
 use byok_tests::fleet::{
-    attest_key, check_signature, enrol_all, json_run, public_key_of, FleetRun,
+    attest_key, check_signature, enrol_all, json_run, nonce_for, public_key_of, FleetRun,
 };
 use byok_tests::{keygen, tpm_a, tpm_b, tpm_c, verifier, Host};
 use predicates::str::contains;
@@ -56,8 +56,7 @@ fn one_key_to_every_enrolled_host_and_a_roster_of_who_holds_it() {
             + &nonces.display().to_string()
             + "\n",
     );
-    let set: serde_json::Value = serde_json::from_slice(&std::fs::read(&nonces).unwrap()).unwrap();
-    let nonce_of = |h: &str| set["hosts"][h].as_str().unwrap().to_string();
+    let nonce_of = |h: &str| nonce_for(&nonces, h);
     verifier()
         .args([
             "nonces",

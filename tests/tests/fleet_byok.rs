@@ -7,7 +7,7 @@
 //! aws) are refused for fleets.
 
 use byok_tests::fleet::{
-    attest_key, check_signature, enrol_all, json_run, public_key_of, FleetRun,
+    attest_key, check_signature, enrol_all, json_run, nonce_for, public_key_of, FleetRun,
 };
 use byok_tests::{keygen, tpm_a, tpm_b, tpm_c, Host};
 use predicates::str::contains;
@@ -36,12 +36,14 @@ fn a_byok_file_for_each_hosts_compat_kek() {
     let (roots, registry) = enrol_all(&named, "eu", w);
     let nonces = w.join("nonces.json");
     byok_tests::fleet::nonces("eu", &registry, &nonces).success();
-    let set: serde_json::Value = serde_json::from_slice(&std::fs::read(&nonces).unwrap()).unwrap();
     let evidence = w.join("evidence");
     std::fs::create_dir(&evidence).unwrap();
     for (name, host, _) in &hosts {
-        let n = set["hosts"][name].as_str().unwrap();
-        host.evidence("eu", n, &evidence.join(format!("{name}.evidence")));
+        host.evidence(
+            "eu",
+            &nonce_for(&nonces, name),
+            &evidence.join(format!("{name}.evidence")),
+        );
     }
     let key = keygen("p256", w.join("k.pem"));
     let out = w.join("out");
@@ -62,14 +64,25 @@ fn a_byok_file_for_each_hosts_compat_kek() {
             .code(2)
             .stderr(contains("gcp and aws wrap for the cloud's own KEK"));
     }
+    // What a cloud blob cannot carry (the rule of every wrap), and what a
+    // host's own compat KEK replaces.
     for (flag, value) in [("--key-pcrs", "sha256:7"), ("--label", "x")] {
         fleet_wrap("azure")
             .args([flag, value])
             .assert()
             .code(2)
-            .stderr(contains(
-                "--kek-public, --kid, --key-pcrs, --label and --base64 do not apply",
-            ));
+            .stderr(contains("--key-pcrs and --label are for --format tpm"));
+    }
+    for args in [
+        &["--kek-public", "kek.pem"][..],
+        &["--kid", "https://vault/keys/k"],
+        &["--base64"],
+    ] {
+        fleet_wrap("azure")
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(contains("--kek-public, --kid and --base64 do not apply"));
     }
     // What no host's KEK changes is refused once, before any host: a key
     // type Azure does not import, a method that is not Azure's.
@@ -161,8 +174,11 @@ fn a_byok_file_for_each_hosts_compat_kek() {
     let receipts = w.join("receipts");
     std::fs::create_dir(&receipts).unwrap();
     for (name, host, _) in &hosts[..2] {
-        let n = set["hosts"][name].as_str().unwrap();
-        attest_key(host, n, &receipts.join(format!("{name}.receipt")));
+        attest_key(
+            host,
+            &nonce_for(&nonces, name),
+            &receipts.join(format!("{name}.receipt")),
+        );
     }
     // Exit 4: web-c has no receipt (it never got the key).
     let roster = json_run(

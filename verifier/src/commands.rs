@@ -122,8 +122,27 @@ pub fn enroll(a: EnrollArgs) -> Result<()> {
     Ok(())
 }
 
+/// Flags only one kind of format reads, refused with the others, for single
+/// and fleet wraps alike: a cloud blob carries no PCR policy and no label; a
+/// transfer package needs no cloud KEK, kid or method.
+fn check_format_flags(a: &WrapArgs) -> Result<()> {
+    if a.format == WrapFormat::Tpm {
+        if a.kek_public.is_some() || a.method.is_some() || a.kid.is_some() {
+            return Err(usage(
+                "--kek-public, --kid and --method are for --format azure|gcp|aws",
+            ));
+        }
+    } else if a.key_pcrs.is_some() || a.label.is_some() {
+        return Err(usage(
+            "--key-pcrs and --label are for --format tpm (a cloud blob carries neither)",
+        ));
+    }
+    Ok(())
+}
+
 pub fn wrap(a: WrapArgs) -> Result<()> {
     let key = zeroize::Zeroizing::new(read(&a.key, MAX_INPUT_SIZE)?);
+    check_format_flags(&a)?;
     if a.nonces.is_some() {
         return crate::fleet_commands::wrap(&a, &key);
     }
@@ -150,11 +169,6 @@ pub fn wrap(a: WrapArgs) -> Result<()> {
         WrapFormat::Gcp => Cloud::Gcp,
         WrapFormat::Aws => Cloud::Aws,
     };
-    if a.key_pcrs.is_some() || a.label.is_some() {
-        return Err(usage(
-            "--key-pcrs and --label are for --format tpm (a cloud blob carries neither)",
-        ));
-    }
     // The cloud KEK: given as a public key, or a tpm-byok host's compat KEK
     // taken from evidence that is verified first (with a proven AK).
     let (kek, identity) = match (&a.kek_public, &a.evidence) {
@@ -230,11 +244,6 @@ fn wrap_tpm(
     key: &[u8],
     pipeline: impl Fn() -> Result<Pipeline>,
 ) -> Result<()> {
-    if a.kek_public.is_some() || a.method.is_some() || a.kid.is_some() {
-        return Err(usage(
-            "--kek-public, --kid and --method are for --format azure|gcp|aws",
-        ));
-    }
     let (Some(evidence), Some(_)) = (&a.evidence, &a.nonce) else {
         return Err(usage(
             "--format tpm needs --evidence and --nonce (and --roots or --policy)",

@@ -66,10 +66,13 @@ pub enum FleetTarget<'a> {
 }
 
 impl FleetTarget<'_> {
+    /// The file name suffix of a host's transfer package.
+    pub const PACKAGE_EXTENSION: &'static str = "transfer";
+
     /// The file name suffix of what is written for a host.
     pub fn extension(&self) -> &'static str {
         match self {
-            FleetTarget::Package { .. } => "transfer",
+            FleetTarget::Package { .. } => Self::PACKAGE_EXTENSION,
             FleetTarget::CompatByok { .. } => "byok",
         }
     }
@@ -276,7 +279,7 @@ fn check_one(
         let transfer = match transfers {
             Some(dir) => {
                 let t: TransferPackage = crate::read_document(
-                    &package_path(dir, &host, "transfer"),
+                    &package_path(dir, &host, FleetTarget::PACKAGE_EXTENSION),
                     "transfer package",
                     TransferPackage::MAX_SIZE,
                 )?;
