@@ -69,14 +69,6 @@ impl<F: FnMut()> Drop for OnDrop<F> {
     }
 }
 
-/// What the workers and the writer share, under one lock.
-struct Shared {
-    /// Windows handed to the sink.
-    written: usize,
-    /// A worker's panic, which ends the run.
-    panic: Option<Box<dyn std::any::Any + Send>>,
-}
-
 /// `f(item)` for every item on all cores, a window of [`WINDOW`] items at a
 /// time: `sink` gets each window (its items and their results, in order)
 /// on the calling thread while the workers compute the next one (memory
@@ -102,18 +94,19 @@ pub fn in_windows<T: Sync, R: Send, E>(
         windows.iter().map(|_| Mutex::new(Vec::new())).collect();
     let done: Vec<AtomicUsize> = windows.iter().map(|_| AtomicUsize::new(0)).collect();
     let next = AtomicUsize::new(0);
-    // `written` again, read without the lock: workers check it per item.
+    // Windows handed to the sink; changed only under `panic`'s lock, so a
+    // waiter that checks it under the lock misses no wake-up.
     let written = AtomicUsize::new(0);
+    // Set by a worker's panic (the run ends) and when the writer is done.
     let stop = AtomicBool::new(false);
-    let shared = Mutex::new(Shared {
-        written: 0,
-        panic: None,
-    });
+    // A worker's panic, resumed once the threads are joined; its lock is
+    // the one the condition variables wait with.
+    let panic = Mutex::new(None::<Box<dyn std::any::Any + Send>>);
     let mut error = None;
     // Workers wait on `room` for the writer; the writer on `ready` for a window.
     let (room, ready) = (Condvar::new(), Condvar::new());
     let lock = || {
-        shared
+        panic
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     };
@@ -128,9 +121,11 @@ pub fn in_windows<T: Sync, R: Send, E>(
                 let Some(item) = items.get(i) else { break };
                 let w = i / WINDOW;
                 if w >= written.load(Ordering::SeqCst) + WINDOWS_AHEAD {
-                    let mut state = lock();
-                    while w >= state.written + WINDOWS_AHEAD && !stop.load(Ordering::SeqCst) {
-                        state = room.wait(state).unwrap_or_else(|p| p.into_inner());
+                    let mut guard = lock();
+                    while w >= written.load(Ordering::SeqCst) + WINDOWS_AHEAD
+                        && !stop.load(Ordering::SeqCst)
+                    {
+                        guard = room.wait(guard).unwrap_or_else(|p| p.into_inner());
                     }
                     if stop.load(Ordering::SeqCst) {
                         break;
@@ -145,13 +140,12 @@ pub fn in_windows<T: Sync, R: Send, E>(
                         progress.inc();
                         if done[w].fetch_add(1, Ordering::SeqCst) + 1 == windows[w].len() {
                             // Under the lock: the writer checks `done` under it.
-                            let _state = lock();
+                            let _guard = lock();
                             ready.notify_one();
                         }
                     }
-                    Err(panic) => {
-                        let mut state = lock();
-                        state.panic.get_or_insert(panic);
+                    Err(payload) => {
+                        lock().get_or_insert(payload);
                         stop.store(true, Ordering::SeqCst);
                         ready.notify_one();
                         room.notify_all();
@@ -164,39 +158,33 @@ pub fn in_windows<T: Sync, R: Send, E>(
         // the sink), no worker is left waiting for room.
         let _release = OnDrop(|| {
             stop.store(true, Ordering::SeqCst);
-            let _state = lock();
+            let _guard = lock();
             room.notify_all();
         });
         for (w, window) in windows.iter().enumerate() {
-            let mut state = lock();
-            while done[w].load(Ordering::SeqCst) < window.len() && state.panic.is_none() {
-                state = ready.wait(state).unwrap_or_else(|p| p.into_inner());
+            let mut guard = lock();
+            while done[w].load(Ordering::SeqCst) < window.len() && !stop.load(Ordering::SeqCst) {
+                guard = ready.wait(guard).unwrap_or_else(|p| p.into_inner());
             }
-            if state.panic.is_some() {
+            drop(guard);
+            // Only a worker's panic stops the run before the writer ends.
+            if stop.load(Ordering::SeqCst) {
                 break;
             }
-            drop(state);
             let mut mine =
                 std::mem::take(&mut *results[w].lock().unwrap_or_else(|p| p.into_inner()));
             mine.sort_unstable_by_key(|(i, _)| *i);
-            let outcome = sink(window, mine.into_iter().map(|(_, r)| r).collect());
-            let mut state = lock();
-            match outcome {
-                Ok(()) => {
-                    state.written = w + 1;
-                    written.store(w + 1, Ordering::SeqCst);
-                    room.notify_all();
-                }
-                Err(e) => {
-                    error = Some(e);
-                    break;
-                }
+            if let Err(e) = sink(window, mine.into_iter().map(|(_, r)| r).collect()) {
+                error = Some(e);
+                break;
             }
+            let _guard = lock();
+            written.store(w + 1, Ordering::SeqCst);
+            room.notify_all();
         }
     });
-    let state = shared.into_inner().unwrap_or_else(|p| p.into_inner());
-    if let Some(panic) = state.panic {
-        std::panic::resume_unwind(panic);
+    if let Some(payload) = panic.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        std::panic::resume_unwind(payload);
     }
     error.map_or(Ok(()), Err)
 }
@@ -204,6 +192,7 @@ pub fn in_windows<T: Sync, R: Send, E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::mpsc;
 
     #[test]
     fn results_come_in_item_order_window_by_window() {
@@ -259,16 +248,25 @@ mod tests {
 
     #[test]
     fn a_panic_in_the_sink_ends_the_run_and_frees_the_workers() {
-        let items: Vec<usize> = (0..WINDOW * 4).collect();
-        let r = std::panic::catch_unwind(|| {
-            in_windows(
-                &items,
-                &Progress::none(),
-                |i| *i,
-                |_, _| -> Result<(), ()> { panic!("sink") },
-            )
+        // On a thread of its own: a worker left waiting for room would hang
+        // the run, and the test fails at the timeout instead of hanging.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let items: Vec<usize> = (0..WINDOW * 4).collect();
+            let r = std::panic::catch_unwind(|| {
+                in_windows(
+                    &items,
+                    &Progress::none(),
+                    |i| *i,
+                    |_, _| -> Result<(), ()> { panic!("sink") },
+                )
+            });
+            let _ = tx.send(r.is_err());
         });
-        assert!(r.is_err());
+        let panicked = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the run ended");
+        assert!(panicked);
     }
 
     #[test]
